@@ -1,0 +1,105 @@
+//! Read-only queries over the public market.
+
+use crate::market::{LiveTotals, Overview, PoolKind, PoolListing};
+use sqlx::PgPool;
+
+/// Totals of listed capacity on live sites.
+pub async fn live_count(db: &PgPool) -> Result<LiveTotals, sqlx::Error> {
+    let row = sqlx::query!(
+        r#"
+        select
+            coalesce(sum(p.unit_count::bigint * p.gpus_per_node) filter (where p.kind = 'gpu'), 0)::bigint as "gpus!",
+            count(distinct s.id) as "sites!",
+            coalesce(sum(p.unit_count::bigint * p.block_kw) filter (where p.kind = 'power'), 0)::bigint as "power_kw!"
+        from capacity_pool p
+        join site s on s.id = p.site_id
+        where p.listed and s.status = 'live'
+        "#
+    )
+    .fetch_one(db)
+    .await?;
+    Ok(LiveTotals {
+        gpus: row.gpus,
+        sites: row.sites,
+        power_kw: row.power_kw,
+    })
+}
+
+/// The overview: headline counts and every listed pool, cheapest first within each kind.
+pub async fn overview(db: &PgPool) -> Result<Overview, sqlx::Error> {
+    let live = live_count(db).await?;
+    let rows = sqlx::query!(
+        r#"
+        select
+            p.id, p.name, p.kind, p.unit_count, p.gpu_model, p.gpus_per_node, p.gpu_memory_gb,
+            p.interconnect, p.block_kw, p.redundancy, p.cooling as pool_cooling,
+            p.price_cents, p.currency,
+            s.name as site_name, s.country, s.region, s.grid_region, s.energy_source,
+            s.status as site_status
+        from capacity_pool p
+        join site s on s.id = p.site_id
+        where p.listed
+        order by p.kind, p.price_cents, p.id
+        "#
+    )
+    .fetch_all(db)
+    .await?;
+
+    let pools = rows
+        .into_iter()
+        .filter_map(|r| {
+            let kind = PoolKind::parse(&r.kind)?;
+            let (spec, gpus, power_kw) = match kind {
+                PoolKind::Gpu => {
+                    let per_node = r.gpus_per_node.unwrap_or(0);
+                    let spec = format!(
+                        "{} × {} {} GB · {}",
+                        per_node,
+                        r.gpu_model.as_deref().unwrap_or("GPU"),
+                        r.gpu_memory_gb.unwrap_or(0),
+                        interconnect_label(r.interconnect.as_deref().unwrap_or(""))
+                    );
+                    (spec, Some(i64::from(r.unit_count) * i64::from(per_node)), None)
+                }
+                PoolKind::Power => {
+                    let block = r.block_kw.unwrap_or(0);
+                    let spec = format!(
+                        "{} kW blocks · {} · {}",
+                        block,
+                        r.redundancy.as_deref().unwrap_or("N"),
+                        r.pool_cooling.as_deref().unwrap_or("air")
+                    );
+                    (spec, None, Some(i64::from(r.unit_count) * i64::from(block)))
+                }
+            };
+            Some(PoolListing {
+                pool_id: r.id,
+                pool_name: r.name,
+                kind,
+                site_name: r.site_name,
+                country: r.country,
+                region: r.region,
+                grid_region: r.grid_region,
+                energy_source: r.energy_source,
+                site_live: r.site_status == "live",
+                spec,
+                unit_count: r.unit_count,
+                gpus,
+                power_kw,
+                price_cents: r.price_cents,
+                currency: r.currency,
+            })
+        })
+        .collect();
+
+    Ok(Overview { live, pools })
+}
+
+fn interconnect_label(code: &str) -> &str {
+    match code {
+        "infiniband" => "InfiniBand",
+        "roce" => "RoCE",
+        "ethernet" => "Ethernet",
+        other => other,
+    }
+}

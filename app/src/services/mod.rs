@@ -1,0 +1,23 @@
+//! Server-only services: the one implementation of every rule, called by server
+//! functions and by the JSON API alike.
+
+pub mod market;
+pub mod password;
+pub mod settlement;
+
+use leptos::prelude::*;
+use sqlx::PgPool;
+
+/// The database pool the server provides to every request's reactive context.
+pub fn db_from_context() -> Result<PgPool, ServerFnError> {
+    use_context::<PgPool>().ok_or_else(|| {
+        tracing::error!("no PgPool in the request context");
+        ServerFnError::new("The marketplace is misconfigured; please try again later.")
+    })
+}
+
+/// Logs a database failure and returns a message that is safe to show to anyone.
+pub fn unavailable(err: sqlx::Error) -> ServerFnError {
+    tracing::error!(error = %err, "database error in a server function");
+    ServerFnError::new("The marketplace database is unavailable right now; please try again in a moment.")
+}

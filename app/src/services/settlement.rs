@@ -1,0 +1,74 @@
+//! Settlement: turning a request for k units over a window into k concrete allocations,
+//! or none. PostgreSQL's exclusion constraint on `allocation` is the final word; this
+//! module picks free units and reports when there are not enough.
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::types::PgRange;
+use sqlx::{PgConnection, Postgres, Transaction};
+
+/// Who an allocation serves.
+#[derive(Clone, Copy, Debug)]
+pub enum AllocationOwner {
+    Reservation(i64),
+    Blackout(i64),
+}
+
+/// Not enough units of the pool are free over the whole window.
+#[derive(Debug, thiserror::Error)]
+pub enum AllocateError {
+    #[error("only {free} of the {wanted} units asked for are free over the whole window")]
+    Insufficient { wanted: i64, free: i64 },
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// `[start, end)` as PostgreSQL's `tstzrange`.
+pub fn window(start: DateTime<Utc>, end: DateTime<Utc>) -> PgRange<DateTime<Utc>> {
+    PgRange::from(start..end)
+}
+
+/// Allocates `wanted` free units of `pool_id` over `during` to `owner`, lowest unit numbers
+/// first, inside the caller's transaction. Either all `wanted` rows are written or an error
+/// is returned and the caller rolls back. A concurrent writer that takes the same unit makes
+/// this fail with an exclusion violation (SQLSTATE 23P01), which callers retry or report.
+pub async fn allocate(
+    tx: &mut Transaction<'_, Postgres>,
+    pool_id: i64,
+    during: &PgRange<DateTime<Utc>>,
+    wanted: i64,
+    owner: AllocationOwner,
+) -> Result<(), AllocateError> {
+    let (reservation_id, blackout_id) = match owner {
+        AllocationOwner::Reservation(id) => (Some(id), None),
+        AllocationOwner::Blackout(id) => (None, Some(id)),
+    };
+    let conn: &mut PgConnection = tx;
+    let inserted = sqlx::query!(
+        r#"
+        insert into allocation (site_id, pool_id, unit_id, reservation_id, blackout_id, during)
+        select u.site_id, u.pool_id, u.id, $3, $4, $2
+        from capacity_unit u
+        where u.pool_id = $1
+          and not exists (
+              select 1 from allocation a where a.unit_id = u.id and a.during && $2
+          )
+        order by u.ordinal
+        limit $5
+        "#,
+        pool_id,
+        during,
+        reservation_id,
+        blackout_id,
+        wanted,
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected() as i64;
+    if inserted < wanted {
+        return Err(AllocateError::Insufficient {
+            wanted,
+            free: inserted,
+        });
+    }
+    Ok(())
+}

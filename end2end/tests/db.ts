@@ -1,0 +1,23 @@
+import { execFileSync } from "node:child_process";
+
+/** Runs SQL against the e2e database with psql and returns its unaligned output. */
+export function sql(query: string): string {
+  const url = process.env.RIGSHIFT_E2E_DATABASE_URL;
+  if (!url) throw new Error("RIGSHIFT_E2E_DATABASE_URL is not set; run the tests through .ci/test");
+  return execFileSync("psql", [url, "-v", "ON_ERROR_STOP=1", "-tAc", query], { encoding: "utf8" }).trim();
+}
+
+/** Lists a new 4-node × 8-GPU pool on a live demo site and returns the number of GPUs added. */
+export function listExtraGpuPool(name: string): number {
+  sql(`
+    with site as (select id from site where status = 'live' order by id limit 1),
+    pool as (
+      insert into capacity_pool (site_id, kind, name, unit_count, gpu_model, gpus_per_node,
+                                 gpu_memory_gb, interconnect, node_power_w, price_cents)
+      select id, 'gpu', '${name.replace(/'/g, "''")}', 4, 'H100 SXM', 8, 80, 'infiniband', 10200, 249 from site
+      returning id, site_id
+    )
+    insert into capacity_unit (site_id, pool_id, ordinal, label)
+    select site_id, id, n, 'node-' || n from pool, generate_series(1, 4) n`);
+  return 32;
+}

@@ -1,0 +1,167 @@
+//! Configuration from environment variables (documented in the README).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Whether to load the demo market into an empty database at start-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeedMode {
+    /// Seed when the database holds no organizations yet (the default).
+    IfEmpty,
+    /// Never seed automatically (`server seed` still works).
+    Never,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `DATABASE_URL`: an existing database. Unset: start the private cluster.
+    pub database_url: Option<String>,
+    /// `RIGSHIFT_DATA_DIR`: where the private cluster keeps its files (default `.data`).
+    pub data_dir: PathBuf,
+    /// `RIGSHIFT_DB_NAME`: the database created in the private cluster (default `rigshift`).
+    pub db_name: String,
+    /// `RIGSHIFT_LISTEN`, else `LEPTOS_SITE_ADDR`, else `127.0.0.1:3000`.
+    pub listen: SocketAddr,
+    /// `RIGSHIFT_SEED`: `auto` (default) or `never`.
+    pub seed: SeedMode,
+    /// `RIGSHIFT_DB_MAX_CONNECTIONS` (default 20).
+    pub db_max_connections: u32,
+    /// `RIGSHIFT_LOG_FORMAT`: `pretty` (default) or `json`. Levels come from `RUST_LOG`.
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{var}={value:?} is not valid: {expected}")]
+pub struct ConfigError {
+    var: &'static str,
+    value: String,
+    expected: &'static str,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads configuration through `get`, so tests need not touch the process environment.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let non_empty = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let listen_raw = non_empty("RIGSHIFT_LISTEN")
+            .or_else(|| non_empty("LEPTOS_SITE_ADDR"))
+            .unwrap_or_else(|| "127.0.0.1:3000".into());
+        let listen = listen_raw.parse().map_err(|_| ConfigError {
+            var: "RIGSHIFT_LISTEN",
+            value: listen_raw.clone(),
+            expected: "an address and port such as 127.0.0.1:3000",
+        })?;
+        let seed = match non_empty("RIGSHIFT_SEED").as_deref() {
+            None | Some("auto") => SeedMode::IfEmpty,
+            Some("never") => SeedMode::Never,
+            Some(other) => {
+                return Err(ConfigError {
+                    var: "RIGSHIFT_SEED",
+                    value: other.into(),
+                    expected: "`auto` or `never`",
+                })
+            }
+        };
+        let log_format = match non_empty("RIGSHIFT_LOG_FORMAT").as_deref() {
+            None | Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError {
+                    var: "RIGSHIFT_LOG_FORMAT",
+                    value: other.into(),
+                    expected: "`pretty` or `json`",
+                })
+            }
+        };
+        let db_max_connections = match non_empty("RIGSHIFT_DB_MAX_CONNECTIONS") {
+            None => 20,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or(ConfigError {
+                    var: "RIGSHIFT_DB_MAX_CONNECTIONS",
+                    value: v,
+                    expected: "a whole number from 1 to 1000",
+                })?,
+        };
+        let db_name = non_empty("RIGSHIFT_DB_NAME").unwrap_or_else(|| "rigshift".into());
+        if !db_name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(ConfigError {
+                var: "RIGSHIFT_DB_NAME",
+                value: db_name,
+                expected: "letters, digits and underscores only",
+            });
+        }
+        Ok(Self {
+            database_url: non_empty("DATABASE_URL"),
+            data_dir: non_empty("RIGSHIFT_DATA_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(".data")),
+            db_name,
+            listen,
+            seed,
+            db_max_connections,
+            log_format,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_start_the_private_database_on_port_3000() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.database_url, None);
+        assert_eq!(c.listen, "127.0.0.1:3000".parse().unwrap());
+        assert_eq!(c.data_dir, PathBuf::from(".data"));
+        assert_eq!(c.seed, SeedMode::IfEmpty);
+        assert_eq!(c.db_max_connections, 20);
+    }
+
+    #[test]
+    fn rigshift_listen_wins_over_leptos_site_addr() {
+        let c = cfg(&[("LEPTOS_SITE_ADDR", "127.0.0.1:4000"), ("RIGSHIFT_LISTEN", "0.0.0.0:8080")]).unwrap();
+        assert_eq!(c.listen, "0.0.0.0:8080".parse().unwrap());
+        let c = cfg(&[("LEPTOS_SITE_ADDR", "127.0.0.1:4000")]).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:4000".parse().unwrap());
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_what_is_expected() {
+        let e = cfg(&[("RIGSHIFT_LISTEN", "localhost")]).unwrap_err().to_string();
+        assert!(e.contains("RIGSHIFT_LISTEN") && e.contains("127.0.0.1:3000"), "{e}");
+        let e = cfg(&[("RIGSHIFT_SEED", "yes")]).unwrap_err().to_string();
+        assert!(e.contains("`auto` or `never`"), "{e}");
+        let e = cfg(&[("RIGSHIFT_DB_MAX_CONNECTIONS", "0")]).unwrap_err().to_string();
+        assert!(e.contains("1 to 1000"), "{e}");
+        let e = cfg(&[("RIGSHIFT_DB_NAME", "x; drop")]).unwrap_err().to_string();
+        assert!(e.contains("RIGSHIFT_DB_NAME"), "{e}");
+    }
+
+    #[test]
+    fn empty_database_url_means_unset() {
+        assert_eq!(cfg(&[("DATABASE_URL", "  ")]).unwrap().database_url, None);
+    }
+}

@@ -1,0 +1,11 @@
+//! The Rigshift server: configuration, start-up (embedded database, migrations, demo
+//! data), the HTTP router and graceful shutdown. The binary in `main.rs` only parses the
+//! command line and calls into here, so integration tests can boot the same server.
+
+pub mod config;
+pub mod db;
+pub mod embedded_pg;
+pub mod http;
+pub mod seed;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,149 @@
+//! Start-up and shutdown: database (private or given), migrations, demo data, serving.
+
+use crate::config::{Config, SeedMode};
+use crate::embedded_pg::{EmbeddedPg, EmbeddedPgError};
+use crate::{db, http, seed};
+use leptos::prelude::LeptosOptions;
+use sqlx::PgPool;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    EmbeddedPg(#[from] EmbeddedPgError),
+    #[error("could not reach PostgreSQL at the configured DATABASE_URL: {0}")]
+    Connect(sqlx::Error),
+    #[error("could not apply database migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("could not load the demo market: {0}")]
+    Seed(#[from] seed::SeedError),
+    #[error("could not read the Leptos configuration: {0}")]
+    Leptos(String),
+    #[error("could not listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the server stopped with an error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// An open, migrated database, plus the private cluster behind it when we started one.
+/// Dropping it stops that cluster.
+pub struct Database {
+    pub pool: PgPool,
+    embedded: Option<EmbeddedPg>,
+}
+
+impl Database {
+    /// Closes the pool, then stops the private cluster (if any) and waits for it.
+    pub async fn close(mut self) {
+        self.pool.close().await;
+        if let Some(mut pg) = self.embedded.take() {
+            match tokio::task::spawn_blocking(move || pg.stop()).await {
+                Ok(Ok(())) => tracing::info!("private PostgreSQL stopped"),
+                Ok(Err(e)) => tracing::error!(error = %e, "could not stop the private PostgreSQL"),
+                Err(e) => tracing::error!(error = %e, "stopping the private PostgreSQL panicked"),
+            }
+        }
+    }
+}
+
+/// Opens the configured database (starting the private cluster when `DATABASE_URL` is
+/// unset) and applies migrations.
+pub async fn open_database(config: &Config) -> Result<Database, StartupError> {
+    let (url, embedded) = match &config.database_url {
+        Some(url) => (url.clone(), None),
+        None => {
+            let dir = config.data_dir.clone();
+            let pg = tokio::task::spawn_blocking(move || EmbeddedPg::start(&dir))
+                .await
+                .expect("starting the private PostgreSQL panicked")?;
+            db::ensure_database(&pg.url("postgres"), &config.db_name)
+                .await
+                .map_err(StartupError::Connect)?;
+            tracing::info!(data_dir = %config.data_dir.display(), "private PostgreSQL running");
+            (pg.url(&config.db_name), Some(pg))
+        }
+    };
+    let pool = db::connect(&url, config.db_max_connections)
+        .await
+        .map_err(StartupError::Connect)?;
+    db::migrate(&pool).await?;
+    Ok(Database { pool, embedded })
+}
+
+/// The Leptos options for this process: cargo-leptos' environment, with the output name
+/// fixed so a server built without cargo-leptos still links the right bundle.
+pub fn leptos_options(config: &Config) -> Result<LeptosOptions, StartupError> {
+    let conf = leptos::prelude::get_configuration(None).map_err(|e| StartupError::Leptos(e.to_string()))?;
+    let mut options = conf.leptos_options;
+    if options.output_name.is_empty() {
+        options.output_name = Arc::from("rigshift");
+    }
+    options.site_addr = config.listen;
+    Ok(options)
+}
+
+/// Runs the marketplace until SIGINT or SIGTERM, then shuts down in order: stop accepting,
+/// finish in-flight requests, close the pool, stop the private PostgreSQL.
+pub async fn serve(config: Config) -> Result<(), StartupError> {
+    let database = open_database(&config).await?;
+    let result = serve_with(&config, &database.pool).await;
+    database.close().await;
+    result
+}
+
+async fn serve_with(config: &Config, pool: &PgPool) -> Result<(), StartupError> {
+    if config.seed == SeedMode::IfEmpty {
+        match seed::seed_if_empty(pool).await? {
+            seed::SeedOutcome::Seeded(c) => tracing::info!(
+                sites = c.sites,
+                pools = c.pools,
+                reservations = c.reservations,
+                "loaded the demo market (accounts in the README; password {})",
+                seed::DEMO_PASSWORD
+            ),
+            seed::SeedOutcome::AlreadyPopulated => {}
+        }
+    }
+    let options = leptos_options(config)?;
+    let router = http::router(http::AppState {
+        leptos_options: options,
+        db: pool.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartupError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(StartupError::Serve)?;
+    tracing::info!("Rigshift is serving on http://{addr}");
+    println!("Rigshift is serving on http://{addr}  (Ctrl-C to stop)");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(StartupError::Serve)?;
+    tracing::info!("stopped accepting requests; shutting down");
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
