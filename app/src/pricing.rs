@@ -65,7 +65,8 @@ pub fn base_cents(what: Priced, hours: i64) -> i64 {
             cents_per_kw_month,
         } => {
             // kW × cents/kW-month × hours / 730, rounded half up.
-            let num = i128::from(blocks * block_kw) * i128::from(cents_per_kw_month) * i128::from(hours);
+            let num =
+                i128::from(blocks * block_kw) * i128::from(cents_per_kw_month) * i128::from(hours);
             let den = i128::from(HOURS_PER_MONTH);
             ((2 * num + den) / (2 * den)) as i64
         }
@@ -117,10 +118,18 @@ mod tests {
     #[test]
     fn power_base_prorates_the_month_and_rounds_half_up() {
         // 1 block × 500 kW × $120/kW-month × 730 h / 730 = $60,000.00 exactly
-        let p = Priced::Power { blocks: 1, block_kw: 500, cents_per_kw_month: 12_000 };
+        let p = Priced::Power {
+            blocks: 1,
+            block_kw: 500,
+            cents_per_kw_month: 12_000,
+        };
         assert_eq!(base_cents(p, 730), 6_000_000);
         // 1 kW × 1 cent × 365 h / 730 = 0.5 cent → rounds up to 1
-        let tiny = Priced::Power { blocks: 1, block_kw: 1, cents_per_kw_month: 1 };
+        let tiny = Priced::Power {
+            blocks: 1,
+            block_kw: 1,
+            cents_per_kw_month: 1,
+        };
         assert_eq!(base_cents(tiny, 365), 1);
         assert_eq!(base_cents(tiny, 364), 0);
     }
@@ -128,8 +137,14 @@ mod tests {
     #[test]
     fn picks_the_largest_discount_reached() {
         let tiers = [
-            TermDiscount { min_hours: 168, discount_bp: 500 },
-            TermDiscount { min_hours: 720, discount_bp: 1000 },
+            TermDiscount {
+                min_hours: 168,
+                discount_bp: 500,
+            },
+            TermDiscount {
+                min_hours: 720,
+                discount_bp: 1000,
+            },
         ];
         assert_eq!(discount_bp_for(167, &tiers), 0);
         assert_eq!(discount_bp_for(168, &tiers), 500);
@@ -138,7 +153,10 @@ mod tests {
 
     #[test]
     fn breakdown_adds_up_with_discount_and_fee() {
-        let tiers = [TermDiscount { min_hours: 168, discount_bp: 500 }];
+        let tiers = [TermDiscount {
+            min_hours: 168,
+            discount_bp: 500,
+        }];
         // base: 16 GPUs × 168 h × $2.19 = $5,886.72; 5% off = $294.34 (294.336 → 294.34);
         // fee 3% of $5,592.38 = $167.77 (167.7714 → 167.77); total $5,760.15.
         let b = price(H100, 168, &tiers, 300);
@@ -151,8 +169,20 @@ mod tests {
 
     #[test]
     fn huge_orders_do_not_overflow_the_basis_point_maths() {
-        let p = Priced::Gpu { nodes: 10_000, gpus_per_node: 8, cents_per_gpu_hour: 10_000 };
-        let b = price(p, 8_760, &[TermDiscount { min_hours: 1, discount_bp: 9_000 }], 300);
+        let p = Priced::Gpu {
+            nodes: 10_000,
+            gpus_per_node: 8,
+            cents_per_gpu_hour: 10_000,
+        };
+        let b = price(
+            p,
+            8_760,
+            &[TermDiscount {
+                min_hours: 1,
+                discount_bp: 9_000,
+            }],
+            300,
+        );
         assert_eq!(b.total_cents, b.base_cents - b.discount_cents + b.fee_cents);
         assert!(b.total_cents > 0);
     }

@@ -125,8 +125,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -142,7 +144,11 @@ mod tests {
 
     #[test]
     fn rigshift_listen_wins_over_leptos_site_addr() {
-        let c = cfg(&[("LEPTOS_SITE_ADDR", "127.0.0.1:4000"), ("RIGSHIFT_LISTEN", "0.0.0.0:8080")]).unwrap();
+        let c = cfg(&[
+            ("LEPTOS_SITE_ADDR", "127.0.0.1:4000"),
+            ("RIGSHIFT_LISTEN", "0.0.0.0:8080"),
+        ])
+        .unwrap();
         assert_eq!(c.listen, "0.0.0.0:8080".parse().unwrap());
         let c = cfg(&[("LEPTOS_SITE_ADDR", "127.0.0.1:4000")]).unwrap();
         assert_eq!(c.listen, "127.0.0.1:4000".parse().unwrap());
@@ -150,13 +156,22 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_variable_and_what_is_expected() {
-        let e = cfg(&[("RIGSHIFT_LISTEN", "localhost")]).unwrap_err().to_string();
-        assert!(e.contains("RIGSHIFT_LISTEN") && e.contains("127.0.0.1:3000"), "{e}");
+        let e = cfg(&[("RIGSHIFT_LISTEN", "localhost")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("RIGSHIFT_LISTEN") && e.contains("127.0.0.1:3000"),
+            "{e}"
+        );
         let e = cfg(&[("RIGSHIFT_SEED", "yes")]).unwrap_err().to_string();
         assert!(e.contains("`auto` or `never`"), "{e}");
-        let e = cfg(&[("RIGSHIFT_DB_MAX_CONNECTIONS", "0")]).unwrap_err().to_string();
+        let e = cfg(&[("RIGSHIFT_DB_MAX_CONNECTIONS", "0")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("1 to 1000"), "{e}");
-        let e = cfg(&[("RIGSHIFT_DB_NAME", "x; drop")]).unwrap_err().to_string();
+        let e = cfg(&[("RIGSHIFT_DB_NAME", "x; drop")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("RIGSHIFT_DB_NAME"), "{e}");
     }
 

@@ -24,10 +24,11 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
 /// Creates `name` on the cluster behind `admin_url` unless it exists.
 pub async fn ensure_database(admin_url: &str, name: &str) -> Result<(), sqlx::Error> {
     let mut conn = sqlx::PgConnection::connect(admin_url).await?;
-    let exists: bool = sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
-        .bind(name)
-        .fetch_one(&mut conn)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
+            .bind(name)
+            .fetch_one(&mut conn)
+            .await?;
     if !exists {
         // Identifiers cannot be bound; `name` is checked to be [A-Za-z0-9_] by the config.
         sqlx::query(sqlx::AssertSqlSafe(format!("create database \"{name}\"")))

@@ -67,7 +67,7 @@ fn debian_bin_dirs(root: &Path) -> Vec<PathBuf> {
             Some((major, e.path().join("bin")))
         })
         .collect();
-    versions.sort_by(|a, b| b.0.cmp(&a.0));
+    versions.sort_by_key(|(major, _)| std::cmp::Reverse(*major));
     versions.into_iter().map(|(_, p)| p).collect()
 }
 
@@ -245,12 +245,15 @@ impl EmbeddedPg {
 
     fn is_running(&self) -> bool {
         let data = self.data_dir.clone();
-        self.command("pg_ctl", [OsStr::new("status"), OsStr::new("-D"), data.as_os_str()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
+        self.command(
+            "pg_ctl",
+            [OsStr::new("status"), OsStr::new("-D"), data.as_os_str()],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
     }
 
     fn command<I, S>(&self, program: &str, args: I) -> Command
@@ -343,7 +346,9 @@ fn chown_recursive(path: &Path, uid: u32, gid: u32) -> Result<(), EmbeddedPgErro
 /// Whether this process runs as root: /proc/self belongs to the effective user.
 fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
-    fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+    fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
 }
 
 /// Looks a system user up in /etc/passwd (uid, gid).
@@ -374,14 +379,21 @@ mod tests {
         let dirs = debian_bin_dirs(&root);
         assert_eq!(
             dirs,
-            vec![root.join("16/bin"), root.join("15/bin"), root.join("13/bin")]
+            vec![
+                root.join("16/bin"),
+                root.join("15/bin"),
+                root.join("13/bin")
+            ]
         );
         fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
     fn socket_dir_stays_inside_the_project_when_short_and_moves_to_tmp_when_long() {
-        assert_eq!(socket_dir_for(Path::new("/srv/rigshift/.data")), PathBuf::from("/srv/rigshift/.data/sock"));
+        assert_eq!(
+            socket_dir_for(Path::new("/srv/rigshift/.data")),
+            PathBuf::from("/srv/rigshift/.data/sock")
+        );
         let deep = PathBuf::from(format!("/{}", "d".repeat(120)));
         let dir = socket_dir_for(&deep);
         assert!(dir.starts_with("/tmp/rigshift-pg-"), "{}", dir.display());

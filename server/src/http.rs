@@ -37,7 +37,10 @@ pub fn router(state: AppState) -> Router {
 
     let app = Router::new()
         .route("/healthz", get(healthz))
-        .route("/api/{*fn_name}", post(server_fn_handler).get(server_fn_handler))
+        .route(
+            "/api/{*fn_name}",
+            post(server_fn_handler).get(server_fn_handler),
+        )
         .leptos_routes_with_context(
             &state,
             routes,
@@ -92,7 +95,11 @@ async fn healthz(State(state): State<AppState>) -> Response {
     )
     .await;
     match ping {
-        Ok(Ok(_)) => (StatusCode::OK, Json(serde_json::json!({ "status": "ok", "database": "ok" }))).into_response(),
+        Ok(Ok(_)) => (
+            StatusCode::OK,
+            Json(serde_json::json!({ "status": "ok", "database": "ok" })),
+        )
+            .into_response(),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "health check: database error");
             unavailable()
@@ -122,7 +129,10 @@ fn with_security_headers(router: Router<AppState>) -> Router<AppState> {
     router
         .layer(set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(set(header::X_FRAME_OPTIONS, "DENY"))
-        .layer(set(header::REFERRER_POLICY, "strict-origin-when-cross-origin"))
+        .layer(set(
+            header::REFERRER_POLICY,
+            "strict-origin-when-cross-origin",
+        ))
         .layer(set(
             HeaderName::from_static("permissions-policy"),
             "camera=(), microphone=(), geolocation=()",

@@ -50,15 +50,60 @@ struct Org {
 }
 
 const ORGS: &[Org] = &[
-    Org { name: "Lone Star Hash", kind: "operator", email: "ops@lonestarhash.example", person: "Dana Whitfield" },
-    Org { name: "Appalachian Compute", kind: "operator", email: "ops@appalachian.example", person: "Marcus Bell" },
-    Org { name: "Prairie Power Digital", kind: "operator", email: "ops@prairiepower.example", person: "Ingrid Olsen" },
-    Org { name: "Nordic Frost", kind: "both", email: "ops@nordicfrost.example", person: "Sami Virtanen" },
-    Org { name: "Laurentian Data", kind: "operator", email: "ops@laurentian.example", person: "Camille Tremblay" },
-    Org { name: "Itaipu Compute", kind: "operator", email: "ops@itaipucompute.example", person: "Lucía Benítez" },
-    Org { name: "Helix Labs", kind: "customer", email: "ml@helixlabs.example", person: "Priya Raman" },
-    Org { name: "Northwind AI", kind: "customer", email: "infra@northwind.example", person: "Tom Akers" },
-    Org { name: "Parallax Robotics", kind: "customer", email: "compute@parallax.example", person: "Yuki Sato" },
+    Org {
+        name: "Lone Star Hash",
+        kind: "operator",
+        email: "ops@lonestarhash.example",
+        person: "Dana Whitfield",
+    },
+    Org {
+        name: "Appalachian Compute",
+        kind: "operator",
+        email: "ops@appalachian.example",
+        person: "Marcus Bell",
+    },
+    Org {
+        name: "Prairie Power Digital",
+        kind: "operator",
+        email: "ops@prairiepower.example",
+        person: "Ingrid Olsen",
+    },
+    Org {
+        name: "Nordic Frost",
+        kind: "both",
+        email: "ops@nordicfrost.example",
+        person: "Sami Virtanen",
+    },
+    Org {
+        name: "Laurentian Data",
+        kind: "operator",
+        email: "ops@laurentian.example",
+        person: "Camille Tremblay",
+    },
+    Org {
+        name: "Itaipu Compute",
+        kind: "operator",
+        email: "ops@itaipucompute.example",
+        person: "Lucía Benítez",
+    },
+    Org {
+        name: "Helix Labs",
+        kind: "customer",
+        email: "ml@helixlabs.example",
+        person: "Priya Raman",
+    },
+    Org {
+        name: "Northwind AI",
+        kind: "customer",
+        email: "infra@northwind.example",
+        person: "Tom Akers",
+    },
+    Org {
+        name: "Parallax Robotics",
+        kind: "customer",
+        email: "compute@parallax.example",
+        person: "Yuki Sato",
+    },
 ];
 
 struct Site {
@@ -78,18 +123,186 @@ struct Site {
 }
 
 const SITES: &[Site] = &[
-    Site { operator: "Lone Star Hash", name: "Rockdale North", country: "US", region: "Texas", grid_region: "ERCOT", energy_source: "wind + gas", interconnect_kw: 300_000, pue: 1.25, cooling: "immersion + air", status: "live", hashrate_th: 9_500_000, j_per_th: 21.5, hashprice_cents: 4_800 },
-    Site { operator: "Lone Star Hash", name: "Pecos Flats", country: "US", region: "Texas", grid_region: "ERCOT", energy_source: "solar + wind", interconnect_kw: 120_000, pue: 1.30, cooling: "air", status: "live", hashrate_th: 3_800_000, j_per_th: 24.0, hashprice_cents: 4_800 },
-    Site { operator: "Appalachian Compute", name: "Keystone Ridge", country: "US", region: "Pennsylvania", grid_region: "PJM", energy_source: "nuclear", interconnect_kw: 100_000, pue: 1.20, cooling: "direct liquid", status: "live", hashrate_th: 2_900_000, j_per_th: 19.5, hashprice_cents: 4_800 },
-    Site { operator: "Appalachian Compute", name: "Ohio Valley", country: "US", region: "Ohio", grid_region: "PJM", energy_source: "natural gas", interconnect_kw: 60_000, pue: 1.35, cooling: "air", status: "live", hashrate_th: 1_600_000, j_per_th: 26.0, hashprice_cents: 4_800 },
-    Site { operator: "Prairie Power Digital", name: "Grand Forks", country: "US", region: "North Dakota", grid_region: "MISO", energy_source: "wind", interconnect_kw: 150_000, pue: 1.15, cooling: "free air", status: "live", hashrate_th: 4_700_000, j_per_th: 22.0, hashprice_cents: 4_800 },
-    Site { operator: "Prairie Power Digital", name: "Tulsa Yard", country: "US", region: "Oklahoma", grid_region: "SPP", energy_source: "wind + gas", interconnect_kw: 80_000, pue: 1.30, cooling: "air", status: "live", hashrate_th: 2_200_000, j_per_th: 25.0, hashprice_cents: 4_800 },
-    Site { operator: "Nordic Frost", name: "Boden", country: "SE", region: "Norrbotten", grid_region: "Nordics SE1", energy_source: "hydro", interconnect_kw: 90_000, pue: 1.10, cooling: "free air", status: "live", hashrate_th: 2_600_000, j_per_th: 20.0, hashprice_cents: 4_800 },
-    Site { operator: "Nordic Frost", name: "Kajaani", country: "FI", region: "Kainuu", grid_region: "Nordics FI", energy_source: "hydro + wind", interconnect_kw: 45_000, pue: 1.12, cooling: "free air", status: "live", hashrate_th: 1_200_000, j_per_th: 23.0, hashprice_cents: 4_800 },
-    Site { operator: "Nordic Frost", name: "Mo i Rana", country: "NO", region: "Nordland", grid_region: "Nordics NO4", energy_source: "hydro", interconnect_kw: 70_000, pue: 1.08, cooling: "free air + liquid", status: "building", hashrate_th: 2_000_000, j_per_th: 21.0, hashprice_cents: 4_800 },
-    Site { operator: "Laurentian Data", name: "Baie-Comeau", country: "CA", region: "Québec", grid_region: "Hydro-Québec", energy_source: "hydro", interconnect_kw: 50_000, pue: 1.15, cooling: "air", status: "live", hashrate_th: 1_400_000, j_per_th: 22.5, hashprice_cents: 4_800 },
-    Site { operator: "Itaipu Compute", name: "Villarrica", country: "PY", region: "Guairá", grid_region: "ANDE", energy_source: "hydro", interconnect_kw: 100_000, pue: 1.30, cooling: "air", status: "live", hashrate_th: 3_100_000, j_per_th: 24.5, hashprice_cents: 4_800 },
-    Site { operator: "Itaipu Compute", name: "Hernandarias", country: "PY", region: "Alto Paraná", grid_region: "ANDE", energy_source: "hydro", interconnect_kw: 60_000, pue: 1.28, cooling: "immersion", status: "building", hashrate_th: 1_500_000, j_per_th: 23.5, hashprice_cents: 4_800 },
+    Site {
+        operator: "Lone Star Hash",
+        name: "Rockdale North",
+        country: "US",
+        region: "Texas",
+        grid_region: "ERCOT",
+        energy_source: "wind + gas",
+        interconnect_kw: 300_000,
+        pue: 1.25,
+        cooling: "immersion + air",
+        status: "live",
+        hashrate_th: 9_500_000,
+        j_per_th: 21.5,
+        hashprice_cents: 4_800,
+    },
+    Site {
+        operator: "Lone Star Hash",
+        name: "Pecos Flats",
+        country: "US",
+        region: "Texas",
+        grid_region: "ERCOT",
+        energy_source: "solar + wind",
+        interconnect_kw: 120_000,
+        pue: 1.30,
+        cooling: "air",
+        status: "live",
+        hashrate_th: 3_800_000,
+        j_per_th: 24.0,
+        hashprice_cents: 4_800,
+    },
+    Site {
+        operator: "Appalachian Compute",
+        name: "Keystone Ridge",
+        country: "US",
+        region: "Pennsylvania",
+        grid_region: "PJM",
+        energy_source: "nuclear",
+        interconnect_kw: 100_000,
+        pue: 1.20,
+        cooling: "direct liquid",
+        status: "live",
+        hashrate_th: 2_900_000,
+        j_per_th: 19.5,
+        hashprice_cents: 4_800,
+    },
+    Site {
+        operator: "Appalachian Compute",
+        name: "Ohio Valley",
+        country: "US",
+        region: "Ohio",
+        grid_region: "PJM",
+        energy_source: "natural gas",
+        interconnect_kw: 60_000,
+        pue: 1.35,
+        cooling: "air",
+        status: "live",
+        hashrate_th: 1_600_000,
+        j_per_th: 26.0,
+        hashprice_cents: 4_800,
+    },
+    Site {
+        operator: "Prairie Power Digital",
+        name: "Grand Forks",
+        country: "US",
+        region: "North Dakota",
+        grid_region: "MISO",
+        energy_source: "wind",
+        interconnect_kw: 150_000,
+        pue: 1.15,
+        cooling: "free air",
+        status: "live",
+        hashrate_th: 4_700_000,
+        j_per_th: 22.0,
+        hashprice_cents: 4_800,
+    },
+    Site {
+        operator: "Prairie Power Digital",
+        name: "Tulsa Yard",
+        country: "US",
+        region: "Oklahoma",
+        grid_region: "SPP",
+        energy_source: "wind + gas",
+        interconnect_kw: 80_000,
+        pue: 1.30,
+        cooling: "air",
+        status: "live",
+        hashrate_th: 2_200_000,
+        j_per_th: 25.0,
+        hashprice_cents: 4_800,
+    },
+    Site {
+        operator: "Nordic Frost",
+        name: "Boden",
+        country: "SE",
+        region: "Norrbotten",
+        grid_region: "Nordics SE1",
+        energy_source: "hydro",
+        interconnect_kw: 90_000,
+        pue: 1.10,
+        cooling: "free air",
+        status: "live",
+        hashrate_th: 2_600_000,
+        j_per_th: 20.0,
+        hashprice_cents: 4_800,
+    },
+    Site {
+        operator: "Nordic Frost",
+        name: "Kajaani",
+        country: "FI",
+        region: "Kainuu",
+        grid_region: "Nordics FI",
+        energy_source: "hydro + wind",
+        interconnect_kw: 45_000,
+        pue: 1.12,
+        cooling: "free air",
+        status: "live",
+        hashrate_th: 1_200_000,
+        j_per_th: 23.0,
+        hashprice_cents: 4_800,
+    },
+    Site {
+        operator: "Nordic Frost",
+        name: "Mo i Rana",
+        country: "NO",
+        region: "Nordland",
+        grid_region: "Nordics NO4",
+        energy_source: "hydro",
+        interconnect_kw: 70_000,
+        pue: 1.08,
+        cooling: "free air + liquid",
+        status: "building",
+        hashrate_th: 2_000_000,
+        j_per_th: 21.0,
+        hashprice_cents: 4_800,
+    },
+    Site {
+        operator: "Laurentian Data",
+        name: "Baie-Comeau",
+        country: "CA",
+        region: "Québec",
+        grid_region: "Hydro-Québec",
+        energy_source: "hydro",
+        interconnect_kw: 50_000,
+        pue: 1.15,
+        cooling: "air",
+        status: "live",
+        hashrate_th: 1_400_000,
+        j_per_th: 22.5,
+        hashprice_cents: 4_800,
+    },
+    Site {
+        operator: "Itaipu Compute",
+        name: "Villarrica",
+        country: "PY",
+        region: "Guairá",
+        grid_region: "ANDE",
+        energy_source: "hydro",
+        interconnect_kw: 100_000,
+        pue: 1.30,
+        cooling: "air",
+        status: "live",
+        hashrate_th: 3_100_000,
+        j_per_th: 24.5,
+        hashprice_cents: 4_800,
+    },
+    Site {
+        operator: "Itaipu Compute",
+        name: "Hernandarias",
+        country: "PY",
+        region: "Alto Paraná",
+        grid_region: "ANDE",
+        energy_source: "hydro",
+        interconnect_kw: 60_000,
+        pue: 1.28,
+        cooling: "immersion",
+        status: "building",
+        hashrate_th: 1_500_000,
+        j_per_th: 23.5,
+        hashprice_cents: 4_800,
+    },
 ];
 
 /// GPU models and their usual node configuration: (model, memory GB, node power W, interconnect).
@@ -104,41 +317,222 @@ fn gpu_spec(model: &str) -> (i32, i32, &'static str) {
 }
 
 enum PoolSpec {
-    Gpu { model: &'static str, nodes: i32, cents_per_gpu_hour: i64 },
-    Power { block_kw: i32, blocks: i32, redundancy: &'static str, cooling: &'static str, cents_per_kw_month: i64 },
+    Gpu {
+        model: &'static str,
+        nodes: i32,
+        cents_per_gpu_hour: i64,
+    },
+    Power {
+        block_kw: i32,
+        blocks: i32,
+        redundancy: &'static str,
+        cooling: &'static str,
+        cents_per_kw_month: i64,
+    },
 }
 
 /// (site, pool name, spec)
 fn pools() -> Vec<(&'static str, &'static str, PoolSpec)> {
     use PoolSpec::*;
     vec![
-        ("Rockdale North", "Hall A — H100 cluster", Gpu { model: "H100 SXM", nodes: 64, cents_per_gpu_hour: 199 }),
-        ("Rockdale North", "Hall B — B200 cluster", Gpu { model: "B200", nodes: 32, cents_per_gpu_hour: 389 }),
-        ("Rockdale North", "Shell power, north yard", Power { block_kw: 1_000, blocks: 20, redundancy: "N+1", cooling: "immersion", cents_per_kw_month: 11_500 }),
-        ("Pecos Flats", "Inference pods", Gpu { model: "RTX 4090", nodes: 48, cents_per_gpu_hour: 38 }),
-        ("Pecos Flats", "Solar-backed H100", Gpu { model: "H100 SXM", nodes: 16, cents_per_gpu_hour: 189 }),
-        ("Keystone Ridge", "Nuclear-backed H200", Gpu { model: "H200", nodes: 32, cents_per_gpu_hour: 289 }),
-        ("Keystone Ridge", "2N colocation blocks", Power { block_kw: 500, blocks: 12, redundancy: "2N", cooling: "direct liquid", cents_per_kw_month: 16_500 }),
-        ("Ohio Valley", "MI300X training", Gpu { model: "MI300X", nodes: 24, cents_per_gpu_hour: 189 }),
-        ("Grand Forks", "Wind-powered H100", Gpu { model: "H100 SXM", nodes: 40, cents_per_gpu_hour: 205 }),
-        ("Grand Forks", "Cold-climate blocks", Power { block_kw: 1_000, blocks: 10, redundancy: "N", cooling: "free air", cents_per_kw_month: 9_500 }),
-        ("Tulsa Yard", "B200 pods", Gpu { model: "B200", nodes: 16, cents_per_gpu_hour: 419 }),
-        ("Boden", "Hydro H200", Gpu { model: "H200", nodes: 24, cents_per_gpu_hour: 269 }),
-        ("Boden", "Arctic power blocks", Power { block_kw: 500, blocks: 16, redundancy: "N+1", cooling: "free air", cents_per_kw_month: 10_500 }),
-        ("Kajaani", "MI300X pods", Gpu { model: "MI300X", nodes: 12, cents_per_gpu_hour: 179 }),
-        ("Mo i Rana", "B200 (opening soon)", Gpu { model: "B200", nodes: 24, cents_per_gpu_hour: 399 }),
-        ("Baie-Comeau", "Hydro H100", Gpu { model: "H100 SXM", nodes: 20, cents_per_gpu_hour: 215 }),
-        ("Villarrica", "Itaipú H100", Gpu { model: "H100 SXM", nodes: 32, cents_per_gpu_hour: 179 }),
-        ("Villarrica", "RTX 4090 farm", Gpu { model: "RTX 4090", nodes: 64, cents_per_gpu_hour: 34 }),
-        ("Hernandarias", "Immersion blocks", Power { block_kw: 250, blocks: 24, redundancy: "N", cooling: "immersion", cents_per_kw_month: 9_000 }),
+        (
+            "Rockdale North",
+            "Hall A — H100 cluster",
+            Gpu {
+                model: "H100 SXM",
+                nodes: 64,
+                cents_per_gpu_hour: 199,
+            },
+        ),
+        (
+            "Rockdale North",
+            "Hall B — B200 cluster",
+            Gpu {
+                model: "B200",
+                nodes: 32,
+                cents_per_gpu_hour: 389,
+            },
+        ),
+        (
+            "Rockdale North",
+            "Shell power, north yard",
+            Power {
+                block_kw: 1_000,
+                blocks: 20,
+                redundancy: "N+1",
+                cooling: "immersion",
+                cents_per_kw_month: 11_500,
+            },
+        ),
+        (
+            "Pecos Flats",
+            "Inference pods",
+            Gpu {
+                model: "RTX 4090",
+                nodes: 48,
+                cents_per_gpu_hour: 38,
+            },
+        ),
+        (
+            "Pecos Flats",
+            "Solar-backed H100",
+            Gpu {
+                model: "H100 SXM",
+                nodes: 16,
+                cents_per_gpu_hour: 189,
+            },
+        ),
+        (
+            "Keystone Ridge",
+            "Nuclear-backed H200",
+            Gpu {
+                model: "H200",
+                nodes: 32,
+                cents_per_gpu_hour: 289,
+            },
+        ),
+        (
+            "Keystone Ridge",
+            "2N colocation blocks",
+            Power {
+                block_kw: 500,
+                blocks: 12,
+                redundancy: "2N",
+                cooling: "direct liquid",
+                cents_per_kw_month: 16_500,
+            },
+        ),
+        (
+            "Ohio Valley",
+            "MI300X training",
+            Gpu {
+                model: "MI300X",
+                nodes: 24,
+                cents_per_gpu_hour: 189,
+            },
+        ),
+        (
+            "Grand Forks",
+            "Wind-powered H100",
+            Gpu {
+                model: "H100 SXM",
+                nodes: 40,
+                cents_per_gpu_hour: 205,
+            },
+        ),
+        (
+            "Grand Forks",
+            "Cold-climate blocks",
+            Power {
+                block_kw: 1_000,
+                blocks: 10,
+                redundancy: "N",
+                cooling: "free air",
+                cents_per_kw_month: 9_500,
+            },
+        ),
+        (
+            "Tulsa Yard",
+            "B200 pods",
+            Gpu {
+                model: "B200",
+                nodes: 16,
+                cents_per_gpu_hour: 419,
+            },
+        ),
+        (
+            "Boden",
+            "Hydro H200",
+            Gpu {
+                model: "H200",
+                nodes: 24,
+                cents_per_gpu_hour: 269,
+            },
+        ),
+        (
+            "Boden",
+            "Arctic power blocks",
+            Power {
+                block_kw: 500,
+                blocks: 16,
+                redundancy: "N+1",
+                cooling: "free air",
+                cents_per_kw_month: 10_500,
+            },
+        ),
+        (
+            "Kajaani",
+            "MI300X pods",
+            Gpu {
+                model: "MI300X",
+                nodes: 12,
+                cents_per_gpu_hour: 179,
+            },
+        ),
+        (
+            "Mo i Rana",
+            "B200 (opening soon)",
+            Gpu {
+                model: "B200",
+                nodes: 24,
+                cents_per_gpu_hour: 399,
+            },
+        ),
+        (
+            "Baie-Comeau",
+            "Hydro H100",
+            Gpu {
+                model: "H100 SXM",
+                nodes: 20,
+                cents_per_gpu_hour: 215,
+            },
+        ),
+        (
+            "Villarrica",
+            "Itaipú H100",
+            Gpu {
+                model: "H100 SXM",
+                nodes: 32,
+                cents_per_gpu_hour: 179,
+            },
+        ),
+        (
+            "Villarrica",
+            "RTX 4090 farm",
+            Gpu {
+                model: "RTX 4090",
+                nodes: 64,
+                cents_per_gpu_hour: 34,
+            },
+        ),
+        (
+            "Hernandarias",
+            "Immersion blocks",
+            Power {
+                block_kw: 250,
+                blocks: 24,
+                redundancy: "N",
+                cooling: "immersion",
+                cents_per_kw_month: 9_000,
+            },
+        ),
     ]
 }
 
 /// Term discounts every demo pool offers: 5 % from a week, 10 % from 30 days, 15 % from 90 days.
 const DISCOUNTS: &[TermDiscount] = &[
-    TermDiscount { min_hours: 168, discount_bp: 500 },
-    TermDiscount { min_hours: 720, discount_bp: 1_000 },
-    TermDiscount { min_hours: 2_160, discount_bp: 1_500 },
+    TermDiscount {
+        min_hours: 168,
+        discount_bp: 500,
+    },
+    TermDiscount {
+        min_hours: 720,
+        discount_bp: 1_000,
+    },
+    TermDiscount {
+        min_hours: 2_160,
+        discount_bp: 1_500,
+    },
 ];
 
 /// Cancellation policy of the demo pools: (minimum notice in hours, refund in basis points).
@@ -146,27 +540,161 @@ const CANCELLATION: &[(i32, i32)] = &[(168, 10_000), (48, 5_000), (0, 0)];
 
 /// (customer, site, pool name, units, start offset from this hour in hours, duration in hours, cancelled)
 const RESERVATIONS: &[(&str, &str, &str, i32, i64, i64, bool)] = &[
-    ("Helix Labs", "Rockdale North", "Hall A — H100 cluster", 16, -24 * 20, 24 * 14, false),
-    ("Helix Labs", "Rockdale North", "Hall A — H100 cluster", 24, -24 * 3, 24 * 30, false),
-    ("Northwind AI", "Rockdale North", "Hall B — B200 cluster", 16, 24 * 2, 24 * 60, false),
-    ("Parallax Robotics", "Pecos Flats", "Inference pods", 12, -24 * 10, 24 * 45, false),
-    ("Northwind AI", "Keystone Ridge", "Nuclear-backed H200", 32, 24 * 7, 24 * 21, false),
-    ("Helix Labs", "Keystone Ridge", "2N colocation blocks", 4, -24 * 25, 24 * 90, false),
-    ("Parallax Robotics", "Ohio Valley", "MI300X training", 8, 24, 24 * 7, false),
-    ("Nordic Frost", "Grand Forks", "Wind-powered H100", 10, -24 * 5, 24 * 10, false),
-    ("Northwind AI", "Grand Forks", "Wind-powered H100", 20, 24 * 14, 24 * 30, false),
-    ("Helix Labs", "Tulsa Yard", "B200 pods", 8, 24 * 3, 24 * 14, true),
-    ("Parallax Robotics", "Boden", "Hydro H200", 6, -24 * 2, 24 * 7, false),
-    ("Helix Labs", "Boden", "Arctic power blocks", 6, 24 * 10, 24 * 180, false),
-    ("Northwind AI", "Villarrica", "Itaipú H100", 16, -24 * 8, 24 * 28, false),
-    ("Parallax Robotics", "Villarrica", "RTX 4090 farm", 40, 24 * 5, 24 * 30, false),
-    ("Helix Labs", "Baie-Comeau", "Hydro H100", 20, 24 * 30, 24 * 14, false),
+    (
+        "Helix Labs",
+        "Rockdale North",
+        "Hall A — H100 cluster",
+        16,
+        -24 * 20,
+        24 * 14,
+        false,
+    ),
+    (
+        "Helix Labs",
+        "Rockdale North",
+        "Hall A — H100 cluster",
+        24,
+        -24 * 3,
+        24 * 30,
+        false,
+    ),
+    (
+        "Northwind AI",
+        "Rockdale North",
+        "Hall B — B200 cluster",
+        16,
+        24 * 2,
+        24 * 60,
+        false,
+    ),
+    (
+        "Parallax Robotics",
+        "Pecos Flats",
+        "Inference pods",
+        12,
+        -24 * 10,
+        24 * 45,
+        false,
+    ),
+    (
+        "Northwind AI",
+        "Keystone Ridge",
+        "Nuclear-backed H200",
+        32,
+        24 * 7,
+        24 * 21,
+        false,
+    ),
+    (
+        "Helix Labs",
+        "Keystone Ridge",
+        "2N colocation blocks",
+        4,
+        -24 * 25,
+        24 * 90,
+        false,
+    ),
+    (
+        "Parallax Robotics",
+        "Ohio Valley",
+        "MI300X training",
+        8,
+        24,
+        24 * 7,
+        false,
+    ),
+    (
+        "Nordic Frost",
+        "Grand Forks",
+        "Wind-powered H100",
+        10,
+        -24 * 5,
+        24 * 10,
+        false,
+    ),
+    (
+        "Northwind AI",
+        "Grand Forks",
+        "Wind-powered H100",
+        20,
+        24 * 14,
+        24 * 30,
+        false,
+    ),
+    (
+        "Helix Labs",
+        "Tulsa Yard",
+        "B200 pods",
+        8,
+        24 * 3,
+        24 * 14,
+        true,
+    ),
+    (
+        "Parallax Robotics",
+        "Boden",
+        "Hydro H200",
+        6,
+        -24 * 2,
+        24 * 7,
+        false,
+    ),
+    (
+        "Helix Labs",
+        "Boden",
+        "Arctic power blocks",
+        6,
+        24 * 10,
+        24 * 180,
+        false,
+    ),
+    (
+        "Northwind AI",
+        "Villarrica",
+        "Itaipú H100",
+        16,
+        -24 * 8,
+        24 * 28,
+        false,
+    ),
+    (
+        "Parallax Robotics",
+        "Villarrica",
+        "RTX 4090 farm",
+        40,
+        24 * 5,
+        24 * 30,
+        false,
+    ),
+    (
+        "Helix Labs",
+        "Baie-Comeau",
+        "Hydro H100",
+        20,
+        24 * 30,
+        24 * 14,
+        false,
+    ),
 ];
 
 /// (site, pool name, units, start offset hours, duration hours, reason)
 const BLACKOUTS: &[(&str, &str, i32, i64, i64, &str)] = &[
-    ("Rockdale North", "Hall A — H100 cluster", 4, 24 * 6, 12, "firmware upgrade on spine switches"),
-    ("Grand Forks", "Cold-climate blocks", 2, 24 * 21, 48, "substation transformer maintenance"),
+    (
+        "Rockdale North",
+        "Hall A — H100 cluster",
+        4,
+        24 * 6,
+        12,
+        "firmware upgrade on spine switches",
+    ),
+    (
+        "Grand Forks",
+        "Cold-climate blocks",
+        2,
+        24 * 21,
+        48,
+        "substation transformer maintenance",
+    ),
 ];
 
 /// Loads the demo market when the database holds no organizations yet.
@@ -267,7 +795,10 @@ pub async fn seed(db: &PgPool) -> Result<SeedCounts, SeedError> {
     let now_hour = Utc::now()
         .duration_trunc(Duration::hours(1))
         .map_err(|e| SeedError::Inconsistent(e.to_string()))?;
-    let open = settlement::window(now_hour - Duration::days(60), now_hour + Duration::days(365));
+    let open = settlement::window(
+        now_hour - Duration::days(60),
+        now_hour + Duration::days(365),
+    );
 
     let mut pool_ids = std::collections::HashMap::new();
     let mut pricing_of = std::collections::HashMap::new();
@@ -276,7 +807,11 @@ pub async fn seed(db: &PgPool) -> Result<SeedCounts, SeedError> {
             .get(site)
             .ok_or_else(|| SeedError::Inconsistent(format!("unknown site {site}")))?;
         let (pool_id, priced_unit) = match spec {
-            PoolSpec::Gpu { model, nodes, cents_per_gpu_hour } => {
+            PoolSpec::Gpu {
+                model,
+                nodes,
+                cents_per_gpu_hour,
+            } => {
                 let (mem, watts, fabric) = gpu_spec(model);
                 let id = sqlx::query_scalar!(
                     r#"
@@ -292,7 +827,13 @@ pub async fn seed(db: &PgPool) -> Result<SeedCounts, SeedError> {
                 .await?;
                 (id, (true, 8_i64, cents_per_gpu_hour, nodes))
             }
-            PoolSpec::Power { block_kw, blocks, redundancy, cooling, cents_per_kw_month } => {
+            PoolSpec::Power {
+                block_kw,
+                blocks,
+                redundancy,
+                cooling,
+                cents_per_kw_month,
+            } => {
                 let id = sqlx::query_scalar!(
                     r#"
                     insert into capacity_pool (site_id, kind, name, unit_count, block_kw, redundancy, cooling,
@@ -314,13 +855,18 @@ pub async fn seed(db: &PgPool) -> Result<SeedCounts, SeedError> {
             select $1, $2, n, $3 || '-' || lpad(n::text, 3, '0')
             from generate_series(1, $4::int) as n
             "#,
-            site_id, pool_id, unit_prefix, priced_unit.3
+            site_id,
+            pool_id,
+            unit_prefix,
+            priced_unit.3
         )
         .execute(&mut *tx)
         .await?;
         sqlx::query!(
             "insert into availability_window (site_id, pool_id, during) values ($1, $2, $3)",
-            site_id, pool_id, open
+            site_id,
+            pool_id,
+            open
         )
         .execute(&mut *tx)
         .await?;
@@ -361,9 +907,15 @@ pub async fn seed(db: &PgPool) -> Result<SeedCounts, SeedError> {
         )
         .fetch_one(&mut *tx)
         .await?;
-        settlement::allocate(&mut tx, pool_id, &during, i64::from(units), settlement::AllocationOwner::Blackout(id))
-            .await
-            .map_err(|e| SeedError::Inconsistent(format!("blackout on {site} / {name}: {e}")))?;
+        settlement::allocate(
+            &mut tx,
+            pool_id,
+            &during,
+            i64::from(units),
+            settlement::AllocationOwner::Blackout(id),
+        )
+        .await
+        .map_err(|e| SeedError::Inconsistent(format!("blackout on {site} / {name}: {e}")))?;
         counts.blackouts += 1;
     }
 
@@ -371,13 +923,22 @@ pub async fn seed(db: &PgPool) -> Result<SeedCounts, SeedError> {
         let (site_id, pool_id) = pool(site, name)?;
         let (is_gpu, per_unit, unit_price, _) = pricing_of[&pool_id];
         let priced = if is_gpu {
-            Priced::Gpu { nodes: i64::from(units), gpus_per_node: per_unit, cents_per_gpu_hour: unit_price }
+            Priced::Gpu {
+                nodes: i64::from(units),
+                gpus_per_node: per_unit,
+                cents_per_gpu_hour: unit_price,
+            }
         } else {
-            Priced::Power { blocks: i64::from(units), block_kw: per_unit, cents_per_kw_month: unit_price }
+            Priced::Power {
+                blocks: i64::from(units),
+                block_kw: per_unit,
+                cents_per_kw_month: unit_price,
+            }
         };
         let p = pricing::price(priced, hours, DISCOUNTS, DEFAULT_PLATFORM_FEE_BP);
         let during = hour_window(now_hour, start_h, hours);
-        let created_at: DateTime<Utc> = now_hour + Duration::hours(start_h.min(0)) - Duration::days(7);
+        let created_at: DateTime<Utc> =
+            now_hour + Duration::hours(start_h.min(0)) - Duration::days(7);
         let cancelled_at = cancelled.then(|| now_hour - Duration::hours(2));
         let state = if cancelled { "cancelled" } else { "confirmed" };
         let id = sqlx::query_scalar!(
@@ -395,9 +956,15 @@ pub async fn seed(db: &PgPool) -> Result<SeedCounts, SeedError> {
         .await?;
         // A cancelled reservation holds no units.
         if !cancelled {
-            settlement::allocate(&mut tx, pool_id, &during, i64::from(units), settlement::AllocationOwner::Reservation(id))
-                .await
-                .map_err(|e| SeedError::Inconsistent(format!("reservation on {site} / {name}: {e}")))?;
+            settlement::allocate(
+                &mut tx,
+                pool_id,
+                &during,
+                i64::from(units),
+                settlement::AllocationOwner::Reservation(id),
+            )
+            .await
+            .map_err(|e| SeedError::Inconsistent(format!("reservation on {site} / {name}: {e}")))?;
         }
         counts.reservations += 1;
     }
@@ -406,7 +973,11 @@ pub async fn seed(db: &PgPool) -> Result<SeedCounts, SeedError> {
     Ok(counts)
 }
 
-fn hour_window(now_hour: DateTime<Utc>, start_h: i64, hours: i64) -> sqlx::postgres::types::PgRange<DateTime<Utc>> {
+fn hour_window(
+    now_hour: DateTime<Utc>,
+    start_h: i64,
+    hours: i64,
+) -> sqlx::postgres::types::PgRange<DateTime<Utc>> {
     let start = now_hour + Duration::hours(start_h);
     settlement::window(start, start + Duration::hours(hours))
 }
@@ -430,7 +1001,9 @@ mod tests {
                     PoolSpec::Gpu { model, nodes, .. } => {
                         f64::from(*nodes) * f64::from(gpu_spec(model).1) / 1000.0 * site.pue
                     }
-                    PoolSpec::Power { block_kw, blocks, .. } => f64::from(block_kw * blocks),
+                    PoolSpec::Power {
+                        block_kw, blocks, ..
+                    } => f64::from(block_kw * blocks),
                 })
                 .sum();
             assert!(
@@ -447,13 +1020,24 @@ mod tests {
         let pools = pools();
         for (customer, site, pool, ..) in RESERVATIONS {
             assert!(ORGS.iter().any(|o| o.name == *customer), "{customer}");
-            assert!(pools.iter().any(|(s, n, _)| s == site && n == pool), "{site} / {pool}");
+            assert!(
+                pools.iter().any(|(s, n, _)| s == site && n == pool),
+                "{site} / {pool}"
+            );
         }
         for (site, pool, ..) in BLACKOUTS {
-            assert!(pools.iter().any(|(s, n, _)| s == site && n == pool), "{site} / {pool}");
+            assert!(
+                pools.iter().any(|(s, n, _)| s == site && n == pool),
+                "{site} / {pool}"
+            );
         }
         for s in SITES {
-            assert!(ORGS.iter().any(|o| o.name == s.operator && o.kind != "customer"), "{}", s.operator);
+            assert!(
+                ORGS.iter()
+                    .any(|o| o.name == s.operator && o.kind != "customer"),
+                "{}",
+                s.operator
+            );
         }
     }
 }

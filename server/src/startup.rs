@@ -76,7 +76,8 @@ pub async fn open_database(config: &Config) -> Result<Database, StartupError> {
 /// The Leptos options for this process: cargo-leptos' environment, with the output name
 /// fixed so a server built without cargo-leptos still links the right bundle.
 pub fn leptos_options(config: &Config) -> Result<LeptosOptions, StartupError> {
-    let conf = leptos::prelude::get_configuration(None).map_err(|e| StartupError::Leptos(e.to_string()))?;
+    let conf = leptos::prelude::get_configuration(None)
+        .map_err(|e| StartupError::Leptos(e.to_string()))?;
     let mut options = conf.leptos_options;
     if options.output_name.is_empty() {
         options.output_name = Arc::from("rigshift");

@@ -10,7 +10,9 @@ pub fn init(format: &LogFormat) {
     let registry = tracing_subscriber::registry().with(filter);
     // A second init (tests boot several servers in one process) is harmless.
     let _ = match format {
-        LogFormat::Json => registry.with(fmt::layer().json().flatten_event(true)).try_init(),
+        LogFormat::Json => registry
+            .with(fmt::layer().json().flatten_event(true))
+            .try_init(),
         LogFormat::Pretty => registry.with(fmt::layer().compact()).try_init(),
     };
 }

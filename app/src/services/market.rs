@@ -59,7 +59,11 @@ pub async fn overview(db: &PgPool) -> Result<Overview, sqlx::Error> {
                         r.gpu_memory_gb.unwrap_or(0),
                         interconnect_label(r.interconnect.as_deref().unwrap_or(""))
                     );
-                    (spec, Some(i64::from(r.unit_count) * i64::from(per_node)), None)
+                    (
+                        spec,
+                        Some(i64::from(r.unit_count) * i64::from(per_node)),
+                        None,
+                    )
                 }
                 PoolKind::Power => {
                     let block = r.block_kw.unwrap_or(0);

@@ -19,5 +19,7 @@ pub fn db_from_context() -> Result<PgPool, ServerFnError> {
 /// Logs a database failure and returns a message that is safe to show to anyone.
 pub fn unavailable(err: sqlx::Error) -> ServerFnError {
     tracing::error!(error = %err, "database error in a server function");
-    ServerFnError::new("The marketplace database is unavailable right now; please try again in a moment.")
+    ServerFnError::new(
+        "The marketplace database is unavailable right now; please try again in a moment.",
+    )
 }

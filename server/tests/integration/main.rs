@@ -1,0 +1,10 @@
+//! Integration tests: the real server against a real PostgreSQL, a fresh database per
+//! test (`#[sqlx::test]` creates and drops them on the cluster in `DATABASE_URL`).
+//! All integration tests compile into this one binary.
+
+mod helpers;
+
+mod embedded_pg;
+mod http;
+mod schema;
+mod seed;

@@ -1,0 +1,107 @@
+use app::services::password;
+use server::seed::{self, SeedError, SeedOutcome, DEMO_PASSWORD};
+use sqlx::PgPool;
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn seeds_a_living_market_once(db: PgPool) {
+    let counts = match seed::seed_if_empty(&db).await.unwrap() {
+        SeedOutcome::Seeded(c) => c,
+        other => panic!("expected a seed, got {other:?}"),
+    };
+    assert_eq!(counts.sites, 12);
+    assert_eq!(counts.organizations, 9);
+    assert_eq!(counts.pools, 19);
+    assert_eq!(counts.reservations, 15);
+    assert_eq!(counts.blackouts, 2);
+
+    let regions: Vec<String> =
+        sqlx::query_scalar("select distinct grid_region from site order by 1")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    for expected in ["ERCOT", "PJM", "MISO", "SPP", "Hydro-Québec", "ANDE"] {
+        assert!(
+            regions.iter().any(|r| r == expected),
+            "{expected} missing from {regions:?}"
+        );
+    }
+    let models: Vec<String> = sqlx::query_scalar(
+        "select distinct gpu_model from capacity_pool where kind = 'gpu' order by 1",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(models, ["B200", "H100 SXM", "H200", "MI300X", "RTX 4090"]);
+
+    // A second run changes nothing.
+    assert_eq!(
+        seed::seed_if_empty(&db).await.unwrap(),
+        SeedOutcome::AlreadyPopulated
+    );
+    assert!(matches!(seed::seed(&db).await, Err(SeedError::NotEmpty(9))));
+    let sites: i64 = sqlx::query_scalar("select count(*) from site")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(sites, 12);
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn every_live_reservation_holds_exactly_its_units_and_prices_add_up(db: PgPool) {
+    seed::seed(&db).await.unwrap();
+    /// (id, state, unit_count, allocations, base, discount, fee, total)
+    type Row = (i64, String, i32, i64, i64, i64, i64, i64);
+    let rows: Vec<Row> = sqlx::query_as(
+        "select r.id, r.state, r.unit_count,
+                (select count(*) from allocation a where a.reservation_id = r.id),
+                r.base_cents, r.discount_cents, r.fee_cents, r.total_cents
+         from reservation r order by r.id",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 15);
+    let mut cancelled = 0;
+    for (id, state, units, allocated, base, discount, fee, total) in rows {
+        if state == "cancelled" {
+            cancelled += 1;
+            assert_eq!(allocated, 0, "cancelled reservation {id} still holds units");
+        } else {
+            assert_eq!(allocated, i64::from(units), "reservation {id}");
+        }
+        assert!(base > 0 && fee > 0, "reservation {id} has a real price");
+        assert_eq!(total, base - discount + fee, "reservation {id}");
+    }
+    assert_eq!(cancelled, 1);
+
+    // Allocations cover each reservation's whole window on distinct units.
+    let mismatched: i64 = sqlx::query_scalar(
+        "select count(*) from allocation a join reservation r on r.id = a.reservation_id
+         where a.during <> r.during or a.pool_id <> r.pool_id",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(mismatched, 0);
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn demo_accounts_log_in_with_the_documented_password(db: PgPool) {
+    seed::seed(&db).await.unwrap();
+    let (email, hash): (String, String) = sqlx::query_as(
+        "select email, password_hash from app_user where email = 'ml@helixlabs.example'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(email, "ml@helixlabs.example");
+    assert!(hash.starts_with("$argon2id$"));
+    assert!(password::verify(DEMO_PASSWORD.into(), hash.clone()).await);
+    assert!(!password::verify("not-the-demo-password".into(), hash).await);
+    let accounts = seed::demo_accounts().count();
+    let users: i64 = sqlx::query_scalar("select count(*) from app_user")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(users, accounts as i64);
+}
