@@ -15,7 +15,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes, A},
-    path,
+    path, SsrMode,
 };
 
 /// The HTML document around the app, rendered by the server.
@@ -65,8 +65,10 @@ pub fn App() -> impl IntoView {
                 </nav>
             </header>
             <main id="main">
+                // Pages render completely on the server before the first byte (async mode),
+                // so people without JavaScript get the data, not a loading placeholder.
                 <Routes fallback=pages::not_found::NotFound>
-                    <Route path=path!("/") view=pages::home::HomePage/>
+                    <Route path=path!("/") view=pages::home::HomePage ssr=SsrMode::Async/>
                 </Routes>
             </main>
             <footer class="footer">

@@ -396,7 +396,11 @@ mod tests {
         );
         let deep = PathBuf::from(format!("/{}", "d".repeat(120)));
         let dir = socket_dir_for(&deep);
-        assert!(dir.starts_with("/tmp/rigshift-pg-"), "{}", dir.display());
+        assert!(
+            dir.to_string_lossy().starts_with("/tmp/rigshift-pg-"),
+            "{}",
+            dir.display()
+        );
         assert_eq!(dir, socket_dir_for(&deep), "stable for the same project");
     }
 

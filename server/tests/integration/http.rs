@@ -44,7 +44,8 @@ async fn market_page_is_server_rendered_from_the_database(db: PgPool) {
         "Baie-Comeau",
         "MI300X",
         "$1.99",
-        "per GPU-hour",
+        "GPU-hour",
+        "kW-month",
         "/pkg/rigshift.js",
     ] {
         assert!(
@@ -93,7 +94,7 @@ async fn live_count_server_function_reads_the_current_totals(db: PgPool) {
     assert_eq!(before["sites"], 10, "10 of the 12 demo sites are live");
     // Unlisting a pool changes the count at once.
     let unlisted: i64 = sqlx::query_scalar(
-        "update capacity_pool set listed = false where name = 'Hall A — H100 cluster' returning unit_count * gpus_per_node",
+        "update capacity_pool set listed = false where name = 'Hall A — H100 cluster' returning (unit_count * gpus_per_node)::bigint",
     )
     .fetch_one(&db)
     .await
@@ -136,4 +137,29 @@ async fn unknown_pages_get_a_styled_404_and_every_response_has_security_headers(
         .await
         .unwrap();
     assert_eq!(res.headers()["x-request-id"], "lb-42");
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn market_page_arrives_complete_without_a_loading_placeholder(db: PgPool) {
+    // People without JavaScript must get the data in the document itself, not a
+    // placeholder that only a script would swap out.
+    server::seed::seed(&db).await.unwrap();
+    let app = TestApp::spawn(db).await;
+    let html = app
+        .client
+        .get(app.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !html.contains("Loading the market"),
+        "the page streamed a placeholder"
+    );
+    assert!(
+        !html.contains("<template"),
+        "the page streamed out-of-order chunks"
+    );
 }
