@@ -4,12 +4,16 @@
 
 #![recursion_limit = "256"]
 
+pub mod availability;
+pub mod booking;
 pub mod market;
 pub mod money;
 pub mod pages;
+pub mod power;
 pub mod pricing;
 #[cfg(feature = "ssr")]
 pub mod services;
+pub mod window;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};

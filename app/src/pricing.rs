@@ -99,9 +99,196 @@ pub fn price(what: Priced, hours: i64, tiers: &[TermDiscount], fee_bp: i64) -> P
     }
 }
 
+/// What one unit of a pool is, for turning a request into whole units.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UnitShape {
+    GpuNode { gpus_per_node: i64 },
+    PowerBlock { block_kw: i64 },
+}
+
+/// How much capacity a customer asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Quantity {
+    /// GPUs (GPU pools), rounded up to whole nodes.
+    Gpus(i64),
+    /// kW (power pools), rounded up to whole blocks.
+    Kw(i64),
+    /// Whole nodes or blocks.
+    Units(i64),
+}
+
+/// Whole units for a request, with a note when it was rounded up.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitsNeeded {
+    pub units: i64,
+    pub note: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum QuantityError {
+    #[error("ask for at least one (got {0})")]
+    NotPositive(i64),
+    #[error("this is a GPU pool: ask for GPUs or nodes, not kW")]
+    KwFromGpuPool,
+    #[error("this is a power-block pool: ask for kW or blocks, not GPUs")]
+    GpusFromPowerPool,
+    #[error("that is more than any pool holds; ask for at most 100,000 units")]
+    TooLarge,
+}
+
+/// Turns a request into whole units of `shape`, rounding up and saying so.
+pub fn units_for(shape: UnitShape, q: Quantity) -> Result<UnitsNeeded, QuantityError> {
+    let (amount, per_unit, what, unit) = match (shape, q) {
+        (_, Quantity::Units(n)) => {
+            if n < 1 {
+                return Err(QuantityError::NotPositive(n));
+            }
+            if n > 100_000 {
+                return Err(QuantityError::TooLarge);
+            }
+            return Ok(UnitsNeeded {
+                units: n,
+                note: None,
+            });
+        }
+        (UnitShape::GpuNode { gpus_per_node }, Quantity::Gpus(g)) => {
+            (g, gpus_per_node, "GPUs", "node")
+        }
+        (UnitShape::PowerBlock { block_kw }, Quantity::Kw(kw)) => (kw, block_kw, "kW", "block"),
+        (UnitShape::GpuNode { .. }, Quantity::Kw(_)) => return Err(QuantityError::KwFromGpuPool),
+        (UnitShape::PowerBlock { .. }, Quantity::Gpus(_)) => {
+            return Err(QuantityError::GpusFromPowerPool)
+        }
+    };
+    if amount < 1 {
+        return Err(QuantityError::NotPositive(amount));
+    }
+    if amount / per_unit.max(1) > 100_000 {
+        return Err(QuantityError::TooLarge);
+    }
+    let per_unit = per_unit.max(1);
+    let units = (amount + per_unit - 1) / per_unit;
+    let note = (units * per_unit != amount).then(|| {
+        format!(
+            "{amount} {what} rounded up to {units} whole {unit}{} ({} {what})",
+            if units == 1 { "" } else { "s" },
+            units * per_unit
+        )
+    });
+    Ok(UnitsNeeded { units, note })
+}
+
+/// A cancellation tier: cancelling at least `min_notice_hours` before the start refunds
+/// `refund_bp` basis points of the total.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancellationTier {
+    pub min_notice_hours: i64,
+    pub refund_bp: i64,
+}
+
+/// The policy of a pool that has not set its own: full refund a week ahead, half two
+/// days ahead, nothing after that.
+pub const DEFAULT_CANCELLATION: &[CancellationTier] = &[
+    CancellationTier {
+        min_notice_hours: 168,
+        refund_bp: 10_000,
+    },
+    CancellationTier {
+        min_notice_hours: 48,
+        refund_bp: 5_000,
+    },
+    CancellationTier {
+        min_notice_hours: 0,
+        refund_bp: 0,
+    },
+];
+
+/// The refund share for cancelling `notice_hours` before the start (the best tier reached).
+pub fn refund_bp_for(notice_hours: i64, tiers: &[CancellationTier]) -> i64 {
+    let tiers = if tiers.is_empty() {
+        DEFAULT_CANCELLATION
+    } else {
+        tiers
+    };
+    tiers
+        .iter()
+        .filter(|t| notice_hours >= t.min_notice_hours)
+        .map(|t| t.refund_bp)
+        .max()
+        .unwrap_or(0)
+}
+
+/// The refund of `total_cents` at `refund_bp`, rounded half up.
+pub fn refund_cents(total_cents: i64, refund_bp: i64) -> i64 {
+    apply_bp(total_cents, refund_bp)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gpus_round_up_to_whole_nodes_and_say_so() {
+        let node = UnitShape::GpuNode { gpus_per_node: 8 };
+        assert_eq!(
+            units_for(node, Quantity::Gpus(16)).unwrap(),
+            UnitsNeeded {
+                units: 2,
+                note: None
+            }
+        );
+        let r = units_for(node, Quantity::Gpus(20)).unwrap();
+        assert_eq!(r.units, 3);
+        assert_eq!(
+            r.note.as_deref(),
+            Some("20 GPUs rounded up to 3 whole nodes (24 GPUs)")
+        );
+        assert_eq!(
+            units_for(node, Quantity::Gpus(0)),
+            Err(QuantityError::NotPositive(0))
+        );
+        assert_eq!(
+            units_for(node, Quantity::Kw(500)),
+            Err(QuantityError::KwFromGpuPool)
+        );
+    }
+
+    #[test]
+    fn kw_round_up_to_whole_blocks() {
+        let block = UnitShape::PowerBlock { block_kw: 500 };
+        let r = units_for(block, Quantity::Kw(501)).unwrap();
+        assert_eq!(r.units, 2);
+        assert_eq!(
+            r.note.as_deref(),
+            Some("501 kW rounded up to 2 whole blocks (1000 kW)")
+        );
+        assert_eq!(units_for(block, Quantity::Units(3)).unwrap().units, 3);
+        assert_eq!(
+            units_for(block, Quantity::Gpus(8)),
+            Err(QuantityError::GpusFromPowerPool)
+        );
+        assert_eq!(
+            units_for(block, Quantity::Units(-1)),
+            Err(QuantityError::NotPositive(-1))
+        );
+    }
+
+    #[test]
+    fn refunds_follow_the_best_tier_reached() {
+        assert_eq!(refund_bp_for(200, DEFAULT_CANCELLATION), 10_000);
+        assert_eq!(refund_bp_for(168, DEFAULT_CANCELLATION), 10_000);
+        assert_eq!(refund_bp_for(167, DEFAULT_CANCELLATION), 5_000);
+        assert_eq!(refund_bp_for(47, DEFAULT_CANCELLATION), 0);
+        assert_eq!(refund_bp_for(-5, DEFAULT_CANCELLATION), 0);
+        assert_eq!(
+            refund_bp_for(100, &[]),
+            5_000,
+            "no tiers: the default policy"
+        );
+        // Half of $100.01 is $50.005 → $50.01 (half up).
+        assert_eq!(refund_cents(10_001, 5_000), 5_001);
+    }
 
     const H100: Priced = Priced::Gpu {
         nodes: 2,

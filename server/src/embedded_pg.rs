@@ -157,6 +157,11 @@ impl EmbeddedPg {
         )
     }
 
+    /// Where the PostgreSQL programs (pgbench and psql among them) are.
+    pub fn bin_dir(&self) -> &Path {
+        &self.bins.bin_dir
+    }
+
     /// Leaves the cluster running when this handle is dropped (for `server pg-start`).
     pub fn detach(&mut self) {
         self.stopped = true;

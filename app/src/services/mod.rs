@@ -1,8 +1,15 @@
 //! Server-only services: the one implementation of every rule, called by server
 //! functions and by the JSON API alike.
 
+pub mod availability;
+pub mod blackouts;
+pub mod catalog;
+pub mod error;
 pub mod market;
 pub mod password;
+pub mod pools;
+pub mod reservations;
+pub mod search;
 pub mod settlement;
 
 use leptos::prelude::*;

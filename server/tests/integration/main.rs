@@ -6,5 +6,7 @@ mod helpers;
 
 mod embedded_pg;
 mod http;
+mod model;
 mod schema;
 mod seed;
+mod settlement;

@@ -1,0 +1,105 @@
+//! The one error type of the services. Each front door maps it once: server functions to
+//! a readable message, the JSON API to a problem document with the status from [`ServiceError::status`].
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A field the caller got wrong, and how to fix it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The request is malformed or breaks a rule; nothing was changed.
+    #[error("{}", .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<FieldError>),
+    /// The thing does not exist, or the caller may not see it (the same answer, on purpose).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The caller is known but may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The request is valid but the market state refuses it (capacity gone, units booked).
+    #[error("{message}")]
+    Conflict {
+        message: String,
+        /// The earliest start that would fit the same request, when there is one.
+        next_start: Option<DateTime<Utc>>,
+        /// Reservations in the way (e.g. of a blackout over booked units).
+        conflicting_reservations: Vec<i64>,
+    },
+    /// The database failed; details are logged, never shown.
+    #[error("the marketplace database is unavailable right now; please try again in a moment")]
+    Unavailable(#[source] sqlx::Error),
+}
+
+impl ServiceError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid(vec![FieldError {
+            field: field.into(),
+            message: message.into(),
+        }])
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::Conflict {
+            message: message.into(),
+            next_start: None,
+            conflicting_reservations: Vec::new(),
+        }
+    }
+
+    /// The HTTP status each front door answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Invalid(_) => 422,
+            Self::NotFound(_) => 404,
+            Self::Forbidden(_) => 403,
+            Self::Conflict { .. } => 409,
+            Self::Unavailable(_) => 503,
+        }
+    }
+}
+
+/// SQLSTATEs of transactions that lost a race and may simply be tried again:
+/// exclusion violation, serialization failure, deadlock.
+pub fn is_retryable(err: &sqlx::Error) -> bool {
+    matches!(
+        err.as_database_error().and_then(|e| e.code()).as_deref(),
+        Some("23P01" | "40001" | "40P01")
+    )
+}
+
+impl From<sqlx::Error> for ServiceError {
+    fn from(err: sqlx::Error) -> Self {
+        if is_retryable(&err) {
+            // A race that ran out of retries is the caller's conflict, never a 500.
+            return Self::conflict(
+                "someone else changed this capacity at the same moment; please try again",
+            );
+        }
+        tracing::error!(error = %err, "database error");
+        Self::Unavailable(err)
+    }
+}
+
+impl From<crate::window::WindowError> for ServiceError {
+    fn from(e: crate::window::WindowError) -> Self {
+        Self::invalid("window", e.to_string())
+    }
+}
+
+impl From<crate::window::TermsError> for ServiceError {
+    fn from(e: crate::window::TermsError) -> Self {
+        Self::invalid("window", e.to_string())
+    }
+}
+
+impl From<crate::pricing::QuantityError> for ServiceError {
+    fn from(e: crate::pricing::QuantityError) -> Self {
+        Self::invalid("quantity", e.to_string())
+    }
+}

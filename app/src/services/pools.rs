@@ -1,0 +1,227 @@
+//! Loading a pool with everything settlement needs: shape, price, terms, discounts,
+//! cancellation policy, availability.
+
+use super::error::ServiceError;
+use crate::availability::Interval;
+use crate::market::PoolKind;
+use crate::pricing::{CancellationTier, Priced, TermDiscount, UnitShape};
+use crate::window::{HourWindow, Terms};
+use chrono::{DateTime, Utc};
+use sqlx::postgres::types::PgRange;
+use sqlx::PgConnection;
+use std::ops::Bound;
+
+#[derive(Clone, Debug)]
+pub struct PoolInfo {
+    pub id: i64,
+    pub site_id: i64,
+    pub operator_id: i64,
+    pub name: String,
+    pub kind: PoolKind,
+    pub unit_count: i64,
+    pub shape: UnitShape,
+    pub price_cents: i64,
+    pub currency: String,
+    pub terms: Terms,
+    pub listed: bool,
+    pub site_live: bool,
+    pub discounts: Vec<TermDiscount>,
+    pub cancellation: Vec<CancellationTier>,
+}
+
+impl PoolInfo {
+    /// What `units` units of this pool are, for pricing.
+    pub fn priced(&self, units: i64) -> Priced {
+        self.priced_at(units, self.price_cents)
+    }
+
+    /// The same, at a locked unit price.
+    pub fn priced_at(&self, units: i64, unit_price_cents: i64) -> Priced {
+        match self.shape {
+            UnitShape::GpuNode { gpus_per_node } => Priced::Gpu {
+                nodes: units,
+                gpus_per_node,
+                cents_per_gpu_hour: unit_price_cents,
+            },
+            UnitShape::PowerBlock { block_kw } => Priced::Power {
+                blocks: units,
+                block_kw,
+                cents_per_kw_month: unit_price_cents,
+            },
+        }
+    }
+
+    /// "node"/"nodes" or "block"/"blocks".
+    pub fn unit_word(&self, n: i64) -> &'static str {
+        match (self.kind, n) {
+            (PoolKind::Gpu, 1) => "node",
+            (PoolKind::Gpu, _) => "nodes",
+            (PoolKind::Power, 1) => "block",
+            (PoolKind::Power, _) => "blocks",
+        }
+    }
+}
+
+/// Loads a pool; with `lock`, takes its row lock for the rest of the transaction, which
+/// serializes every allocation on the pool across all server processes.
+pub async fn load(
+    conn: &mut PgConnection,
+    pool_id: i64,
+    lock: bool,
+) -> Result<PoolInfo, ServiceError> {
+    if lock {
+        sqlx::query_scalar!(
+            "select id from capacity_pool where id = $1 for update",
+            pool_id
+        )
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(ServiceError::NotFound("pool"))?;
+    }
+    let r = sqlx::query!(
+        r#"select p.id, p.site_id, s.operator_id, p.name, p.kind, p.unit_count, p.gpus_per_node, p.block_kw,
+                  p.price_cents, p.currency, p.min_term_hours, p.max_term_hours, p.min_lead_hours,
+                  p.listed, s.status = 'live' as "site_live!"
+           from capacity_pool p join site s on s.id = p.site_id
+           where p.id = $1"#,
+        pool_id
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(ServiceError::NotFound("pool"))?;
+    let kind = PoolKind::parse(&r.kind).ok_or(ServiceError::NotFound("pool"))?;
+    let shape = match kind {
+        PoolKind::Gpu => UnitShape::GpuNode {
+            gpus_per_node: i64::from(r.gpus_per_node.unwrap_or(1)),
+        },
+        PoolKind::Power => UnitShape::PowerBlock {
+            block_kw: i64::from(r.block_kw.unwrap_or(1)),
+        },
+    };
+    let discounts = sqlx::query!(
+        "select min_hours, discount_bp from pool_term_discount where pool_id = $1 order by min_hours",
+        pool_id
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|r| TermDiscount { min_hours: i64::from(r.min_hours), discount_bp: i64::from(r.discount_bp) })
+    .collect();
+    let cancellation = sqlx::query!(
+        "select min_notice_hours, refund_bp from pool_cancellation_tier where pool_id = $1 order by min_notice_hours",
+        pool_id
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|r| CancellationTier { min_notice_hours: i64::from(r.min_notice_hours), refund_bp: i64::from(r.refund_bp) })
+    .collect();
+    Ok(PoolInfo {
+        id: r.id,
+        site_id: r.site_id,
+        operator_id: r.operator_id,
+        name: r.name,
+        kind,
+        unit_count: i64::from(r.unit_count),
+        shape,
+        price_cents: r.price_cents,
+        currency: r.currency,
+        terms: Terms {
+            min_term_hours: i64::from(r.min_term_hours),
+            max_term_hours: i64::from(r.max_term_hours),
+            min_lead_hours: i64::from(r.min_lead_hours),
+        },
+        listed: r.listed,
+        site_live: r.site_live,
+        discounts,
+        cancellation,
+    })
+}
+
+/// Whether the pool's availability windows (together) cover the whole window.
+pub async fn is_open(
+    conn: &mut PgConnection,
+    pool_id: i64,
+    w: &HourWindow,
+) -> Result<bool, ServiceError> {
+    let range = to_range(w);
+    let open = sqlx::query_scalar!(
+        r#"select coalesce(range_agg(during) @> $2::tstzrange, false) as "open!"
+           from availability_window where pool_id = $1"#,
+        pool_id,
+        range
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(open)
+}
+
+/// Availability intervals of a pool that touch `[from, to)`.
+pub async fn open_intervals(
+    conn: &mut PgConnection,
+    pool_id: i64,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Interval>, ServiceError> {
+    let range = PgRange::from(from..to);
+    let rows = sqlx::query_scalar!(
+        "select during from availability_window where pool_id = $1 and during && $2 order by during",
+        pool_id,
+        range
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.iter().filter_map(from_range).collect())
+}
+
+/// Busy intervals per unit (ordered by unit number) that touch `[from, to)`.
+pub async fn busy_by_unit(
+    conn: &mut PgConnection,
+    pool_id: i64,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Vec<Interval>>, ServiceError> {
+    let range = PgRange::from(from..to);
+    let rows = sqlx::query!(
+        r#"select u.ordinal, a.during as "during?"
+           from capacity_unit u
+           left join allocation a on a.unit_id = u.id and a.during && $2
+           where u.pool_id = $1
+           order by u.ordinal, a.during"#,
+        pool_id,
+        range
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut units: Vec<Vec<Interval>> = Vec::new();
+    let mut last_ordinal = None;
+    for r in rows {
+        if last_ordinal != Some(r.ordinal) {
+            units.push(Vec::new());
+            last_ordinal = Some(r.ordinal);
+        }
+        if let Some(iv) = r.during.as_ref().and_then(from_range) {
+            units.last_mut().expect("pushed above").push(iv);
+        }
+    }
+    Ok(units)
+}
+
+pub fn to_range(w: &HourWindow) -> PgRange<DateTime<Utc>> {
+    PgRange::from(w.start()..w.end())
+}
+
+/// A bounded `[start, end)` range as an interval (the schema allows no other kind).
+pub fn from_range(r: &PgRange<DateTime<Utc>>) -> Option<Interval> {
+    let start = match r.start {
+        Bound::Included(s) => s,
+        Bound::Excluded(s) => s,
+        Bound::Unbounded => return None,
+    };
+    let end = match r.end {
+        Bound::Excluded(e) => e,
+        Bound::Included(e) => e,
+        Bound::Unbounded => return None,
+    };
+    Some((start, end))
+}

@@ -1,0 +1,517 @@
+//! Quotes, reservations, cancellations and extensions: the settlement of contracts
+//! against a pool's availability.
+//!
+//! Every write locks the pool row first (`select ... for update`), so writers on one pool
+//! queue up in PostgreSQL whichever server process they run in; the exclusion constraint
+//! on `allocation` remains the last line of defence. A transaction that still loses a race
+//! (SQLSTATE 23P01, 40001, 40P01) is retried a few times and then answered as a conflict.
+
+use super::availability::{self, DEFAULT_HORIZON_DAYS};
+use super::error::ServiceError;
+use super::pools::{self, PoolInfo};
+use super::settlement::{self, AllocateError, AllocationOwner};
+use crate::booking::{BookingRequest, CancelPreview, Quote, Reservation};
+use crate::pricing::{self, PriceBreakdown};
+use crate::window::{HourWindow, ReservationState};
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+
+const MAX_ATTEMPTS: u32 = 5;
+
+/// A validated request: the pool, the window and the whole units it needs.
+struct Checked {
+    pool: PoolInfo,
+    window: HourWindow,
+    units: i64,
+    note: Option<String>,
+}
+
+async fn check_request(
+    conn: &mut PgConnection,
+    req: &BookingRequest,
+    lock: bool,
+    now: DateTime<Utc>,
+) -> Result<Checked, ServiceError> {
+    let window = HourWindow::new(req.start, req.end)?;
+    let pool = pools::load(conn, req.pool_id, lock).await?;
+    if !pool.listed {
+        return Err(ServiceError::NotFound("pool"));
+    }
+    pool.terms.check(&window, now)?;
+    let need = pricing::units_for(pool.shape, req.quantity)?;
+    if need.units > pool.unit_count {
+        return Err(ServiceError::invalid(
+            "quantity",
+            format!(
+                "this pool has {} {} in all; ask for at most that many",
+                pool.unit_count,
+                pool.unit_word(pool.unit_count)
+            ),
+        ));
+    }
+    if !pools::is_open(conn, pool.id, &window).await? {
+        return Err(ServiceError::invalid(
+            "window",
+            "the pool is not on sale for that whole window; see its availability for open dates",
+        ));
+    }
+    Ok(Checked {
+        pool,
+        window,
+        units: need.units,
+        note: need.note,
+    })
+}
+
+/// The exact price of a request with its breakdown, and whether it fits right now.
+pub async fn quote(
+    db: &PgPool,
+    req: &BookingRequest,
+    fee_bp: i64,
+    now: DateTime<Utc>,
+) -> Result<Quote, ServiceError> {
+    let mut conn = db.acquire().await?;
+    let c = check_request(&mut conn, req, false, now).await?;
+    let price = pricing::price(
+        c.pool.priced(c.units),
+        c.window.hours(),
+        &c.pool.discounts,
+        fee_bp,
+    );
+    let free_units = availability::free_units(&mut conn, &c.pool, &c.window).await?;
+    let next_start = if free_units < c.units {
+        availability::find_slot(
+            &mut conn,
+            &c.pool,
+            c.units,
+            c.window.hours(),
+            c.window.start(),
+            DEFAULT_HORIZON_DAYS,
+        )
+        .await?
+    } else {
+        None
+    };
+    Ok(Quote {
+        pool_id: c.pool.id,
+        units: c.units,
+        note: c.note,
+        start: c.window.start(),
+        end: c.window.end(),
+        hours: c.window.hours(),
+        currency: c.pool.currency.clone(),
+        unit_price_cents: c.pool.price_cents,
+        price,
+        free_units,
+        next_start,
+    })
+}
+
+/// Only organizations that buy capacity may reserve it.
+async fn require_customer(conn: &mut PgConnection, org_id: i64) -> Result<(), ServiceError> {
+    let kind = sqlx::query_scalar!("select kind from organization where id = $1", org_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(ServiceError::NotFound("organization"))?;
+    if kind == "operator" {
+        return Err(ServiceError::Forbidden(
+            "this organization is registered as an operator only; reserving capacity needs a customer organization".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Reserves the request for `customer_id`, all or nothing, at the price of this moment.
+pub async fn reserve(
+    db: &PgPool,
+    customer_id: i64,
+    req: &BookingRequest,
+    fee_bp: i64,
+    now: DateTime<Utc>,
+) -> Result<Reservation, ServiceError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match try_reserve(db, customer_id, req, fee_bp, now).await {
+            Err(ServiceError::Unavailable(e))
+                if super::error::is_retryable(&e) && attempt < MAX_ATTEMPTS =>
+            {
+                continue
+            }
+            Ok(id) => return get(db, customer_id, id, now).await,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn try_reserve(
+    db: &PgPool,
+    customer_id: i64,
+    req: &BookingRequest,
+    fee_bp: i64,
+    now: DateTime<Utc>,
+) -> Result<i64, ServiceError> {
+    let mut tx = db.begin().await.map_err(raw)?;
+    require_customer(&mut tx, customer_id).await?;
+    let c = check_request(&mut tx, req, true, now).await?;
+    let p = pricing::price(
+        c.pool.priced(c.units),
+        c.window.hours(),
+        &c.pool.discounts,
+        fee_bp,
+    );
+    let range = pools::to_range(&c.window);
+    let id = sqlx::query_scalar!(
+        r#"insert into reservation (site_id, pool_id, customer_id, unit_count, during, state, currency,
+                                    unit_price_cents, base_cents, discount_cents, fee_cents, total_cents)
+           values ($1, $2, $3, $4, $5, 'confirmed', $6, $7, $8, $9, $10, $11)
+           returning id"#,
+        c.pool.site_id,
+        c.pool.id,
+        customer_id,
+        c.units as i32,
+        range,
+        c.pool.currency,
+        c.pool.price_cents,
+        p.base_cents,
+        p.discount_cents,
+        p.fee_cents,
+        p.total_cents
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(raw)?;
+    match settlement::allocate(
+        &mut tx,
+        c.pool.id,
+        &range,
+        c.units,
+        AllocationOwner::Reservation(id),
+    )
+    .await
+    {
+        Ok(()) => {}
+        Err(AllocateError::Insufficient { free, .. }) => {
+            tx.rollback().await.map_err(raw)?;
+            let mut conn = db.acquire().await?;
+            let next_start = availability::find_slot(
+                &mut conn,
+                &c.pool,
+                c.units,
+                c.window.hours(),
+                c.window.start().max(c.pool.terms.earliest_start(now)),
+                DEFAULT_HORIZON_DAYS,
+            )
+            .await?;
+            let mut message = format!(
+                "only {free} of the {} {} asked for are free for that whole window",
+                c.units,
+                c.pool.unit_word(c.units)
+            );
+            match next_start {
+                Some(t) => message.push_str(&format!(
+                    "; the earliest start that fits is {}",
+                    t.to_rfc3339()
+                )),
+                None => message.push_str("; nothing fits within the next year"),
+            }
+            return Err(ServiceError::Conflict {
+                message,
+                next_start,
+                conflicting_reservations: Vec::new(),
+            });
+        }
+        Err(AllocateError::Db(e)) => return Err(raw(e)),
+    }
+    tx.commit().await.map_err(raw)?;
+    Ok(id)
+}
+
+/// Keeps retryable database errors raw (for the retry loop); `From` would turn them into
+/// conflicts straight away.
+fn raw(e: sqlx::Error) -> ServiceError {
+    if super::error::is_retryable(&e) {
+        ServiceError::Unavailable(e)
+    } else {
+        ServiceError::from(e)
+    }
+}
+
+/// One of the customer's reservations; another organization's is "not found".
+pub async fn get(
+    db: &PgPool,
+    customer_id: i64,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<Reservation, ServiceError> {
+    let mut conn = db.acquire().await?;
+    fetch(&mut conn, customer_id, id, false, now).await
+}
+
+async fn fetch(
+    conn: &mut PgConnection,
+    customer_id: i64,
+    id: i64,
+    lock: bool,
+    now: DateTime<Utc>,
+) -> Result<Reservation, ServiceError> {
+    if lock {
+        sqlx::query_scalar!(
+            "select id from reservation where id = $1 and customer_id = $2 for update",
+            id,
+            customer_id
+        )
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or(ServiceError::NotFound("reservation"))?;
+    }
+    let r = sqlx::query!(
+        r#"select id, pool_id, site_id, customer_id, unit_count, during, state, currency, unit_price_cents,
+                  base_cents, discount_cents, fee_cents, total_cents, refund_cents, created_at, cancelled_at
+           from reservation where id = $1 and customer_id = $2"#,
+        id,
+        customer_id
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(ServiceError::NotFound("reservation"))?;
+    let (start, end) = pools::from_range(&r.during).ok_or(ServiceError::NotFound("reservation"))?;
+    let window = HourWindow::new(start, end)?;
+    Ok(Reservation {
+        id: r.id,
+        pool_id: r.pool_id,
+        site_id: r.site_id,
+        customer_id: r.customer_id,
+        units: i64::from(r.unit_count),
+        start,
+        end,
+        state: ReservationState::at(&r.state, &window, now),
+        currency: r.currency,
+        unit_price_cents: r.unit_price_cents,
+        base_cents: r.base_cents,
+        discount_cents: r.discount_cents,
+        fee_cents: r.fee_cents,
+        total_cents: r.total_cents,
+        refund_cents: r.refund_cents,
+        created_at: r.created_at,
+        cancelled_at: r.cancelled_at,
+    })
+}
+
+/// The customer's reservations, newest first, `limit` at a time after `before_id`.
+pub async fn list(
+    db: &PgPool,
+    customer_id: i64,
+    before_id: Option<i64>,
+    limit: i64,
+    now: DateTime<Utc>,
+) -> Result<Vec<Reservation>, ServiceError> {
+    let limit = limit.clamp(1, 200);
+    let ids = sqlx::query_scalar!(
+        "select id from reservation where customer_id = $1 and ($2::bigint is null or id < $2) order by id desc limit $3",
+        customer_id,
+        before_id,
+        limit
+    )
+    .fetch_all(db)
+    .await?;
+    let mut conn = db.acquire().await?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        out.push(fetch(&mut conn, customer_id, id, false, now).await?);
+    }
+    Ok(out)
+}
+
+fn cancel_terms(
+    pool: &PoolInfo,
+    r: &Reservation,
+    now: DateTime<Utc>,
+) -> Result<CancelPreview, ServiceError> {
+    match r.state {
+        ReservationState::Cancelled => {
+            return Err(ServiceError::conflict(
+                "this reservation is already cancelled",
+            ))
+        }
+        ReservationState::Active | ReservationState::Completed => {
+            return Err(ServiceError::conflict(
+                "this reservation has already started; a started contract cannot be cancelled",
+            ))
+        }
+        ReservationState::Held | ReservationState::Confirmed => {}
+    }
+    let notice_hours = (r.start - now).num_hours();
+    let refund_bp = pricing::refund_bp_for(notice_hours, &pool.cancellation);
+    Ok(CancelPreview {
+        reservation_id: r.id,
+        notice_hours,
+        refund_bp,
+        refund_cents: pricing::refund_cents(r.total_cents, refund_bp),
+        total_cents: r.total_cents,
+    })
+}
+
+/// What cancelling now would refund, by the pool's policy.
+pub async fn cancel_preview(
+    db: &PgPool,
+    customer_id: i64,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<CancelPreview, ServiceError> {
+    let mut conn = db.acquire().await?;
+    let r = fetch(&mut conn, customer_id, id, false, now).await?;
+    let pool = pools::load(&mut conn, r.pool_id, false).await?;
+    cancel_terms(&pool, &r, now)
+}
+
+/// Cancels a reservation that has not started, releasing its units and locking the refund.
+pub async fn cancel(
+    db: &PgPool,
+    customer_id: i64,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<Reservation, ServiceError> {
+    let mut tx = db.begin().await?;
+    let r = fetch(&mut tx, customer_id, id, true, now).await?;
+    let pool = pools::load(&mut tx, r.pool_id, false).await?;
+    let preview = cancel_terms(&pool, &r, now)?;
+    sqlx::query!("delete from allocation where reservation_id = $1", id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query!(
+        "update reservation set state = 'cancelled', cancelled_at = $2, refund_cents = $3, updated_at = now() where id = $1",
+        id,
+        now,
+        preview.refund_cents
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    get(db, customer_id, id, now).await
+}
+
+/// Extends a reservation to `new_end` on the same units, charging the new term's price
+/// (at the locked unit price). Refused with the reason when the units are not free.
+pub async fn extend(
+    db: &PgPool,
+    customer_id: i64,
+    id: i64,
+    new_end: DateTime<Utc>,
+    fee_bp: i64,
+    now: DateTime<Utc>,
+) -> Result<Reservation, ServiceError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match try_extend(db, customer_id, id, new_end, fee_bp, now).await {
+            Err(ServiceError::Unavailable(e))
+                if super::error::is_retryable(&e) && attempt < MAX_ATTEMPTS =>
+            {
+                continue
+            }
+            Ok(()) => return get(db, customer_id, id, now).await,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn try_extend(
+    db: &PgPool,
+    customer_id: i64,
+    id: i64,
+    new_end: DateTime<Utc>,
+    fee_bp: i64,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
+    let mut tx = db.begin().await.map_err(raw)?;
+    // Lock order everywhere: pool, then reservation.
+    let current = fetch(&mut tx, customer_id, id, false, now).await?;
+    let pool = pools::load(&mut tx, current.pool_id, true).await?;
+    let r = fetch(&mut tx, customer_id, id, true, now).await?;
+    match r.state {
+        ReservationState::Confirmed | ReservationState::Active => {}
+        ReservationState::Cancelled => {
+            return Err(ServiceError::conflict(
+                "a cancelled reservation cannot be extended",
+            ))
+        }
+        ReservationState::Completed => {
+            return Err(ServiceError::conflict(
+                "a completed reservation cannot be extended",
+            ))
+        }
+        ReservationState::Held => {
+            return Err(ServiceError::conflict(
+                "confirm the reservation before extending it",
+            ))
+        }
+    }
+    if new_end <= r.end {
+        return Err(ServiceError::invalid(
+            "end",
+            format!(
+                "the new end must be after the current end ({})",
+                r.end.to_rfc3339()
+            ),
+        ));
+    }
+    let window = HourWindow::new(r.start, new_end)?;
+    if window.hours() > pool.terms.max_term_hours {
+        return Err(ServiceError::invalid(
+            "end",
+            format!(
+                "the term would be {} hours; this pool sells at most {} hours",
+                window.hours(),
+                pool.terms.max_term_hours
+            ),
+        ));
+    }
+    if !pools::is_open(&mut tx, pool.id, &window).await? {
+        return Err(ServiceError::invalid(
+            "end",
+            "the pool is not on sale until that end; see its availability",
+        ));
+    }
+    let range = pools::to_range(&window);
+    let moved = sqlx::query!(
+        "update allocation set during = $2, updated_at = now() where reservation_id = $1",
+        id,
+        range
+    )
+    .execute(&mut *tx)
+    .await;
+    match moved {
+        Ok(_) => {}
+        Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("23P01") => {
+            return Err(ServiceError::conflict(format!(
+                "the units of this reservation are booked or under maintenance between {} and {}; it cannot be extended on the same units",
+                r.end.to_rfc3339(),
+                new_end.to_rfc3339()
+            )));
+        }
+        Err(e) => return Err(raw(e)),
+    }
+    let p: PriceBreakdown = pricing::price(
+        pool.priced_at(r.units, r.unit_price_cents),
+        window.hours(),
+        &pool.discounts,
+        fee_bp,
+    );
+    sqlx::query!(
+        r#"update reservation set during = $2, base_cents = $3, discount_cents = $4, fee_cents = $5,
+                                  total_cents = $6, updated_at = now()
+           where id = $1"#,
+        id,
+        range,
+        p.base_cents,
+        p.discount_cents,
+        p.fee_cents,
+        p.total_cents
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(raw)?;
+    tx.commit().await.map_err(raw)?;
+    Ok(())
+}

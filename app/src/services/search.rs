@@ -1,0 +1,274 @@
+//! Market search across every listed pool on live sites: filters, a window (or "earliest
+//! start within N days"), sorting, and each hit priced exactly as a quote would be.
+
+use super::availability::find_slot;
+use super::error::ServiceError;
+use super::pools;
+use crate::market::PoolKind;
+use crate::pricing::{self, PriceBreakdown, Quantity, TermDiscount, UnitShape};
+use crate::window::{ceil_hour, HourWindow};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use std::collections::HashMap;
+
+/// How many pools "earliest start" mode examines at most (cheapest first): each needs its
+/// own look at the pool's bookings.
+pub const EARLIEST_MODE_CANDIDATES: i64 = 300;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchSort {
+    /// Cheapest unit price first.
+    #[default]
+    Price,
+    /// Earliest start first.
+    EarliestStart,
+    /// Lowest total for the request first.
+    TotalCost,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MarketQuery {
+    pub kind: Option<PoolKind>,
+    pub gpu_model: Option<String>,
+    /// GPUs or kW (or whole units); default one unit.
+    pub quantity: Option<Quantity>,
+    /// Duration of the reservation in hours.
+    pub hours: i64,
+    /// Window mode: start exactly here. Otherwise "earliest start within `within_days`".
+    pub start: Option<DateTime<Utc>>,
+    pub within_days: Option<i64>,
+    /// Matches country code, region or grid region (case-insensitive).
+    pub region: Option<String>,
+    /// Matches part of the energy source, e.g. "hydro".
+    pub energy_source: Option<String>,
+    /// GPU fabric: infiniband, roce or ethernet.
+    pub interconnect: Option<String>,
+    /// Highest unit price (per GPU-hour or per kW-month) in cents.
+    pub max_price_cents: Option<i64>,
+    pub sort: SearchSort,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SearchHit {
+    pub pool_id: i64,
+    pub pool_name: String,
+    pub kind: PoolKind,
+    pub site_name: String,
+    pub country: String,
+    pub region: String,
+    pub grid_region: String,
+    pub energy_source: String,
+    pub gpu_model: Option<String>,
+    pub interconnect: Option<String>,
+    pub unit_price_cents: i64,
+    pub currency: String,
+    pub units: i64,
+    pub note: Option<String>,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub price: PriceBreakdown,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SearchPage {
+    pub hits: Vec<SearchHit>,
+    /// Hits across all pages.
+    pub total: usize,
+}
+
+fn opt_text(s: &Option<String>) -> Option<String> {
+    s.as_ref()
+        .map(|v| v.trim().to_lowercase())
+        .filter(|v| !v.is_empty())
+}
+
+pub async fn search(
+    db: &PgPool,
+    q: &MarketQuery,
+    fee_bp: i64,
+    now: DateTime<Utc>,
+) -> Result<SearchPage, ServiceError> {
+    if q.hours < 1 || q.hours > 24 * 365 * 5 {
+        return Err(ServiceError::invalid(
+            "hours",
+            "a duration between 1 hour and 5 years",
+        ));
+    }
+    let window = match q.start {
+        Some(start) => Some(HourWindow::starting_at(start, q.hours)?),
+        None => None,
+    };
+    let within_days = q.within_days.unwrap_or(30);
+    if !(1..=365).contains(&within_days) {
+        return Err(ServiceError::invalid(
+            "within_days",
+            "between 1 and 365 days",
+        ));
+    }
+    if q.max_price_cents.is_some_and(|p| p < 1) {
+        return Err(ServiceError::invalid(
+            "max_price_cents",
+            "a positive price in cents",
+        ));
+    }
+    let kind = match (q.kind, q.quantity) {
+        (Some(k), _) => Some(k),
+        (None, Some(Quantity::Gpus(_))) => Some(PoolKind::Gpu),
+        (None, Some(Quantity::Kw(_))) => Some(PoolKind::Power),
+        _ => None,
+    };
+    let range = window.as_ref().map(pools::to_range);
+    let candidates = sqlx::query!(
+        r#"
+        select p.id, p.name, p.kind, p.unit_count, p.gpu_model, p.gpus_per_node, p.block_kw, p.interconnect,
+               p.price_cents, p.currency, p.min_lead_hours,
+               s.name as site_name, s.country, s.region, s.grid_region, s.energy_source,
+               case when $9::tstzrange is null then null else
+                   (select coalesce(range_agg(aw.during) @> $9::tstzrange, false)
+                    from availability_window aw where aw.pool_id = p.id) end as "open?",
+               case when $9::tstzrange is null then null else
+                   (select count(distinct a.unit_id) from allocation a
+                    where a.pool_id = p.id and a.during && $9::tstzrange) end as "busy?"
+        from capacity_pool p
+        join site s on s.id = p.site_id
+        where p.listed and s.status = 'live'
+          and ($1::text is null or p.kind = $1)
+          and ($2::text is null or lower(p.gpu_model) = $2)
+          and ($3::text is null or lower(s.country) = $3 or lower(s.region) = $3 or lower(s.grid_region) = $3)
+          and ($4::text is null or strpos(lower(s.energy_source), $4) > 0)
+          and ($5::text is null or p.interconnect = $5)
+          and ($6::bigint is null or p.price_cents <= $6)
+          and p.min_term_hours <= $7 and p.max_term_hours >= $7
+        order by p.price_cents, p.id
+        limit $8
+        "#,
+        kind.map(|k| match k { PoolKind::Gpu => "gpu", PoolKind::Power => "power" }),
+        opt_text(&q.gpu_model),
+        opt_text(&q.region),
+        opt_text(&q.energy_source),
+        opt_text(&q.interconnect),
+        q.max_price_cents,
+        q.hours as i32,
+        if window.is_some() { 100_000 } else { EARLIEST_MODE_CANDIDATES },
+        range,
+    )
+    .fetch_all(db)
+    .await?;
+
+    // Discount tiers of the candidates, in one query.
+    let ids: Vec<i64> = candidates.iter().map(|c| c.id).collect();
+    let mut tiers: HashMap<i64, Vec<TermDiscount>> = HashMap::new();
+    for r in sqlx::query!(
+        "select pool_id, min_hours, discount_bp from pool_term_discount where pool_id = any($1)",
+        &ids
+    )
+    .fetch_all(db)
+    .await?
+    {
+        tiers.entry(r.pool_id).or_default().push(TermDiscount {
+            min_hours: i64::from(r.min_hours),
+            discount_bp: i64::from(r.discount_bp),
+        });
+    }
+
+    let mut hits = Vec::new();
+    let mut conn = db.acquire().await?;
+    for c in candidates {
+        let Some(pool_kind) = PoolKind::parse(&c.kind) else {
+            continue;
+        };
+        let shape = match pool_kind {
+            PoolKind::Gpu => UnitShape::GpuNode {
+                gpus_per_node: i64::from(c.gpus_per_node.unwrap_or(1)),
+            },
+            PoolKind::Power => UnitShape::PowerBlock {
+                block_kw: i64::from(c.block_kw.unwrap_or(1)),
+            },
+        };
+        // A quantity of the other kind simply does not match this pool.
+        let Ok(need) = pricing::units_for(shape, q.quantity.unwrap_or(Quantity::Units(1))) else {
+            continue;
+        };
+        let unit_count = i64::from(c.unit_count);
+        if need.units > unit_count {
+            continue;
+        }
+        let earliest_allowed = ceil_hour(now + Duration::hours(i64::from(c.min_lead_hours)));
+        let start = match &window {
+            Some(w) => {
+                let free = unit_count - c.busy.unwrap_or(0);
+                if w.start() < earliest_allowed || c.open != Some(true) || free < need.units {
+                    continue;
+                }
+                w.start()
+            }
+            None => {
+                let pool = pools::load(&mut conn, c.id, false).await?;
+                match find_slot(
+                    &mut conn,
+                    &pool,
+                    need.units,
+                    q.hours,
+                    earliest_allowed,
+                    within_days,
+                )
+                .await?
+                {
+                    Some(s) if s <= now + Duration::days(within_days) => s,
+                    _ => continue,
+                }
+            }
+        };
+        let priced = match shape {
+            UnitShape::GpuNode { gpus_per_node } => pricing::Priced::Gpu {
+                nodes: need.units,
+                gpus_per_node,
+                cents_per_gpu_hour: c.price_cents,
+            },
+            UnitShape::PowerBlock { block_kw } => pricing::Priced::Power {
+                blocks: need.units,
+                block_kw,
+                cents_per_kw_month: c.price_cents,
+            },
+        };
+        let price = pricing::price(
+            priced,
+            q.hours,
+            tiers.get(&c.id).map(Vec::as_slice).unwrap_or(&[]),
+            fee_bp,
+        );
+        hits.push(SearchHit {
+            pool_id: c.id,
+            pool_name: c.name,
+            kind: pool_kind,
+            site_name: c.site_name,
+            country: c.country,
+            region: c.region,
+            grid_region: c.grid_region,
+            energy_source: c.energy_source,
+            gpu_model: c.gpu_model,
+            interconnect: c.interconnect,
+            unit_price_cents: c.price_cents,
+            currency: c.currency,
+            units: need.units,
+            note: need.note,
+            start,
+            end: start + Duration::hours(q.hours),
+            price,
+        });
+    }
+    match q.sort {
+        SearchSort::Price => hits.sort_by_key(|h| (h.unit_price_cents, h.start, h.pool_id)),
+        SearchSort::EarliestStart => hits.sort_by_key(|h| (h.start, h.unit_price_cents, h.pool_id)),
+        SearchSort::TotalCost => hits.sort_by_key(|h| (h.price.total_cents, h.start, h.pool_id)),
+    }
+    let total = hits.len();
+    let limit = q.limit.clamp(1, 100) as usize;
+    let offset = q.offset.max(0) as usize;
+    let hits = hits.into_iter().skip(offset).take(limit).collect();
+    Ok(SearchPage { hits, total })
+}

@@ -1,0 +1,320 @@
+//! Settlement and search benchmark (not a test): `cargo bench -p server --bench settlement`.
+//!
+//! Starts a private PostgreSQL in `.data/bench`, then measures in one run:
+//! - committed reservations per second with 32 concurrent clients on one pool, next to
+//!   pgbench's default TPC-B-like TPS with 32 clients on the same cluster;
+//! - on a generated market of 5,000 sites, 20,000 pools and 1,000,000 allocations:
+//!   market search latency (window mode) and 90-day timeline latency, p50/p95/p99.
+//!
+//! Set BENCH_SECONDS (default 15) to change the length of each throughput run.
+
+use app::booking::BookingRequest;
+use app::pricing::Quantity;
+use app::services::catalog::{self, PoolInput, PoolSpec, SiteInput};
+use app::services::search::{self, MarketQuery, SearchSort};
+use app::services::{availability, error::ServiceError, pools, reservations};
+use app::window::HourWindow;
+use chrono::{Duration, DurationRound, Utc};
+use server::embedded_pg::EmbeddedPg;
+use sqlx::{Connection, PgPool};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant};
+
+const CLIENTS: usize = 32;
+const FEE_BP: i64 = 300;
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn report(name: &str, mut ms: Vec<f64>, target_p95: f64) {
+    ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let p95 = percentile(&ms, 0.95);
+    println!(
+        "{name:<34} n={:<5} p50={:>7.2} ms  p95={:>7.2} ms  p99={:>7.2} ms  target p95 < {target_p95} ms: {}",
+        ms.len(),
+        percentile(&ms, 0.50),
+        p95,
+        percentile(&ms, 0.99),
+        if p95 < target_p95 { "met" } else { "NOT met" }
+    );
+}
+
+async fn reset_db(admin_url: &str, name: &str) -> String {
+    let mut conn = sqlx::PgConnection::connect(admin_url).await.unwrap();
+    for sql in [
+        format!("drop database if exists {name} with (force)"),
+        format!("create database {name}"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    admin_url.replace("/postgres?", &format!("/{name}?"))
+}
+
+async fn settlement_throughput(db: &PgPool, seconds: u64) -> (f64, u64) {
+    let operator: i64 = sqlx::query_scalar(
+        "insert into organization (name, kind) values ('bench op', 'operator') returning id",
+    )
+    .fetch_one(db)
+    .await
+    .unwrap();
+    let customer: i64 = sqlx::query_scalar(
+        "insert into organization (name, kind) values ('bench customer', 'customer') returning id",
+    )
+    .fetch_one(db)
+    .await
+    .unwrap();
+    let site = catalog::create_site(
+        db,
+        operator,
+        &SiteInput {
+            name: "bench".into(),
+            country: "US".into(),
+            region: "Texas".into(),
+            grid_region: "ERCOT".into(),
+            energy_source: "wind".into(),
+            interconnect_kw: 5_000_000,
+            pue: 1.2,
+            cooling: "air".into(),
+            status: "live".into(),
+            hashrate_th: 0,
+            fleet_efficiency_j_th: None,
+            hashprice_usd_cents_per_ph_day: None,
+        },
+    )
+    .await
+    .unwrap();
+    let pool = catalog::create_pool(
+        db,
+        operator,
+        site,
+        &PoolInput {
+            name: "bench pool".into(),
+            spec: PoolSpec::Gpu {
+                gpu_model: "H100 SXM".into(),
+                gpus_per_node: 8,
+                gpu_memory_gb: 80,
+                interconnect: "infiniband".into(),
+                node_power_w: 10_000,
+            },
+            unit_count: 2_000,
+            price_cents: 200,
+            min_term_hours: 1,
+            max_term_hours: 8760,
+            min_lead_hours: 0,
+            discounts: vec![],
+            cancellation: vec![],
+        },
+    )
+    .await
+    .unwrap();
+    let t0 = Utc::now().duration_trunc(Duration::hours(1)).unwrap() + Duration::hours(1);
+    catalog::open_window(db, operator, pool, t0, t0 + Duration::days(3650))
+        .await
+        .unwrap();
+
+    let committed = Arc::new(AtomicU64::new(0));
+    let conflicts = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + StdDuration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for client in 0..CLIENTS {
+        let (db, committed, conflicts) = (db.clone(), committed.clone(), conflicts.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut i: i64 = 0;
+            while Instant::now() < deadline {
+                // Spread clients over the pool's ten years so most requests fit.
+                let start = t0 + Duration::hours((client as i64 * 2711 + i * 97) % (24 * 3600));
+                let r = BookingRequest {
+                    pool_id: pool,
+                    quantity: Quantity::Units(1),
+                    start,
+                    end: start + Duration::hours(4),
+                };
+                match reservations::reserve(&db, customer, &r, FEE_BP, Utc::now()).await {
+                    Ok(_) => committed.fetch_add(1, Ordering::Relaxed),
+                    Err(ServiceError::Conflict { .. }) => conflicts.fetch_add(1, Ordering::Relaxed),
+                    Err(e) => panic!("settlement error: {e}"),
+                };
+                i += 1;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    (
+        committed.load(Ordering::Relaxed) as f64 / elapsed,
+        conflicts.load(Ordering::Relaxed),
+    )
+}
+
+fn pgbench(bin_dir: &Path, url: &str, seconds: u64) -> f64 {
+    // pgbench is only a client here: it runs as the current user over the private socket.
+    let pgbench = bin_dir.join("pgbench");
+    let init = std::process::Command::new(&pgbench)
+        .args(["-i", "-s", "10", "-q", url])
+        .output()
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "pgbench -i failed: {}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let out = std::process::Command::new(&pgbench)
+        .args([
+            "-c",
+            &CLIENTS.to_string(),
+            "-j",
+            "2",
+            "-T",
+            &seconds.to_string(),
+            "-n",
+            url,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l.trim_start_matches("tps = ").split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("could not read pgbench's TPS from:\n{text}"))
+}
+
+/// 5,000 sites × 4 pools × 10 units; 5 one-unit reservations per unit = 1,000,000 allocations.
+async fn generate_market(db: &PgPool) {
+    let statements = [
+        "insert into organization (name, kind) values ('gen operator', 'operator'), ('gen customer', 'customer')",
+        "insert into site (operator_id, name, country, region, grid_region, energy_source, interconnect_kw, pue, cooling, status)
+         select (select id from organization where name = 'gen operator'), 'site ' || n, 'US',
+                (array['Texas','Ohio','Québec','Norrbotten','Guairá'])[1 + n % 5],
+                (array['ERCOT','PJM','MISO','SPP','Nordics SE1','Hydro-Québec','ANDE'])[1 + n % 7],
+                (array['wind','hydro','solar + wind','nuclear','natural gas'])[1 + n % 5],
+                100000, 1.2, 'air', 'live'
+         from generate_series(1, 5000) n",
+        "insert into capacity_pool (site_id, kind, name, unit_count, gpu_model, gpus_per_node, gpu_memory_gb, interconnect, node_power_w, price_cents, max_term_hours)
+         select s.id, 'gpu', 'pool ' || k, 10,
+                (array['H100 SXM','H200','B200','MI300X','RTX 4090'])[1 + (s.id + k) % 5], 8, 80,
+                (array['infiniband','roce','ethernet'])[1 + k % 3], 10000, 100 + (s.id * 7 + k * 13) % 400, 8760
+         from site s cross join generate_series(1, 4) k",
+        "insert into capacity_unit (site_id, pool_id, ordinal, label)
+         select p.site_id, p.id, n, 'node-' || n from capacity_pool p cross join generate_series(1, 10) n",
+        "insert into availability_window (site_id, pool_id, during)
+         select site_id, id, tstzrange(date_trunc('hour', now()) - interval '30 days', date_trunc('hour', now()) + interval '400 days') from capacity_pool",
+        // Each unit: 5 bookings of 24 h, spread over the next 120 days, staggered per unit.
+        "create temporary table gen as
+         select row_number() over (order by u.id, j) as rid, u.site_id, u.pool_id, u.id as unit_id,
+                tstzrange(date_trunc('hour', now()) + ((u.id % 24) * interval '1 hour') + (j * 24 * interval '1 day'),
+                          date_trunc('hour', now()) + ((u.id % 24) * interval '1 hour') + (j * 24 * interval '1 day') + interval '24 hours') as during
+         from capacity_unit u cross join generate_series(0, 4) j",
+        "insert into reservation (id, site_id, pool_id, customer_id, unit_count, during, state, currency, unit_price_cents, base_cents, discount_cents, fee_cents, total_cents)
+         overriding system value
+         select rid, site_id, pool_id, (select id from organization where name = 'gen customer'), 1, during, 'confirmed', 'USD', 200, 38400, 0, 1152, 39552
+         from gen",
+        "insert into allocation (site_id, pool_id, unit_id, reservation_id, during)
+         select site_id, pool_id, unit_id, rid, during from gen",
+        "select setval(pg_get_serial_sequence('reservation', 'id'), (select max(id) from reservation))",
+        "analyze",
+    ];
+    for sql in statements {
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(db)
+            .await
+            .unwrap();
+    }
+}
+
+fn main() {
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(15);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let data_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.data/bench");
+    let mut pg = EmbeddedPg::start(&data_dir).expect("start the benchmark's private PostgreSQL");
+    let admin = pg.url("postgres");
+    let bin_dir = pg.bin_dir().to_path_buf();
+    println!(
+        "Rigshift settlement benchmark, {} (each throughput run {seconds} s, {CLIENTS} clients)",
+        Utc::now().format("%Y-%m-%d %H:%M UTC")
+    );
+
+    rt.block_on(async {
+        let url = reset_db(&admin, "rigshift_bench").await;
+        let db = sqlx::postgres::PgPoolOptions::new().max_connections(CLIENTS as u32 + 4).connect(&url).await.unwrap();
+        server::db::MIGRATOR.run(&db).await.unwrap();
+
+        let (settle_tps, conflicts) = settlement_throughput(&db, seconds).await;
+        let pgbench_url = reset_db(&admin, "pgbench").await;
+        let pgbench_tps = pgbench(&bin_dir, &pgbench_url, seconds);
+        println!("settlement: {settle_tps:>8.0} committed reservations/s ({conflicts} conflicts)");
+        println!("pgbench:    {pgbench_tps:>8.0} TPS (TPC-B-like, scale 10, same cluster)");
+        println!(
+            "ratio:      {:>8.2} (target at least 0.50: {})",
+            settle_tps / pgbench_tps,
+            if settle_tps / pgbench_tps >= 0.5 { "met" } else { "NOT met" }
+        );
+
+        let gen_started = Instant::now();
+        sqlx::query("truncate allocation, reservation, blackout, availability_window, capacity_unit, pool_term_discount, pool_cancellation_tier, capacity_pool, site, app_user, organization restart identity cascade")
+            .execute(&db).await.unwrap();
+        generate_market(&db).await;
+        let counts: (i64, i64, i64) = sqlx::query_as("select (select count(*) from site), (select count(*) from capacity_pool), (select count(*) from allocation)")
+            .fetch_one(&db).await.unwrap();
+        println!("generated market: {} sites, {} pools, {} allocations in {:.0} s", counts.0, counts.1, counts.2, gen_started.elapsed().as_secs_f64());
+
+        let now = Utc::now();
+        let base = now.duration_trunc(Duration::hours(1)).unwrap();
+        let mut search_ms = Vec::new();
+        let models = ["H100 SXM", "H200", "B200", "MI300X", "RTX 4090"];
+        let regions = [None, Some("ERCOT"), Some("PJM"), Some("ANDE")];
+        for i in 0..200 {
+            let q = MarketQuery {
+                kind: None,
+                gpu_model: Some(models[i % models.len()].into()),
+                quantity: Some(Quantity::Gpus(16 + 8 * (i as i64 % 4))),
+                hours: 24 * (1 + i as i64 % 7),
+                start: Some(base + Duration::hours(24 * (i as i64 % 90) + 5)),
+                within_days: None,
+                region: regions[i % regions.len()].map(String::from),
+                energy_source: None,
+                interconnect: None,
+                max_price_cents: if i % 2 == 0 { Some(300) } else { None },
+                sort: [SearchSort::Price, SearchSort::TotalCost][i % 2],
+                limit: 20,
+                offset: 0,
+            };
+            let t = Instant::now();
+            let page = search::search(&db, &q, FEE_BP, now).await.unwrap();
+            search_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            std::hint::black_box(page);
+        }
+        report("market search (window mode)", search_ms, 25.0);
+
+        let pool_ids: Vec<i64> = sqlx::query_scalar("select id from capacity_pool order by random() limit 500").fetch_all(&db).await.unwrap();
+        let range = HourWindow::new(base, base + Duration::days(90)).unwrap();
+        let mut timeline_ms = Vec::new();
+        let mut conn = db.acquire().await.unwrap();
+        for id in pool_ids {
+            let t = Instant::now();
+            let pool = pools::load(&mut conn, id, false).await.unwrap();
+            let steps = availability::timeline(&mut conn, &pool, &range).await.unwrap();
+            timeline_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            std::hint::black_box(steps);
+        }
+        report("90-day timeline (one pool)", timeline_ms, 10.0);
+        drop(conn);
+        db.close().await;
+    });
+    pg.stop().expect("stop the benchmark's PostgreSQL");
+}
