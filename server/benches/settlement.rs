@@ -209,7 +209,8 @@ async fn generate_market(db: &PgPool) {
         "insert into availability_window (site_id, pool_id, during)
          select site_id, id, tstzrange(date_trunc('hour', now()) - interval '30 days', date_trunc('hour', now()) + interval '400 days') from capacity_pool",
         // Each unit: 5 bookings of 24 h, spread over the next 120 days, staggered per unit.
-        "create temporary table gen as
+        "drop table if exists bench_gen",
+        "create unlogged table bench_gen as
          select row_number() over (order by u.id, j) as rid, u.site_id, u.pool_id, u.id as unit_id,
                 tstzrange(date_trunc('hour', now()) + ((u.id % 24) * interval '1 hour') + (j * 24 * interval '1 day'),
                           date_trunc('hour', now()) + ((u.id % 24) * interval '1 hour') + (j * 24 * interval '1 day') + interval '24 hours') as during
@@ -217,10 +218,11 @@ async fn generate_market(db: &PgPool) {
         "insert into reservation (id, site_id, pool_id, customer_id, unit_count, during, state, currency, unit_price_cents, base_cents, discount_cents, fee_cents, total_cents)
          overriding system value
          select rid, site_id, pool_id, (select id from organization where name = 'gen customer'), 1, during, 'confirmed', 'USD', 200, 38400, 0, 1152, 39552
-         from gen",
+         from bench_gen",
         "insert into allocation (site_id, pool_id, unit_id, reservation_id, during)
-         select site_id, pool_id, unit_id, rid, during from gen",
+         select site_id, pool_id, unit_id, rid, during from bench_gen",
         "select setval(pg_get_serial_sequence('reservation', 'id'), (select max(id) from reservation))",
+        "drop table bench_gen",
         "analyze",
     ];
     for sql in statements {

@@ -48,11 +48,17 @@ impl PgBinaries {
         let path = std::env::var_os("PATH").unwrap_or_default();
         let on_path = std::env::split_paths(&path);
         let debian = debian_bin_dirs(Path::new("/usr/lib/postgresql"));
-        on_path
+        let found = on_path
             .chain(debian)
             .find(|dir| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file())
-            .map(|bin_dir| Self { bin_dir })
-            .ok_or(EmbeddedPgError::NotInstalled)
+            .ok_or(EmbeddedPgError::NotInstalled)?;
+        // PATH may hold only symlinks to a few programs; the directory they point into
+        // has the whole set (postgres, pgbench, ...).
+        let bin_dir = fs::canonicalize(found.join("initdb"))
+            .ok()
+            .and_then(|real| real.parent().map(Path::to_path_buf))
+            .unwrap_or(found);
+        Ok(Self { bin_dir })
     }
 }
 

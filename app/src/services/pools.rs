@@ -78,10 +78,15 @@ pub async fn load(
         .await?
         .ok_or(ServiceError::NotFound("pool"))?;
     }
+    // One round trip: the pool, its site, and its discount and cancellation tiers as arrays.
     let r = sqlx::query!(
         r#"select p.id, p.site_id, s.operator_id, p.name, p.kind, p.unit_count, p.gpus_per_node, p.block_kw,
                   p.price_cents, p.currency, p.min_term_hours, p.max_term_hours, p.min_lead_hours,
-                  p.listed, s.status = 'live' as "site_live!"
+                  p.listed, s.status = 'live' as "site_live!",
+                  array(select d.min_hours from pool_term_discount d where d.pool_id = p.id order by d.min_hours) as "discount_hours!",
+                  array(select d.discount_bp from pool_term_discount d where d.pool_id = p.id order by d.min_hours) as "discount_bp!",
+                  array(select c.min_notice_hours from pool_cancellation_tier c where c.pool_id = p.id order by c.min_notice_hours) as "notice_hours!",
+                  array(select c.refund_bp from pool_cancellation_tier c where c.pool_id = p.id order by c.min_notice_hours) as "refund_bp!"
            from capacity_pool p join site s on s.id = p.site_id
            where p.id = $1"#,
         pool_id
@@ -98,24 +103,24 @@ pub async fn load(
             block_kw: i64::from(r.block_kw.unwrap_or(1)),
         },
     };
-    let discounts = sqlx::query!(
-        "select min_hours, discount_bp from pool_term_discount where pool_id = $1 order by min_hours",
-        pool_id
-    )
-    .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .map(|r| TermDiscount { min_hours: i64::from(r.min_hours), discount_bp: i64::from(r.discount_bp) })
-    .collect();
-    let cancellation = sqlx::query!(
-        "select min_notice_hours, refund_bp from pool_cancellation_tier where pool_id = $1 order by min_notice_hours",
-        pool_id
-    )
-    .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .map(|r| CancellationTier { min_notice_hours: i64::from(r.min_notice_hours), refund_bp: i64::from(r.refund_bp) })
-    .collect();
+    let discounts = r
+        .discount_hours
+        .iter()
+        .zip(&r.discount_bp)
+        .map(|(&h, &bp)| TermDiscount {
+            min_hours: i64::from(h),
+            discount_bp: i64::from(bp),
+        })
+        .collect();
+    let cancellation = r
+        .notice_hours
+        .iter()
+        .zip(&r.refund_bp)
+        .map(|(&h, &bp)| CancellationTier {
+            min_notice_hours: i64::from(h),
+            refund_bp: i64::from(bp),
+        })
+        .collect();
     Ok(PoolInfo {
         id: r.id,
         site_id: r.site_id,

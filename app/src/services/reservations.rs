@@ -1,10 +1,11 @@
 //! Quotes, reservations, cancellations and extensions: the settlement of contracts
 //! against a pool's availability.
 //!
-//! Every write locks the pool row first (`select ... for update`), so writers on one pool
-//! queue up in PostgreSQL whichever server process they run in; the exclusion constraint
-//! on `allocation` remains the last line of defence. A transaction that still loses a race
-//! (SQLSTATE 23P01, 40001, 40P01) is retried a few times and then answered as a conflict.
+//! Settlement happens in PostgreSQL, whichever server process runs the request: units are
+//! chosen under row locks (see [`settlement::allocate`]) and the exclusion constraint on
+//! `allocation` has the last word. A transaction that loses a race (SQLSTATE 23P01, 40001,
+//! 40P01) is retried and, if it keeps losing, answered as a conflict; never an error 500,
+//! never a partial reservation.
 
 use super::availability::{self, DEFAULT_HORIZON_DAYS};
 use super::error::ServiceError;
@@ -16,7 +17,9 @@ use crate::window::{HourWindow, ReservationState};
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
-const MAX_ATTEMPTS: u32 = 5;
+/// Each retry follows another transaction's commit on the same units, so retries always
+/// make progress; the cap only bounds the worst case before answering "conflict".
+const MAX_ATTEMPTS: u32 = 16;
 
 /// A validated request: the pool, the window and the whole units it needs.
 struct Checked {
@@ -29,11 +32,10 @@ struct Checked {
 async fn check_request(
     conn: &mut PgConnection,
     req: &BookingRequest,
-    lock: bool,
     now: DateTime<Utc>,
 ) -> Result<Checked, ServiceError> {
     let window = HourWindow::new(req.start, req.end)?;
-    let pool = pools::load(conn, req.pool_id, lock).await?;
+    let pool = pools::load(conn, req.pool_id, false).await?;
     if !pool.listed {
         return Err(ServiceError::NotFound("pool"));
     }
@@ -71,7 +73,7 @@ pub async fn quote(
     now: DateTime<Utc>,
 ) -> Result<Quote, ServiceError> {
     let mut conn = db.acquire().await?;
-    let c = check_request(&mut conn, req, false, now).await?;
+    let c = check_request(&mut conn, req, now).await?;
     let price = pricing::price(
         c.pool.priced(c.units),
         c.window.hours(),
@@ -138,8 +140,7 @@ pub async fn reserve(
             {
                 continue
             }
-            Ok(id) => return get(db, customer_id, id, now).await,
-            Err(e) => return Err(e),
+            other => return other,
         }
     }
 }
@@ -150,10 +151,12 @@ async fn try_reserve(
     req: &BookingRequest,
     fee_bp: i64,
     now: DateTime<Utc>,
-) -> Result<i64, ServiceError> {
+) -> Result<Reservation, ServiceError> {
     let mut tx = db.begin().await.map_err(raw)?;
     require_customer(&mut tx, customer_id).await?;
-    let c = check_request(&mut tx, req, true, now).await?;
+    // No pool lock: `settlement::allocate` lets concurrent bookings of one pool take
+    // different units in parallel, and the exclusion constraint settles any collision.
+    let c = check_request(&mut tx, req, now).await?;
     let p = pricing::price(
         c.pool.priced(c.units),
         c.window.hours(),
@@ -161,11 +164,11 @@ async fn try_reserve(
         fee_bp,
     );
     let range = pools::to_range(&c.window);
-    let id = sqlx::query_scalar!(
+    let row = sqlx::query!(
         r#"insert into reservation (site_id, pool_id, customer_id, unit_count, during, state, currency,
                                     unit_price_cents, base_cents, discount_cents, fee_cents, total_cents)
            values ($1, $2, $3, $4, $5, 'confirmed', $6, $7, $8, $9, $10, $11)
-           returning id"#,
+           returning id, created_at"#,
         c.pool.site_id,
         c.pool.id,
         customer_id,
@@ -181,6 +184,7 @@ async fn try_reserve(
     .fetch_one(&mut *tx)
     .await
     .map_err(raw)?;
+    let id = row.id;
     match settlement::allocate(
         &mut tx,
         c.pool.id,
@@ -224,7 +228,25 @@ async fn try_reserve(
         Err(AllocateError::Db(e)) => return Err(raw(e)),
     }
     tx.commit().await.map_err(raw)?;
-    Ok(id)
+    Ok(Reservation {
+        id,
+        pool_id: c.pool.id,
+        site_id: c.pool.site_id,
+        customer_id,
+        units: c.units,
+        start: c.window.start(),
+        end: c.window.end(),
+        state: ReservationState::at("confirmed", &c.window, now),
+        currency: c.pool.currency,
+        unit_price_cents: c.pool.price_cents,
+        base_cents: p.base_cents,
+        discount_cents: p.discount_cents,
+        fee_cents: p.fee_cents,
+        total_cents: p.total_cents,
+        refund_cents: None,
+        created_at: row.created_at,
+        cancelled_at: None,
+    })
 }
 
 /// Keeps retryable database errors raw (for the retry loop); `From` would turn them into

@@ -76,14 +76,34 @@ pub struct SearchHit {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SearchPage {
     pub hits: Vec<SearchHit>,
-    /// Hits across all pages.
-    pub total: usize,
+    /// Whether another page follows (`offset + limit`).
+    pub has_more: bool,
 }
 
 fn opt_text(s: &Option<String>) -> Option<String> {
     s.as_ref()
         .map(|v| v.trim().to_lowercase())
         .filter(|v| !v.is_empty())
+}
+
+/// One row of the candidate query.
+struct Candidate {
+    id: i64,
+    name: String,
+    kind: String,
+    gpu_model: Option<String>,
+    gpus_per_node: Option<i32>,
+    block_kw: Option<i32>,
+    interconnect: Option<String>,
+    price_cents: i64,
+    currency: String,
+    min_lead_hours: i32,
+    site_name: String,
+    country: String,
+    region: String,
+    grid_region: String,
+    energy_source: String,
+    need: i64,
 }
 
 pub async fn search(
@@ -115,36 +135,86 @@ pub async fn search(
             "a positive price in cents",
         ));
     }
+    let (quantity_kind, amount) = match q.quantity.unwrap_or(Quantity::Units(1)) {
+        Quantity::Units(n) => ("units", n),
+        Quantity::Gpus(n) => ("gpus", n),
+        Quantity::Kw(n) => ("kw", n),
+    };
+    if !(1..=100_000_000).contains(&amount) {
+        return Err(ServiceError::invalid("quantity", "ask for at least one"));
+    }
     let kind = match (q.kind, q.quantity) {
         (Some(k), _) => Some(k),
         (None, Some(Quantity::Gpus(_))) => Some(PoolKind::Gpu),
         (None, Some(Quantity::Kw(_))) => Some(PoolKind::Power),
         _ => None,
     };
+    let limit = q.limit.clamp(1, 100);
+    let offset = q.offset.clamp(0, 10_000);
+    let sort = match q.sort {
+        SearchSort::Price | SearchSort::EarliestStart => "price",
+        SearchSort::TotalCost => "total",
+    };
+    // Window mode asks the database for one page (plus one row, to know if more follow);
+    // earliest mode needs every candidate's earliest start, so it looks at a bounded set.
+    let (sql_limit, sql_offset) = match window {
+        Some(_) => (limit + 1, offset),
+        None => (EARLIEST_MODE_CANDIDATES, 0),
+    };
     let range = window.as_ref().map(pools::to_range);
-    let candidates = sqlx::query!(
+
+    // The inner query applies the cheap filters and orders the candidates; `offset 0` keeps
+    // PostgreSQL from pushing the availability test inside, so the outer query tests pools
+    // in order and stops as soon as the page is full instead of testing every pool.
+    let rows = sqlx::query_as!(
+        Candidate,
         r#"
-        select p.id, p.name, p.kind, p.unit_count, p.gpu_model, p.gpus_per_node, p.block_kw, p.interconnect,
-               p.price_cents, p.currency, p.min_lead_hours,
-               s.name as site_name, s.country, s.region, s.grid_region, s.energy_source,
-               case when $9::tstzrange is null then null else
-                   (select coalesce(range_agg(aw.during) @> $9::tstzrange, false)
-                    from availability_window aw where aw.pool_id = p.id) end as "open?",
-               case when $9::tstzrange is null then null else
-                   (select count(distinct a.unit_id) from allocation a
-                    where a.pool_id = p.id and a.during && $9::tstzrange) end as "busy?"
-        from capacity_pool p
-        join site s on s.id = p.site_id
-        where p.listed and s.status = 'live'
-          and ($1::text is null or p.kind = $1)
-          and ($2::text is null or lower(p.gpu_model) = $2)
-          and ($3::text is null or lower(s.country) = $3 or lower(s.region) = $3 or lower(s.grid_region) = $3)
-          and ($4::text is null or strpos(lower(s.energy_source), $4) > 0)
-          and ($5::text is null or p.interconnect = $5)
-          and ($6::bigint is null or p.price_cents <= $6)
-          and p.min_term_hours <= $7 and p.max_term_hours >= $7
-        order by p.price_cents, p.id
-        limit $8
+        select c.id as "id!", c.name as "name!", c.kind as "kind!",
+               c.gpu_model, c.gpus_per_node, c.block_kw, c.interconnect,
+               c.price_cents as "price_cents!", c.currency as "currency!", c.min_lead_hours as "min_lead_hours!",
+               c.site_name as "site_name!", c.country as "country!", c.region as "region!",
+               c.grid_region as "grid_region!", c.energy_source as "energy_source!", c.need as "need!"
+        from (
+            select p.id, p.name, p.kind, p.unit_count, p.gpu_model, p.gpus_per_node, p.block_kw, p.interconnect,
+                   p.price_cents, p.currency, p.min_lead_hours,
+                   s.name as site_name, s.country, s.region, s.grid_region, s.energy_source, n.need
+            from capacity_pool p
+            join site s on s.id = p.site_id
+            cross join lateral (
+                select (case
+                    when $11 = 'units' then $12::bigint
+                    when $11 = 'gpus' and p.kind = 'gpu' then ($12::bigint + p.gpus_per_node - 1) / p.gpus_per_node
+                    when $11 = 'kw' and p.kind = 'power' then ($12::bigint + p.block_kw - 1) / p.block_kw
+                end)::bigint as need
+            ) n
+            where p.listed and s.status = 'live'
+              and n.need is not null and n.need <= p.unit_count
+              and ($1::text is null or p.kind = $1)
+              and ($2::text is null or lower(p.gpu_model) = $2)
+              and ($3::text is null or lower(s.country) = $3 or lower(s.region) = $3 or lower(s.grid_region) = $3)
+              and ($4::text is null or strpos(lower(s.energy_source), $4) > 0)
+              and ($5::text is null or p.interconnect = $5)
+              and ($6::bigint is null or p.price_cents <= $6)
+              and p.min_term_hours <= $7 and p.max_term_hours >= $7
+              and ($9::tstzrange is null or lower($9::tstzrange) >= $10::timestamptz + make_interval(hours => p.min_lead_hours))
+            order by
+                case when $13 = 'total' then
+                    -- The total before rounding: base × (1 − best discount); the fee is proportional.
+                    (case when p.kind = 'gpu' then n.need * p.gpus_per_node * $7::bigint * p.price_cents
+                          else n.need * p.block_kw * p.price_cents * $7::bigint / 730.0 end)::numeric
+                    * (10000 - coalesce((select max(d.discount_bp) from pool_term_discount d
+                                         where d.pool_id = p.id and d.min_hours <= $7), 0))
+                end,
+                p.price_cents, p.id
+            offset 0
+        ) c
+        where $9::tstzrange is null or (
+            exists (select 1 from availability_window aw where aw.pool_id = c.id and aw.during @> $9::tstzrange)
+            or (select coalesce(range_agg(aw.during) @> $9::tstzrange, false) from availability_window aw where aw.pool_id = c.id)
+        ) and c.unit_count - (
+            select count(distinct a.unit_id) from allocation a where a.pool_id = c.id and a.during && $9::tstzrange
+        ) >= c.need
+        limit $8 offset $14
         "#,
         kind.map(|k| match k { PoolKind::Gpu => "gpu", PoolKind::Power => "power" }),
         opt_text(&q.gpu_model),
@@ -153,14 +223,19 @@ pub async fn search(
         opt_text(&q.interconnect),
         q.max_price_cents,
         q.hours as i32,
-        if window.is_some() { 100_000 } else { EARLIEST_MODE_CANDIDATES },
+        sql_limit,
         range,
+        now,
+        quantity_kind,
+        amount,
+        sort,
+        sql_offset,
     )
     .fetch_all(db)
     .await?;
 
-    // Discount tiers of the candidates, in one query.
-    let ids: Vec<i64> = candidates.iter().map(|c| c.id).collect();
+    // Discount tiers of the pools on this page, in one query, for exact prices.
+    let ids: Vec<i64> = rows.iter().map(|c| c.id).collect();
     let mut tiers: HashMap<i64, Vec<TermDiscount>> = HashMap::new();
     for r in sqlx::query!(
         "select pool_id, min_hours, discount_bp from pool_term_discount where pool_id = any($1)",
@@ -175,9 +250,9 @@ pub async fn search(
         });
     }
 
-    let mut hits = Vec::new();
+    let mut hits = Vec::with_capacity(rows.len());
     let mut conn = db.acquire().await?;
-    for c in candidates {
+    for c in rows {
         let Some(pool_kind) = PoolKind::parse(&c.kind) else {
             continue;
         };
@@ -189,24 +264,16 @@ pub async fn search(
                 block_kw: i64::from(c.block_kw.unwrap_or(1)),
             },
         };
-        // A quantity of the other kind simply does not match this pool.
+        // The same rounding rule as quotes, for the note ("20 GPUs rounded up to ...").
         let Ok(need) = pricing::units_for(shape, q.quantity.unwrap_or(Quantity::Units(1))) else {
             continue;
         };
-        let unit_count = i64::from(c.unit_count);
-        if need.units > unit_count {
-            continue;
-        }
-        let earliest_allowed = ceil_hour(now + Duration::hours(i64::from(c.min_lead_hours)));
+        debug_assert_eq!(need.units, c.need);
         let start = match &window {
-            Some(w) => {
-                let free = unit_count - c.busy.unwrap_or(0);
-                if w.start() < earliest_allowed || c.open != Some(true) || free < need.units {
-                    continue;
-                }
-                w.start()
-            }
+            Some(w) => w.start(),
             None => {
+                let earliest_allowed =
+                    ceil_hour(now + Duration::hours(i64::from(c.min_lead_hours)));
                 let pool = pools::load(&mut conn, c.id, false).await?;
                 match find_slot(
                     &mut conn,
@@ -261,14 +328,21 @@ pub async fn search(
             price,
         });
     }
+    if window.is_some() {
+        let has_more = hits.len() as i64 > limit;
+        hits.truncate(limit as usize);
+        return Ok(SearchPage { hits, has_more });
+    }
     match q.sort {
         SearchSort::Price => hits.sort_by_key(|h| (h.unit_price_cents, h.start, h.pool_id)),
         SearchSort::EarliestStart => hits.sort_by_key(|h| (h.start, h.unit_price_cents, h.pool_id)),
         SearchSort::TotalCost => hits.sort_by_key(|h| (h.price.total_cents, h.start, h.pool_id)),
     }
-    let total = hits.len();
-    let limit = q.limit.clamp(1, 100) as usize;
-    let offset = q.offset.max(0) as usize;
-    let hits = hits.into_iter().skip(offset).take(limit).collect();
-    Ok(SearchPage { hits, total })
+    let has_more = hits.len() > (offset + limit) as usize;
+    let hits = hits
+        .into_iter()
+        .skip(offset as usize)
+        .take(limit as usize)
+        .collect();
+    Ok(SearchPage { hits, has_more })
 }

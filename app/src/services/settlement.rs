@@ -29,8 +29,14 @@ pub fn window(start: DateTime<Utc>, end: DateTime<Utc>) -> PgRange<DateTime<Utc>
 
 /// Allocates `wanted` free units of `pool_id` over `during` to `owner`, lowest unit numbers
 /// first, inside the caller's transaction. Either all `wanted` rows are written or an error
-/// is returned and the caller rolls back. A concurrent writer that takes the same unit makes
-/// this fail with an exclusion violation (SQLSTATE 23P01), which callers retry or report.
+/// is returned and the caller rolls back.
+///
+/// Concurrent writers on one pool do not queue behind each other: each first takes free
+/// units that no other transaction is holding (`for update skip locked`), so 32 clients
+/// booking one pool proceed in parallel. Only when that finds too few does it wait for the
+/// held units (`for update`), so a unit busy in someone else's unfinished transaction is
+/// never reported as taken. A writer that still collides gets an exclusion violation
+/// (SQLSTATE 23P01) from the constraint, which callers retry or report as a conflict.
 pub async fn allocate(
     tx: &mut Transaction<'_, Postgres>,
     pool_id: i64,
@@ -43,17 +49,18 @@ pub async fn allocate(
         AllocationOwner::Blackout(id) => (None, Some(id)),
     };
     let conn: &mut PgConnection = tx;
-    let inserted = sqlx::query!(
+    let mut inserted = sqlx::query!(
         r#"
+        with chosen as (
+            select u.id, u.site_id, u.pool_id from capacity_unit u
+            where u.pool_id = $1
+              and not exists (select 1 from allocation a where a.unit_id = u.id and a.during && $2)
+            order by u.ordinal
+            limit $5
+            for update of u skip locked
+        )
         insert into allocation (site_id, pool_id, unit_id, reservation_id, blackout_id, during)
-        select u.site_id, u.pool_id, u.id, $3, $4, $2
-        from capacity_unit u
-        where u.pool_id = $1
-          and not exists (
-              select 1 from allocation a where a.unit_id = u.id and a.during && $2
-          )
-        order by u.ordinal
-        limit $5
+        select site_id, pool_id, id, $3, $4, $2 from chosen
         "#,
         pool_id,
         during,
@@ -64,6 +71,31 @@ pub async fn allocate(
     .execute(&mut *conn)
     .await?
     .rows_affected() as i64;
+    if inserted < wanted {
+        // Our own rows are visible to us, so the units just taken are not chosen again.
+        inserted += sqlx::query!(
+            r#"
+            with chosen as (
+                select u.id, u.site_id, u.pool_id from capacity_unit u
+                where u.pool_id = $1
+                  and not exists (select 1 from allocation a where a.unit_id = u.id and a.during && $2)
+                order by u.ordinal
+                limit $5
+                for update of u
+            )
+            insert into allocation (site_id, pool_id, unit_id, reservation_id, blackout_id, during)
+            select site_id, pool_id, id, $3, $4, $2 from chosen
+            "#,
+            pool_id,
+            during,
+            reservation_id,
+            blackout_id,
+            wanted - inserted,
+        )
+        .execute(&mut *conn)
+        .await?
+        .rows_affected() as i64;
+    }
     if inserted < wanted {
         return Err(AllocateError::Insufficient {
             wanted,

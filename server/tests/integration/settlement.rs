@@ -18,6 +18,7 @@ pub struct Market {
     pub operator: i64,
     pub customer: i64,
     pub other_customer: i64,
+    pub site: i64,
     pub pool: i64,
     pub now: DateTime<Utc>,
 }
@@ -95,6 +96,7 @@ pub async fn market(db: &PgPool, nodes: i64) -> Market {
         operator,
         customer,
         other_customer,
+        site,
         pool,
         now,
     }
@@ -670,7 +672,7 @@ async fn search_filters_sorts_and_prices_every_hit(db: PgPool) {
     )
     .await
     .unwrap();
-    assert_eq!(ande.total, 1);
+    assert_eq!(ande.hits.len(), 1);
     let capped = search::search(
         &db,
         &MarketQuery {
@@ -697,7 +699,7 @@ async fn search_filters_sorts_and_prices_every_hit(db: PgPool) {
     )
     .await
     .unwrap();
-    assert_eq!(too_big.total, 0, "no pool has 3 nodes");
+    assert!(too_big.hits.is_empty(), "no pool has 3 nodes");
     let power = search::search(
         &db,
         &MarketQuery {
@@ -710,7 +712,7 @@ async fn search_filters_sorts_and_prices_every_hit(db: PgPool) {
     )
     .await
     .unwrap();
-    assert_eq!(power.total, 0, "no power blocks listed here");
+    assert!(power.hits.is_empty(), "no power blocks listed here");
     let e = search::search(
         &db,
         &MarketQuery {
@@ -748,8 +750,91 @@ async fn search_filters_sorts_and_prices_every_hit(db: PgPool) {
     .await
     .unwrap();
     assert_eq!(
-        (first.total, first.hits.len(), second.hits.len()),
-        (2, 1, 1)
+        (
+            first.has_more,
+            second.has_more,
+            first.hits.len(),
+            second.hits.len()
+        ),
+        (true, false, 1, 1)
     );
     assert_ne!(first.hits[0].pool_id, second.hits[0].pool_id);
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn window_search_pages_through_the_database_and_sorts_by_total(db: PgPool) {
+    let m = market(&db, 2).await;
+    // Five more single-node pools at rising prices; the cheapest gets a big term discount.
+    let mut ids = Vec::new();
+    for (i, price) in [210_i64, 220, 230, 240, 250].into_iter().enumerate() {
+        let mut p = gpu_pool(&format!("extra {i}"), 1);
+        p.price_cents = price;
+        if i == 4 {
+            p.discounts = vec![TermDiscount {
+                min_hours: 24,
+                discount_bp: 5_000,
+            }];
+        }
+        let id = catalog::create_pool(&db, m.operator, m.site, &p)
+            .await
+            .unwrap();
+        catalog::open_window(&db, m.operator, id, hour(m.now, -24), hour(m.now, 24 * 60))
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let q = MarketQuery {
+        kind: None,
+        gpu_model: None,
+        quantity: Some(Quantity::Gpus(8)),
+        hours: 48,
+        start: Some(hour(m.now, 10)),
+        within_days: None,
+        region: None,
+        energy_source: None,
+        interconnect: None,
+        max_price_cents: None,
+        sort: SearchSort::Price,
+        limit: 2,
+        offset: 0,
+    };
+    let mut seen = Vec::new();
+    let mut offset = 0;
+    loop {
+        let page = search::search(
+            &db,
+            &MarketQuery {
+                offset,
+                ..q.clone()
+            },
+            FEE_BP,
+            m.now,
+        )
+        .await
+        .unwrap();
+        seen.extend(page.hits.iter().map(|h| h.unit_price_cents));
+        if !page.has_more {
+            break;
+        }
+        offset += 2;
+    }
+    assert_eq!(seen, vec![200, 210, 220, 230, 240, 250]);
+
+    // By total: the pool at $2.50 with 50 % off is the cheapest contract.
+    let by_total = search::search(
+        &db,
+        &MarketQuery {
+            sort: SearchSort::TotalCost,
+            limit: 3,
+            ..q
+        },
+        FEE_BP,
+        m.now,
+    )
+    .await
+    .unwrap();
+    assert_eq!(by_total.hits[0].pool_id, ids[4]);
+    assert_eq!(by_total.hits[0].price.discount_bp, 5_000);
+    let totals: Vec<i64> = by_total.hits.iter().map(|h| h.price.total_cents).collect();
+    assert!(totals.windows(2).all(|w| w[0] <= w[1]), "{totals:?}");
 }
