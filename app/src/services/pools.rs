@@ -62,13 +62,32 @@ impl PoolInfo {
     }
 }
 
-/// Loads a pool; with `lock`, takes its row lock for the rest of the transaction, which
-/// serializes every allocation on the pool across all server processes.
+/// Loads a pool; with `lock`, takes its row lock for the rest of the transaction (extensions
+/// and blackouts hold it so that two changes to one pool's contracts never interleave).
 pub async fn load(
     conn: &mut PgConnection,
     pool_id: i64,
     lock: bool,
 ) -> Result<PoolInfo, ServiceError> {
+    Ok(fetch(conn, pool_id, lock, None).await?.0)
+}
+
+/// Loads a pool and, in the same round trip, whether its availability covers `w`.
+pub async fn load_with_window(
+    conn: &mut PgConnection,
+    pool_id: i64,
+    w: &HourWindow,
+) -> Result<(PoolInfo, bool), ServiceError> {
+    let (pool, open) = fetch(conn, pool_id, false, Some(to_range(w))).await?;
+    Ok((pool, open.unwrap_or(false)))
+}
+
+async fn fetch(
+    conn: &mut PgConnection,
+    pool_id: i64,
+    lock: bool,
+    window: Option<PgRange<DateTime<Utc>>>,
+) -> Result<(PoolInfo, Option<bool>), ServiceError> {
     if lock {
         sqlx::query_scalar!(
             "select id from capacity_pool where id = $1 for update",
@@ -86,10 +105,14 @@ pub async fn load(
                   array(select d.min_hours from pool_term_discount d where d.pool_id = p.id order by d.min_hours) as "discount_hours!",
                   array(select d.discount_bp from pool_term_discount d where d.pool_id = p.id order by d.min_hours) as "discount_bp!",
                   array(select c.min_notice_hours from pool_cancellation_tier c where c.pool_id = p.id order by c.min_notice_hours) as "notice_hours!",
-                  array(select c.refund_bp from pool_cancellation_tier c where c.pool_id = p.id order by c.min_notice_hours) as "refund_bp!"
+                  array(select c.refund_bp from pool_cancellation_tier c where c.pool_id = p.id order by c.min_notice_hours) as "refund_bp!",
+                  case when $2::tstzrange is null then null else
+                      (select coalesce(range_agg(aw.during) @> $2::tstzrange, false)
+                       from availability_window aw where aw.pool_id = p.id) end as "open?"
            from capacity_pool p join site s on s.id = p.site_id
            where p.id = $1"#,
-        pool_id
+        pool_id,
+        window
     )
     .fetch_optional(&mut *conn)
     .await?
@@ -121,7 +144,7 @@ pub async fn load(
             refund_bp: i64::from(bp),
         })
         .collect();
-    Ok(PoolInfo {
+    let pool = PoolInfo {
         id: r.id,
         site_id: r.site_id,
         operator_id: r.operator_id,
@@ -140,7 +163,8 @@ pub async fn load(
         site_live: r.site_live,
         discounts,
         cancellation,
-    })
+    };
+    Ok((pool, r.open))
 }
 
 /// Whether the pool's availability windows (together) cover the whole window.

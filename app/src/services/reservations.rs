@@ -35,7 +35,7 @@ async fn check_request(
     now: DateTime<Utc>,
 ) -> Result<Checked, ServiceError> {
     let window = HourWindow::new(req.start, req.end)?;
-    let pool = pools::load(conn, req.pool_id, false).await?;
+    let (pool, open) = pools::load_with_window(conn, req.pool_id, &window).await?;
     if !pool.listed {
         return Err(ServiceError::NotFound("pool"));
     }
@@ -51,7 +51,7 @@ async fn check_request(
             ),
         ));
     }
-    if !pools::is_open(conn, pool.id, &window).await? {
+    if !open {
         return Err(ServiceError::invalid(
             "window",
             "the pool is not on sale for that whole window; see its availability for open dates",
@@ -153,7 +153,6 @@ async fn try_reserve(
     now: DateTime<Utc>,
 ) -> Result<Reservation, ServiceError> {
     let mut tx = db.begin().await.map_err(raw)?;
-    require_customer(&mut tx, customer_id).await?;
     // No pool lock: `settlement::allocate` lets concurrent bookings of one pool take
     // different units in parallel, and the exclusion constraint settles any collision.
     let c = check_request(&mut tx, req, now).await?;
@@ -167,7 +166,9 @@ async fn try_reserve(
     let row = sqlx::query!(
         r#"insert into reservation (site_id, pool_id, customer_id, unit_count, during, state, currency,
                                     unit_price_cents, base_cents, discount_cents, fee_cents, total_cents)
-           values ($1, $2, $3, $4, $5, 'confirmed', $6, $7, $8, $9, $10, $11)
+           -- Only organizations that buy capacity may reserve (checked here to save a round trip).
+           select $1, $2, $3, $4, $5, 'confirmed', $6, $7, $8, $9, $10, $11
+           where exists (select 1 from organization where id = $3 and kind <> 'operator')
            returning id, created_at"#,
         c.pool.site_id,
         c.pool.id,
@@ -181,9 +182,17 @@ async fn try_reserve(
         p.fee_cents,
         p.total_cents
     )
-    .fetch_one(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await
     .map_err(raw)?;
+    let Some(row) = row else {
+        tx.rollback().await.map_err(raw)?;
+        let mut conn = db.acquire().await?;
+        require_customer(&mut conn, customer_id).await?;
+        return Err(ServiceError::conflict(
+            "the organization changed while booking; please try again",
+        ));
+    };
     let id = row.id;
     match settlement::allocate(
         &mut tx,
