@@ -208,12 +208,14 @@ async fn generate_market(db: &PgPool) {
          select p.site_id, p.id, n, 'node-' || n from capacity_pool p cross join generate_series(1, 10) n",
         "insert into availability_window (site_id, pool_id, during)
          select site_id, id, tstzrange(date_trunc('hour', now()) - interval '30 days', date_trunc('hour', now()) + interval '400 days') from capacity_pool",
-        // Each unit: 5 bookings of 24 h, spread over the next 120 days, staggered per unit.
+        // Each unit: 5 bookings, one in each 24-day slot of the next 120 days, 24 to 71 hours
+        // long, at an offset that differs per unit, so pools fill up at different times.
         "drop table if exists bench_gen",
         "create unlogged table bench_gen as
          select row_number() over (order by u.id, j) as rid, u.site_id, u.pool_id, u.id as unit_id,
-                tstzrange(date_trunc('hour', now()) + ((u.id % 24) * interval '1 hour') + (j * 24 * interval '1 day'),
-                          date_trunc('hour', now()) + ((u.id % 24) * interval '1 hour') + (j * 24 * interval '1 day') + interval '24 hours') as during
+                tstzrange(date_trunc('hour', now()) + (j * 24 * interval '1 day') + (((u.id * 7919 + j * 104729) % (21 * 24)) * interval '1 hour'),
+                          date_trunc('hour', now()) + (j * 24 * interval '1 day') + (((u.id * 7919 + j * 104729) % (21 * 24)) * interval '1 hour')
+                              + ((24 + u.id % 48) * interval '1 hour')) as during
          from capacity_unit u cross join generate_series(0, 4) j",
         "insert into reservation (id, site_id, pool_id, customer_id, unit_count, during, state, currency, unit_price_cents, base_cents, discount_cents, fee_cents, total_cents)
          overriding system value
@@ -223,14 +225,18 @@ async fn generate_market(db: &PgPool) {
          select site_id, pool_id, unit_id, rid, during from bench_gen",
         "select setval(pg_get_serial_sequence('reservation', 'id'), (select max(id) from reservation))",
         "drop table bench_gen",
-        "analyze",
     ];
+    // One transaction: reservations and their allocations commit together (the database
+    // refuses a reservation committed without its units).
+    let mut tx = db.begin().await.unwrap();
     for sql in statements {
         sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
-            .execute(db)
+            .execute(&mut *tx)
             .await
             .unwrap();
     }
+    tx.commit().await.unwrap();
+    sqlx::query("analyze").execute(db).await.unwrap();
 }
 
 fn main() {
@@ -302,6 +308,47 @@ fn main() {
             std::hint::black_box(page);
         }
         report("market search (window mode)", search_ms, 25.0);
+
+        // The worst case, reported on its own: a window in which every pool of the model is
+        // full, so the search must test each candidate before answering "nothing".
+        sqlx::query(
+            "with b as (
+                 insert into blackout (site_id, pool_id, during, reason)
+                 select site_id, id,
+                        tstzrange(date_trunc('hour', now()) + interval '200 days', date_trunc('hour', now()) + interval '201 days'),
+                        'bench: sold out'
+                 from capacity_pool where gpu_model = 'H200'
+                 returning id, pool_id, during
+             )
+             insert into allocation (site_id, pool_id, unit_id, blackout_id, during)
+             select u.site_id, u.pool_id, u.id, b.id, b.during from b join capacity_unit u on u.pool_id = b.pool_id",
+        )
+        .execute(&db)
+        .await
+        .unwrap();
+        let mut sold_out_ms = Vec::new();
+        for _ in 0..20 {
+            let q = MarketQuery {
+                kind: None,
+                gpu_model: Some("H200".into()),
+                quantity: Some(Quantity::Gpus(8)),
+                hours: 24,
+                start: Some(base + Duration::days(200)),
+                within_days: None,
+                region: None,
+                energy_source: None,
+                interconnect: None,
+                max_price_cents: None,
+                sort: SearchSort::Price,
+                limit: 20,
+                offset: 0,
+            };
+            let t = Instant::now();
+            let page = search::search(&db, &q, FEE_BP, now).await.unwrap();
+            sold_out_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            assert!(page.hits.is_empty());
+        }
+        report("market search, sold-out window", sold_out_ms, 25.0);
 
         let pool_ids: Vec<i64> = sqlx::query_scalar("select id from capacity_pool order by random() limit 500").fetch_all(&db).await.unwrap();
         let range = HourWindow::new(base, base + Duration::days(90)).unwrap();

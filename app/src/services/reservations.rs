@@ -131,6 +131,9 @@ pub async fn reserve(
     fee_bp: i64,
     now: DateTime<Utc>,
 ) -> Result<Reservation, ServiceError> {
+    if let Some(done) = reserve_in_one_statement(db, customer_id, req, fee_bp, now).await? {
+        return Ok(done);
+    }
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -143,6 +146,104 @@ pub async fn reserve(
             other => return other,
         }
     }
+}
+
+/// The common case in two round trips: read the pool, then one statement that inserts the
+/// reservation and takes free units nobody else is holding, committed on its own. When that
+/// cannot take every unit, the database refuses the commit (the `reservation_fully_allocated`
+/// constraint trigger) and `Ok(None)` hands over to [`try_reserve`], which waits for held
+/// units and answers exactly, with the next window that fits.
+async fn reserve_in_one_statement(
+    db: &PgPool,
+    customer_id: i64,
+    req: &BookingRequest,
+    fee_bp: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<Reservation>, ServiceError> {
+    let mut conn = db.acquire().await?;
+    let c = check_request(&mut conn, req, now).await?;
+    let p = pricing::price(
+        c.pool.priced(c.units),
+        c.window.hours(),
+        &c.pool.discounts,
+        fee_bp,
+    );
+    let range = pools::to_range(&c.window);
+    let row = sqlx::query!(
+        r#"
+        with res as (
+            insert into reservation (site_id, pool_id, customer_id, unit_count, during, state, currency,
+                                     unit_price_cents, base_cents, discount_cents, fee_cents, total_cents)
+            select $1, $2, $3, $4, $5, 'confirmed', $6, $7, $8, $9, $10, $11
+            where exists (select 1 from organization where id = $3 and kind <> 'operator')
+            returning id, created_at
+        ),
+        chosen as (
+            select u.id, u.site_id, u.pool_id from capacity_unit u
+            where u.pool_id = $2
+              and not exists (select 1 from allocation a where a.unit_id = u.id and a.during && $5)
+            order by u.ordinal
+            limit $12
+            for update of u skip locked
+        ),
+        taken as (
+            insert into allocation (site_id, pool_id, unit_id, reservation_id, during)
+            select chosen.site_id, chosen.pool_id, chosen.id, res.id, $5 from chosen cross join res
+            returning 1
+        )
+        select res.id, res.created_at, (select count(*) from taken) as "allocated!" from res
+        "#,
+        c.pool.site_id,
+        c.pool.id,
+        customer_id,
+        c.units as i32,
+        range,
+        c.pool.currency,
+        c.pool.price_cents,
+        p.base_cents,
+        p.discount_cents,
+        p.fee_cents,
+        p.total_cents,
+        c.units,
+    )
+    .fetch_optional(&mut *conn)
+    .await;
+    let row = match row {
+        Ok(Some(row)) => row,
+        // Not a customer organization: say exactly why.
+        Ok(None) => {
+            require_customer(&mut conn, customer_id).await?;
+            return Ok(None);
+        }
+        Err(e) if is_partial_or_raced(&e) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    debug_assert_eq!(row.allocated, c.units);
+    Ok(Some(Reservation {
+        id: row.id,
+        pool_id: c.pool.id,
+        site_id: c.pool.site_id,
+        customer_id,
+        units: c.units,
+        start: c.window.start(),
+        end: c.window.end(),
+        state: ReservationState::at("confirmed", &c.window, now),
+        currency: c.pool.currency,
+        unit_price_cents: c.pool.price_cents,
+        base_cents: p.base_cents,
+        discount_cents: p.discount_cents,
+        fee_cents: p.fee_cents,
+        total_cents: p.total_cents,
+        refund_cents: None,
+        created_at: row.created_at,
+        cancelled_at: None,
+    }))
+}
+
+/// The one-statement booking could not take every unit, or collided with another writer.
+fn is_partial_or_raced(e: &sqlx::Error) -> bool {
+    super::error::is_retryable(e)
+        || e.as_database_error().and_then(|d| d.constraint()) == Some("reservation_fully_allocated")
 }
 
 async fn try_reserve(

@@ -191,3 +191,44 @@ async fn a_unit_cannot_serve_another_pools_blackout(db: PgPool) {
         .unwrap_err();
     assert_eq!(sqlstate(&err).as_deref(), Some("23503"), "{err}");
 }
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_reservation_cannot_commit_with_fewer_units_than_it_sold(db: PgPool) {
+    let (site, pool) = tiny_pool(&db, "Partial").await;
+    let customer: i64 = sqlx::query_scalar(
+        "insert into organization (name, kind) values ('Buyer', 'customer') returning id",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    let t0 = Utc::now().duration_trunc(Duration::hours(1)).unwrap() + Duration::days(1);
+    let w = settlement::window(t0, t0 + Duration::hours(4));
+    let mut tx = db.begin().await.unwrap();
+    let id: i64 = sqlx::query_scalar(
+        "insert into reservation (site_id, pool_id, customer_id, unit_count, during, state, currency,
+                                  unit_price_cents, base_cents, discount_cents, fee_cents, total_cents)
+         values ($1, $2, $3, 2, $4, 'confirmed', 'USD', 199, 100, 0, 3, 103) returning id",
+    )
+    .bind(site)
+    .bind(pool)
+    .bind(customer)
+    .bind(w)
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    // One of the two units only.
+    settlement::allocate(&mut tx, pool, &w, 1, AllocationOwner::Reservation(id))
+        .await
+        .unwrap();
+    let err = tx.commit().await.unwrap_err();
+    assert_eq!(
+        err.as_database_error().and_then(|e| e.constraint()),
+        Some("reservation_fully_allocated"),
+        "{err}"
+    );
+    let left: i64 = sqlx::query_scalar("select count(*) from reservation")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "nothing of the partial booking remains");
+}

@@ -1,0 +1,28 @@
+-- All or nothing, enforced by PostgreSQL: when a transaction that created a reservation
+-- commits, the reservation (unless cancelled meanwhile) holds exactly as many allocations
+-- as units. A partial booking can never be committed, whatever code path writes it.
+
+create function check_reservation_fully_allocated() returns trigger
+language plpgsql as $$
+declare
+    wanted integer;
+    current_state text;
+    held bigint;
+begin
+    select unit_count, state into wanted, current_state from reservation where id = new.id;
+    if not found or current_state = 'cancelled' then
+        return null;
+    end if;
+    select count(*) into held from allocation where reservation_id = new.id;
+    if held <> wanted then
+        raise exception 'reservation % holds % of its % units', new.id, held, wanted
+            using errcode = 'check_violation', constraint = 'reservation_fully_allocated';
+    end if;
+    return null;
+end
+$$;
+
+create constraint trigger reservation_fully_allocated
+    after insert on reservation
+    deferrable initially deferred
+    for each row execute function check_reservation_fully_allocated();
