@@ -9,12 +9,11 @@ declare
     current_state text;
     held bigint;
 begin
-    select unit_count, state into wanted, current_state from reservation where id = new.id;
-    if not found or current_state = 'cancelled' then
-        return null;
-    end if;
-    select count(*) into held from allocation where reservation_id = new.id;
-    if held <> wanted then
+    select r.unit_count, r.state,
+           (select count(*) from allocation a where a.reservation_id = r.id)
+      into wanted, current_state, held
+      from reservation r where r.id = new.id;
+    if found and current_state <> 'cancelled' and held <> wanted then
         raise exception 'reservation % holds % of its % units', new.id, held, wanted
             using errcode = 'check_violation', constraint = 'reservation_fully_allocated';
     end if;

@@ -102,14 +102,25 @@ async fn fetch(
         r#"select p.id, p.site_id, s.operator_id, p.name, p.kind, p.unit_count, p.gpus_per_node, p.block_kw,
                   p.price_cents, p.currency, p.min_term_hours, p.max_term_hours, p.min_lead_hours,
                   p.listed, s.status = 'live' as "site_live!",
-                  array(select d.min_hours from pool_term_discount d where d.pool_id = p.id order by d.min_hours) as "discount_hours!",
-                  array(select d.discount_bp from pool_term_discount d where d.pool_id = p.id order by d.min_hours) as "discount_bp!",
-                  array(select c.min_notice_hours from pool_cancellation_tier c where c.pool_id = p.id order by c.min_notice_hours) as "notice_hours!",
-                  array(select c.refund_bp from pool_cancellation_tier c where c.pool_id = p.id order by c.min_notice_hours) as "refund_bp!",
-                  case when $2::tstzrange is null then null else
-                      (select coalesce(range_agg(aw.during) @> $2::tstzrange, false)
-                       from availability_window aw where aw.pool_id = p.id) end as "open?"
-           from capacity_pool p join site s on s.id = p.site_id
+                  coalesce(d.hours, '{}') as "discount_hours!", coalesce(d.bp, '{}') as "discount_bp!",
+                  coalesce(c.hours, '{}') as "notice_hours!", coalesce(c.bp, '{}') as "refund_bp!",
+                  case when $2::tstzrange is null then null else (
+                      -- One window usually holds the whole range; only adjacent windows need merging.
+                      exists (select 1 from availability_window aw where aw.pool_id = p.id and aw.during @> $2::tstzrange)
+                      or (select coalesce(range_agg(aw.during) @> $2::tstzrange, false)
+                          from availability_window aw where aw.pool_id = p.id)
+                  ) end as "open?"
+           from capacity_pool p
+           join site s on s.id = p.site_id
+           left join lateral (
+               select array_agg(min_hours order by min_hours) as hours, array_agg(discount_bp order by min_hours) as bp
+               from pool_term_discount where pool_id = p.id
+           ) d on true
+           left join lateral (
+               select array_agg(min_notice_hours order by min_notice_hours) as hours,
+                      array_agg(refund_bp order by min_notice_hours) as bp
+               from pool_cancellation_tier where pool_id = p.id
+           ) c on true
            where p.id = $1"#,
         pool_id,
         window

@@ -184,7 +184,7 @@ async fn reserve_in_one_statement(
               and not exists (select 1 from allocation a where a.unit_id = u.id and a.during && $5)
             order by u.ordinal
             limit $12
-            for update of u skip locked
+            for no key update of u skip locked
         ),
         taken as (
             insert into allocation (site_id, pool_id, unit_id, reservation_id, during)
@@ -219,8 +219,20 @@ async fn reserve_in_one_statement(
         Err(e) => return Err(e.into()),
     };
     debug_assert_eq!(row.allocated, c.units);
-    Ok(Some(Reservation {
-        id: row.id,
+    Ok(Some(booked(c, p, customer_id, row.id, row.created_at, now)))
+}
+
+/// The reservation just committed for a checked request, without reading it back.
+fn booked(
+    c: Checked,
+    p: PriceBreakdown,
+    customer_id: i64,
+    id: i64,
+    created_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Reservation {
+    Reservation {
+        id,
         pool_id: c.pool.id,
         site_id: c.pool.site_id,
         customer_id,
@@ -235,9 +247,9 @@ async fn reserve_in_one_statement(
         fee_cents: p.fee_cents,
         total_cents: p.total_cents,
         refund_cents: None,
-        created_at: row.created_at,
+        created_at,
         cancelled_at: None,
-    }))
+    }
 }
 
 /// The one-statement booking could not take every unit, or collided with another writer.
@@ -338,25 +350,7 @@ async fn try_reserve(
         Err(AllocateError::Db(e)) => return Err(raw(e)),
     }
     tx.commit().await.map_err(raw)?;
-    Ok(Reservation {
-        id,
-        pool_id: c.pool.id,
-        site_id: c.pool.site_id,
-        customer_id,
-        units: c.units,
-        start: c.window.start(),
-        end: c.window.end(),
-        state: ReservationState::at("confirmed", &c.window, now),
-        currency: c.pool.currency,
-        unit_price_cents: c.pool.price_cents,
-        base_cents: p.base_cents,
-        discount_cents: p.discount_cents,
-        fee_cents: p.fee_cents,
-        total_cents: p.total_cents,
-        refund_cents: None,
-        created_at: row.created_at,
-        cancelled_at: None,
-    })
+    Ok(booked(c, p, customer_id, id, row.created_at, now))
 }
 
 /// Keeps retryable database errors raw (for the retry loop); `From` would turn them into

@@ -32,10 +32,11 @@ pub fn window(start: DateTime<Utc>, end: DateTime<Utc>) -> PgRange<DateTime<Utc>
 /// is returned and the caller rolls back.
 ///
 /// Concurrent writers on one pool do not queue behind each other: each first takes free
-/// units that no other transaction is holding (`for update skip locked`), so 32 clients
-/// booking one pool proceed in parallel. Only when that finds too few does it wait for the
-/// held units (`for update`), so a unit busy in someone else's unfinished transaction is
-/// never reported as taken. A writer that still collides gets an exclusion violation
+/// units that no other transaction is holding (row locks with `skip locked`), so 32
+/// clients booking one pool proceed in parallel. Only when that finds too few does it wait
+/// for the held units, so a unit busy in someone else's unfinished transaction is never
+/// reported as taken. (`reservations::reserve_in_one_statement` applies the same choice
+/// of units inside its single statement.) A writer that still collides gets an exclusion violation
 /// (SQLSTATE 23P01) from the constraint, which callers retry or report as a conflict.
 pub async fn allocate(
     tx: &mut Transaction<'_, Postgres>,
@@ -57,7 +58,7 @@ pub async fn allocate(
               and not exists (select 1 from allocation a where a.unit_id = u.id and a.during && $2)
             order by u.ordinal
             limit $5
-            for update of u skip locked
+            for no key update of u skip locked
         )
         insert into allocation (site_id, pool_id, unit_id, reservation_id, blackout_id, during)
         select site_id, pool_id, id, $3, $4, $2 from chosen
@@ -81,7 +82,7 @@ pub async fn allocate(
                   and not exists (select 1 from allocation a where a.unit_id = u.id and a.during && $2)
                 order by u.ordinal
                 limit $5
-                for update of u
+                for no key update of u
             )
             insert into allocation (site_id, pool_id, unit_id, reservation_id, blackout_id, during)
             select site_id, pool_id, id, $3, $4, $2 from chosen
