@@ -124,6 +124,12 @@ async fn require_customer(conn: &mut PgConnection, org_id: i64) -> Result<(), Se
 }
 
 /// Reserves the request for `customer_id`, all or nothing, at the price of this moment.
+///
+/// The common case takes two round trips: read the pool, then one statement ([`book`])
+/// committed on its own. When that statement cannot take every unit (some are free but
+/// held by unfinished transactions, or there are too few), the database refuses its commit
+/// (the `reservation_fully_allocated` constraint trigger) and [`try_reserve`] settles the
+/// request exactly, waiting for held units and naming the next window that fits.
 pub async fn reserve(
     db: &PgPool,
     customer_id: i64,
@@ -131,8 +137,22 @@ pub async fn reserve(
     fee_bp: i64,
     now: DateTime<Utc>,
 ) -> Result<Reservation, ServiceError> {
-    if let Some(done) = reserve_in_one_statement(db, customer_id, req, fee_bp, now).await? {
-        return Ok(done);
+    {
+        let mut conn = db.acquire().await?;
+        let c = check_request(&mut conn, req, now).await?;
+        let p = price_of(&c, fee_bp);
+        match book(&mut conn, &c, &p, customer_id).await {
+            Ok(Some(b)) if b.allocated == c.units => return Ok(booked(c, p, customer_id, b, now)),
+            Ok(Some(_)) => {} // unreachable: the trigger refuses a partial commit
+            Ok(None) => {
+                require_customer(&mut conn, customer_id).await?;
+                return Err(ServiceError::conflict(
+                    "the organization changed while booking; please try again",
+                ));
+            }
+            Err(e) if is_partial_or_raced(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     let mut attempt = 0;
     loop {
@@ -148,26 +168,31 @@ pub async fn reserve(
     }
 }
 
-/// The common case in two round trips: read the pool, then one statement that inserts the
-/// reservation and takes free units nobody else is holding, committed on its own. When that
-/// cannot take every unit, the database refuses the commit (the `reservation_fully_allocated`
-/// constraint trigger) and `Ok(None)` hands over to [`try_reserve`], which waits for held
-/// units and answers exactly, with the next window that fits.
-async fn reserve_in_one_statement(
-    db: &PgPool,
-    customer_id: i64,
-    req: &BookingRequest,
-    fee_bp: i64,
-    now: DateTime<Utc>,
-) -> Result<Option<Reservation>, ServiceError> {
-    let mut conn = db.acquire().await?;
-    let c = check_request(&mut conn, req, now).await?;
-    let p = pricing::price(
+fn price_of(c: &Checked, fee_bp: i64) -> PriceBreakdown {
+    pricing::price(
         c.pool.priced(c.units),
         c.window.hours(),
         &c.pool.discounts,
         fee_bp,
-    );
+    )
+}
+
+/// What [`book`] wrote.
+struct Booked {
+    id: i64,
+    created_at: DateTime<Utc>,
+    allocated: i64,
+}
+
+/// Inserts the reservation and, in the same statement, allocates the free units that no
+/// other transaction is holding (lowest numbers first, as [`settlement::allocate`] does).
+/// `None` when the organization may not reserve (only buyers of capacity may).
+async fn book(
+    conn: &mut PgConnection,
+    c: &Checked,
+    p: &PriceBreakdown,
+    customer_id: i64,
+) -> Result<Option<Booked>, sqlx::Error> {
     let range = pools::to_range(&c.window);
     let row = sqlx::query!(
         r#"
@@ -207,19 +232,12 @@ async fn reserve_in_one_statement(
         c.units,
     )
     .fetch_optional(&mut *conn)
-    .await;
-    let row = match row {
-        Ok(Some(row)) => row,
-        // Not a customer organization: say exactly why.
-        Ok(None) => {
-            require_customer(&mut conn, customer_id).await?;
-            return Ok(None);
-        }
-        Err(e) if is_partial_or_raced(&e) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    debug_assert_eq!(row.allocated, c.units);
-    Ok(Some(booked(c, p, customer_id, row.id, row.created_at, now)))
+    .await?;
+    Ok(row.map(|r| Booked {
+        id: r.id,
+        created_at: r.created_at,
+        allocated: r.allocated,
+    }))
 }
 
 /// The reservation just committed for a checked request, without reading it back.
@@ -227,12 +245,11 @@ fn booked(
     c: Checked,
     p: PriceBreakdown,
     customer_id: i64,
-    id: i64,
-    created_at: DateTime<Utc>,
+    b: Booked,
     now: DateTime<Utc>,
 ) -> Reservation {
     Reservation {
-        id,
+        id: b.id,
         pool_id: c.pool.id,
         site_id: c.pool.site_id,
         customer_id,
@@ -247,7 +264,7 @@ fn booked(
         fee_cents: p.fee_cents,
         total_cents: p.total_cents,
         refund_cents: None,
-        created_at,
+        created_at: b.created_at,
         cancelled_at: None,
     }
 }
@@ -258,6 +275,8 @@ fn is_partial_or_raced(e: &sqlx::Error) -> bool {
         || e.as_database_error().and_then(|d| d.constraint()) == Some("reservation_fully_allocated")
 }
 
+/// The exact path, in one transaction: book what is free now, then wait for units other
+/// transactions hold; too few in the end is a conflict that names the next window.
 async fn try_reserve(
     db: &PgPool,
     customer_id: i64,
@@ -266,39 +285,9 @@ async fn try_reserve(
     now: DateTime<Utc>,
 ) -> Result<Reservation, ServiceError> {
     let mut tx = db.begin().await.map_err(raw)?;
-    // No pool lock: `settlement::allocate` lets concurrent bookings of one pool take
-    // different units in parallel, and the exclusion constraint settles any collision.
     let c = check_request(&mut tx, req, now).await?;
-    let p = pricing::price(
-        c.pool.priced(c.units),
-        c.window.hours(),
-        &c.pool.discounts,
-        fee_bp,
-    );
-    let range = pools::to_range(&c.window);
-    let row = sqlx::query!(
-        r#"insert into reservation (site_id, pool_id, customer_id, unit_count, during, state, currency,
-                                    unit_price_cents, base_cents, discount_cents, fee_cents, total_cents)
-           -- Only organizations that buy capacity may reserve (checked here to save a round trip).
-           select $1, $2, $3, $4, $5, 'confirmed', $6, $7, $8, $9, $10, $11
-           where exists (select 1 from organization where id = $3 and kind <> 'operator')
-           returning id, created_at"#,
-        c.pool.site_id,
-        c.pool.id,
-        customer_id,
-        c.units as i32,
-        range,
-        c.pool.currency,
-        c.pool.price_cents,
-        p.base_cents,
-        p.discount_cents,
-        p.fee_cents,
-        p.total_cents
-    )
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(raw)?;
-    let Some(row) = row else {
+    let p = price_of(&c, fee_bp);
+    let Some(b) = book(&mut tx, &c, &p, customer_id).await.map_err(raw)? else {
         tx.rollback().await.map_err(raw)?;
         let mut conn = db.acquire().await?;
         require_customer(&mut conn, customer_id).await?;
@@ -306,51 +295,62 @@ async fn try_reserve(
             "the organization changed while booking; please try again",
         ));
     };
-    let id = row.id;
-    match settlement::allocate(
-        &mut tx,
-        c.pool.id,
-        &range,
-        c.units,
-        AllocationOwner::Reservation(id),
-    )
-    .await
-    {
-        Ok(()) => {}
-        Err(AllocateError::Insufficient { free, .. }) => {
-            tx.rollback().await.map_err(raw)?;
-            let mut conn = db.acquire().await?;
-            let next_start = availability::find_slot(
-                &mut conn,
-                &c.pool,
-                c.units,
-                c.window.hours(),
-                c.window.start().max(c.pool.terms.earliest_start(now)),
-                DEFAULT_HORIZON_DAYS,
-            )
-            .await?;
-            let mut message = format!(
-                "only {free} of the {} {} asked for are free for that whole window",
-                c.units,
-                c.pool.unit_word(c.units)
-            );
-            match next_start {
-                Some(t) => message.push_str(&format!(
-                    "; the earliest start that fits is {}",
-                    t.to_rfc3339()
-                )),
-                None => message.push_str("; nothing fits within the next year"),
+    if b.allocated < c.units {
+        let range = pools::to_range(&c.window);
+        let rest = c.units - b.allocated;
+        match settlement::allocate(
+            &mut tx,
+            c.pool.id,
+            &range,
+            rest,
+            AllocationOwner::Reservation(b.id),
+        )
+        .await
+        {
+            Ok(()) => {}
+            Err(AllocateError::Insufficient { free, .. }) => {
+                tx.rollback().await.map_err(raw)?;
+                return Err(not_enough(db, &c, b.allocated + free, now).await);
             }
-            return Err(ServiceError::Conflict {
-                message,
-                next_start,
-                conflicting_reservations: Vec::new(),
-            });
+            Err(AllocateError::Db(e)) => return Err(raw(e)),
         }
-        Err(AllocateError::Db(e)) => return Err(raw(e)),
     }
     tx.commit().await.map_err(raw)?;
-    Ok(booked(c, p, customer_id, id, row.created_at, now))
+    Ok(booked(c, p, customer_id, b, now))
+}
+
+/// The conflict for a request that found only `free` units, with the next window that fits.
+async fn not_enough(db: &PgPool, c: &Checked, free: i64, now: DateTime<Utc>) -> ServiceError {
+    let next_start = match db.acquire().await {
+        Ok(mut conn) => availability::find_slot(
+            &mut conn,
+            &c.pool,
+            c.units,
+            c.window.hours(),
+            c.window.start().max(c.pool.terms.earliest_start(now)),
+            DEFAULT_HORIZON_DAYS,
+        )
+        .await
+        .unwrap_or(None),
+        Err(_) => None,
+    };
+    let mut message = format!(
+        "only {free} of the {} {} asked for are free for that whole window",
+        c.units,
+        c.pool.unit_word(c.units)
+    );
+    match next_start {
+        Some(t) => message.push_str(&format!(
+            "; the earliest start that fits is {}",
+            t.to_rfc3339()
+        )),
+        None => message.push_str("; nothing fits within the next year"),
+    }
+    ServiceError::Conflict {
+        message,
+        next_start,
+        conflicting_reservations: Vec::new(),
+    }
 }
 
 /// Keeps retryable database errors raw (for the retry loop); `From` would turn them into

@@ -838,3 +838,30 @@ async fn window_search_pages_through_the_database_and_sorts_by_total(db: PgPool)
     let totals: Vec<i64> = by_total.hits.iter().map(|h| h.price.total_cents).collect();
     assert!(totals.windows(2).all(|w| w[0] <= w[1]), "{totals:?}");
 }
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_node_held_by_an_unfinished_booking_is_waited_for_not_refused(db: PgPool) {
+    let m = market(&db, 2).await;
+    // Another booking is in progress on node 1 (it holds the row lock, nothing committed).
+    let mut holder = db.begin().await.unwrap();
+    sqlx::query(
+        "select id from capacity_unit where pool_id = $1 and ordinal = 1 for no key update",
+    )
+    .bind(m.pool)
+    .execute(&mut *holder)
+    .await
+    .unwrap();
+    let (db2, r, customer, now) = (db.clone(), req(&m, 16, 10, 4), m.customer, m.now);
+    let both =
+        tokio::spawn(async move { reservations::reserve(&db2, customer, &r, FEE_BP, now).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !both.is_finished(),
+        "the request waits for the held node instead of answering"
+    );
+    // The other booking gives up; both nodes are free after all.
+    holder.rollback().await.unwrap();
+    let res = both.await.unwrap().unwrap();
+    assert_eq!(res.units, 2);
+    assert_eq!(allocations(&db, res.id).await, 2);
+}
