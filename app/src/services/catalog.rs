@@ -269,7 +269,7 @@ pub async fn update_site(
     let mut tx = db.begin().await?;
     lock_site(&mut tx, operator_id, site_id).await?;
     let load_w = firm_load_w(&mut tx, site_id, s.pue).await?;
-    check_interconnect(load_w, s.interconnect_kw, 0)?;
+    check_interconnect(load_w, s.interconnect_kw, 0, "interconnect_kw")?;
     sqlx::query!(
         r#"update site set name = $3, country = $4, region = $5, grid_region = $6, energy_source = $7,
                            interconnect_kw = $8, pue = $9, cooling = $10, status = $11, hashrate_th = $12,
@@ -358,16 +358,19 @@ async fn firm_load_w(conn: &mut PgConnection, site_id: i64, pue: f64) -> Result<
         .sum())
 }
 
+/// Refuses more firm AI load than the interconnect carries; `field` is what the caller
+/// changed (a pool's size, or the site's interconnect or PUE).
 fn check_interconnect(
     committed_w: i64,
     interconnect_kw: i64,
     adding_w: i64,
+    field: &str,
 ) -> Result<(), ServiceError> {
     let cap_w = interconnect_kw * 1000;
     if committed_w + adding_w > cap_w {
         let kw = |w: i64| crate::money::group_thousands(((w + 999) / 1000).max(0) as u64);
         return Err(ServiceError::invalid(
-            "unit_count",
+            field,
             format!(
                 "this would commit {} kW of firm AI load (GPU IT load × PUE, plus power blocks) against an interconnect of {} kW; {} kW is already listed and {} kW is left",
                 kw(committed_w + adding_w),
@@ -395,7 +398,7 @@ pub async fn create_pool(
         PoolSpec::Gpu { node_power_w, .. } => power::gpu_firm_w(p.unit_count, *node_power_w, pue),
         PoolSpec::Power { block_kw, .. } => power::blocks_firm_w(p.unit_count, *block_kw),
     };
-    check_interconnect(committed, interconnect_kw, adding)?;
+    check_interconnect(committed, interconnect_kw, adding, "unit_count")?;
     let (kind, gpu_model, gpus, mem, fabric, node_w, block_kw, redundancy, cooling) = match &p.spec
     {
         PoolSpec::Gpu {
@@ -528,8 +531,8 @@ mod tests {
 
     #[test]
     fn interconnect_check_explains_the_numbers() {
-        assert!(check_interconnect(900_000, 1_000, 100_000).is_ok());
-        let err = check_interconnect(900_000, 1_000, 100_001)
+        assert!(check_interconnect(900_000, 1_000, 100_000, "unit_count").is_ok());
+        let err = check_interconnect(900_000, 1_000, 100_001, "unit_count")
             .unwrap_err()
             .to_string();
         assert!(err.contains("1,001 kW of firm AI load"), "{err}");

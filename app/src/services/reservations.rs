@@ -331,8 +331,15 @@ async fn not_enough(db: &PgPool, c: &Checked, free: i64, now: DateTime<Utc>) -> 
             DEFAULT_HORIZON_DAYS,
         )
         .await
-        .unwrap_or(None),
-        Err(_) => None,
+        .unwrap_or_else(|e| {
+            // The hint is a courtesy; the conflict stands without it.
+            tracing::warn!(error = %e, "could not compute the next window for a conflict");
+            None
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not compute the next window for a conflict");
+            None
+        }
     };
     let mut message = format!(
         "only {free} of the {} {} asked for are free for that whole window",

@@ -488,13 +488,17 @@ async fn listing_more_firm_load_than_the_interconnect_is_refused(db: PgPool) {
     // Raising the PUE of a full site is refused too.
     let mut hotter = site_input("Small", 1_000);
     hotter.pue = 1.3;
-    assert_eq!(
-        catalog::update_site(&db, operator, site, &hotter)
-            .await
-            .unwrap_err()
-            .status(),
-        422
-    );
+    match catalog::update_site(&db, operator, site, &hotter).await {
+        Err(ServiceError::Invalid(fields)) => {
+            assert_eq!(fields[0].field, "interconnect_kw");
+            assert!(
+                fields[0].message.contains("1,040 kW of firm AI load"),
+                "{}",
+                fields[0].message
+            );
+        }
+        other => panic!("expected the interconnect to be refused, got {other:?}"),
+    }
     // Customers cannot list; other operators cannot see the site.
     let customer = org(&db, "Buyer", "customer").await;
     assert_eq!(
