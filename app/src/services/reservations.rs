@@ -184,9 +184,13 @@ struct Booked {
     allocated: i64,
 }
 
-/// Inserts the reservation and, in the same statement, allocates the free units that no
-/// other transaction is holding (lowest numbers first, as [`settlement::allocate`] does).
-/// `None` when the organization may not reserve (only buyers of capacity may).
+/// Inserts the reservation and, in the same statement, allocates the units free in this
+/// statement's snapshot, lowest numbers first (as [`settlement::allocate`] chooses them).
+/// It takes no row locks: bookings of different windows share units freely, and the one
+/// case that matters, two bookings taking one unit for overlapping windows, is caught by
+/// the exclusion constraint (the second waits for the first and fails with 23P01 if it
+/// commits). Measured with pgbench, locking the chosen units cost a quarter of the
+/// throughput. `None` when the organization may not reserve (only buyers of capacity may).
 async fn book(
     conn: &mut PgConnection,
     c: &Checked,
@@ -209,7 +213,6 @@ async fn book(
               and not exists (select 1 from allocation a where a.unit_id = u.id and a.during && $5)
             order by u.ordinal
             limit $12
-            for no key update of u skip locked
         ),
         taken as (
             insert into allocation (site_id, pool_id, unit_id, reservation_id, during)

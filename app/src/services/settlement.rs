@@ -35,8 +35,7 @@ pub fn window(start: DateTime<Utc>, end: DateTime<Utc>) -> PgRange<DateTime<Utc>
 /// units that no other transaction is holding (row locks with `skip locked`), so 32
 /// clients booking one pool proceed in parallel. Only when that finds too few does it wait
 /// for the held units, so a unit busy in someone else's unfinished transaction is never
-/// reported as taken. (`reservations::reserve_in_one_statement` applies the same choice
-/// of units inside its single statement.) A writer that still collides gets an exclusion violation
+/// reported as taken. (`reservations::book` chooses units by the same rule.)
 /// (SQLSTATE 23P01) from the constraint, which callers retry or report as a conflict.
 pub async fn allocate(
     tx: &mut Transaction<'_, Postgres>,

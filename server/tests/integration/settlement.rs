@@ -846,13 +846,24 @@ async fn window_search_pages_through_the_database_and_sorts_by_total(db: PgPool)
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn a_node_held_by_an_unfinished_booking_is_waited_for_not_refused(db: PgPool) {
     let m = market(&db, 2).await;
-    // Another booking is in progress on node 1 (it holds the row lock, nothing committed).
+    // Maintenance on node 1 is being written in another transaction, not yet committed.
     let mut holder = db.begin().await.unwrap();
-    sqlx::query(
-        "select id from capacity_unit where pool_id = $1 and ordinal = 1 for no key update",
+    let w = app::services::settlement::window(hour(m.now, 8), hour(m.now, 12));
+    let b: i64 = sqlx::query_scalar(
+        "insert into blackout (site_id, pool_id, during) values ((select site_id from capacity_pool where id = $1), $1, $2) returning id",
     )
     .bind(m.pool)
-    .execute(&mut *holder)
+    .bind(w)
+    .fetch_one(&mut *holder)
+    .await
+    .unwrap();
+    app::services::settlement::allocate(
+        &mut holder,
+        m.pool,
+        &w,
+        1,
+        app::services::settlement::AllocationOwner::Blackout(b),
+    )
     .await
     .unwrap();
     let (db2, r, customer, now) = (db.clone(), req(&m, 16, 10, 4), m.customer, m.now);
