@@ -4,12 +4,16 @@
 
 #![recursion_limit = "256"]
 
+pub mod account;
 pub mod availability;
 pub mod booking;
+pub mod components;
 pub mod market;
 pub mod money;
+pub mod operations;
 pub mod pages;
 pub mod power;
+pub mod session;
 pub mod pricing;
 #[cfg(feature = "ssr")]
 pub mod services;
@@ -24,6 +28,8 @@ use leptos_router::{
 
 /// The HTML document around the app, rendered by the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    set_content_security_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -41,9 +47,31 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// Pages get a policy that allows only this response's inline scripts (by nonce) and what
+/// they load ('strict-dynamic'), plus WebAssembly; everything else comes from this origin.
+#[cfg(feature = "ssr")]
+fn set_content_security_policy() {
+    use http::{header::CONTENT_SECURITY_POLICY, HeaderValue};
+    let Some(nonce) = leptos::nonce::use_nonce() else {
+        return;
+    };
+    let policy = format!(
+        "default-src 'self'; script-src 'nonce-{nonce}' 'strict-dynamic' 'wasm-unsafe-eval'; \
+         style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; \
+         object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    );
+    if let (Some(res), Ok(value)) = (
+        use_context::<leptos_axum::ResponseOptions>(),
+        HeaderValue::from_str(&policy),
+    ) {
+        res.insert_header(CONTENT_SECURITY_POLICY, value);
+    }
+}
+
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    let auth = session::Auth::provide();
 
     // Marks the document once the wasm has taken over, so browser tests (and curious
     // users with devtools) can tell a hydrated page from a server-rendered one.
@@ -66,6 +94,17 @@ pub fn App() -> impl IntoView {
                 </A>
                 <nav aria-label="Main">
                     <A href="/">"Market"</A>
+                    <Transition fallback=|| ()>
+                        {move || Suspend::new(async move {
+                            match auth.user.await {
+                                Ok(Some(user)) => view! { <UserNav user auth/> }.into_any(),
+                                _ => view! {
+                                    <A href="/login">"Sign in"</A>
+                                    <A href="/signup">"Create account"</A>
+                                }.into_any(),
+                            }
+                        })}
+                    </Transition>
                 </nav>
             </header>
             <main id="main">
@@ -73,12 +112,32 @@ pub fn App() -> impl IntoView {
                 // so people without JavaScript get the data, not a loading placeholder.
                 <Routes fallback=pages::not_found::NotFound>
                     <Route path=path!("/") view=pages::home::HomePage ssr=SsrMode::Async/>
+                    <Route path=path!("/login") view=pages::login::LoginPage ssr=SsrMode::Async/>
+                    <Route path=path!("/signup") view=pages::login::SignupPage ssr=SsrMode::Async/>
+                    <Route path=path!("/account") view=pages::account::AccountPage ssr=SsrMode::Async/>
+                    <Route path=path!("/reservations") view=pages::reservations::ReservationsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/operator") view=pages::operator::OperatorPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin") view=pages::admin::AdminPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
             <footer class="footer">
                 <p>"Rigshift — firm AI capacity on converted mining sites. Prices in USD; times in your local time zone."</p>
             </footer>
         </Router>
+    }
+}
+
+/// The signed-in visitor's links and the sign-out button (a POST, never a link).
+#[component]
+fn UserNav(user: account::CurrentUser, auth: session::Auth) -> impl IntoView {
+    view! {
+        {user.kind.buys().then(|| view! { <A href="/reservations">"Reservations"</A> })}
+        {user.kind.operates().then(|| view! { <A href="/operator">"Operations"</A> })}
+        {user.platform_admin.then(|| view! { <A href="/admin">"Admin"</A> })}
+        <A href="/account"><span data-testid="nav-user">{user.display_name}</span></A>
+        <leptos::form::ActionForm action=auth.log_out attr:class="nav-form">
+            <button type="submit" class="link-button" data-testid="log-out">"Sign out"</button>
+        </leptos::form::ActionForm>
     }
 }
 

@@ -34,6 +34,12 @@ pub struct Config {
     pub db_max_connections: u32,
     /// `RIGSHIFT_LOG_FORMAT`: `pretty` (default) or `json`. Levels come from `RUST_LOG`.
     pub log_format: LogFormat,
+    /// `RIGSHIFT_SECURE_COOKIES`: `true` when served over HTTPS (the session cookie gets
+    /// `Secure` and the `__Host-` name); `false` (default) for plain-HTTP development.
+    pub secure_cookies: bool,
+    /// `RIGSHIFT_TRUST_PROXY`: `true` behind a reverse proxy that sets `X-Forwarded-For`
+    /// (the client address for login throttling is then its last entry). Default `false`.
+    pub trust_proxy: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +100,17 @@ impl Config {
                     expected: "a whole number from 1 to 1000",
                 })?,
         };
+        let flag = |var: &'static str| match non_empty(var).as_deref() {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(other) => Err(ConfigError {
+                var,
+                value: other.into(),
+                expected: "`true` or `false`",
+            }),
+        };
+        let secure_cookies = flag("RIGSHIFT_SECURE_COOKIES")?;
+        let trust_proxy = flag("RIGSHIFT_TRUST_PROXY")?;
         let db_name = non_empty("RIGSHIFT_DB_NAME").unwrap_or_else(|| "rigshift".into());
         if !db_name
             .chars()
@@ -115,6 +132,8 @@ impl Config {
             seed,
             db_max_connections,
             log_format,
+            secure_cookies,
+            trust_proxy,
         })
     }
 }
@@ -173,6 +192,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("RIGSHIFT_DB_NAME"), "{e}");
+        let e = cfg(&[("RIGSHIFT_SECURE_COOKIES", "yes")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`true` or `false`"), "{e}");
+    }
+
+    #[test]
+    fn secure_cookies_and_proxy_trust_are_off_unless_asked_for() {
+        let c = cfg(&[]).unwrap();
+        assert!(!c.secure_cookies && !c.trust_proxy);
+        let c = cfg(&[("RIGSHIFT_SECURE_COOKIES", "true"), ("RIGSHIFT_TRUST_PROXY", "true")]).unwrap();
+        assert!(c.secure_cookies && c.trust_proxy);
     }
 
     #[test]

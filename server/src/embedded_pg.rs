@@ -87,6 +87,8 @@ pub struct EmbeddedPg {
     log_file: PathBuf,
     run_as: Option<String>,
     stopped: bool,
+    /// It was already running when we came (another server, or one that was killed).
+    adopted: bool,
 }
 
 impl EmbeddedPg {
@@ -97,7 +99,10 @@ impl EmbeddedPg {
         if !pg.data_dir.join("PG_VERSION").exists() {
             pg.initdb(owner)?;
         }
-        if !pg.is_running() {
+        let mut pg = pg;
+        if pg.is_running() {
+            pg.adopted = true;
+        } else {
             pg.pg_ctl_start()?;
         }
         Ok(pg)
@@ -151,6 +156,7 @@ impl EmbeddedPg {
             log_file,
             run_as,
             stopped: false,
+            adopted: false,
         };
         Ok((pg, owner))
     }
@@ -169,6 +175,11 @@ impl EmbeddedPg {
     }
 
     /// Leaves the cluster running when this handle is dropped (for `server pg-start`).
+    /// Whether the cluster was already running when [`EmbeddedPg::start`] was called.
+    pub fn adopted(&self) -> bool {
+        self.adopted
+    }
+
     pub fn detach(&mut self) {
         self.stopped = true;
     }

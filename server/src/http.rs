@@ -8,17 +8,21 @@ use axum::{
     extract::{FromRef, State},
     http::{header, HeaderName, HeaderValue, Request, StatusCode},
     response::{IntoResponse, Response},
+    middleware,
     routing::{get, post},
     Json, Router,
 };
+use app::services::web::CookiePolicy;
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, handle_server_fns_with_context, LeptosRoutes};
 use sqlx::PgPool;
 use std::time::Duration;
 use tower_http::{
     compression::CompressionLayer,
+    limit::RequestBodyLimitLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
     set_header::SetResponseHeaderLayer,
+    timeout::TimeoutLayer,
     trace::{DefaultOnResponse, TraceLayer},
 };
 use tracing::Level;
@@ -28,7 +32,32 @@ use tracing::Level;
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub db: PgPool,
+    pub security: Security,
 }
+
+/// How the doors are kept: session cookies and whom to believe about client addresses.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Security {
+    pub cookies: CookiePolicy,
+    pub trust_proxy: bool,
+}
+
+impl Security {
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            cookies: CookiePolicy {
+                secure: config.secure_cookies,
+                ..Default::default()
+            },
+            trust_proxy: config.trust_proxy,
+        }
+    }
+}
+
+/// Largest request body accepted (larger ones get 413); the API's bodies are small.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Longest a request may take before it is answered 408 (`REQUEST_TIMEOUT`).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Builds the complete router for `state`.
 pub fn router(state: AppState) -> Router {
@@ -37,6 +66,7 @@ pub fn router(state: AppState) -> Router {
 
     let app = Router::new()
         .route("/healthz", get(healthz))
+        .nest("/api/v1", crate::api::router())
         .route(
             "/api/{*fn_name}",
             post(server_fn_handler).get(server_fn_handler),
@@ -54,6 +84,15 @@ pub fn router(state: AppState) -> Router {
             },
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::authenticate,
+        ))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
         .layer(CompressionLayer::new());
     with_security_headers(app)
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
@@ -120,8 +159,9 @@ fn unavailable() -> Response {
         .into_response()
 }
 
-/// Headers every response carries. (A content security policy needs per-response
-/// nonces for Leptos' inline hydration script; it arrives with the security issue.)
+/// Headers every response carries. Pages set their own content security policy (with the
+/// nonce of their inline scripts, see `app::shell`); every other response gets one that
+/// allows nothing at all.
 fn with_security_headers(router: Router<AppState>) -> Router<AppState> {
     let set = |name: HeaderName, value: &'static str| {
         SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
@@ -129,6 +169,10 @@ fn with_security_headers(router: Router<AppState>) -> Router<AppState> {
     router
         .layer(set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(set(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(set(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+        ))
         .layer(set(
             header::REFERRER_POLICY,
             "strict-origin-when-cross-origin",

@@ -2,6 +2,9 @@
 //! data), the HTTP router and graceful shutdown. The binary in `main.rs` only parses the
 //! command line and calls into here, so integration tests can boot the same server.
 
+pub mod admin_cli;
+pub mod api;
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod embedded_pg;

@@ -20,7 +20,11 @@ COMMANDS:
     pg-start   Start the private PostgreSQL in RIGSHIFT_DATA_DIR, print its admin URL
                and leave it running (used by the test command).
     pg-stop    Stop the private PostgreSQL in RIGSHIFT_DATA_DIR.
+{ADMIN}
     help       Print this help.
+
+Administration commands use the same database as `serve` (DATABASE_URL, or the
+private PostgreSQL, which must be running: start it with `pg-start`).
 
 Configuration comes from environment variables; see the README.";
 
@@ -28,7 +32,7 @@ Configuration comes from environment variables; see the README.";
 async fn main() -> ExitCode {
     let command = std::env::args().nth(1).unwrap_or_else(|| "serve".into());
     if matches!(command.as_str(), "help" | "--help" | "-h") {
-        println!("{USAGE}");
+        println!("{}", USAGE.replace("{ADMIN}", server::admin_cli::USAGE));
         return ExitCode::SUCCESS;
     }
     let config = match Config::from_env() {
@@ -86,7 +90,20 @@ async fn main() -> ExitCode {
                 .expect("pg-stop panicked")
                 .map_err(|e| e.to_string())
         }
-        other => Err(format!("unknown command `{other}`\n\n{USAGE}")),
+        "create-org" | "create-user" | "create-key" => match startup::open_database(&config).await {
+            Ok(mut db) => {
+                db.leave_running_cluster();
+                let args: Vec<String> = std::env::args().skip(2).collect();
+                let r = server::admin_cli::run(&db.pool, &command, &args).await;
+                db.close().await;
+                r
+            }
+            Err(e) => Err(e.to_string()),
+        },
+        other => Err(format!(
+            "unknown command `{other}`\n\n{}",
+            USAGE.replace("{ADMIN}", server::admin_cli::USAGE)
+        )),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -36,6 +36,15 @@ pub struct Database {
 }
 
 impl Database {
+    /// For one-shot commands next to a running server: a private cluster that was already
+    /// running is left running when this handle closes.
+    pub fn leave_running_cluster(&mut self) {
+        if let Some(pg) = self.embedded.as_mut().filter(|pg| pg.adopted()) {
+            pg.detach();
+            self.embedded = None;
+        }
+    }
+
     /// Closes the pool, then stops the private cluster (if any) and waits for it.
     pub async fn close(mut self) {
         self.pool.close().await;
@@ -112,6 +121,7 @@ async fn serve_with(config: &Config, pool: &PgPool) -> Result<(), StartupError> 
     let router = http::router(http::AppState {
         leptos_options: options,
         db: pool.clone(),
+        security: http::Security::from_config(config),
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -122,7 +132,11 @@ async fn serve_with(config: &Config, pool: &PgPool) -> Result<(), StartupError> 
     let addr = listener.local_addr().map_err(StartupError::Serve)?;
     tracing::info!("Rigshift is serving on http://{addr}");
     println!("Rigshift is serving on http://{addr}  (Ctrl-C to stop)");
-    axum::serve(listener, router)
+    // The peer address feeds login throttling per client.
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(StartupError::Serve)?;

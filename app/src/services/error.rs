@@ -19,9 +19,18 @@ pub enum ServiceError {
     /// The thing does not exist, or the caller may not see it (the same answer, on purpose).
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The caller did not say who they are, or said it wrongly (no or bad session or key).
+    #[error("{0}")]
+    Unauthorized(String),
     /// The caller is known but may not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// Too many attempts; try again after `retry_after_secs`.
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// The request is valid but the market state refuses it (capacity gone, units booked).
     #[error("{message}")]
     Conflict {
@@ -57,7 +66,9 @@ impl ServiceError {
         match self {
             Self::Invalid(_) => 422,
             Self::NotFound(_) => 404,
+            Self::Unauthorized(_) => 401,
             Self::Forbidden(_) => 403,
+            Self::TooManyRequests { .. } => 429,
             Self::Conflict { .. } => 409,
             Self::Unavailable(_) => 503,
         }

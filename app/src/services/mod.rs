@@ -1,16 +1,25 @@
 //! Server-only services: the one implementation of every rule, called by server
 //! functions and by the JSON API alike.
 
+pub mod accounts;
+pub mod admin;
+pub mod api_keys;
 pub mod availability;
 pub mod blackouts;
 pub mod catalog;
 pub mod error;
 pub mod market;
+pub mod operations;
 pub mod password;
 pub mod pools;
+pub mod principal;
 pub mod reservations;
 pub mod search;
+pub mod sessions;
 pub mod settlement;
+pub mod throttle;
+pub mod token;
+pub mod web;
 
 use leptos::prelude::*;
 use sqlx::PgPool;

@@ -1,0 +1,63 @@
+//! Small pieces many pages use: times in the reader's zone, form messages, sign-in prompts.
+
+use chrono::{DateTime, Utc};
+use leptos::prelude::*;
+
+/// A moment shown in the reader's local time. The server renders UTC (it can't know the
+/// reader's zone); once the page is hydrated the browser rewrites it in local time.
+#[component]
+pub fn LocalTime(at: DateTime<Utc>) -> impl IntoView {
+    let text = RwSignal::new(at.format("%Y-%m-%d %H:%M UTC").to_string());
+    Effect::new(move |_| {
+        #[cfg(feature = "hydrate")]
+        {
+            let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(at.timestamp_millis() as f64));
+            let local: String = date
+                .to_locale_string("default", &wasm_bindgen::JsValue::UNDEFINED)
+                .into();
+            text.set(local);
+        }
+    });
+    view! { <time datetime=at.to_rfc3339()>{move || text.get()}</time> }
+}
+
+/// Server function errors arrive wrapped by their transport; people only need the message.
+pub fn clean_error(s: &str) -> String {
+    s.trim_start_matches("error running server function: ")
+        .trim_start_matches("ServerFnError: ")
+        .to_string()
+}
+
+/// The outcome of a form's last submission: its error, or `ok` when it succeeded.
+#[component]
+pub fn FormResult<T, F>(value: F, #[prop(optional, into)] ok: Option<String>) -> impl IntoView
+where
+    T: Send + Sync + 'static,
+    F: Fn() -> Option<Result<T, ServerFnError>> + Send + Sync + 'static,
+{
+    move || match value() {
+        Some(Err(e)) => view! { <p class="form-error" role="alert">{clean_error(&e.to_string())}</p> }.into_any(),
+        Some(Ok(_)) => match ok.clone() {
+            Some(msg) => view! { <p class="form-ok" role="status">{msg}</p> }.into_any(),
+            None => ().into_any(),
+        },
+        None => ().into_any(),
+    }
+}
+
+/// Shown instead of a page that needs a signed-in visitor.
+#[component]
+pub fn SignInPrompt(#[prop(into)] next: String) -> impl IntoView {
+    let href = format!("/login?next={}", next);
+    view! {
+        <section class="empty-state" data-testid="sign-in-prompt">
+            <h2>"Please sign in"</h2>
+            <p>"This page shows your organization's private data."</p>
+            <p>
+                <a class="button" href=href>"Sign in"</a>
+                " "
+                <a href="/signup">"or create an account"</a>
+            </p>
+        </section>
+    }
+}

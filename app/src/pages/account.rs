@@ -1,0 +1,246 @@
+//! The account page: who you are, your organization's API keys, your password.
+
+use crate::account::{ApiKeyView, CreatedApiKey, CurrentUser, Scope};
+use crate::components::{clean_error, FormResult, LocalTime, SignInPrompt};
+use crate::session::use_auth;
+use leptos::form::ActionForm;
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+#[server(endpoint = "change_password")]
+pub async fn change_password(
+    current_password: String,
+    new_password: String,
+    confirm_password: String,
+) -> Result<(), ServerFnError> {
+    use crate::services::{accounts, error::ServiceError, sessions, web};
+    let user_id = web::principal()?.person().map_err(web::fail)?;
+    if new_password != confirm_password {
+        return Err(web::fail(ServiceError::invalid(
+            "confirm_password",
+            "the two new passwords differ; type the same one twice",
+        )));
+    }
+    let db = web::db()?;
+    accounts::change_password(&db, user_id, &current_password, &new_password)
+        .await
+        .map_err(web::fail)?;
+    // Anyone else signed in as this person (a stolen session, say) is signed out.
+    let presented = web::request_auth().presented_session;
+    sessions::end_others(&db, user_id, presented.as_deref())
+        .await
+        .map_err(web::fail)?;
+    Ok(())
+}
+
+#[server(endpoint = "api_keys")]
+pub async fn api_keys() -> Result<Vec<ApiKeyView>, ServerFnError> {
+    use crate::services::{api_keys, web};
+    let p = web::principal()?;
+    p.person().map_err(web::fail)?;
+    api_keys::list(&web::db()?, p.organization_id)
+        .await
+        .map_err(web::fail)
+}
+
+/// Checkboxes post "on" when ticked and nothing otherwise.
+#[server(endpoint = "create_api_key")]
+pub async fn create_api_key(
+    name: String,
+    read: Option<String>,
+    reserve: Option<String>,
+    operate: Option<String>,
+    expires_in_days: Option<String>,
+) -> Result<CreatedApiKey, ServerFnError> {
+    use crate::services::{api_keys, error::ServiceError, web};
+    let p = web::principal()?;
+    let user_id = p.person().map_err(web::fail)?;
+    let scopes = [(read, Scope::Read), (reserve, Scope::Reserve), (operate, Scope::Operate)]
+        .into_iter()
+        .filter_map(|(on, s)| on.is_some().then_some(s))
+        .collect();
+    let expires_in_days = match expires_in_days.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(d) => Some(d.parse::<i64>().map_err(|_| {
+            web::fail(ServiceError::invalid(
+                "expires_in_days",
+                "expiry is a whole number of days, or leave it empty for none",
+            ))
+        })?),
+    };
+    let key = api_keys::NewKey {
+        name,
+        scopes,
+        expires_in_days,
+    };
+    api_keys::create(&web::db()?, p.organization_id, Some(user_id), &key, chrono::Utc::now())
+        .await
+        .map_err(web::fail)
+}
+
+#[server(endpoint = "revoke_api_key")]
+pub async fn revoke_api_key(id: i64) -> Result<(), ServerFnError> {
+    use crate::services::{api_keys, web};
+    let p = web::principal()?;
+    p.person().map_err(web::fail)?;
+    api_keys::revoke(&web::db()?, p.organization_id, id, chrono::Utc::now())
+        .await
+        .map_err(web::fail)
+}
+
+#[component]
+pub fn AccountPage() -> impl IntoView {
+    let auth = use_auth();
+    view! {
+        <Title text="Your account"/>
+        <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match auth.user.await {
+                    Ok(Some(user)) => view! { <Account user/> }.into_any(),
+                    _ => view! { <SignInPrompt next="/account"/> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn Account(user: CurrentUser) -> impl IntoView {
+    view! {
+        <h1>"Your account"</h1>
+        <dl class="facts" data-testid="account-facts">
+            <div><dt>"Name"</dt><dd>{user.display_name.clone()}</dd></div>
+            <div><dt>"Email"</dt><dd>{user.email.clone()}</dd></div>
+            <div><dt>"Organization"</dt><dd>{user.organization_name.clone()}</dd></div>
+            <div><dt>"Role"</dt><dd>{user.kind.label()}{user.platform_admin.then_some(" · platform administrator")}</dd></div>
+        </dl>
+        <ApiKeys user=user.clone()/>
+        <PasswordForm/>
+    }
+}
+
+#[component]
+fn ApiKeys(user: CurrentUser) -> impl IntoView {
+    let create = ServerAction::<CreateApiKey>::new();
+    let revoke = ServerAction::<RevokeApiKey>::new();
+    let keys = Resource::new(
+        move || (create.version().get(), revoke.version().get()),
+        |_| api_keys(),
+    );
+    let kind = user.kind;
+    view! {
+        <section aria-labelledby="keys-title" class="panel">
+            <h2 id="keys-title">"API keys"</h2>
+            <p class="muted">
+                "Keys let your systems use the Rigshift API as " <strong>{user.organization_name.clone()}</strong>
+                ". Send one as " <code>"Authorization: Bearer rsk_…"</code> ". Each key is shown once, when it is created."
+            </p>
+            <ActionForm action=create attr:class="stack-form" attr:data-testid="create-key-form">
+                <label>"Name"
+                    <input type="text" name="name" required maxlength="100" placeholder="e.g. slurm-scheduler"/>
+                </label>
+                <fieldset>
+                    <legend>"Scopes"</legend>
+                    <label class="choice"><input type="checkbox" name="read" checked/>" read: your data and the market"</label>
+                    {kind.buys().then(|| view! {
+                        <label class="choice"><input type="checkbox" name="reserve"/>" reserve: quote, reserve, cancel and extend"</label>
+                    })}
+                    {kind.operates().then(|| view! {
+                        <label class="choice"><input type="checkbox" name="operate"/>" operate: sites, pools, availability and blackouts"</label>
+                    })}
+                </fieldset>
+                <label>"Expires after (days, optional)"
+                    <input type="number" name="expires_in_days" min="1" max="3650" placeholder="never"/>
+                </label>
+                <button type="submit" class="button" disabled=move || create.pending().get()>"Create key"</button>
+            </ActionForm>
+            {move || match create.value().get() {
+                Some(Ok(made)) => view! {
+                    <div class="secret-box" role="status" data-testid="new-key">
+                        <p><strong>"Copy your new key now: it will not be shown again."</strong></p>
+                        <code data-testid="new-key-secret">{made.secret}</code>
+                    </div>
+                }.into_any(),
+                Some(Err(e)) => view! { <p class="form-error" role="alert">{clean_error(&e.to_string())}</p> }.into_any(),
+                None => ().into_any(),
+            }}
+            <FormResult value=move || revoke.value().get() ok="Key revoked; it no longer works."/>
+            <Transition fallback=|| view! { <p class="loading">"Loading keys…"</p> }>
+                {move || Suspend::new(async move {
+                    match keys.await {
+                        Ok(list) if list.is_empty() => view! {
+                            <p class="empty-state small" data-testid="no-keys">"No API keys yet. Create one above when a system needs access."</p>
+                        }.into_any(),
+                        Ok(list) => view! { <KeyTable keys=list revoke/> }.into_any(),
+                        Err(e) => view! { <p class="form-error" role="alert">{clean_error(&e.to_string())}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn KeyTable(keys: Vec<ApiKeyView>, revoke: ServerAction<RevokeApiKey>) -> impl IntoView {
+    let now = chrono::Utc::now();
+    view! {
+        <div class="table-scroll">
+            <table class="data-table" data-testid="key-table">
+                <thead><tr>
+                    <th scope="col">"Name"</th><th scope="col">"Key"</th><th scope="col">"Scopes"</th>
+                    <th scope="col">"Created"</th><th scope="col">"Last used"</th><th scope="col">"Expires"</th>
+                    <th scope="col">"Status"</th>
+                </tr></thead>
+                <tbody>
+                    {keys.into_iter().map(|k| {
+                        let active = k.is_active(now);
+                        let status = if k.revoked_at.is_some() { "revoked" } else if active { "active" } else { "expired" };
+                        let scopes = k.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+                        view! {
+                            <tr data-key-prefix=k.prefix.clone()>
+                                <td>{k.name.clone()}</td>
+                                <td><code>{k.prefix.clone()} "_…"</code></td>
+                                <td>{scopes}</td>
+                                <td><LocalTime at=k.created_at/></td>
+                                <td>{match k.last_used_at { Some(t) => view! { <LocalTime at=t/> }.into_any(), None => "never".into_any() }}</td>
+                                <td>{match k.expires_at { Some(t) => view! { <LocalTime at=t/> }.into_any(), None => "never".into_any() }}</td>
+                                <td>
+                                    <span class=format!("tag tag-{status}")>{status}</span>
+                                    {active.then(|| view! {
+                                        <ActionForm action=revoke attr:class="inline-form">
+                                            <input type="hidden" name="id" value=k.id/>
+                                            <button type="submit" class="button secondary small" data-testid="revoke-key">"Revoke"</button>
+                                        </ActionForm>
+                                    })}
+                                </td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+}
+
+#[component]
+fn PasswordForm() -> impl IntoView {
+    let action = ServerAction::<ChangePassword>::new();
+    view! {
+        <section aria-labelledby="password-title" class="panel">
+            <h2 id="password-title">"Change password"</h2>
+            <ActionForm action=action attr:class="stack-form" attr:data-testid="password-form">
+                <label>"Current password"
+                    <input type="password" name="current_password" autocomplete="current-password" required/>
+                </label>
+                <label>"New password"
+                    <input type="password" name="new_password" autocomplete="new-password" required minlength="12" maxlength="256"/>
+                </label>
+                <label>"New password again"
+                    <input type="password" name="confirm_password" autocomplete="new-password" required minlength="12" maxlength="256"/>
+                </label>
+                <FormResult value=move || action.value().get() ok="Password changed. Your other sessions were signed out."/>
+                <button type="submit" class="button" disabled=move || action.pending().get()>"Change password"</button>
+            </ActionForm>
+        </section>
+    }
+}

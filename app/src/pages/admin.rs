@@ -1,0 +1,99 @@
+//! Platform administration: every organization, and suspending one. Only the platform
+//! administrator gets this page; to anyone else it does not exist.
+
+use crate::account::OrgSummary;
+use crate::components::{clean_error, FormResult, LocalTime, SignInPrompt};
+use crate::pages::not_found::NotFound;
+use crate::session::use_auth;
+use leptos::form::ActionForm;
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+#[server(endpoint = "admin_organizations")]
+pub async fn admin_organizations() -> Result<Vec<OrgSummary>, ServerFnError> {
+    use crate::services::{admin, web};
+    web::principal()?.admin().map_err(web::fail)?;
+    admin::organizations(&web::db()?).await.map_err(web::fail)
+}
+
+#[server(endpoint = "set_suspended")]
+pub async fn set_suspended(organization_id: i64, suspend: bool) -> Result<(), ServerFnError> {
+    use crate::services::{admin, web};
+    let admin_id = web::principal()?.admin().map_err(web::fail)?;
+    admin::set_suspended(&web::db()?, admin_id, organization_id, suspend, chrono::Utc::now())
+        .await
+        .map_err(web::fail)
+}
+
+#[component]
+pub fn AdminPage() -> impl IntoView {
+    let auth = use_auth();
+    view! {
+        <Title text="Administration"/>
+        <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match auth.user.await {
+                    Ok(Some(u)) if u.platform_admin => view! { <Organizations/> }.into_any(),
+                    Ok(Some(_)) => view! { <NotFound/> }.into_any(),
+                    _ => view! { <SignInPrompt next="/admin"/> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn Organizations() -> impl IntoView {
+    let suspend = ServerAction::<SetSuspended>::new();
+    let orgs = Resource::new(move || suspend.version().get(), |_| admin_organizations());
+    view! {
+        <h1>"Organizations"</h1>
+        <p class="muted">"Suspending an organization signs its people out, stops its API keys and refuses new sign-ins until it is reinstated. Its reservations stay in force."</p>
+        <FormResult value=move || suspend.value().get() ok="Saved."/>
+        <Transition fallback=|| view! { <p class="loading">"Loading organizations…"</p> }>
+            {move || Suspend::new(async move {
+                match orgs.await {
+                    Ok(list) => view! {
+                        <div class="table-scroll">
+                            <table class="data-table" data-testid="org-table">
+                                <thead><tr>
+                                    <th scope="col">"Organization"</th><th scope="col">"Kind"</th>
+                                    <th scope="col" class="num">"People"</th><th scope="col" class="num">"Sites"</th>
+                                    <th scope="col" class="num">"Reservations"</th><th scope="col">"Since"</th><th scope="col">"Status"</th>
+                                </tr></thead>
+                                <tbody>
+                                    {list.into_iter().map(|o| {
+                                        let suspended = o.suspended_at.is_some();
+                                        view! {
+                                            <tr data-org=o.name.clone()>
+                                                <td>{o.name.clone()}</td>
+                                                <td>{o.kind.label()}</td>
+                                                <td class="num">{o.users}</td>
+                                                <td class="num">{o.sites}</td>
+                                                <td class="num">{o.reservations}</td>
+                                                <td><LocalTime at=o.created_at/></td>
+                                                <td>
+                                                    <span class=if suspended { "tag tag-revoked" } else { "tag tag-active" }>
+                                                        {if suspended { "suspended" } else { "active" }}
+                                                    </span>
+                                                    <ActionForm action=suspend attr:class="inline-form">
+                                                        <input type="hidden" name="organization_id" value=o.id/>
+                                                        <input type="hidden" name="suspend" value=(!suspended).to_string()/>
+                                                        <button type="submit" class="button secondary small">
+                                                            {if suspended { "Reinstate" } else { "Suspend" }}
+                                                        </button>
+                                                    </ActionForm>
+                                                </td>
+                                            </tr>
+                                        }
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        </div>
+                    }.into_any(),
+                    Err(e) => view! { <p class="form-error" role="alert">{clean_error(&e.to_string())}</p> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}

@@ -1,0 +1,139 @@
+//! Signing up, in and out, and who is signed in: the server functions of the browser's door
+//! and the context every page reads to know its visitor.
+
+use crate::account::CurrentUser;
+use leptos::prelude::*;
+
+/// Who is signed in (`None`: nobody). Resolved by the server's auth layer; no query here.
+#[server(endpoint = "who_am_i")]
+pub async fn who_am_i() -> Result<Option<CurrentUser>, ServerFnError> {
+    Ok(crate::services::web::request_auth().user)
+}
+
+/// Where to go after signing in: a path on this site, never another origin.
+pub fn safe_next(next: Option<&str>, default: &str) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && n.len() < 500 => {
+            n.to_string()
+        }
+        _ => default.to_string(),
+    }
+}
+
+#[server(endpoint = "log_in")]
+pub async fn log_in(
+    email: String,
+    password: String,
+    next: Option<String>,
+) -> Result<(), ServerFnError> {
+    use crate::services::{accounts, web};
+    let auth = web::request_auth();
+    let db = web::db()?;
+    let now = chrono::Utc::now();
+    let user_id = accounts::sign_in(&db, &email, &password, auth.client, now)
+        .await
+        .map_err(web::fail)?;
+    start_session(&db, &auth, user_id, now).await?;
+    leptos_axum::redirect(&safe_next(next.as_deref(), "/"));
+    Ok(())
+}
+
+/// A fresh session id at every sign-in (the presented one, if any, ends), so a session id
+/// planted before sign-in is worth nothing after it.
+#[cfg(feature = "ssr")]
+async fn start_session(
+    db: &sqlx::PgPool,
+    auth: &crate::services::web::RequestAuth,
+    user_id: i64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), ServerFnError> {
+    use crate::services::{sessions, web};
+    if let Some(old) = &auth.presented_session {
+        sessions::end(db, old).await.map_err(web::fail)?;
+    }
+    let secret = sessions::start(db, user_id, &auth.user_agent, auth.cookies.session, now)
+        .await
+        .map_err(web::fail)?;
+    web::set_response_header(http::header::SET_COOKIE, &auth.cookies.set_cookie(&secret));
+    Ok(())
+}
+
+#[server(endpoint = "sign_up")]
+pub async fn sign_up(
+    organization_name: String,
+    kind: String,
+    display_name: String,
+    email: String,
+    password: String,
+) -> Result<(), ServerFnError> {
+    use crate::services::{accounts, web};
+    let auth = web::request_auth();
+    let db = web::db()?;
+    let user_id = accounts::sign_up(
+        &db,
+        &accounts::Signup {
+            organization_name,
+            kind,
+            display_name,
+            email,
+            password,
+        },
+    )
+    .await
+    .map_err(web::fail)?;
+    start_session(&db, &auth, user_id, chrono::Utc::now()).await?;
+    leptos_axum::redirect("/account");
+    Ok(())
+}
+
+#[server(endpoint = "log_out")]
+pub async fn log_out() -> Result<(), ServerFnError> {
+    use crate::services::{sessions, web};
+    let auth = web::request_auth();
+    if let Some(secret) = &auth.presented_session {
+        sessions::end(&web::db()?, secret).await.map_err(web::fail)?;
+    }
+    web::set_response_header(http::header::SET_COOKIE, &auth.cookies.clear_cookie());
+    leptos_axum::redirect("/");
+    Ok(())
+}
+
+/// The sign-in state shared by the whole app: the actions that change it and the visitor
+/// they produce, refetched whenever one of them completes.
+#[derive(Clone, Copy)]
+pub struct Auth {
+    pub log_in: ServerAction<LogIn>,
+    pub log_out: ServerAction<LogOut>,
+    pub sign_up: ServerAction<SignUp>,
+    pub user: Resource<Result<Option<CurrentUser>, ServerFnError>>,
+}
+
+impl Auth {
+    pub fn provide() -> Self {
+        let log_in = ServerAction::<LogIn>::new();
+        let log_out = ServerAction::<LogOut>::new();
+        let sign_up = ServerAction::<SignUp>::new();
+        let user = Resource::new(
+            move || {
+                (
+                    log_in.version().get(),
+                    log_out.version().get(),
+                    sign_up.version().get(),
+                )
+            },
+            |_| who_am_i(),
+        );
+        let auth = Self {
+            log_in,
+            log_out,
+            sign_up,
+            user,
+        };
+        provide_context(auth);
+        auth
+    }
+}
+
+pub fn use_auth() -> Auth {
+    expect_context::<Auth>()
+}

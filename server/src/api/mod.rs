@@ -1,0 +1,162 @@
+//! The JSON API under `/api/v1`, for integrations with API keys. Handlers are thin: they
+//! take the caller from the auth layer, parse the request, call the same services as the
+//! browser's server functions, and answer JSON or a [`problem::Problem`].
+
+pub mod operations;
+pub mod problem;
+pub mod reservations;
+
+use crate::http::AppState;
+use app::services::{principal::Principal, web::RequestAuth};
+use axum::{
+    extract::{rejection::JsonRejection, FromRequest, FromRequestParts, Request},
+    http::request::Parts,
+    routing::{delete, get, post},
+    Json, Router,
+};
+use problem::Problem;
+use serde::de::DeserializeOwned;
+
+pub type ApiResult<T> = Result<T, Problem>;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/organization", get(operations::organization))
+        .route("/sites", get(operations::list_sites).post(operations::create_site))
+        .route("/sites/{id}", get(operations::get_site).put(operations::update_site))
+        .route("/sites/{id}/pools", post(operations::create_pool))
+        .route("/blackouts", get(operations::list_blackouts).post(operations::create_blackout))
+        .route("/blackouts/{id}", delete(operations::delete_blackout))
+        .route("/bookings", get(operations::list_bookings))
+        .route("/quotes", post(reservations::quote))
+        .route("/reservations", get(reservations::list).post(reservations::create))
+        .route("/reservations/{id}", get(reservations::get))
+        .route("/reservations/{id}/cancel", post(reservations::cancel))
+        .route("/reservations/{id}/extend", post(reservations::extend))
+        .fallback(not_found)
+}
+
+async fn not_found() -> Problem {
+    Problem::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "no-such-route",
+        "No such route",
+        "there is no API route at this path and method; see the API reference",
+    )
+}
+
+/// The organization calling, from its API key. Browser sessions don't open the JSON API.
+pub struct Caller(pub Principal);
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<RequestAuth>()
+            .and_then(|a| a.principal.clone())
+            .map(Caller)
+            .ok_or_else(|| {
+                Problem::unauthorized(
+                    "send an API key as `Authorization: Bearer rsk_...`; create one on your account page",
+                )
+            })
+    }
+}
+
+/// A JSON body whose every rejection is a problem document saying what was wrong.
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Body(v)),
+            Err(JsonRejection::JsonDataError(e)) => Err(Problem::new(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-body",
+                "The body does not match the expected shape",
+                // serde's message names the field and what it expected.
+                e.body_text().trim_start_matches("Failed to deserialize the JSON body into the target type: ").to_string(),
+            )),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(Problem::new(
+                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "JSON expected",
+                "send the body as JSON with `Content-Type: application/json`",
+            )),
+            Err(e) => Err(Problem::bad_request(format!(
+                "the body is not valid JSON: {}",
+                e.body_text()
+            ))),
+        }
+    }
+}
+
+/// A path id; anything but a positive whole number is a 404 (there is no such object).
+pub struct Id(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for Id {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(raw) = axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| Problem::bad_request("the path is missing an id"))?;
+        raw.parse::<i64>()
+            .ok()
+            .filter(|id| *id > 0)
+            .map(Id)
+            .ok_or_else(|| {
+                Problem::new(
+                    axum::http::StatusCode::NOT_FOUND,
+                    "not-found",
+                    "Not found",
+                    format!("`{}` is not an id; ids are positive whole numbers", raw.chars().take(40).collect::<String>()),
+                )
+            })
+    }
+}
+
+/// Query parameters whose rejection is a problem document.
+pub struct Params<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| Params(v))
+            .map_err(|e| {
+                Problem::new(
+                    axum::http::StatusCode::BAD_REQUEST,
+                    "invalid-query",
+                    "The query parameters are invalid",
+                    e.body_text().trim_start_matches("Failed to deserialize query string: ").to_string(),
+                )
+            })
+    }
+}
+
+/// `limit` and `before` for the lists.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Page {
+    pub limit: Option<i64>,
+    pub before: Option<i64>,
+}
+
+impl Page {
+    pub fn limit(&self) -> ApiResult<i64> {
+        match self.limit {
+            None => Ok(50),
+            Some(n) if (1..=200).contains(&n) => Ok(n),
+            Some(_) => Err(Problem::from(app::services::error::ServiceError::invalid(
+                "limit",
+                "limit is between 1 and 200",
+            ))),
+        }
+    }
+}

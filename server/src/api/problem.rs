@@ -1,0 +1,136 @@
+//! Errors of the JSON API as RFC 9457 problem documents (`application/problem+json`): a
+//! stable `type` and `code`, a `title`, a `detail` that says what to fix, and per-field
+//! `errors` for validation. A 5xx never carries internals.
+
+use app::services::error::{FieldError, ServiceError};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    pub code: &'static str,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_start: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conflicting_reservations: Vec<i64>,
+    #[serde(skip)]
+    retry_after: Option<u64>,
+    #[serde(skip)]
+    challenge: bool,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            type_uri: format!("/api/v1/problems/{code}"),
+            code,
+            title,
+            status: status.as_u16(),
+            detail: detail.into(),
+            errors: Vec::new(),
+            next_start: None,
+            conflicting_reservations: Vec::new(),
+            retry_after: None,
+            challenge: status == StatusCode::UNAUTHORIZED,
+        }
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad-request", "The request is malformed", detail)
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required", detail)
+    }
+
+    pub fn forbidden(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, code, "Not allowed", detail)
+    }
+}
+
+impl From<ServiceError> for Problem {
+    fn from(e: ServiceError) -> Self {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        match e {
+            ServiceError::Invalid(errors) => {
+                let mut p = Self::new(
+                    status,
+                    "validation-failed",
+                    "The request breaks a rule",
+                    errors
+                        .iter()
+                        .map(|f| format!("{}: {}", f.field, f.message))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                );
+                p.errors = errors;
+                p
+            }
+            ServiceError::NotFound(what) => Self::new(
+                status,
+                "not-found",
+                "Not found",
+                format!("{what} not found; check the id (only your organization's objects are visible)"),
+            ),
+            ServiceError::Unauthorized(m) => Self::new(status, "unauthorized", "Authentication required", m),
+            ServiceError::Forbidden(m) => Self::new(status, "forbidden", "Not allowed", m),
+            ServiceError::TooManyRequests {
+                message,
+                retry_after_secs,
+            } => {
+                let mut p = Self::new(status, "too-many-requests", "Too many requests", message);
+                p.retry_after = Some(retry_after_secs);
+                p
+            }
+            ServiceError::Conflict {
+                message,
+                next_start,
+                conflicting_reservations,
+            } => {
+                let mut p = Self::new(status, "conflict", "The market refuses this right now", message);
+                p.next_start = next_start;
+                p.conflicting_reservations = conflicting_reservations;
+                p
+            }
+            // The cause is logged where it happened; the caller learns only that it may retry.
+            ServiceError::Unavailable(_) => Self::new(
+                status,
+                "unavailable",
+                "Temporarily unavailable",
+                "the marketplace database is unavailable right now; please retry in a moment",
+            ),
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut res = (status, body).into_response();
+        let h = res.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(secs) = self.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.challenge {
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"rigshift\""),
+            );
+        }
+        res
+    }
+}
