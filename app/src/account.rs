@@ -166,7 +166,9 @@ pub fn password_problem(password: &str, email: &str) -> Option<String> {
         return Some("use more than three different characters".into());
     }
     let local = email.split('@').next().unwrap_or("").to_lowercase();
-    if !email.is_empty() && (lower == email.to_lowercase() || (local.len() >= 4 && lower.contains(&local))) {
+    if !email.is_empty()
+        && (lower == email.to_lowercase() || (local.len() >= 4 && lower.contains(&local)))
+    {
         return Some("don't build the password from your email address".into());
     }
     None
@@ -208,8 +210,12 @@ mod tests {
     #[test]
     fn short_and_common_passwords_are_refused() {
         assert!(password_problem("short", "a@b.co").unwrap().contains("12"));
-        assert!(password_problem("password1234", "a@b.co").unwrap().contains("common"));
-        assert!(password_problem("PASSWORD1234", "a@b.co").unwrap().contains("common"));
+        assert!(password_problem("password1234", "a@b.co")
+            .unwrap()
+            .contains("common"));
+        assert!(password_problem("PASSWORD1234", "a@b.co")
+            .unwrap()
+            .contains("common"));
         assert!(password_problem("aaaaaaaaaaaaaaa", "a@b.co").is_some());
         assert!(password_problem("maria.lopez-2026!", "maria.lopez@x.io").is_some());
         assert_eq!(password_problem("copper kettle tundra 7", "a@b.co"), None);

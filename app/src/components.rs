@@ -11,7 +11,9 @@ pub fn LocalTime(at: DateTime<Utc>) -> impl IntoView {
     Effect::new(move |_| {
         #[cfg(feature = "hydrate")]
         {
-            let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(at.timestamp_millis() as f64));
+            let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(
+                at.timestamp_millis() as f64
+            ));
             let local: String = date
                 .to_locale_string("default", &wasm_bindgen::JsValue::UNDEFINED)
                 .into();
@@ -36,7 +38,10 @@ where
     F: Fn() -> Option<Result<T, ServerFnError>> + Send + Sync + 'static,
 {
     move || match value() {
-        Some(Err(e)) => view! { <p class="form-error" role="alert">{clean_error(&e.to_string())}</p> }.into_any(),
+        Some(Err(e)) => {
+            view! { <p class="form-error" role="alert">{clean_error(&e.to_string())}</p> }
+                .into_any()
+        }
         Some(Ok(_)) => match ok.clone() {
             Some(msg) => view! { <p class="form-ok" role="status">{msg}</p> }.into_any(),
             None => ().into_any(),

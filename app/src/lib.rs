@@ -13,10 +13,10 @@ pub mod money;
 pub mod operations;
 pub mod pages;
 pub mod power;
-pub mod session;
 pub mod pricing;
 #[cfg(feature = "ssr")]
 pub mod services;
+pub mod session;
 pub mod window;
 
 use leptos::prelude::*;

@@ -13,7 +13,9 @@ pub async fn who_am_i() -> Result<Option<CurrentUser>, ServerFnError> {
 /// Where to go after signing in: a path on this site, never another origin.
 pub fn safe_next(next: Option<&str>, default: &str) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && n.len() < 500 => {
+        Some(n)
+            if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && n.len() < 500 =>
+        {
             n.to_string()
         }
         _ => default.to_string(),
@@ -91,7 +93,9 @@ pub async fn log_out() -> Result<(), ServerFnError> {
     use crate::services::{sessions, web};
     let auth = web::request_auth();
     if let Some(secret) = &auth.presented_session {
-        sessions::end(&web::db()?, secret).await.map_err(web::fail)?;
+        sessions::end(&web::db()?, secret)
+            .await
+            .map_err(web::fail)?;
     }
     web::set_response_header(http::header::SET_COOKIE, &auth.cookies.clear_cookie());
     leptos_axum::redirect("/");

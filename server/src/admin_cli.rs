@@ -24,7 +24,9 @@ fn flags(args: &[String]) -> Result<HashMap<String, String>, String> {
     let mut it = args.iter().peekable();
     while let Some(a) = it.next() {
         let Some(name) = a.strip_prefix("--") else {
-            return Err(format!("unexpected argument `{a}`; flags look like --name VALUE"));
+            return Err(format!(
+                "unexpected argument `{a}`; flags look like --name VALUE"
+            ));
         };
         let value = match it.peek() {
             Some(v) if !v.starts_with("--") => it.next().cloned().unwrap_or_default(),
@@ -43,9 +45,9 @@ fn required<'a>(f: &'a HashMap<String, String>, name: &str) -> Result<&'a str, S
 }
 
 fn org_id(f: &HashMap<String, String>) -> Result<i64, String> {
-    required(f, "org")?
-        .parse()
-        .map_err(|_| "--org takes an organization id (a number; `create-org` prints it)".to_string())
+    required(f, "org")?.parse().map_err(|_| {
+        "--org takes an organization id (a number; `create-org` prints it)".to_string()
+    })
 }
 
 fn explain(e: ServiceError) -> String {
@@ -65,7 +67,9 @@ pub async fn run(db: &PgPool, command: &str, args: &[String]) -> Result<(), Stri
         "create-org" => {
             let name = required(&f, "name")?;
             let kind = required(&f, "kind")?;
-            let id = accounts::create_organization(db, name, kind).await.map_err(explain)?;
+            let id = accounts::create_organization(db, name, kind)
+                .await
+                .map_err(explain)?;
             println!("created organization {id}: {name} ({kind})");
         }
         "create-user" => {
@@ -88,7 +92,11 @@ pub async fn run(db: &PgPool, command: &str, args: &[String]) -> Result<(), Stri
             println!(
                 "created user {id}: {} in organization {org}{}",
                 app::account::normalize_email(email),
-                if admin { " (platform administrator)" } else { "" }
+                if admin {
+                    " (platform administrator)"
+                } else {
+                    ""
+                }
             );
         }
         "create-key" => {
@@ -96,11 +104,17 @@ pub async fn run(db: &PgPool, command: &str, args: &[String]) -> Result<(), Stri
             let name = required(&f, "name")?;
             let scopes = required(&f, "scopes")?
                 .split(',')
-                .map(|s| Scope::parse(s.trim()).ok_or_else(|| format!("unknown scope `{s}`; use read, reserve or operate")))
+                .map(|s| {
+                    Scope::parse(s.trim())
+                        .ok_or_else(|| format!("unknown scope `{s}`; use read, reserve or operate"))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             let expires_in_days = match f.get("expires-days") {
                 None => None,
-                Some(d) => Some(d.parse().map_err(|_| "--expires-days takes a whole number of days".to_string())?),
+                Some(d) => Some(
+                    d.parse()
+                        .map_err(|_| "--expires-days takes a whole number of days".to_string())?,
+                ),
             };
             let key = api_keys::NewKey {
                 name: name.to_string(),

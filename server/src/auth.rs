@@ -17,9 +17,20 @@ use std::net::{IpAddr, SocketAddr};
 
 /// Query parameters that look like credentials; a request carrying one is refused so the
 /// caller notices before the key sits in more logs.
-const CREDENTIAL_PARAMS: [&str; 6] = ["api_key", "apikey", "key", "token", "access_token", "authorization"];
+const CREDENTIAL_PARAMS: [&str; 6] = [
+    "api_key",
+    "apikey",
+    "key",
+    "token",
+    "access_token",
+    "authorization",
+];
 
-pub async fn authenticate(State(state): State<AppState>, mut req: Request<Body>, next: Next) -> Response {
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut req: Request<Body>,
+    next: Next,
+) -> Response {
     let now = chrono::Utc::now();
     if let Some(query) = req.uri().query() {
         if query_has_credential(query) {
@@ -33,7 +44,9 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request<Body>,
     let is_api = req.uri().path().starts_with("/api/v1/") || req.uri().path() == "/api/v1";
     let mut auth = RequestAuth {
         client: client_addr(&req, state.security.trust_proxy),
-        user_agent: header_str(req.headers(), header::USER_AGENT).unwrap_or_default().to_string(),
+        user_agent: header_str(req.headers(), header::USER_AGENT)
+            .unwrap_or_default()
+            .to_string(),
         cookies: state.security.cookies,
         ..Default::default()
     };
@@ -122,9 +135,12 @@ fn query_has_credential(query: &str) -> bool {
 /// `X-Forwarded-For` entry (the one the proxy itself added).
 fn client_addr(req: &Request<Body>, trust_proxy: bool) -> Option<IpAddr> {
     if trust_proxy {
-        let forwarded = header_str(req.headers(), header::HeaderName::from_static("x-forwarded-for"))
-            .and_then(|v| v.rsplit(',').next())
-            .and_then(|ip| ip.trim().parse().ok());
+        let forwarded = header_str(
+            req.headers(),
+            header::HeaderName::from_static("x-forwarded-for"),
+        )
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|ip| ip.trim().parse().ok());
         if forwarded.is_some() {
             return forwarded;
         }
@@ -150,10 +166,23 @@ mod tests {
     #[test]
     fn only_same_site_requests_may_change_state() {
         assert!(same_origin(&headers(&[("sec-fetch-site", "same-origin")])).is_ok());
-        assert!(same_origin(&headers(&[("sec-fetch-site", "cross-site"), ("origin", "http://a"), ("host", "a")])).is_err());
+        assert!(same_origin(&headers(&[
+            ("sec-fetch-site", "cross-site"),
+            ("origin", "http://a"),
+            ("host", "a")
+        ]))
+        .is_err());
         assert!(same_origin(&headers(&[("sec-fetch-site", "same-site")])).is_err());
-        assert!(same_origin(&headers(&[("origin", "http://127.0.0.1:3000"), ("host", "127.0.0.1:3000")])).is_ok());
-        assert!(same_origin(&headers(&[("origin", "https://evil.example"), ("host", "127.0.0.1:3000")])).is_err());
+        assert!(same_origin(&headers(&[
+            ("origin", "http://127.0.0.1:3000"),
+            ("host", "127.0.0.1:3000")
+        ]))
+        .is_ok());
+        assert!(same_origin(&headers(&[
+            ("origin", "https://evil.example"),
+            ("host", "127.0.0.1:3000")
+        ]))
+        .is_err());
         assert!(same_origin(&headers(&[("origin", "null"), ("host", "127.0.0.1:3000")])).is_err());
         assert!(same_origin(&headers(&[("host", "127.0.0.1:3000")])).is_err());
     }

@@ -202,7 +202,11 @@ mod tests {
     fn secure_cookies_and_proxy_trust_are_off_unless_asked_for() {
         let c = cfg(&[]).unwrap();
         assert!(!c.secure_cookies && !c.trust_proxy);
-        let c = cfg(&[("RIGSHIFT_SECURE_COOKIES", "true"), ("RIGSHIFT_TRUST_PROXY", "true")]).unwrap();
+        let c = cfg(&[
+            ("RIGSHIFT_SECURE_COOKIES", "true"),
+            ("RIGSHIFT_TRUST_PROXY", "true"),
+        ])
+        .unwrap();
         assert!(c.secure_cookies && c.trust_proxy);
     }
 

@@ -2,17 +2,17 @@
 //! assets, and the layers every response passes through (request ids, access logs,
 //! security headers, compression).
 
+use app::services::web::CookiePolicy;
 use app::{shell, App};
 use axum::{
     body::Body,
     extract::{FromRef, State},
     http::{header, HeaderName, HeaderValue, Request, StatusCode},
-    response::{IntoResponse, Response},
     middleware,
+    response::{IntoResponse, Response},
     routing::{get, post},
     Json, Router,
 };
-use app::services::web::CookiePolicy;
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, handle_server_fns_with_context, LeptosRoutes};
 use sqlx::PgPool;

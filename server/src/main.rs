@@ -90,16 +90,18 @@ async fn main() -> ExitCode {
                 .expect("pg-stop panicked")
                 .map_err(|e| e.to_string())
         }
-        "create-org" | "create-user" | "create-key" => match startup::open_database(&config).await {
-            Ok(mut db) => {
-                db.leave_running_cluster();
-                let args: Vec<String> = std::env::args().skip(2).collect();
-                let r = server::admin_cli::run(&db.pool, &command, &args).await;
-                db.close().await;
-                r
+        "create-org" | "create-user" | "create-key" => {
+            match startup::open_database(&config).await {
+                Ok(mut db) => {
+                    db.leave_running_cluster();
+                    let args: Vec<String> = std::env::args().skip(2).collect();
+                    let r = server::admin_cli::run(&db.pool, &command, &args).await;
+                    db.close().await;
+                    r
+                }
+                Err(e) => Err(e.to_string()),
             }
-            Err(e) => Err(e.to_string()),
-        },
+        }
         other => Err(format!(
             "unknown command `{other}`\n\n{}",
             USAGE.replace("{ADMIN}", server::admin_cli::USAGE)

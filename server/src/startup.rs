@@ -137,9 +137,9 @@ async fn serve_with(config: &Config, pool: &PgPool) -> Result<(), StartupError> 
         listener,
         router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(StartupError::Serve)?;
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(StartupError::Serve)?;
     tracing::info!("stopped accepting requests; shutting down");
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! The account page: who you are, your organization's API keys, your password.
 
-use crate::account::{ApiKeyView, CreatedApiKey, CurrentUser, Scope};
+use crate::account::{ApiKeyView, CreatedApiKey, CurrentUser};
 use crate::components::{clean_error, FormResult, LocalTime, SignInPrompt};
 use crate::session::use_auth;
 use leptos::form::ActionForm;
@@ -52,13 +52,18 @@ pub async fn create_api_key(
     operate: Option<String>,
     expires_in_days: Option<String>,
 ) -> Result<CreatedApiKey, ServerFnError> {
+    use crate::account::Scope;
     use crate::services::{api_keys, error::ServiceError, web};
     let p = web::principal()?;
     let user_id = p.person().map_err(web::fail)?;
-    let scopes = [(read, Scope::Read), (reserve, Scope::Reserve), (operate, Scope::Operate)]
-        .into_iter()
-        .filter_map(|(on, s)| on.is_some().then_some(s))
-        .collect();
+    let scopes = [
+        (read, Scope::Read),
+        (reserve, Scope::Reserve),
+        (operate, Scope::Operate),
+    ]
+    .into_iter()
+    .filter_map(|(on, s)| on.is_some().then_some(s))
+    .collect();
     let expires_in_days = match expires_in_days.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(d) => Some(d.parse::<i64>().map_err(|_| {
@@ -73,9 +78,15 @@ pub async fn create_api_key(
         scopes,
         expires_in_days,
     };
-    api_keys::create(&web::db()?, p.organization_id, Some(user_id), &key, chrono::Utc::now())
-        .await
-        .map_err(web::fail)
+    api_keys::create(
+        &web::db()?,
+        p.organization_id,
+        Some(user_id),
+        &key,
+        chrono::Utc::now(),
+    )
+    .await
+    .map_err(web::fail)
 }
 
 #[server(endpoint = "revoke_api_key")]

@@ -20,9 +20,15 @@ pub async fn admin_organizations() -> Result<Vec<OrgSummary>, ServerFnError> {
 pub async fn set_suspended(organization_id: i64, suspend: bool) -> Result<(), ServerFnError> {
     use crate::services::{admin, web};
     let admin_id = web::principal()?.admin().map_err(web::fail)?;
-    admin::set_suspended(&web::db()?, admin_id, organization_id, suspend, chrono::Utc::now())
-        .await
-        .map_err(web::fail)
+    admin::set_suspended(
+        &web::db()?,
+        admin_id,
+        organization_id,
+        suspend,
+        chrono::Utc::now(),
+    )
+    .await
+    .map_err(web::fail)
 }
 
 #[component]

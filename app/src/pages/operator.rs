@@ -1,7 +1,6 @@
 //! The operator's view of its own business: sites, upcoming blackouts, bookings.
 //! Only for operator organizations; every read is scoped to the caller's organization.
 
-use crate::account::Scope;
 use crate::components::{clean_error, FormResult, LocalTime, SignInPrompt};
 use crate::money::format_cents;
 use crate::operations::{Booking, OperatorBlackout, OperatorSite};
@@ -13,21 +12,29 @@ use leptos_meta::Title;
 #[server(endpoint = "operator_sites")]
 pub async fn operator_sites() -> Result<Vec<OperatorSite>, ServerFnError> {
     use crate::services::{operations, web};
-    let me = web::principal()?.operator(Scope::Read).map_err(web::fail)?;
+    let me = web::principal()?
+        .operator(crate::account::Scope::Read)
+        .map_err(web::fail)?;
     operations::sites(&web::db()?, me).await.map_err(web::fail)
 }
 
 #[server(endpoint = "operator_blackouts")]
 pub async fn operator_blackouts() -> Result<Vec<OperatorBlackout>, ServerFnError> {
     use crate::services::{operations, web};
-    let me = web::principal()?.operator(Scope::Read).map_err(web::fail)?;
-    operations::blackouts(&web::db()?, me).await.map_err(web::fail)
+    let me = web::principal()?
+        .operator(crate::account::Scope::Read)
+        .map_err(web::fail)?;
+    operations::blackouts(&web::db()?, me)
+        .await
+        .map_err(web::fail)
 }
 
 #[server(endpoint = "operator_bookings")]
 pub async fn operator_bookings(before_id: Option<i64>) -> Result<Vec<Booking>, ServerFnError> {
     use crate::services::{operations, web};
-    let me = web::principal()?.operator(Scope::Read).map_err(web::fail)?;
+    let me = web::principal()?
+        .operator(crate::account::Scope::Read)
+        .map_err(web::fail)?;
     operations::bookings(&web::db()?, me, before_id, 50)
         .await
         .map_err(web::fail)
@@ -36,8 +43,12 @@ pub async fn operator_bookings(before_id: Option<i64>) -> Result<Vec<Booking>, S
 #[server(endpoint = "remove_blackout")]
 pub async fn remove_blackout(id: i64) -> Result<(), ServerFnError> {
     use crate::services::{blackouts, web};
-    let me = web::principal()?.operator(Scope::Operate).map_err(web::fail)?;
-    blackouts::remove(&web::db()?, me, id).await.map_err(web::fail)
+    let me = web::principal()?
+        .operator(crate::account::Scope::Operate)
+        .map_err(web::fail)?;
+    blackouts::remove(&web::db()?, me, id)
+        .await
+        .map_err(web::fail)
 }
 
 #[component]

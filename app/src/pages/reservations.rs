@@ -1,6 +1,5 @@
 //! A customer's reservations: the contracts its organization holds, newest first.
 
-use crate::account::Scope;
 use crate::booking::Reservation;
 use crate::components::{clean_error, FormResult, LocalTime, SignInPrompt};
 use crate::money::format_cents;
@@ -15,7 +14,9 @@ pub const PAGE_SIZE: i64 = 50;
 #[server(endpoint = "my_reservations")]
 pub async fn my_reservations(before_id: Option<i64>) -> Result<Vec<Reservation>, ServerFnError> {
     use crate::services::{reservations, web};
-    let me = web::principal()?.customer(Scope::Read).map_err(web::fail)?;
+    let me = web::principal()?
+        .customer(crate::account::Scope::Read)
+        .map_err(web::fail)?;
     reservations::list(&web::db()?, me, before_id, PAGE_SIZE, chrono::Utc::now())
         .await
         .map_err(web::fail)
@@ -24,7 +25,9 @@ pub async fn my_reservations(before_id: Option<i64>) -> Result<Vec<Reservation>,
 #[server(endpoint = "get_reservation")]
 pub async fn get_reservation(id: i64) -> Result<Reservation, ServerFnError> {
     use crate::services::{reservations, web};
-    let me = web::principal()?.customer(Scope::Read).map_err(web::fail)?;
+    let me = web::principal()?
+        .customer(crate::account::Scope::Read)
+        .map_err(web::fail)?;
     reservations::get(&web::db()?, me, id, chrono::Utc::now())
         .await
         .map_err(web::fail)
@@ -33,7 +36,9 @@ pub async fn get_reservation(id: i64) -> Result<Reservation, ServerFnError> {
 #[server(endpoint = "cancel_reservation")]
 pub async fn cancel_reservation(id: i64) -> Result<Reservation, ServerFnError> {
     use crate::services::{reservations, web};
-    let me = web::principal()?.customer(Scope::Reserve).map_err(web::fail)?;
+    let me = web::principal()?
+        .customer(crate::account::Scope::Reserve)
+        .map_err(web::fail)?;
     reservations::cancel(&web::db()?, me, id, chrono::Utc::now())
         .await
         .map_err(web::fail)

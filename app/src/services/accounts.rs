@@ -52,15 +52,19 @@ fn check_person(email: &str, display_name: &str, password: &str, errors: &mut Ve
 }
 
 fn parse_kind(kind: &str) -> Result<OrgKind, ServiceError> {
-    OrgKind::parse(kind.trim()).ok_or_else(|| {
-        ServiceError::invalid("kind", "choose customer, operator or both")
-    })
+    OrgKind::parse(kind.trim())
+        .ok_or_else(|| ServiceError::invalid("kind", "choose customer, operator or both"))
 }
 
 /// Creates the organization and its owner in one transaction; returns the user id.
 pub async fn sign_up(db: &PgPool, s: &Signup) -> Result<i64, ServiceError> {
     let mut errors = Vec::new();
-    check_name("organization_name", &s.organization_name, "your organization's name", &mut errors);
+    check_name(
+        "organization_name",
+        &s.organization_name,
+        "your organization's name",
+        &mut errors,
+    );
     if OrgKind::parse(s.kind.trim()).is_none() {
         errors.push(FieldError {
             field: "kind".into(),
@@ -74,7 +78,16 @@ pub async fn sign_up(db: &PgPool, s: &Signup) -> Result<i64, ServiceError> {
     let phc = hash(&s.password).await?;
     let mut tx = db.begin().await?;
     let org = insert_organization(&mut tx, &s.organization_name, parse_kind(&s.kind)?).await?;
-    let user = insert_user(&mut tx, org, &s.email, &s.display_name, &phc, "owner", false).await?;
+    let user = insert_user(
+        &mut tx,
+        org,
+        &s.email,
+        &s.display_name,
+        &phc,
+        "owner",
+        false,
+    )
+    .await?;
     tx.commit().await?;
     Ok(user)
 }
@@ -135,8 +148,9 @@ async fn insert_user(
             "email",
             "an account with this email already exists; sign in instead",
         )),
-        Err(e) if e.as_database_error().and_then(|d| d.constraint())
-            == Some("app_user_one_platform_admin") =>
+        Err(e)
+            if e.as_database_error().and_then(|d| d.constraint())
+                == Some("app_user_one_platform_admin") =>
         {
             Err(ServiceError::conflict(
                 "there is already a platform administrator; there can be only one",
@@ -320,7 +334,16 @@ pub async fn create_user(
         return Err(ServiceError::NotFound("organization"));
     }
     let role = if platform_admin { "owner" } else { "member" };
-    let id = insert_user(&mut tx, organization_id, email, display_name, &phc, role, platform_admin).await?;
+    let id = insert_user(
+        &mut tx,
+        organization_id,
+        email,
+        display_name,
+        &phc,
+        role,
+        platform_admin,
+    )
+    .await?;
     tx.commit().await?;
     Ok(id)
 }

@@ -77,6 +77,11 @@ pub async fn set_suspended(
         .await?;
     }
     tx.commit().await?;
-    tracing::info!(organization_id, suspend, admin_user_id, "organization suspension changed");
+    tracing::info!(
+        organization_id,
+        suspend,
+        admin_user_id,
+        "organization suspension changed"
+    );
     Ok(())
 }

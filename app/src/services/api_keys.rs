@@ -26,20 +26,23 @@ fn check(k: &NewKey, kind: OrgKind) -> Result<(), ServiceError> {
     if k.scopes.contains(&Scope::Operate) && !kind.operates() {
         errors.push(FieldError {
             field: "scopes".into(),
-            message: "the `operate` scope is for operator organizations; this one is a customer".into(),
+            message: "the `operate` scope is for operator organizations; this one is a customer"
+                .into(),
         });
     }
     if k.scopes.contains(&Scope::Reserve) && !kind.buys() {
         errors.push(FieldError {
             field: "scopes".into(),
-            message: "the `reserve` scope is for customer organizations; this one is an operator".into(),
+            message: "the `reserve` scope is for customer organizations; this one is an operator"
+                .into(),
         });
     }
     let len = k.name.trim().chars().count();
     if len == 0 || len > 100 {
         errors.push(FieldError {
             field: "name".into(),
-            message: "name the key (1 to 100 characters), e.g. after the system that will use it".into(),
+            message: "name the key (1 to 100 characters), e.g. after the system that will use it"
+                .into(),
         });
     }
     if k.scopes.is_empty() {
@@ -52,7 +55,9 @@ fn check(k: &NewKey, kind: OrgKind) -> Result<(), ServiceError> {
         if !(1..=MAX_EXPIRY_DAYS).contains(&d) {
             errors.push(FieldError {
                 field: "expires_in_days".into(),
-                message: format!("expiry is between 1 and {MAX_EXPIRY_DAYS} days, or leave it empty for none"),
+                message: format!(
+                    "expiry is between 1 and {MAX_EXPIRY_DAYS} days, or leave it empty for none"
+                ),
             });
         }
     }
@@ -71,11 +76,14 @@ pub async fn create(
     k: &NewKey,
     now: DateTime<Utc>,
 ) -> Result<CreatedApiKey, ServiceError> {
-    let kind = sqlx::query_scalar!("select kind from organization where id = $1", organization_id)
-        .fetch_optional(db)
-        .await?
-        .and_then(|k| OrgKind::parse(&k))
-        .ok_or(ServiceError::NotFound("organization"))?;
+    let kind = sqlx::query_scalar!(
+        "select kind from organization where id = $1",
+        organization_id
+    )
+    .fetch_optional(db)
+    .await?
+    .and_then(|k| OrgKind::parse(&k))
+    .ok_or(ServiceError::NotFound("organization"))?;
     check(k, kind)?;
     let mut scopes: Vec<Scope> = k.scopes.clone();
     scopes.sort();

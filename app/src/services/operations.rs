@@ -33,7 +33,11 @@ pub async fn sites(db: &PgPool, operator_id: i64) -> Result<Vec<OperatorSite>, S
         .collect())
 }
 
-pub async fn site(db: &PgPool, operator_id: i64, site_id: i64) -> Result<OperatorSite, ServiceError> {
+pub async fn site(
+    db: &PgPool,
+    operator_id: i64,
+    site_id: i64,
+) -> Result<OperatorSite, ServiceError> {
     sites(db, operator_id)
         .await?
         .into_iter()
@@ -42,7 +46,10 @@ pub async fn site(db: &PgPool, operator_id: i64, site_id: i64) -> Result<Operato
 }
 
 /// Blackouts on the operator's pools that have not ended yet, soonest first.
-pub async fn blackouts(db: &PgPool, operator_id: i64) -> Result<Vec<OperatorBlackout>, ServiceError> {
+pub async fn blackouts(
+    db: &PgPool,
+    operator_id: i64,
+) -> Result<Vec<OperatorBlackout>, ServiceError> {
     let rows = sqlx::query!(
         r#"select b.id, b.site_id, b.pool_id, p.name as pool_name, b.reason,
                   lower(b.during) as "start!", upper(b.during) as "end!",

@@ -75,7 +75,9 @@ impl Principal {
     /// The person in the browser; API keys can't manage accounts or other keys.
     pub fn person(&self) -> Result<i64, ServiceError> {
         self.user_id().ok_or_else(|| {
-            ServiceError::Forbidden("this is done by a signed-in person, not with an API key".into())
+            ServiceError::Forbidden(
+                "this is done by a signed-in person, not with an API key".into(),
+            )
         })
     }
 
@@ -108,8 +110,14 @@ mod tests {
     fn keys_are_held_to_their_scopes_and_roles() {
         let read_only = key(OrgKind::Both, &[Scope::Read]);
         assert_eq!(read_only.customer(Scope::Read).unwrap(), 7);
-        assert_eq!(read_only.customer(Scope::Reserve).unwrap_err().status(), 403);
-        assert_eq!(read_only.operator(Scope::Operate).unwrap_err().status(), 403);
+        assert_eq!(
+            read_only.customer(Scope::Reserve).unwrap_err().status(),
+            403
+        );
+        assert_eq!(
+            read_only.operator(Scope::Operate).unwrap_err().status(),
+            403
+        );
         let customer = key(OrgKind::Customer, &Scope::ALL);
         assert_eq!(customer.operator(Scope::Read).unwrap_err().status(), 403);
         assert_eq!(customer.person().unwrap_err().status(), 403);

@@ -121,7 +121,11 @@ pub async fn end(db: &PgPool, secret: &str) -> Result<(), ServiceError> {
 }
 
 /// Ends every session of `user_id` except `keep` (after a password change).
-pub async fn end_others(db: &PgPool, user_id: i64, keep: Option<&str>) -> Result<u64, ServiceError> {
+pub async fn end_others(
+    db: &PgPool,
+    user_id: i64,
+    keep: Option<&str>,
+) -> Result<u64, ServiceError> {
     let keep = keep.map(token::sha256).unwrap_or_default();
     let r = sqlx::query!(
         "delete from session where user_id = $1 and id_hash <> $2",
@@ -134,7 +138,11 @@ pub async fn end_others(db: &PgPool, user_id: i64, keep: Option<&str>) -> Result
 }
 
 /// Deletes sessions past their absolute or idle expiry.
-pub async fn purge(db: &PgPool, policy: SessionPolicy, now: DateTime<Utc>) -> Result<u64, ServiceError> {
+pub async fn purge(
+    db: &PgPool,
+    policy: SessionPolicy,
+    now: DateTime<Utc>,
+) -> Result<u64, ServiceError> {
     let r = sqlx::query!(
         "delete from session where expires_at <= $1 or last_seen_at <= $2",
         now,

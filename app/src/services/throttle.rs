@@ -74,7 +74,12 @@ fn too_many(until: DateTime<Utc>, now: DateTime<Utc>) -> ServiceError {
 }
 
 /// Counts a failure against `key`; locks it once the limit is reached.
-pub async fn fail(db: &PgPool, key: &str, limit: Limit, now: DateTime<Utc>) -> Result<(), ServiceError> {
+pub async fn fail(
+    db: &PgPool,
+    key: &str,
+    limit: Limit,
+    now: DateTime<Utc>,
+) -> Result<(), ServiceError> {
     // One statement, so concurrent failures from many processes all count.
     sqlx::query!(
         r#"insert into login_throttle as t (key, failures, window_start)

@@ -43,7 +43,9 @@ mod tests {
         assert_ne!(a, random_hex(32));
         let p = random_alnum(10);
         assert_eq!(p.len(), 10);
-        assert!(p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+        assert!(p
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
     }
 
     #[test]

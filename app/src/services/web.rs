@@ -111,7 +111,10 @@ fn capitalize(s: &str) -> String {
 }
 
 pub fn set_response_header(name: http::HeaderName, value: &str) {
-    if let (Some(res), Ok(v)) = (use_context::<ResponseOptions>(), HeaderValue::from_str(value)) {
+    if let (Some(res), Ok(v)) = (
+        use_context::<ResponseOptions>(),
+        HeaderValue::from_str(value),
+    ) {
         res.append_header(name, v);
     }
 }

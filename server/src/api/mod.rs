@@ -22,14 +22,26 @@ pub type ApiResult<T> = Result<T, Problem>;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/organization", get(operations::organization))
-        .route("/sites", get(operations::list_sites).post(operations::create_site))
-        .route("/sites/{id}", get(operations::get_site).put(operations::update_site))
+        .route(
+            "/sites",
+            get(operations::list_sites).post(operations::create_site),
+        )
+        .route(
+            "/sites/{id}",
+            get(operations::get_site).put(operations::update_site),
+        )
         .route("/sites/{id}/pools", post(operations::create_pool))
-        .route("/blackouts", get(operations::list_blackouts).post(operations::create_blackout))
+        .route(
+            "/blackouts",
+            get(operations::list_blackouts).post(operations::create_blackout),
+        )
         .route("/blackouts/{id}", delete(operations::delete_blackout))
         .route("/bookings", get(operations::list_bookings))
         .route("/quotes", post(reservations::quote))
-        .route("/reservations", get(reservations::list).post(reservations::create))
+        .route(
+            "/reservations",
+            get(reservations::list).post(reservations::create),
+        )
         .route("/reservations/{id}", get(reservations::get))
         .route("/reservations/{id}/cancel", post(reservations::cancel))
         .route("/reservations/{id}/extend", post(reservations::extend))
@@ -79,7 +91,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
                 "invalid-body",
                 "The body does not match the expected shape",
                 // serde's message names the field and what it expected.
-                e.body_text().trim_start_matches("Failed to deserialize the JSON body into the target type: ").to_string(),
+                e.body_text()
+                    .trim_start_matches(
+                        "Failed to deserialize the JSON body into the target type: ",
+                    )
+                    .to_string(),
             )),
             Err(JsonRejection::MissingJsonContentType(_)) => Err(Problem::new(
                 axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -102,9 +118,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::extract::Path(raw) = axum::extract::Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|_| Problem::bad_request("the path is missing an id"))?;
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| Problem::bad_request("the path is missing an id"))?;
         raw.parse::<i64>()
             .ok()
             .filter(|id| *id > 0)
@@ -114,7 +131,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
                     axum::http::StatusCode::NOT_FOUND,
                     "not-found",
                     "Not found",
-                    format!("`{}` is not an id; ids are positive whole numbers", raw.chars().take(40).collect::<String>()),
+                    format!(
+                        "`{}` is not an id; ids are positive whole numbers",
+                        raw.chars().take(40).collect::<String>()
+                    ),
                 )
             })
     }
@@ -135,7 +155,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
                     axum::http::StatusCode::BAD_REQUEST,
                     "invalid-query",
                     "The query parameters are invalid",
-                    e.body_text().trim_start_matches("Failed to deserialize query string: ").to_string(),
+                    e.body_text()
+                        .trim_start_matches("Failed to deserialize query string: ")
+                        .to_string(),
                 )
             })
     }
@@ -149,14 +171,14 @@ pub struct Page {
 }
 
 impl Page {
-    pub fn limit(&self) -> ApiResult<i64> {
+    pub fn limit(&self) -> Result<i64, app::services::error::ServiceError> {
         match self.limit {
             None => Ok(50),
             Some(n) if (1..=200).contains(&n) => Ok(n),
-            Some(_) => Err(Problem::from(app::services::error::ServiceError::invalid(
+            Some(_) => Err(app::services::error::ServiceError::invalid(
                 "limit",
                 "limit is between 1 and 200",
-            ))),
+            )),
         }
     }
 }

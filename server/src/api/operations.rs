@@ -8,11 +8,7 @@ use app::operations::{Booking, OperatorBlackout, OperatorSite};
 use app::services::blackouts::{self, BlackoutUnits};
 use app::services::catalog::{self, PoolInput, SiteInput};
 use app::services::{operations, principal::Door};
-use axum::{
-    extract::State,
-    http::StatusCode,
-    Json,
-};
+use axum::{extract::State, http::StatusCode, Json};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -25,12 +21,18 @@ pub struct Organization {
     pub scopes: Vec<Scope>,
 }
 
-pub async fn organization(State(s): State<AppState>, Caller(p): Caller) -> ApiResult<Json<Organization>> {
+pub async fn organization(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+) -> ApiResult<Json<Organization>> {
     p.require(Scope::Read)?;
-    let name = sqlx::query_scalar!("select name from organization where id = $1", p.organization_id)
-        .fetch_one(&s.db)
-        .await
-        .map_err(app::services::error::ServiceError::from)?;
+    let name = sqlx::query_scalar!(
+        "select name from organization where id = $1",
+        p.organization_id
+    )
+    .fetch_one(&s.db)
+    .await
+    .map_err(app::services::error::ServiceError::from)?;
     let scopes = match &p.door {
         Door::ApiKey { scopes, .. } => scopes.clone(),
         Door::Session { .. } => Scope::ALL.to_vec(),
@@ -55,7 +57,11 @@ pub async fn list_sites(State(s): State<AppState>, Caller(p): Caller) -> ApiResu
     }))
 }
 
-pub async fn get_site(State(s): State<AppState>, Caller(p): Caller, Id(id): Id) -> ApiResult<Json<OperatorSite>> {
+pub async fn get_site(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Id(id): Id,
+) -> ApiResult<Json<OperatorSite>> {
     let me = p.operator(Scope::Read)?;
     Ok(Json(operations::site(&s.db, me, id).await?))
 }
@@ -67,7 +73,10 @@ pub async fn create_site(
 ) -> ApiResult<(StatusCode, Json<OperatorSite>)> {
     let me = p.operator(Scope::Operate)?;
     let id = catalog::create_site(&s.db, me, &input).await?;
-    Ok((StatusCode::CREATED, Json(operations::site(&s.db, me, id).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(operations::site(&s.db, me, id).await?),
+    ))
 }
 
 pub async fn update_site(
@@ -102,7 +111,10 @@ pub struct BlackoutList {
     pub blackouts: Vec<OperatorBlackout>,
 }
 
-pub async fn list_blackouts(State(s): State<AppState>, Caller(p): Caller) -> ApiResult<Json<BlackoutList>> {
+pub async fn list_blackouts(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+) -> ApiResult<Json<BlackoutList>> {
     let me = p.operator(Scope::Read)?;
     Ok(Json(BlackoutList {
         blackouts: operations::blackouts(&s.db, me).await?,
@@ -130,7 +142,11 @@ pub async fn create_blackout(
     Ok((StatusCode::CREATED, Json(Created { id })))
 }
 
-pub async fn delete_blackout(State(s): State<AppState>, Caller(p): Caller, Id(id): Id) -> ApiResult<StatusCode> {
+pub async fn delete_blackout(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Id(id): Id,
+) -> ApiResult<StatusCode> {
     let me = p.operator(Scope::Operate)?;
     blackouts::remove(&s.db, me, id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -28,7 +28,12 @@ pub struct Problem {
 }
 
 impl Problem {
-    pub fn new(status: StatusCode, code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
         Self {
             type_uri: format!("/api/v1/problems/{code}"),
             code,
@@ -44,11 +49,21 @@ impl Problem {
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad-request", "The request is malformed", detail)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "The request is malformed",
+            detail,
+        )
     }
 
     pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required", detail)
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Authentication required",
+            detail,
+        )
     }
 
     pub fn forbidden(code: &'static str, detail: impl Into<String>) -> Self {
@@ -78,9 +93,13 @@ impl From<ServiceError> for Problem {
                 status,
                 "not-found",
                 "Not found",
-                format!("{what} not found; check the id (only your organization's objects are visible)"),
+                format!(
+                    "{what} not found; check the id (only your organization's objects are visible)"
+                ),
             ),
-            ServiceError::Unauthorized(m) => Self::new(status, "unauthorized", "Authentication required", m),
+            ServiceError::Unauthorized(m) => {
+                Self::new(status, "unauthorized", "Authentication required", m)
+            }
             ServiceError::Forbidden(m) => Self::new(status, "forbidden", "Not allowed", m),
             ServiceError::TooManyRequests {
                 message,
@@ -95,7 +114,12 @@ impl From<ServiceError> for Problem {
                 next_start,
                 conflicting_reservations,
             } => {
-                let mut p = Self::new(status, "conflict", "The market refuses this right now", message);
+                let mut p = Self::new(
+                    status,
+                    "conflict",
+                    "The market refuses this right now",
+                    message,
+                );
                 p.next_start = next_start;
                 p.conflicting_reservations = conflicting_reservations;
                 p

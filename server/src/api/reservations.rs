@@ -6,11 +6,7 @@ use app::account::Scope;
 use app::booking::{BookingRequest, Quote, Reservation};
 use app::pricing::DEFAULT_PLATFORM_FEE_BP;
 use app::services::reservations;
-use axum::{
-    extract::State,
-    http::StatusCode,
-    Json,
-};
+use axum::{extract::State, http::StatusCode, Json};
 use chrono::{DateTime, Utc};
 
 pub async fn quote(
@@ -49,12 +45,20 @@ pub async fn list(
     Ok(Json(ReservationList { reservations: list }))
 }
 
-pub async fn get(State(s): State<AppState>, Caller(p): Caller, Id(id): Id) -> ApiResult<Json<Reservation>> {
+pub async fn get(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Id(id): Id,
+) -> ApiResult<Json<Reservation>> {
     let me = p.customer(Scope::Read)?;
     Ok(Json(reservations::get(&s.db, me, id, Utc::now()).await?))
 }
 
-pub async fn cancel(State(s): State<AppState>, Caller(p): Caller, Id(id): Id) -> ApiResult<Json<Reservation>> {
+pub async fn cancel(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Id(id): Id,
+) -> ApiResult<Json<Reservation>> {
     let me = p.customer(Scope::Reserve)?;
     Ok(Json(reservations::cancel(&s.db, me, id, Utc::now()).await?))
 }

@@ -81,6 +81,7 @@ async fn live_count_server_function_reads_the_current_totals(db: PgPool) {
         let res = app
             .client
             .post(app.url("/api/live_count"))
+            .header("origin", app.origin())
             .header("content-type", "application/x-www-form-urlencoded")
             .header("accept", "application/json")
             .body("")

@@ -4,8 +4,10 @@
 
 mod helpers;
 
+mod auth;
 mod embedded_pg;
 mod http;
+mod isolation;
 mod model;
 mod schema;
 mod seed;
