@@ -23,6 +23,19 @@ pub fn LocalTime(at: DateTime<Utc>) -> impl IntoView {
     view! { <time datetime=at.to_rfc3339()>{move || text.get()}</time> }
 }
 
+/// The current time, on the server or in the browser (where the standard library has no
+/// clock, so it asks JavaScript's `Date`).
+pub fn now() -> DateTime<Utc> {
+    #[cfg(feature = "hydrate")]
+    {
+        DateTime::from_timestamp_millis(js_sys::Date::now() as i64).unwrap_or_default()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        Utc::now()
+    }
+}
+
 /// Server function errors arrive wrapped by their transport; people only need the message.
 pub fn clean_error(s: &str) -> String {
     s.trim_start_matches("error running server function: ")

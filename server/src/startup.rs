@@ -118,6 +118,7 @@ async fn serve_with(config: &Config, pool: &PgPool) -> Result<(), StartupError> 
         }
     }
     let options = leptos_options(config)?;
+    tokio::spawn(purge_expired(pool.clone()));
     let router = http::router(http::AppState {
         leptos_options: options,
         db: pool.clone(),
@@ -142,6 +143,29 @@ async fn serve_with(config: &Config, pool: &PgPool) -> Result<(), StartupError> 
     .map_err(StartupError::Serve)?;
     tracing::info!("stopped accepting requests; shutting down");
     Ok(())
+}
+
+/// Every ten minutes, deletes sessions past their expiry and login-failure counts long over.
+/// Expired rows are already ignored when read; this only keeps the tables small. Any process
+/// may run it: the deletes are idempotent.
+async fn purge_expired(db: PgPool) {
+    use app::services::{sessions, throttle};
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let now = chrono::Utc::now();
+        let policy = sessions::SessionPolicy::default();
+        match (
+            sessions::purge(&db, policy, now).await,
+            throttle::purge(&db, now).await,
+        ) {
+            (Ok(s), Ok(t)) if s + t > 0 => {
+                tracing::info!(sessions = s, throttle_rows = t, "purged expired rows")
+            }
+            (Ok(_), Ok(_)) => {}
+            (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "purging expired rows failed"),
+        }
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

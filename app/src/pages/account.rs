@@ -193,7 +193,7 @@ fn ApiKeys(user: CurrentUser) -> impl IntoView {
 
 #[component]
 fn KeyTable(keys: Vec<ApiKeyView>, revoke: ServerAction<RevokeApiKey>) -> impl IntoView {
-    let now = chrono::Utc::now();
+    let now = crate::components::now();
     view! {
         <div class="table-scroll">
             <table class="data-table" data-testid="key-table">

@@ -19,7 +19,7 @@ pub fn LoginPage() -> impl IntoView {
         <section class="auth-card" aria-labelledby="login-title">
             <h1 id="login-title">"Sign in"</h1>
             <ActionForm action=action attr:class="stack-form" attr:data-testid="login-form">
-                <input type="hidden" name="next" prop:value=next/>
+                <input type="hidden" name="next" value=next/>
                 <label>"Email"
                     <input type="email" name="email" autocomplete="username" required maxlength="254"/>
                 </label>

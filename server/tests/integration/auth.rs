@@ -790,3 +790,128 @@ async fn oversized_bodies_are_refused_with_413(db: PgPool) {
         .unwrap();
     assert_eq!(res.status(), 413);
 }
+
+/// The administration commands of the server binary, against this test's database.
+fn admin_command(db_url: &str, args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(args)
+        .env("DATABASE_URL", db_url)
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn command_line_creates_organizations_people_and_keys(db: PgPool) {
+    let base = std::env::var("DATABASE_URL").unwrap();
+    let name = db.connect_options().get_database().unwrap().to_string();
+    let url = match base.split_once('?') {
+        Some((head, query)) => format!("{}/{name}?{query}", head.rsplit_once('/').unwrap().0),
+        None => format!("{}/{name}", base.rsplit_once('/').unwrap().0),
+    };
+    let run = |args: &[&str], stdin: &str| {
+        let out = admin_command(&url, args, stdin);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+
+    let (ok, out, err) = run(
+        &["create-org", "--name", "Cli Compute", "--kind", "operator"],
+        "",
+    );
+    assert!(ok, "{err}");
+    let org: String = out
+        .trim()
+        .strip_prefix("created organization ")
+        .and_then(|s| s.split(':').next())
+        .unwrap()
+        .to_string();
+
+    let (ok, _, err) = run(
+        &[
+            "create-user",
+            "--org",
+            &org,
+            "--email",
+            "ops@cli.example",
+            "--name",
+            "Ops",
+        ],
+        "short\n",
+    );
+    assert!(!ok && err.contains("12 characters"), "{err}");
+    let (ok, out, err) = run(
+        &[
+            "create-user",
+            "--org",
+            &org,
+            "--email",
+            "ops@cli.example",
+            "--name",
+            "Ops",
+            "--platform-admin",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("ops@cli.example") && out.contains("platform administrator"),
+        "{out}"
+    );
+
+    let (ok, _, err) = run(
+        &[
+            "create-key",
+            "--org",
+            &org,
+            "--name",
+            "inv",
+            "--scopes",
+            "read,admin",
+        ],
+        "",
+    );
+    assert!(!ok && err.contains("unknown scope `admin`"), "{err}");
+    let (ok, out, err) = run(
+        &[
+            "create-key",
+            "--org",
+            &org,
+            "--name",
+            "inventory",
+            "--scopes",
+            "read,operate",
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+    let key = out.trim().to_string();
+    assert!(key.starts_with("rsk_") && err.contains("shown once"));
+
+    let app = TestApp::spawn(db.clone()).await;
+    let res = app
+        .api(reqwest::Method::GET, "/organization", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["name"], "Cli Compute");
+    assert_eq!(body["scopes"], serde_json::json!(["read", "operate"]));
+    let cookie = app.log_in("ops@cli.example", PASSWORD).await;
+    assert_eq!(who_am_i(&app, &cookie).await["platform_admin"], true);
+}
