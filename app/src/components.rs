@@ -63,9 +63,21 @@ where
     }
 }
 
-/// Shown instead of a page that needs a signed-in visitor.
+/// Sets the HTTP status of the page being rendered on the server (no-op in the browser).
+pub fn set_page_status(_status: u16) {
+    #[cfg(feature = "ssr")]
+    if let (Some(res), Ok(code)) = (
+        use_context::<leptos_axum::ResponseOptions>(),
+        http::StatusCode::from_u16(_status),
+    ) {
+        res.set_status(code);
+    }
+}
+
+/// Shown instead of a page that needs a signed-in visitor (status 401).
 #[component]
 pub fn SignInPrompt(#[prop(into)] next: String) -> impl IntoView {
+    set_page_status(401);
     let href = format!("/login?next={}", next);
     view! {
         <section class="empty-state" data-testid="sign-in-prompt">

@@ -76,7 +76,9 @@ test.describe("with JavaScript", () => {
     await expect(page).toHaveURL(/\/account$/);
     await expect(page.getByTestId("nav-user")).toHaveText("Erin Tester");
 
-    expect(errors).toEqual([]);
+    // The wrong password and the signed-out account page answer 401 on purpose; anything
+    // else (a CSP violation, a panic in the wasm) fails the test.
+    expect(errors.filter((e) => !e.includes("status of 401"))).toEqual([]);
   });
 });
 

@@ -210,11 +210,11 @@ fn KeyTable(keys: Vec<ApiKeyView>, revoke: ServerAction<RevokeApiKey>) -> impl I
                         view! {
                             <tr data-key-prefix=k.prefix.clone()>
                                 <td>{k.name.clone()}</td>
-                                <td><code>{k.prefix.clone()} "_…"</code></td>
-                                <td>{scopes}</td>
-                                <td><LocalTime at=k.created_at/></td>
-                                <td>{match k.last_used_at { Some(t) => view! { <LocalTime at=t/> }.into_any(), None => "never".into_any() }}</td>
-                                <td>{match k.expires_at { Some(t) => view! { <LocalTime at=t/> }.into_any(), None => "never".into_any() }}</td>
+                                <td data-label="Key"><code>{k.prefix.clone()} "_…"</code></td>
+                                <td data-label="Scopes">{scopes}</td>
+                                <td data-label="Created"><LocalTime at=k.created_at/></td>
+                                <td data-label="Last used">{match k.last_used_at { Some(t) => view! { <LocalTime at=t/> }.into_any(), None => "never".into_any() }}</td>
+                                <td data-label="Expires">{match k.expires_at { Some(t) => view! { <LocalTime at=t/> }.into_any(), None => "never".into_any() }}</td>
                                 <td>
                                     <span class=format!("tag tag-{status}")>{status}</span>
                                     {active.then(|| view! {

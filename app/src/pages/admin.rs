@@ -73,11 +73,11 @@ fn Organizations() -> impl IntoView {
                                         view! {
                                             <tr data-org=o.name.clone()>
                                                 <td>{o.name.clone()}</td>
-                                                <td>{o.kind.label()}</td>
-                                                <td class="num">{o.users}</td>
-                                                <td class="num">{o.sites}</td>
-                                                <td class="num">{o.reservations}</td>
-                                                <td><LocalTime at=o.created_at/></td>
+                                                <td data-label="Kind">{o.kind.label()}</td>
+                                                <td class="num" data-label="People">{o.users}</td>
+                                                <td class="num" data-label="Sites">{o.sites}</td>
+                                                <td class="num" data-label="Reservations">{o.reservations}</td>
+                                                <td data-label="Since"><LocalTime at=o.created_at/></td>
                                                 <td>
                                                     <span class=if suspended { "tag tag-revoked" } else { "tag tag-active" }>
                                                         {if suspended { "suspended" } else { "active" }}

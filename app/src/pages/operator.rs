@@ -65,13 +65,16 @@ pub fn OperatorPage() -> impl IntoView {
                         <Blackouts/>
                         <Bookings/>
                     }.into_any(),
-                    Ok(Some(_)) => view! {
+                    Ok(Some(_)) => {
+                        crate::components::set_page_status(403);
+                        view! {
                         <section class="empty-state" data-testid="not-operator">
                             <h1>"For site operators"</h1>
                             <p>"Operations pages are for organizations that list sites and capacity. Your organization reserves capacity; see "
                                <a href="/reservations">"your reservations"</a> "."</p>
                         </section>
-                    }.into_any(),
+                    }.into_any()
+                    }
                     _ => view! { <SignInPrompt next="/operator"/> }.into_any(),
                 }
             })}
@@ -101,8 +104,8 @@ fn Sites() -> impl IntoView {
                                     <tr>
                                         <td>{s.name}<div class="muted small">{s.region} ", " {s.country}</div></td>
                                         <td>{s.grid_region}<div class="muted small">{s.energy_source}</div></td>
-                                        <td class="num">{format!("{:.1} MW", s.interconnect_kw as f64 / 1000.0)}</td>
-                                        <td class="num">{s.pools}</td>
+                                        <td class="num" data-label="Interconnect">{format!("{:.1} MW", s.interconnect_kw as f64 / 1000.0)}</td>
+                                        <td class="num" data-label="Pools">{s.pools}</td>
                                         <td><span class=format!("tag tag-{}", s.status)>{s.status.clone()}</span></td>
                                     </tr>
                                 }).collect_view()}</tbody>
@@ -134,8 +137,8 @@ fn Blackouts() -> impl IntoView {
                                     <th scope="col">"From"</th><th scope="col">"Until"</th><th scope="col">"Reason"</th><th scope="col"></th></tr></thead>
                                 <tbody>{l.into_iter().map(|b| view! {
                                     <tr>
-                                        <td>{b.pool_name}</td><td class="num">{b.units}</td>
-                                        <td><LocalTime at=b.start/></td><td><LocalTime at=b.end/></td><td>{b.reason}</td>
+                                        <td>{b.pool_name}</td><td class="num" data-label="Units">{b.units}</td>
+                                        <td data-label="From"><LocalTime at=b.start/></td><td data-label="Until"><LocalTime at=b.end/></td><td data-label="Reason">{b.reason}</td>
                                         <td><ActionForm action=remove attr:class="inline-form">
                                             <input type="hidden" name="id" value=b.id/>
                                             <button type="submit" class="button secondary small">"Remove"</button>
@@ -164,15 +167,15 @@ fn Bookings() -> impl IntoView {
                         Ok(l) if l.is_empty() => view! { <p class="empty-state">"No customer has booked your capacity yet."</p> }.into_any(),
                         Ok(l) => view! {
                             <div class="table-scroll"><table class="data-table" data-testid="booking-table">
-                                <thead><tr><th scope="col">"#"</th><th scope="col">"Customer"</th><th scope="col">"Pool"</th>
+                                <thead><tr><th scope="col">"Booking"</th><th scope="col">"Pool"</th>
                                     <th scope="col" class="num">"Units"</th><th scope="col">"From"</th><th scope="col">"Until"</th>
                                     <th scope="col">"State"</th><th scope="col" class="num">"Total"</th></tr></thead>
                                 <tbody>{l.into_iter().map(|b| view! {
                                     <tr>
-                                        <td>{b.id}</td><td>{b.customer_name}</td><td>{b.pool_name}</td><td class="num">{b.units}</td>
-                                        <td><LocalTime at=b.start/></td><td><LocalTime at=b.end/></td>
+                                        <td>"#" {b.id} " · " {b.customer_name}</td><td data-label="Pool">{b.pool_name}</td><td class="num" data-label="Units">{b.units}</td>
+                                        <td data-label="From"><LocalTime at=b.start/></td><td data-label="Until"><LocalTime at=b.end/></td>
                                         <td><span class=format!("tag tag-{}", b.state)>{b.state.clone()}</span></td>
-                                        <td class="num">{format_cents(b.total_cents, &b.currency)}</td>
+                                        <td class="num" data-label="Total">{format_cents(b.total_cents, &b.currency)}</td>
                                     </tr>
                                 }).collect_view()}</tbody>
                             </table></div>

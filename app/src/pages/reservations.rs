@@ -53,13 +53,16 @@ pub fn ReservationsPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match auth.user.await {
                     Ok(Some(u)) if u.kind.buys() => view! { <h1>"Your reservations"</h1> <List/> }.into_any(),
-                    Ok(Some(_)) => view! {
+                    Ok(Some(_)) => {
+                        crate::components::set_page_status(403);
+                        view! {
                         <section class="empty-state" data-testid="not-customer">
                             <h1>"For customers"</h1>
                             <p>"Your organization lists capacity; the bookings customers made on it are on "
                                <a href="/operator">"your operations page"</a> "."</p>
                         </section>
-                    }.into_any(),
+                    }.into_any()
+                    }
                     _ => view! { <SignInPrompt next="/reservations"/> }.into_any(),
                 }
             })}
@@ -84,17 +87,17 @@ fn List() -> impl IntoView {
                     }.into_any(),
                     Ok(l) => view! {
                         <div class="table-scroll"><table class="data-table" data-testid="reservation-table">
-                            <thead><tr><th scope="col">"#"</th><th scope="col">"Pool"</th><th scope="col" class="num">"Units"</th>
+                            <thead><tr><th scope="col">"Reservation"</th><th scope="col">"Pool"</th><th scope="col" class="num">"Units"</th>
                                 <th scope="col">"From"</th><th scope="col">"Until"</th><th scope="col">"State"</th>
                                 <th scope="col" class="num">"Total"</th><th scope="col"></th></tr></thead>
                             <tbody>{l.into_iter().map(|r| {
                                 let cancellable = matches!(r.state, ReservationState::Confirmed | ReservationState::Held);
                                 view! {
                                     <tr>
-                                        <td>{r.id}</td><td>{r.pool_id}</td><td class="num">{r.units}</td>
-                                        <td><LocalTime at=r.start/></td><td><LocalTime at=r.end/></td>
+                                        <td>"#" {r.id}</td><td data-label="Pool">{r.pool_id}</td><td class="num" data-label="Units">{r.units}</td>
+                                        <td data-label="From"><LocalTime at=r.start/></td><td data-label="Until"><LocalTime at=r.end/></td>
                                         <td><span class=format!("tag tag-{}", r.state.as_str())>{r.state.as_str()}</span></td>
-                                        <td class="num">{format_cents(r.total_cents, &r.currency)}
+                                        <td class="num" data-label="Total">{format_cents(r.total_cents, &r.currency)}
                                             {r.refund_cents.map(|c| view! { <div class="muted small">"refunded " {format_cents(c, &r.currency)}</div> })}
                                         </td>
                                         <td>{cancellable.then(|| view! {

@@ -915,3 +915,45 @@ async fn command_line_creates_organizations_people_and_keys(db: PgPool) {
     let cookie = app.log_in("ops@cli.example", PASSWORD).await;
     assert_eq!(who_am_i(&app, &cookie).await["platform_admin"], true);
 }
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn private_pages_answer_by_role_401_403_or_200(db: PgPool) {
+    server::seed::seed(&db).await.unwrap();
+    let app = TestApp::spawn(db).await;
+    let page = |path: &'static str, cookie: Option<String>| {
+        let app = &app;
+        async move {
+            let mut req = app.client.get(app.url(path));
+            if let Some(c) = cookie {
+                req = req.header("cookie", c);
+            }
+            let res = req.send().await.unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+    let (status, html) = page("/operator", None).await;
+    assert_eq!(status, 401);
+    assert!(html.contains("Please sign in"));
+    let customer = app
+        .log_in("ml@helixlabs.example", server::seed::DEMO_PASSWORD)
+        .await;
+    let operator = app
+        .log_in("ops@lonestarhash.example", server::seed::DEMO_PASSWORD)
+        .await;
+    let (status, html) = page("/operator", Some(customer.clone())).await;
+    assert_eq!(status, 403);
+    assert!(
+        !html.contains("Rockdale North"),
+        "no operator data for a customer"
+    );
+    let (status, html) = page("/operator", Some(operator.clone())).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("Rockdale North") && !html.contains("Boden"),
+        "only its own sites"
+    );
+    assert_eq!(page("/reservations", Some(operator)).await.0, 403);
+    let (status, html) = page("/reservations", Some(customer)).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("reservation-table"));
+}
