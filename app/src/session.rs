@@ -10,11 +10,17 @@ pub async fn who_am_i() -> Result<Option<CurrentUser>, ServerFnError> {
     Ok(crate::services::web::request_auth().user)
 }
 
-/// Where to go after signing in: a path on this site, never another origin.
+/// Where to go after signing in: a path on this site, never another origin. Browsers drop
+/// tabs and newlines from URLs (so `/\t/evil.example` would become `//evil.example`) and read
+/// `\` as `/`, hence both are refused along with every other control character.
 pub fn safe_next(next: Option<&str>, default: &str) -> String {
     match next {
         Some(n)
-            if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && n.len() < 500 =>
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.chars().any(char::is_control)
+                && n.len() < 500 =>
         {
             n.to_string()
         }
@@ -140,4 +146,27 @@ impl Auth {
 
 pub fn use_auth() -> Auth {
     expect_context::<Auth>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_local_paths_are_followed_after_sign_in() {
+        assert_eq!(safe_next(Some("/account"), "/"), "/account");
+        assert_eq!(safe_next(Some("/operator?tab=2"), "/"), "/operator?tab=2");
+        for hostile in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/x",
+            "",
+            "account",
+        ] {
+            assert_eq!(safe_next(Some(hostile), "/"), "/", "{hostile:?}");
+        }
+        assert_eq!(safe_next(None, "/home"), "/home");
+    }
 }
