@@ -74,6 +74,29 @@ pub fn set_page_status(_status: u16) {
     }
 }
 
+/// A page for signed-in visitors: renders `page` with the visitor once known, or asks them
+/// to sign in (and come back to `next`).
+#[component]
+pub fn SignedIn<F>(#[prop(into)] next: String, page: F) -> impl IntoView
+where
+    F: Fn(crate::account::CurrentUser) -> AnyView + Clone + Send + Sync + 'static,
+{
+    let auth = crate::session::use_auth();
+    view! {
+        <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || {
+                let (page, next) = (page.clone(), next.clone());
+                Suspend::new(async move {
+                    match auth.user.await {
+                        Ok(Some(user)) => page(user),
+                        _ => view! { <SignInPrompt next/> }.into_any(),
+                    }
+                })
+            }}
+        </Transition>
+    }
+}
+
 /// Shown instead of a page that needs a signed-in visitor (status 401).
 #[component]
 pub fn SignInPrompt(#[prop(into)] next: String) -> impl IntoView {

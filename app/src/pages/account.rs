@@ -1,8 +1,7 @@
 //! The account page: who you are, your organization's API keys, your password.
 
 use crate::account::{ApiKeyView, CreatedApiKey, CurrentUser};
-use crate::components::{clean_error, FormResult, LocalTime, SignInPrompt};
-use crate::session::use_auth;
+use crate::components::{clean_error, FormResult, LocalTime, SignedIn};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -101,17 +100,9 @@ pub async fn revoke_api_key(id: i64) -> Result<(), ServerFnError> {
 
 #[component]
 pub fn AccountPage() -> impl IntoView {
-    let auth = use_auth();
     view! {
         <Title text="Your account"/>
-        <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match auth.user.await {
-                    Ok(Some(user)) => view! { <Account user/> }.into_any(),
-                    _ => view! { <SignInPrompt next="/account"/> }.into_any(),
-                }
-            })}
-        </Transition>
+        <SignedIn next="/account" page=|user| view! { <Account user/> }.into_any()/>
     }
 }
 

@@ -2,9 +2,8 @@
 //! administrator gets this page; to anyone else it does not exist.
 
 use crate::account::OrgSummary;
-use crate::components::{clean_error, FormResult, LocalTime, SignInPrompt};
+use crate::components::{clean_error, FormResult, LocalTime, SignedIn};
 use crate::pages::not_found::NotFound;
-use crate::session::use_auth;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -33,18 +32,15 @@ pub async fn set_suspended(organization_id: i64, suspend: bool) -> Result<(), Se
 
 #[component]
 pub fn AdminPage() -> impl IntoView {
-    let auth = use_auth();
     view! {
         <Title text="Administration"/>
-        <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match auth.user.await {
-                    Ok(Some(u)) if u.platform_admin => view! { <Organizations/> }.into_any(),
-                    Ok(Some(_)) => view! { <NotFound/> }.into_any(),
-                    _ => view! { <SignInPrompt next="/admin"/> }.into_any(),
-                }
-            })}
-        </Transition>
+        <SignedIn next="/admin" page=|user| {
+            if user.platform_admin {
+                view! { <Organizations/> }.into_any()
+            } else {
+                view! { <NotFound/> }.into_any()
+            }
+        }/>
     }
 }
 

@@ -1,10 +1,9 @@
 //! The operator's view of its own business: sites, upcoming blackouts, bookings.
 //! Only for operator organizations; every read is scoped to the caller's organization.
 
-use crate::components::{clean_error, FormResult, LocalTime, SignInPrompt};
+use crate::components::{clean_error, FormResult, LocalTime, SignedIn};
 use crate::money::format_cents;
 use crate::operations::{Booking, OperatorBlackout, OperatorSite};
-use crate::session::use_auth;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -53,32 +52,29 @@ pub async fn remove_blackout(id: i64) -> Result<(), ServerFnError> {
 
 #[component]
 pub fn OperatorPage() -> impl IntoView {
-    let auth = use_auth();
     view! {
         <Title text="Operations"/>
-        <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match auth.user.await {
-                    Ok(Some(u)) if u.kind.operates() => view! {
-                        <h1>{u.organization_name} " · operations"</h1>
-                        <Sites/>
-                        <Blackouts/>
-                        <Bookings/>
-                    }.into_any(),
-                    Ok(Some(_)) => {
-                        crate::components::set_page_status(403);
-                        view! {
-                        <section class="empty-state" data-testid="not-operator">
-                            <h1>"For site operators"</h1>
-                            <p>"Operations pages are for organizations that list sites and capacity. Your organization reserves capacity; see "
-                               <a href="/reservations">"your reservations"</a> "."</p>
-                        </section>
-                    }.into_any()
-                    }
-                    _ => view! { <SignInPrompt next="/operator"/> }.into_any(),
+        <SignedIn next="/operator" page=|u| {
+            if u.kind.operates() {
+                view! {
+                    <h1>{u.organization_name} " · operations"</h1>
+                    <Sites/>
+                    <Blackouts/>
+                    <Bookings/>
                 }
-            })}
-        </Transition>
+                .into_any()
+            } else {
+                crate::components::set_page_status(403);
+                view! {
+                    <section class="empty-state" data-testid="not-operator">
+                        <h1>"For site operators"</h1>
+                        <p>"Operations pages are for organizations that list sites and capacity. Your organization reserves capacity; see "
+                           <a href="/reservations">"your reservations"</a> "."</p>
+                    </section>
+                }
+                .into_any()
+            }
+        }/>
     }
 }
 

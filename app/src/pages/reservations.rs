@@ -1,9 +1,8 @@
 //! A customer's reservations: the contracts its organization holds, newest first.
 
 use crate::booking::Reservation;
-use crate::components::{clean_error, FormResult, LocalTime, SignInPrompt};
+use crate::components::{clean_error, FormResult, LocalTime, SignedIn};
 use crate::money::format_cents;
-use crate::session::use_auth;
 use crate::window::ReservationState;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
@@ -46,27 +45,23 @@ pub async fn cancel_reservation(id: i64) -> Result<Reservation, ServerFnError> {
 
 #[component]
 pub fn ReservationsPage() -> impl IntoView {
-    let auth = use_auth();
     view! {
         <Title text="Your reservations"/>
-        <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
-            {move || Suspend::new(async move {
-                match auth.user.await {
-                    Ok(Some(u)) if u.kind.buys() => view! { <h1>"Your reservations"</h1> <List/> }.into_any(),
-                    Ok(Some(_)) => {
-                        crate::components::set_page_status(403);
-                        view! {
-                        <section class="empty-state" data-testid="not-customer">
-                            <h1>"For customers"</h1>
-                            <p>"Your organization lists capacity; the bookings customers made on it are on "
-                               <a href="/operator">"your operations page"</a> "."</p>
-                        </section>
-                    }.into_any()
-                    }
-                    _ => view! { <SignInPrompt next="/reservations"/> }.into_any(),
+        <SignedIn next="/reservations" page=|u| {
+            if u.kind.buys() {
+                view! { <h1>"Your reservations"</h1> <List/> }.into_any()
+            } else {
+                crate::components::set_page_status(403);
+                view! {
+                    <section class="empty-state" data-testid="not-customer">
+                        <h1>"For customers"</h1>
+                        <p>"Your organization lists capacity; the bookings customers made on it are on "
+                           <a href="/operator">"your operations page"</a> "."</p>
+                    </section>
                 }
-            })}
-        </Transition>
+                .into_any()
+            }
+        }/>
     }
 }
 
