@@ -140,7 +140,8 @@ pub struct OrgSummary {
 pub const MIN_PASSWORD_CHARS: usize = 12;
 pub const MAX_PASSWORD_CHARS: usize = 256;
 
-/// Passwords people pick most often (of the allowed length), lowercase, one a line.
+/// Passwords people pick most often (of the allowed length), lowercase, one a line. The
+/// server also scores every new password with zxcvbn (see `services::password::weakness`).
 const COMMON_PASSWORDS: &str = include_str!("common_passwords.txt");
 
 /// Why `password` is refused, or `None` when it is acceptable. `email` is the account's,
@@ -187,6 +188,9 @@ pub fn email_problem(email: &str) -> Option<&'static str> {
     }
     if email.len() > 254 {
         return Some("an email address has at most 254 characters");
+    }
+    if email.chars().any(char::is_control) {
+        return Some("an email address can't contain control characters");
     }
     match email.split_once('@') {
         Some((local, domain))

@@ -77,6 +77,7 @@ pub async fn sign_up(
     use crate::services::{accounts, web};
     let auth = web::request_auth();
     let db = web::db()?;
+    let now = chrono::Utc::now();
     let user_id = accounts::sign_up(
         &db,
         &accounts::Signup {
@@ -86,10 +87,12 @@ pub async fn sign_up(
             email,
             password,
         },
+        auth.client,
+        now,
     )
     .await
     .map_err(web::fail)?;
-    start_session(&db, &auth, user_id, chrono::Utc::now()).await?;
+    start_session(&db, &auth, user_id, now).await?;
     leptos_axum::redirect("/account");
     Ok(())
 }

@@ -9,7 +9,7 @@ use app::services::{api_keys, sessions, web::RequestAuth};
 use axum::{
     body::Body,
     extract::{ConnectInfo, State},
-    http::{header, HeaderMap, Method, Request},
+    http::{header, HeaderMap, HeaderValue, Method, Request},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -51,14 +51,21 @@ pub async fn authenticate(
         ..Default::default()
     };
 
-    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
-        let Some(key) = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")) else {
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| bearer_token(v.to_str().unwrap_or("")));
+    // Outside the API, an Authorization header of another scheme (say, Basic from a proxy in
+    // front of a staging site) is none of our business.
+    let bearer = bearer.filter(|b| is_api || b.is_some());
+    if let Some(token) = bearer {
+        let Some(key) = token else {
             return Problem::unauthorized(
                 "the Authorization header must be `Bearer rsk_...` with an API key from your account page",
             )
             .into_response();
         };
-        match api_keys::authenticate(&state.db, key.trim(), now).await {
+        match api_keys::authenticate(&state.db, &key, now).await {
             Ok(p) => auth.principal = Some(p),
             Err(e) => return Problem::from(e).into_response(),
         }
@@ -85,8 +92,26 @@ pub async fn authenticate(
             auth.presented_session = Some(secret);
         }
     }
+    let signed_in = auth.user.is_some();
     req.extensions_mut().insert(auth);
-    next.run(req).await
+    let mut res = next.run(req).await;
+    if signed_in {
+        // Pages for a signed-in person hold their organization's data: never cached by
+        // shared caches, nor kept by the browser for the next person at the keyboard.
+        res.headers_mut()
+            .entry(header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("private, no-store"));
+        res.headers_mut()
+            .append(header::VARY, HeaderValue::from_static("Cookie"));
+    }
+    res
+}
+
+/// `Some(token)` for a Bearer credential (the scheme is case-insensitive), `None` otherwise.
+fn bearer_token(value: &str) -> Option<String> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_string())
 }
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
@@ -153,7 +178,14 @@ fn client_addr(req: &Request<Body>, trust_proxy: bool) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token("Bearer rsk_x"), Some("rsk_x".into()));
+        assert_eq!(bearer_token("bearer  rsk_x "), Some("rsk_x".into()));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer"), None);
+    }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -174,12 +174,12 @@ impl EmbeddedPg {
         &self.bins.bin_dir
     }
 
-    /// Leaves the cluster running when this handle is dropped (for `server pg-start`).
     /// Whether the cluster was already running when [`EmbeddedPg::start`] was called.
     pub fn adopted(&self) -> bool {
         self.adopted
     }
 
+    /// Leaves the cluster running when this handle is dropped (for `server pg-start`).
     pub fn detach(&mut self) {
         self.stopped = true;
     }

@@ -118,11 +118,12 @@ async fn serve_with(config: &Config, pool: &PgPool) -> Result<(), StartupError> 
         }
     }
     let options = leptos_options(config)?;
-    tokio::spawn(purge_expired(pool.clone()));
+    let security = http::Security::from_config(config);
+    tokio::spawn(purge_expired(pool.clone(), security.cookies.session));
     let router = http::router(http::AppState {
         leptos_options: options,
         db: pool.clone(),
-        security: http::Security::from_config(config),
+        security,
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -148,13 +149,12 @@ async fn serve_with(config: &Config, pool: &PgPool) -> Result<(), StartupError> 
 /// Every ten minutes, deletes sessions past their expiry and login-failure counts long over.
 /// Expired rows are already ignored when read; this only keeps the tables small. Any process
 /// may run it: the deletes are idempotent.
-async fn purge_expired(db: PgPool) {
+async fn purge_expired(db: PgPool, policy: app::services::sessions::SessionPolicy) {
     use app::services::{sessions, throttle};
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
     loop {
         tick.tick().await;
         let now = chrono::Utc::now();
-        let policy = sessions::SessionPolicy::default();
         match (
             sessions::purge(&db, policy, now).await,
             throttle::purge(&db, now).await,

@@ -22,7 +22,12 @@ pub struct Signup {
 
 fn check_name(field: &str, value: &str, what: &str, errors: &mut Vec<FieldError>) {
     let len = value.trim().chars().count();
-    if len == 0 {
+    if value.chars().any(char::is_control) {
+        errors.push(FieldError {
+            field: field.into(),
+            message: format!("{what} can't contain control characters such as line breaks"),
+        });
+    } else if len == 0 {
         errors.push(FieldError {
             field: field.into(),
             message: format!("enter {what}"),
@@ -43,7 +48,10 @@ fn check_person(email: &str, display_name: &str, password: &str, errors: &mut Ve
         });
     }
     check_name("display_name", display_name, "your name", errors);
-    if let Some(m) = password_problem(password, &normalize_email(email)) {
+    let email = normalize_email(email);
+    if let Some(m) = password_problem(password, &email)
+        .or_else(|| password::weakness(password, &[&email, display_name]))
+    {
         errors.push(FieldError {
             field: "password".into(),
             message: m,
@@ -56,8 +64,14 @@ fn parse_kind(kind: &str) -> Result<OrgKind, ServiceError> {
         .ok_or_else(|| ServiceError::invalid("kind", "choose customer, operator or both"))
 }
 
-/// Creates the organization and its owner in one transaction; returns the user id.
-pub async fn sign_up(db: &PgPool, s: &Signup) -> Result<i64, ServiceError> {
+/// Creates the organization and its owner in one transaction; returns the user id. Each
+/// sign-up costs a password hash, so a client address gets ten an hour.
+pub async fn sign_up(
+    db: &PgPool,
+    s: &Signup,
+    client: Option<IpAddr>,
+    now: DateTime<Utc>,
+) -> Result<i64, ServiceError> {
     let mut errors = Vec::new();
     check_name(
         "organization_name",
@@ -74,6 +88,9 @@ pub async fn sign_up(db: &PgPool, s: &Signup) -> Result<i64, ServiceError> {
     check_person(&s.email, &s.display_name, &s.password, &mut errors);
     if !errors.is_empty() {
         return Err(ServiceError::Invalid(errors));
+    }
+    if let Some(ip) = client {
+        throttle::attempt(db, &throttle::signup_key(ip), throttle::SIGNUP, now).await?;
     }
     let phc = hash(&s.password).await?;
     let mut tx = db.begin().await?;
@@ -189,14 +206,25 @@ pub async fn sign_in(
             "enter your email address and password",
         ));
     }
-    if email.len() > 254 || password.chars().count() > crate::account::MAX_PASSWORD_CHARS {
+    if email.len() > 254
+        || email.chars().any(char::is_control)
+        || password.chars().count() > crate::account::MAX_PASSWORD_CHARS
+    {
         return Err(wrong_credentials());
     }
-    let mut keys = vec![throttle::account_key(&email)];
-    if let Some(ip) = client {
-        keys.push(throttle::address_key(ip));
+    // Claim the attempt on the address first, then on the account; a refusal on the account
+    // gives the address its slot back.
+    let address = client.map(throttle::address_key);
+    if let Some(k) = &address {
+        throttle::attempt(db, k, throttle::ADDRESS, now).await?;
     }
-    throttle::check(db, &keys, now).await?;
+    let account = throttle::account_key(&email);
+    if let Err(e) = throttle::attempt(db, &account, throttle::ACCOUNT, now).await {
+        if let Some(k) = &address {
+            throttle::release(db, k).await?;
+        }
+        return Err(e);
+    }
 
     let row = sqlx::query!(
         r#"select u.id, u.password_hash, o.suspended_at
@@ -212,13 +240,16 @@ pub async fn sign_in(
     };
     let matches = password::verify(password.to_string(), phc).await && row.is_some();
     let Some(row) = row.filter(|_| matches) else {
-        throttle::fail(db, &keys[0], throttle::ACCOUNT, now).await?;
-        if let Some(k) = keys.get(1) {
+        throttle::fail(db, &account, throttle::ACCOUNT, now).await?;
+        if let Some(k) = &address {
             throttle::fail(db, k, throttle::ADDRESS, now).await?;
         }
         return Err(wrong_credentials());
     };
-    throttle::clear(db, &keys[0]).await?;
+    throttle::clear(db, &account).await?;
+    if let Some(k) = &address {
+        throttle::release(db, k).await?;
+    }
     if row.suspended_at.is_some() {
         return Err(ServiceError::Forbidden(
             "your organization is suspended; contact Rigshift support to reinstate it".into(),
@@ -247,13 +278,22 @@ pub async fn change_password(
     .fetch_optional(db)
     .await?
     .ok_or(ServiceError::NotFound("user"))?;
+    // Guesses at the current password count like failed sign-ins: a stolen session must not
+    // be a way to try passwords without limit.
+    let account = throttle::account_key(&row.email);
+    let now = chrono::Utc::now();
+    throttle::attempt(db, &account, throttle::ACCOUNT, now).await?;
     if !password::verify(current.to_string(), row.password_hash).await {
+        throttle::fail(db, &account, throttle::ACCOUNT, now).await?;
         return Err(ServiceError::invalid(
             "current_password",
             "that is not your current password",
         ));
     }
-    if let Some(m) = password_problem(new, &row.email) {
+    throttle::clear(db, &account).await?;
+    if let Some(m) =
+        password_problem(new, &row.email).or_else(|| password::weakness(new, &[&row.email]))
+    {
         return Err(ServiceError::invalid("new_password", m));
     }
     if new == current {

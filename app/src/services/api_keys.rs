@@ -38,7 +38,7 @@ fn check(k: &NewKey, kind: OrgKind) -> Result<(), ServiceError> {
         });
     }
     let len = k.name.trim().chars().count();
-    if len == 0 || len > 100 {
+    if len == 0 || len > 100 || k.name.chars().any(char::is_control) {
         errors.push(FieldError {
             field: "name".into(),
             message: "name the key (1 to 100 characters), e.g. after the system that will use it"

@@ -86,6 +86,14 @@ pub fn is_retryable(err: &sqlx::Error) -> bool {
 
 impl From<sqlx::Error> for ServiceError {
     fn from(err: sqlx::Error) -> Self {
+        // PostgreSQL text can't hold a NUL character (SQLSTATE 22021); that is the caller's
+        // input, not a database failure.
+        if err.as_database_error().and_then(|e| e.code()).as_deref() == Some("22021") {
+            return Self::invalid(
+                "text",
+                "text may not contain NUL (zero) characters; remove them and try again",
+            );
+        }
         if is_retryable(&err) {
             // A race that ran out of retries is the caller's conflict, never a 500.
             return Self::conflict(

@@ -103,6 +103,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
                 "JSON expected",
                 "send the body as JSON with `Content-Type: application/json`",
             )),
+            Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => Err(Problem::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                "The body is too large",
+                format!(
+                    "request bodies are limited to {} KiB",
+                    crate::http::MAX_BODY_BYTES / 1024
+                ),
+            )),
             Err(e) => Err(Problem::bad_request(format!(
                 "the body is not valid JSON: {}",
                 e.body_text()
