@@ -957,3 +957,59 @@ async fn private_pages_answer_by_role_401_403_or_200(db: PgPool) {
     assert_eq!(status, 200);
     assert!(html.contains("reservation-table"));
 }
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn parallel_guesses_get_no_more_tries_than_sequential_ones(db: PgPool) {
+    customer(&db, "Acme", "a@acme.example").await;
+    let app = TestApp::spawn(db.clone()).await;
+    let guesses = (0..20).map(|i| {
+        let app = &app;
+        async move {
+            let pw = format!("wrong guess number {i}");
+            app.call(
+                "log_in",
+                None,
+                &[("email", "a@acme.example"), ("password", &pw)],
+            )
+            .await
+            .status()
+            .as_u16()
+        }
+    });
+    let statuses = futures::future::join_all(guesses).await;
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(checked + refused, 20, "{statuses:?}");
+    assert!(
+        checked <= 5,
+        "only 5 passwords may be tried, {checked} were: {statuses:?}"
+    );
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn control_characters_in_account_fields_are_a_422_not_a_database_error(db: PgPool) {
+    let app = TestApp::spawn(db.clone()).await;
+    let res = app
+        .call(
+            "sign_up",
+            None,
+            &[
+                ("organization_name", "Nul\u{0}Org"),
+                ("kind", "customer"),
+                ("display_name", "N"),
+                ("email", "nul@x.example"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    assert!(res.text().await.unwrap().contains("control characters"));
+    let res = app
+        .call(
+            "log_in",
+            None,
+            &[("email", "a\u{0}@x.example"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(res.status(), 401);
+}
