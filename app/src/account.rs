@@ -7,6 +7,7 @@ use std::fmt;
 
 /// What an organization does on the marketplace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum OrgKind {
     Customer,
@@ -53,6 +54,7 @@ impl OrgKind {
 
 /// What an API key may do. A browser session may do everything its organization may.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// Read the organization's data and the market.

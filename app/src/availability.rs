@@ -11,6 +11,7 @@ pub type Interval = (DateTime<Utc>, DateTime<Utc>);
 
 /// From `at` on (until the next step), `free` units are free.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Step {
     pub at: DateTime<Utc>,
     pub free: i64,

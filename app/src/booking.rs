@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// What a customer asks to price or reserve.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct BookingRequest {
     pub pool_id: i64,
     pub quantity: Quantity,
@@ -16,6 +17,7 @@ pub struct BookingRequest {
 
 /// The exact price of a request; holds no capacity.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Quote {
     pub pool_id: i64,
     pub units: i64,
@@ -35,6 +37,7 @@ pub struct Quote {
 
 /// A reservation (the contract), with its state at the time it was read.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Reservation {
     pub id: i64,
     pub pool_id: i64,
@@ -57,6 +60,7 @@ pub struct Reservation {
 
 /// What cancelling now would refund, shown before the customer confirms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct CancelPreview {
     pub reservation_id: i64,
     pub notice_hours: i64,

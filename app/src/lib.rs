@@ -17,6 +17,7 @@ pub mod pricing;
 #[cfg(feature = "ssr")]
 pub mod services;
 pub mod session;
+pub mod webhook;
 pub mod window;
 
 use leptos::prelude::*;

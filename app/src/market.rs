@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// What kind of capacity a pool sells.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum PoolKind {
     /// GPU nodes, priced per GPU-hour.
@@ -41,6 +42,7 @@ impl PoolKind {
 
 /// One listed pool as the market overview shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct PoolListing {
     pub pool_id: i64,
     pub pool_name: String,

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct OperatorSite {
     pub id: i64,
     pub name: String,
@@ -20,6 +21,7 @@ pub struct OperatorSite {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct OperatorBlackout {
     pub id: i64,
     pub site_id: i64,
@@ -33,6 +35,7 @@ pub struct OperatorBlackout {
 
 /// A reservation on the operator's capacity: who, what, when, and the price locked in.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Booking {
     pub id: i64,
     pub site_id: i64,

@@ -29,6 +29,7 @@ pub enum Priced {
 
 /// A term discount: reservations of at least `min_hours` get `discount_bp` basis points off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TermDiscount {
     pub min_hours: i64,
     pub discount_bp: i64,
@@ -36,6 +37,7 @@ pub struct TermDiscount {
 
 /// The exact price with its breakdown: `total = base - discount + fee`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct PriceBreakdown {
     pub base_cents: i64,
     pub discount_bp: i64,
@@ -108,6 +110,7 @@ pub enum UnitShape {
 
 /// How much capacity a customer asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Quantity {
     /// GPUs (GPU pools), rounded up to whole nodes.
@@ -182,6 +185,7 @@ pub fn units_for(shape: UnitShape, q: Quantity) -> Result<UnitsNeeded, QuantityE
 /// A cancellation tier: cancelling at least `min_notice_hours` before the start refunds
 /// `refund_bp` basis points of the total.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct CancellationTier {
     pub min_notice_hours: i64,
     pub refund_bp: i64,

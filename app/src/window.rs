@@ -122,6 +122,7 @@ impl Terms {
 
 /// What a reservation's state is at `now`: the stored state plus the clock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ReservationState {
     Held,

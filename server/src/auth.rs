@@ -5,7 +5,7 @@
 
 use crate::api::problem::Problem;
 use crate::http::AppState;
-use app::services::{api_keys, sessions, web::RequestAuth};
+use app::services::{api_keys, principal::Door, sessions, web::RequestAuth};
 use axum::{
     body::Body,
     extract::{ConnectInfo, State},
@@ -66,7 +66,16 @@ pub async fn authenticate(
             .into_response();
         };
         match api_keys::authenticate(&state.db, &key, now).await {
-            Ok(p) => auth.principal = Some(p),
+            Ok(p) => {
+                if let Door::ApiKey { key_id, .. } = p.door {
+                    if let Err(problem) =
+                        rate_limit(&state.db, key_id, state.security.api_rate_per_minute, now).await
+                    {
+                        return problem.into_response();
+                    }
+                }
+                auth.principal = Some(p);
+            }
             Err(e) => return Problem::from(e).into_response(),
         }
     } else if !is_api {
@@ -105,6 +114,39 @@ pub async fn authenticate(
             .append(header::VARY, HeaderValue::from_static("Cookie"));
     }
     res
+}
+
+/// Counts the request against the key's minute; beyond `per_minute`, 429 until the next
+/// minute. One statement, so every server process counts the same requests.
+async fn rate_limit(
+    db: &sqlx::PgPool,
+    key_id: i64,
+    per_minute: u32,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), Problem> {
+    let count = sqlx::query_scalar!(
+        r#"insert into api_rate_window as w (api_key_id, window_start, requests)
+           values ($1, date_trunc('minute', $2::timestamptz), 1)
+           on conflict (api_key_id) do update set
+             requests = case when w.window_start = excluded.window_start then w.requests + 1 else 1 end,
+             window_start = excluded.window_start
+           returning requests"#,
+        key_id,
+        now
+    )
+    .fetch_one(db)
+    .await
+    .map_err(Problem::from)?;
+    if count as i64 > i64::from(per_minute) {
+        let into_minute = now.timestamp().rem_euclid(60) as u64;
+        return Err(Problem::too_many(
+            format!(
+                "this API key may make {per_minute} requests a minute; wait for the next minute"
+            ),
+            60 - into_minute,
+        ));
+    }
+    Ok(())
 }
 
 /// `Some(token)` for a Bearer credential (the scheme is case-insensitive), `None` otherwise.

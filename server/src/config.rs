@@ -40,6 +40,11 @@ pub struct Config {
     /// `RIGSHIFT_TRUST_PROXY`: `true` behind a reverse proxy that sets `X-Forwarded-For`
     /// (the client address for login throttling is then its last entry). Default `false`.
     pub trust_proxy: bool,
+    /// `RIGSHIFT_API_RATE_PER_MINUTE`: requests per API key per minute (default 600).
+    pub api_rate_per_minute: u32,
+    /// `RIGSHIFT_WEBHOOK_ALLOW_PRIVATE`: `true` lets webhooks use http:// and private or
+    /// loopback addresses (development and tests). Default `false`.
+    pub allow_private_webhooks: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +116,19 @@ impl Config {
         };
         let secure_cookies = flag("RIGSHIFT_SECURE_COOKIES")?;
         let trust_proxy = flag("RIGSHIFT_TRUST_PROXY")?;
+        let allow_private_webhooks = flag("RIGSHIFT_WEBHOOK_ALLOW_PRIVATE")?;
+        let api_rate_per_minute = match non_empty("RIGSHIFT_API_RATE_PER_MINUTE") {
+            None => 600,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=1_000_000).contains(n))
+                .ok_or(ConfigError {
+                    var: "RIGSHIFT_API_RATE_PER_MINUTE",
+                    value: v,
+                    expected: "a whole number from 1 to 1000000",
+                })?,
+        };
         let db_name = non_empty("RIGSHIFT_DB_NAME").unwrap_or_else(|| "rigshift".into());
         if !db_name
             .chars()
@@ -134,6 +152,8 @@ impl Config {
             log_format,
             secure_cookies,
             trust_proxy,
+            api_rate_per_minute,
+            allow_private_webhooks,
         })
     }
 }

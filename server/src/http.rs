@@ -35,11 +35,27 @@ pub struct AppState {
     pub security: Security,
 }
 
-/// How the doors are kept: session cookies and whom to believe about client addresses.
-#[derive(Clone, Copy, Debug, Default)]
+/// How the doors are kept: session cookies, whom to believe about client addresses, how
+/// much each API key may ask, and where webhooks may point.
+#[derive(Clone, Copy, Debug)]
 pub struct Security {
     pub cookies: CookiePolicy,
     pub trust_proxy: bool,
+    /// Requests per API key per minute.
+    pub api_rate_per_minute: u32,
+    /// Webhooks may use plain http:// and private or loopback addresses (development, tests).
+    pub allow_private_webhooks: bool,
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Self {
+            cookies: CookiePolicy::default(),
+            trust_proxy: false,
+            api_rate_per_minute: 600,
+            allow_private_webhooks: false,
+        }
+    }
 }
 
 impl Security {
@@ -50,6 +66,8 @@ impl Security {
                 ..Default::default()
             },
             trust_proxy: config.trust_proxy,
+            api_rate_per_minute: config.api_rate_per_minute,
+            allow_private_webhooks: config.allow_private_webhooks,
         }
     }
 }
@@ -66,7 +84,7 @@ pub fn router(state: AppState) -> Router {
 
     let app = Router::new()
         .route("/healthz", get(healthz))
-        .nest("/api/v1", crate::api::router())
+        .nest("/api/v1", crate::api::router(state.clone()))
         .route(
             "/api/{*fn_name}",
             post(server_fn_handler).get(server_fn_handler),

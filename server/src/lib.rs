@@ -7,6 +7,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod delivery;
 pub mod embedded_pg;
 pub mod http;
 pub mod seed;

@@ -2,7 +2,7 @@
 
 use crate::config::{Config, SeedMode};
 use crate::embedded_pg::{EmbeddedPg, EmbeddedPgError};
-use crate::{db, http, seed};
+use crate::{db, delivery, http, seed};
 use leptos::prelude::LeptosOptions;
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -120,6 +120,7 @@ async fn serve_with(config: &Config, pool: &PgPool) -> Result<(), StartupError> 
     let options = leptos_options(config)?;
     let security = http::Security::from_config(config);
     tokio::spawn(purge_expired(pool.clone(), security.cookies.session));
+    tokio::spawn(delivery::Worker::new(pool.clone(), security.allow_private_webhooks).run());
     let router = http::router(http::AppState {
         leptos_options: options,
         db: pool.clone(),

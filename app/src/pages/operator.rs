@@ -14,7 +14,9 @@ pub async fn operator_sites() -> Result<Vec<OperatorSite>, ServerFnError> {
     let me = web::principal()?
         .operator(crate::account::Scope::Read)
         .map_err(web::fail)?;
-    operations::sites(&web::db()?, me).await.map_err(web::fail)
+    operations::sites(&web::db()?, me, None, 500)
+        .await
+        .map_err(web::fail)
 }
 
 #[server(endpoint = "operator_blackouts")]
@@ -23,7 +25,7 @@ pub async fn operator_blackouts() -> Result<Vec<OperatorBlackout>, ServerFnError
     let me = web::principal()?
         .operator(crate::account::Scope::Read)
         .map_err(web::fail)?;
-    operations::blackouts(&web::db()?, me)
+    operations::blackouts(&web::db()?, me, None, 500)
         .await
         .map_err(web::fail)
 }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SiteInput {
     pub name: String,
     /// ISO 3166-1 alpha-2, e.g. "US".
@@ -27,7 +27,7 @@ pub struct SiteInput {
     pub hashprice_usd_cents_per_ph_day: Option<i64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum PoolSpec {
     Gpu {
@@ -46,7 +46,7 @@ pub enum PoolSpec {
     },
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PoolInput {
     pub name: String,
     pub spec: PoolSpec,
@@ -456,6 +456,88 @@ pub async fn create_pool(
     replace_policies(&mut tx, site_id, pool_id, &p.discounts, &p.cancellation).await?;
     tx.commit().await?;
     Ok(pool_id)
+}
+
+/// Changes a pool's name, price, terms, discounts and cancellation policy. Its hardware and
+/// size stay as listed: reservations were sold against them.
+pub async fn update_pool(
+    db: &PgPool,
+    operator_id: i64,
+    pool_id: i64,
+    p: &PoolInput,
+) -> Result<(), ServiceError> {
+    validate_pool(p)?;
+    let mut tx = db.begin().await?;
+    let row = sqlx::query!(
+        r#"select p.site_id, p.kind, p.unit_count, p.gpu_model, p.gpus_per_node, p.gpu_memory_gb,
+                  p.interconnect, p.node_power_w, p.block_kw, p.redundancy, p.cooling
+           from capacity_pool p join site s on s.id = p.site_id
+           where p.id = $1 and s.operator_id = $2
+           for update of p"#,
+        pool_id,
+        operator_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ServiceError::NotFound("pool"))?;
+    let same_hardware = match &p.spec {
+        PoolSpec::Gpu {
+            gpu_model,
+            gpus_per_node,
+            gpu_memory_gb,
+            interconnect,
+            node_power_w,
+        } => {
+            row.kind == "gpu"
+                && row.gpu_model.as_deref() == Some(gpu_model.trim())
+                && row.gpus_per_node.map(i64::from) == Some(*gpus_per_node)
+                && row.gpu_memory_gb.map(i64::from) == Some(*gpu_memory_gb)
+                && row.interconnect.as_deref() == Some(interconnect.as_str())
+                && row.node_power_w.map(i64::from) == Some(*node_power_w)
+        }
+        PoolSpec::Power {
+            block_kw,
+            redundancy,
+            cooling,
+        } => {
+            row.kind == "power"
+                && row.block_kw.map(i64::from) == Some(*block_kw)
+                && row.redundancy.as_deref() == Some(redundancy.as_str())
+                && row.cooling.as_deref() == Some(cooling.trim())
+        }
+    };
+    if !same_hardware {
+        return Err(ServiceError::invalid(
+            "spec",
+            "a pool's hardware can't change once listed; send its current spec, or list a new pool",
+        ));
+    }
+    if i64::from(row.unit_count) != p.unit_count {
+        return Err(ServiceError::invalid(
+            "unit_count",
+            format!(
+                "a pool's size can't change once listed (it has {}); list another pool for more units",
+                row.unit_count
+            ),
+        ));
+    }
+    sqlx::query!(
+        r#"update capacity_pool
+           set name = $2, price_cents = $3, min_term_hours = $4, max_term_hours = $5,
+               min_lead_hours = $6, updated_at = now()
+           where id = $1"#,
+        pool_id,
+        p.name.trim(),
+        p.price_cents,
+        p.min_term_hours as i32,
+        p.max_term_hours as i32,
+        p.min_lead_hours as i32
+    )
+    .execute(&mut *tx)
+    .await?;
+    replace_policies(&mut tx, row.site_id, pool_id, &p.discounts, &p.cancellation).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 async fn replace_policies(

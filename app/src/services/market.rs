@@ -25,10 +25,34 @@ pub async fn live_count(db: &PgPool) -> Result<LiveTotals, sqlx::Error> {
     })
 }
 
+/// One listed pool with its site, as the listing queries read it.
+struct ListingRow {
+    id: i64,
+    name: String,
+    kind: String,
+    unit_count: i32,
+    gpu_model: Option<String>,
+    gpus_per_node: Option<i32>,
+    gpu_memory_gb: Option<i32>,
+    interconnect: Option<String>,
+    block_kw: Option<i32>,
+    redundancy: Option<String>,
+    pool_cooling: Option<String>,
+    price_cents: i64,
+    currency: String,
+    site_name: String,
+    country: String,
+    region: String,
+    grid_region: String,
+    energy_source: String,
+    site_status: String,
+}
+
 /// The overview: headline counts and every listed pool, cheapest first within each kind.
 pub async fn overview(db: &PgPool) -> Result<Overview, sqlx::Error> {
     let live = live_count(db).await?;
-    let rows = sqlx::query!(
+    let rows = sqlx::query_as!(
+        ListingRow,
         r#"
         select
             p.id, p.name, p.kind, p.unit_count, p.gpu_model, p.gpus_per_node, p.gpu_memory_gb,
@@ -44,59 +68,87 @@ pub async fn overview(db: &PgPool) -> Result<Overview, sqlx::Error> {
     )
     .fetch_all(db)
     .await?;
-
-    let pools = rows
-        .into_iter()
-        .filter_map(|r| {
-            let kind = PoolKind::parse(&r.kind)?;
-            let (spec, gpus, power_kw) = match kind {
-                PoolKind::Gpu => {
-                    let per_node = r.gpus_per_node.unwrap_or(0);
-                    let spec = format!(
-                        "{} × {} {} GB · {}",
-                        per_node,
-                        r.gpu_model.as_deref().unwrap_or("GPU"),
-                        r.gpu_memory_gb.unwrap_or(0),
-                        interconnect_label(r.interconnect.as_deref().unwrap_or(""))
-                    );
-                    (
-                        spec,
-                        Some(i64::from(r.unit_count) * i64::from(per_node)),
-                        None,
-                    )
-                }
-                PoolKind::Power => {
-                    let block = r.block_kw.unwrap_or(0);
-                    let spec = format!(
-                        "{} kW blocks · {} · {}",
-                        block,
-                        r.redundancy.as_deref().unwrap_or("N"),
-                        r.pool_cooling.as_deref().unwrap_or("air")
-                    );
-                    (spec, None, Some(i64::from(r.unit_count) * i64::from(block)))
-                }
-            };
-            Some(PoolListing {
-                pool_id: r.id,
-                pool_name: r.name,
-                kind,
-                site_name: r.site_name,
-                country: r.country,
-                region: r.region,
-                grid_region: r.grid_region,
-                energy_source: r.energy_source,
-                site_live: r.site_status == "live",
-                spec,
-                unit_count: r.unit_count,
-                gpus,
-                power_kw,
-                price_cents: r.price_cents,
-                currency: r.currency,
-            })
-        })
-        .collect();
-
+    let pools = rows.into_iter().filter_map(to_listing).collect();
     Ok(Overview { live, pools })
+}
+
+/// Listed pools in id order, `limit` at a time after `after_id`; with `only`, just that pool.
+pub async fn listings(
+    db: &PgPool,
+    after_id: Option<i64>,
+    only: Option<i64>,
+    limit: i64,
+) -> Result<Vec<PoolListing>, sqlx::Error> {
+    let rows = sqlx::query_as!(
+        ListingRow,
+        r#"
+        select
+            p.id, p.name, p.kind, p.unit_count, p.gpu_model, p.gpus_per_node, p.gpu_memory_gb,
+            p.interconnect, p.block_kw, p.redundancy, p.cooling as pool_cooling,
+            p.price_cents, p.currency,
+            s.name as site_name, s.country, s.region, s.grid_region, s.energy_source,
+            s.status as site_status
+        from capacity_pool p
+        join site s on s.id = p.site_id
+        where p.listed and ($1::bigint is null or p.id > $1) and ($2::bigint is null or p.id = $2)
+        order by p.id
+        limit $3
+        "#,
+        after_id,
+        only,
+        limit
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().filter_map(to_listing).collect())
+}
+
+fn to_listing(r: ListingRow) -> Option<PoolListing> {
+    let kind = PoolKind::parse(&r.kind)?;
+    let (spec, gpus, power_kw) = match kind {
+        PoolKind::Gpu => {
+            let per_node = r.gpus_per_node.unwrap_or(0);
+            let spec = format!(
+                "{} × {} {} GB · {}",
+                per_node,
+                r.gpu_model.as_deref().unwrap_or("GPU"),
+                r.gpu_memory_gb.unwrap_or(0),
+                interconnect_label(r.interconnect.as_deref().unwrap_or(""))
+            );
+            (
+                spec,
+                Some(i64::from(r.unit_count) * i64::from(per_node)),
+                None,
+            )
+        }
+        PoolKind::Power => {
+            let block = r.block_kw.unwrap_or(0);
+            let spec = format!(
+                "{} kW blocks · {} · {}",
+                block,
+                r.redundancy.as_deref().unwrap_or("N"),
+                r.pool_cooling.as_deref().unwrap_or("air")
+            );
+            (spec, None, Some(i64::from(r.unit_count) * i64::from(block)))
+        }
+    };
+    Some(PoolListing {
+        pool_id: r.id,
+        pool_name: r.name,
+        kind,
+        site_name: r.site_name,
+        country: r.country,
+        region: r.region,
+        grid_region: r.grid_region,
+        energy_source: r.energy_source,
+        site_live: r.site_status == "live",
+        spec,
+        unit_count: r.unit_count,
+        gpus,
+        power_kw,
+        price_cents: r.price_cents,
+        currency: r.currency,
+    })
 }
 
 fn interconnect_label(code: &str) -> &str {

@@ -20,6 +20,7 @@ pub mod settlement;
 pub mod throttle;
 pub mod token;
 pub mod web;
+pub mod webhooks;
 
 use leptos::prelude::*;
 use sqlx::PgPool;

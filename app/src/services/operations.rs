@@ -5,13 +5,22 @@ use super::error::ServiceError;
 use crate::operations::{Booking, OperatorBlackout, OperatorSite};
 use sqlx::PgPool;
 
-pub async fn sites(db: &PgPool, operator_id: i64) -> Result<Vec<OperatorSite>, ServiceError> {
+/// The operator's sites, newest first, `limit` at a time before `before_id`.
+pub async fn sites(
+    db: &PgPool,
+    operator_id: i64,
+    before_id: Option<i64>,
+    limit: i64,
+) -> Result<Vec<OperatorSite>, ServiceError> {
     let rows = sqlx::query!(
         r#"select s.id, s.name, s.country, s.region, s.grid_region, s.energy_source,
                   s.interconnect_kw, s.pue, s.status, s.created_at,
                   (select count(*) from capacity_pool p where p.site_id = s.id) as "pools!"
-           from site s where s.operator_id = $1 order by s.name, s.id"#,
-        operator_id
+           from site s where s.operator_id = $1 and ($2::bigint is null or s.id < $2)
+           order by s.id desc limit $3"#,
+        operator_id,
+        before_id,
+        limit.clamp(1, 500)
     )
     .fetch_all(db)
     .await?;
@@ -38,17 +47,20 @@ pub async fn site(
     operator_id: i64,
     site_id: i64,
 ) -> Result<OperatorSite, ServiceError> {
-    sites(db, operator_id)
+    sites(db, operator_id, Some(site_id.saturating_add(1)), 1)
         .await?
         .into_iter()
         .find(|s| s.id == site_id)
         .ok_or(ServiceError::NotFound("site"))
 }
 
-/// Blackouts on the operator's pools that have not ended yet, soonest first.
+/// Blackouts on the operator's pools that have not ended yet, newest first, `limit` at a
+/// time before `before_id`.
 pub async fn blackouts(
     db: &PgPool,
     operator_id: i64,
+    before_id: Option<i64>,
+    limit: i64,
 ) -> Result<Vec<OperatorBlackout>, ServiceError> {
     let rows = sqlx::query!(
         r#"select b.id, b.site_id, b.pool_id, p.name as pool_name, b.reason,
@@ -58,9 +70,12 @@ pub async fn blackouts(
            join capacity_pool p on p.id = b.pool_id
            join site s on s.id = b.site_id
            where s.operator_id = $1 and upper(b.during) > now()
-           order by lower(b.during), b.id
-           limit 500"#,
-        operator_id
+             and ($2::bigint is null or b.id < $2)
+           order by b.id desc
+           limit $3"#,
+        operator_id,
+        before_id,
+        limit.clamp(1, 500)
     )
     .fetch_all(db)
     .await?;
@@ -102,7 +117,7 @@ pub async fn bookings(
            limit $3"#,
         operator_id,
         before_id,
-        limit.clamp(1, 200)
+        limit.clamp(1, 500)
     )
     .fetch_all(db)
     .await?;

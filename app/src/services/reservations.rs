@@ -442,7 +442,7 @@ pub async fn list(
     limit: i64,
     now: DateTime<Utc>,
 ) -> Result<Vec<Reservation>, ServiceError> {
-    let limit = limit.clamp(1, 200);
+    let limit = limit.clamp(1, 500);
     let ids = sqlx::query_scalar!(
         "select id from reservation where customer_id = $1 and ($2::bigint is null or id < $2) order by id desc limit $3",
         customer_id,

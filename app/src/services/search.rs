@@ -16,7 +16,7 @@ use std::collections::HashMap;
 /// own look at the pool's bookings.
 pub const EARLIEST_MODE_CANDIDATES: i64 = 300;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SearchSort {
     /// Cheapest unit price first.
@@ -52,7 +52,7 @@ pub struct MarketQuery {
     pub offset: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SearchHit {
     pub pool_id: i64,
     pub pool_name: String,

@@ -1,17 +1,24 @@
 //! The JSON API under `/api/v1`, for integrations with API keys. Handlers are thin: they
 //! take the caller from the auth layer, parse the request, call the same services as the
-//! browser's server functions, and answer JSON or a [`problem::Problem`].
+//! browser's server functions, and answer JSON or a [`problem::Problem`]. The OpenAPI
+//! document ([`doc`]) is generated from these handlers' annotations.
 
+pub mod doc;
+pub mod idempotency;
+pub mod market;
 pub mod operations;
+pub mod page;
 pub mod problem;
 pub mod reservations;
+pub mod webhooks;
 
 use crate::http::AppState;
-use app::services::{principal::Principal, web::RequestAuth};
+use app::services::{error::ServiceError, principal::Principal, web::RequestAuth};
 use axum::{
     extract::{rejection::JsonRejection, FromRequest, FromRequestParts, Request},
-    http::request::Parts,
-    routing::{delete, get, post},
+    http::{request::Parts, StatusCode},
+    middleware,
+    routing::{get, post},
     Json, Router,
 };
 use problem::Problem;
@@ -19,9 +26,27 @@ use serde::de::DeserializeOwned;
 
 pub type ApiResult<T> = Result<T, Problem>;
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
+        .route("/openapi.json", get(doc::openapi))
         .route("/organization", get(operations::organization))
+        .route("/pools", get(market::list_pools))
+        .route(
+            "/pools/{id}",
+            get(market::get_pool).put(operations::update_pool),
+        )
+        .route("/pools/{id}/availability", get(market::availability))
+        .route("/pools/{id}/timeline", get(market::timeline))
+        .route("/pools/{id}/slots", get(market::find_slot))
+        .route("/search", get(market::search))
+        .route("/quotes", post(reservations::quote))
+        .route(
+            "/reservations",
+            get(reservations::list).post(reservations::create),
+        )
+        .route("/reservations/{id}", get(reservations::get))
+        .route("/reservations/{id}/cancel", post(reservations::cancel))
+        .route("/reservations/{id}/extend", post(reservations::extend))
         .route(
             "/sites",
             get(operations::list_sites).post(operations::create_site),
@@ -35,25 +60,35 @@ pub fn router() -> Router<AppState> {
             "/blackouts",
             get(operations::list_blackouts).post(operations::create_blackout),
         )
-        .route("/blackouts/{id}", delete(operations::delete_blackout))
-        .route("/bookings", get(operations::list_bookings))
-        .route("/quotes", post(reservations::quote))
         .route(
-            "/reservations",
-            get(reservations::list).post(reservations::create),
+            "/blackouts/{id}",
+            axum::routing::delete(operations::delete_blackout),
         )
-        .route("/reservations/{id}", get(reservations::get))
-        .route("/reservations/{id}/cancel", post(reservations::cancel))
-        .route("/reservations/{id}/extend", post(reservations::extend))
-        .fallback(not_found)
+        .route("/bookings", get(operations::list_bookings))
+        .route("/webhooks", get(webhooks::list).post(webhooks::create))
+        .route("/webhooks/{id}", axum::routing::delete(webhooks::delete))
+        .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .fallback(no_such_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        // Retried creating POSTs replay their first answer (see `idempotency`).
+        .layer(middleware::from_fn_with_state(state, idempotency::layer))
 }
 
-async fn not_found() -> Problem {
+async fn no_such_route() -> Problem {
     Problem::new(
-        axum::http::StatusCode::NOT_FOUND,
+        StatusCode::NOT_FOUND,
         "no-such-route",
         "No such route",
-        "there is no API route at this path and method; see the API reference",
+        "there is no API route at this path; see /api/v1/openapi.json or the API reference at /api",
+    )
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        "this route does not take this HTTP method; see /api/v1/openapi.json",
     )
 }
 
@@ -87,7 +122,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(Body(v)),
             Err(JsonRejection::JsonDataError(e)) => Err(Problem::new(
-                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid-body",
                 "The body does not match the expected shape",
                 // serde's message names the field and what it expected.
@@ -98,13 +133,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
                     .to_string(),
             )),
             Err(JsonRejection::MissingJsonContentType(_)) => Err(Problem::new(
-                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-media-type",
                 "JSON expected",
                 "send the body as JSON with `Content-Type: application/json`",
             )),
-            Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => Err(Problem::new(
-                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
                 "body-too-large",
                 "The body is too large",
                 format!(
@@ -136,15 +171,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
             .filter(|id| *id > 0)
             .map(Id)
             .ok_or_else(|| {
-                Problem::new(
-                    axum::http::StatusCode::NOT_FOUND,
-                    "not-found",
-                    "Not found",
-                    format!(
-                        "`{}` is not an id; ids are positive whole numbers",
-                        raw.chars().take(40).collect::<String>()
-                    ),
-                )
+                Problem::not_found(format!(
+                    "`{}` is not an id; ids are positive whole numbers",
+                    raw.chars().take(40).collect::<String>()
+                ))
             })
     }
 }
@@ -161,7 +191,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
             .map(|axum::extract::Query(v)| Params(v))
             .map_err(|e| {
                 Problem::new(
-                    axum::http::StatusCode::BAD_REQUEST,
+                    StatusCode::BAD_REQUEST,
                     "invalid-query",
                     "The query parameters are invalid",
                     e.body_text()
@@ -172,22 +202,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
     }
 }
 
-/// `limit` and `before` for the lists.
-#[derive(Debug, Default, serde::Deserialize)]
-pub struct Page {
-    pub limit: Option<i64>,
-    pub before: Option<i64>,
-}
-
-impl Page {
-    pub fn limit(&self) -> Result<i64, app::services::error::ServiceError> {
-        match self.limit {
-            None => Ok(50),
-            Some(n) if (1..=200).contains(&n) => Ok(n),
-            Some(_) => Err(app::services::error::ServiceError::invalid(
-                "limit",
-                "limit is between 1 and 200",
-            )),
-        }
+impl From<sqlx::Error> for Problem {
+    fn from(e: sqlx::Error) -> Self {
+        ServiceError::from(e).into()
     }
 }

@@ -1,7 +1,9 @@
 //! The organization, and what operators' inventory systems do: sites, pools, blackouts,
 //! and the bookings on their capacity.
 
-use super::{ApiResult, Body, Caller, Id, Page, Params};
+use super::page::{Page, PageParams};
+use super::problem::Problem;
+use super::{ApiResult, Body, Caller, Id, Params};
 use crate::http::AppState;
 use app::account::{OrgKind, Scope};
 use app::operations::{Booking, OperatorBlackout, OperatorSite};
@@ -11,8 +13,9 @@ use app::services::{operations, principal::Door};
 use axum::{extract::State, http::StatusCode, Json};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Organization {
     pub id: i64,
     pub name: String,
@@ -21,6 +24,15 @@ pub struct Organization {
     pub scopes: Vec<Scope>,
 }
 
+/// The calling organization and the key's scopes.
+#[utoipa::path(get, path = "/api/v1/organization", tag = "organization",
+    security(("api_key" = ["read"])),
+    responses(
+        (status = 200, description = "The organization", body = Organization),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "No `read` scope, or the organization is suspended", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit reached", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn organization(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -31,8 +43,7 @@ pub async fn organization(
         p.organization_id
     )
     .fetch_one(&s.db)
-    .await
-    .map_err(app::services::error::ServiceError::from)?;
+    .await?;
     let scopes = match &p.door {
         Door::ApiKey { scopes, .. } => scopes.clone(),
         Door::Session { .. } => Scope::ALL.to_vec(),
@@ -45,18 +56,39 @@ pub async fn organization(
     }))
 }
 
-#[derive(Serialize)]
-pub struct SiteList {
-    pub sites: Vec<OperatorSite>,
-}
-
-pub async fn list_sites(State(s): State<AppState>, Caller(p): Caller) -> ApiResult<Json<SiteList>> {
+/// The operator's sites, newest first.
+#[utoipa::path(get, path = "/api/v1/sites", tag = "operations", params(PageParams),
+    security(("api_key" = ["read"])),
+    responses(
+        (status = 200, description = "A page of sites", body = Page<OperatorSite>),
+        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an operator organization, or no `read` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit reached", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_sites(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Params(page): Params<PageParams>,
+) -> ApiResult<Json<Page<OperatorSite>>> {
     let me = p.operator(Scope::Read)?;
-    Ok(Json(SiteList {
-        sites: operations::sites(&s.db, me).await?,
-    }))
+    let limit = page.limit()?;
+    let items = operations::sites(&s.db, me, page.position()?, limit + 1).await?;
+    Ok(Json(Page::of(items, limit, |x| x.id)))
 }
 
+/// One of the operator's sites.
+#[utoipa::path(get, path = "/api/v1/sites/{id}", tag = "operations",
+    params(("id" = i64, Path, description = "Site id", minimum = 1)),
+    security(("api_key" = ["read"])),
+    responses(
+        (status = 200, description = "The site", body = OperatorSite),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an operator organization, or no `read` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such site of this organization", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit reached", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn get_site(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -66,6 +98,21 @@ pub async fn get_site(
     Ok(Json(operations::site(&s.db, me, id).await?))
 }
 
+/// Lists a new site. Send an `Idempotency-Key` to retry safely.
+#[utoipa::path(post, path = "/api/v1/sites", tag = "operations", request_body = SiteInput,
+    params(("Idempotency-Key" = Option<String>, Header, description = "A unique key per intended site; a retry with the same key and body replays the first answer")),
+    security(("api_key" = ["operate"])),
+    responses(
+        (status = 201, description = "The new site", body = OperatorSite),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an operator organization, or no `operate` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The same Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid site, or the Idempotency-Key was used with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit reached", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn create_site(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -79,6 +126,21 @@ pub async fn create_site(
     ))
 }
 
+/// Replaces a site's details. Lowering its interconnect below the listed firm load is refused.
+#[utoipa::path(put, path = "/api/v1/sites/{id}", tag = "operations", request_body = SiteInput,
+    params(("id" = i64, Path, description = "Site id", minimum = 1)),
+    security(("api_key" = ["operate"])),
+    responses(
+        (status = 200, description = "The updated site", body = OperatorSite),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an operator organization, or no `operate` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such site of this organization", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid site", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit reached", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn update_site(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -90,11 +152,29 @@ pub async fn update_site(
     Ok(Json(operations::site(&s.db, me, id).await?))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Created {
     pub id: i64,
 }
 
+/// Lists a capacity pool (GPU nodes or power blocks) on one of the operator's sites; more
+/// firm load than the interconnect carries is refused.
+#[utoipa::path(post, path = "/api/v1/sites/{id}/pools", tag = "operations", request_body = PoolInput,
+    params(("id" = i64, Path, description = "Site id", minimum = 1),
+           ("Idempotency-Key" = Option<String>, Header, description = "A unique key per intended pool")),
+    security(("api_key" = ["operate"])),
+    responses(
+        (status = 201, description = "The new pool's id", body = Created),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an operator organization, or no `operate` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such site of this organization", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The same Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid pool, or over the interconnect", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit reached", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn create_pool(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -106,32 +186,86 @@ pub async fn create_pool(
     Ok((StatusCode::CREATED, Json(Created { id })))
 }
 
-#[derive(Serialize)]
-pub struct BlackoutList {
-    pub blackouts: Vec<OperatorBlackout>,
+/// Changes a pool's name, price, terms, discounts and cancellation policy (its hardware and
+/// size stay as listed).
+#[utoipa::path(put, path = "/api/v1/pools/{id}", tag = "operations", request_body = PoolInput,
+    params(("id" = i64, Path, description = "Pool id", minimum = 1)),
+    security(("api_key" = ["operate"])),
+    responses(
+        (status = 200, description = "The pool's id", body = Created),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an operator organization, or no `operate` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such pool of this organization", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid pool, or a change of hardware or size", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit reached", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn update_pool(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Id(id): Id,
+    Body(input): Body<PoolInput>,
+) -> ApiResult<Json<Created>> {
+    let me = p.operator(Scope::Operate)?;
+    catalog::update_pool(&s.db, me, id, &input).await?;
+    Ok(Json(Created { id }))
 }
 
+/// Upcoming maintenance on the operator's pools, newest first.
+#[utoipa::path(get, path = "/api/v1/blackouts", tag = "operations", params(PageParams),
+    security(("api_key" = ["read"])),
+    responses(
+        (status = 200, description = "A page of blackouts", body = Page<OperatorBlackout>),
+        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an operator organization, or no `read` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit reached", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn list_blackouts(
     State(s): State<AppState>,
     Caller(p): Caller,
-) -> ApiResult<Json<BlackoutList>> {
+    Params(page): Params<PageParams>,
+) -> ApiResult<Json<Page<OperatorBlackout>>> {
     let me = p.operator(Scope::Read)?;
-    Ok(Json(BlackoutList {
-        blackouts: operations::blackouts(&s.db, me).await?,
-    }))
+    let limit = page.limit()?;
+    let items = operations::blackouts(&s.db, me, page.position()?, limit + 1).await?;
+    Ok(Json(Page::of(items, limit, |x| x.id)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct NewBlackout {
     pub pool_id: i64,
+    /// Start, RFC 3339, whole hour in UTC.
     pub start: DateTime<Utc>,
+    /// End (exclusive), RFC 3339, whole hour in UTC.
     pub end: DateTime<Utc>,
-    /// `"all"` or `{"count": n}`.
+    /// `"all"` or `{"count": n}` (the n free units with the lowest numbers).
     pub units: BlackoutUnits,
+    /// Why (default "maintenance"); at most 500 characters.
     #[serde(default)]
     pub reason: String,
 }
 
+/// Takes units out of sale for maintenance. Refused, with the reservations in the way, when
+/// the units are booked.
+#[utoipa::path(post, path = "/api/v1/blackouts", tag = "operations", request_body = NewBlackout,
+    params(("Idempotency-Key" = Option<String>, Header, description = "A unique key per intended blackout")),
+    security(("api_key" = ["operate"])),
+    responses(
+        (status = 201, description = "The blackout's id", body = Created),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an operator organization, or no `operate` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such pool of this organization", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The units are booked, or the same Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid blackout", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit reached", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn create_blackout(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -142,6 +276,17 @@ pub async fn create_blackout(
     Ok((StatusCode::CREATED, Json(Created { id })))
 }
 
+/// Ends a blackout: its units go back on sale.
+#[utoipa::path(delete, path = "/api/v1/blackouts/{id}", tag = "operations",
+    params(("id" = i64, Path, description = "Blackout id", minimum = 1)),
+    security(("api_key" = ["operate"])),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an operator organization, or no `operate` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such blackout of this organization", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit reached", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn delete_blackout(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -152,18 +297,24 @@ pub async fn delete_blackout(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize)]
-pub struct BookingList {
-    pub bookings: Vec<Booking>,
-}
-
+/// Reservations customers made on the operator's capacity, newest first.
+#[utoipa::path(get, path = "/api/v1/bookings", tag = "operations", params(PageParams),
+    security(("api_key" = ["read"])),
+    responses(
+        (status = 200, description = "A page of bookings", body = Page<Booking>),
+        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an operator organization, or no `read` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit reached", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn list_bookings(
     State(s): State<AppState>,
     Caller(p): Caller,
-    Params(page): Params<Page>,
-) -> ApiResult<Json<BookingList>> {
+    Params(page): Params<PageParams>,
+) -> ApiResult<Json<Page<Booking>>> {
     let me = p.operator(Scope::Read)?;
-    Ok(Json(BookingList {
-        bookings: operations::bookings(&s.db, me, page.before, page.limit()?).await?,
-    }))
+    let limit = page.limit()?;
+    let items = operations::bookings(&s.db, me, page.position()?, limit + 1).await?;
+    Ok(Json(Page::of(items, limit, |x| x.id)))
 }

@@ -7,18 +7,28 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-#[derive(Clone, Debug, Serialize)]
+/// An RFC 9457 problem document: what went wrong and how to fix it.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Problem {
+    /// A URI naming the kind of problem; stable.
     #[serde(rename = "type")]
     pub type_uri: String,
+    /// The kind of problem as a short machine-readable code, e.g. `validation-failed`.
+    #[schema(value_type = String)]
     pub code: &'static str,
+    #[schema(value_type = String)]
     pub title: &'static str,
+    /// The HTTP status.
     pub status: u16,
+    /// What was wrong and how to fix it.
     pub detail: String,
+    /// Per-field errors of a validation failure.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// For capacity conflicts: the earliest start that would fit the same request.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_start: Option<chrono::DateTime<chrono::Utc>>,
+    /// For blackouts refused over booked units: the reservations in the way.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub conflicting_reservations: Vec<i64>,
     #[serde(skip)]
@@ -68,6 +78,21 @@ impl Problem {
 
     pub fn forbidden(code: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, code, "Not allowed", detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
+    }
+
+    pub fn too_many(detail: impl Into<String>, retry_after_secs: u64) -> Self {
+        let mut p = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-requests",
+            "Too many requests",
+            detail,
+        );
+        p.retry_after = Some(retry_after_secs);
+        p
     }
 }
 

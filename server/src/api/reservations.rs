@@ -1,6 +1,8 @@
 //! Quotes and reservations: what customers' schedulers do.
 
-use super::{ApiResult, Body, Caller, Id, Page, Params};
+use super::page::{Page, PageParams};
+use super::problem::Problem;
+use super::{ApiResult, Body, Caller, Id, Params};
 use crate::http::AppState;
 use app::account::Scope;
 use app::booking::{BookingRequest, Quote, Reservation};
@@ -8,7 +10,23 @@ use app::pricing::DEFAULT_PLATFORM_FEE_BP;
 use app::services::reservations;
 use axum::{extract::State, http::StatusCode, Json};
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use utoipa::ToSchema;
 
+/// The exact price of a request, with its breakdown; holds no capacity.
+#[utoipa::path(post, path = "/api/v1/quotes", tag = "reservations", request_body = BookingRequest,
+    security(("api_key" = ["read"])),
+    responses(
+        (status = 200, description = "The quote", body = Quote),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks the `read` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such listed pool", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid request (window, quantity, terms)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit reached", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn quote(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -20,6 +38,23 @@ pub async fn quote(
     ))
 }
 
+/// Reserves capacity: settles the request against the pool's availability, all or nothing,
+/// at the quoted price. Send an `Idempotency-Key` to retry safely.
+#[utoipa::path(post, path = "/api/v1/reservations", tag = "reservations", request_body = BookingRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "A unique key per intended reservation (at most 200 characters); a retry with the same key and body replays the first answer")),
+    security(("api_key" = ["reserve"])),
+    responses(
+        (status = 201, description = "The reservation", body = Reservation),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks `reserve`, or the organization is not a customer", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such listed pool", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The capacity is taken (with the next start that fits), or the same Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid request, or the Idempotency-Key was used with another body", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit reached", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn create(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -30,21 +65,39 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(r)))
 }
 
-#[derive(serde::Serialize)]
-pub struct ReservationList {
-    pub reservations: Vec<Reservation>,
-}
-
+/// The organization's reservations, newest first.
+#[utoipa::path(get, path = "/api/v1/reservations", tag = "reservations", params(PageParams),
+    security(("api_key" = ["read"])),
+    responses(
+        (status = 200, description = "A page of reservations", body = Page<Reservation>),
+        (status = 400, description = "Bad query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a customer organization, or no `read` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit reached", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn list(
     State(s): State<AppState>,
     Caller(p): Caller,
-    Params(page): Params<Page>,
-) -> ApiResult<Json<ReservationList>> {
+    Params(page): Params<PageParams>,
+) -> ApiResult<Json<Page<Reservation>>> {
     let me = p.customer(Scope::Read)?;
-    let list = reservations::list(&s.db, me, page.before, page.limit()?, Utc::now()).await?;
-    Ok(Json(ReservationList { reservations: list }))
+    let limit = page.limit()?;
+    let items = reservations::list(&s.db, me, page.position()?, limit + 1, Utc::now()).await?;
+    Ok(Json(Page::of(items, limit, |r| r.id)))
 }
 
+/// One of the organization's reservations.
+#[utoipa::path(get, path = "/api/v1/reservations/{id}", tag = "reservations",
+    params(("id" = i64, Path, description = "Reservation id", minimum = 1)),
+    security(("api_key" = ["read"])),
+    responses(
+        (status = 200, description = "The reservation", body = Reservation),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a customer organization, or no `read` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such reservation of this organization", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit reached", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn get(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -54,6 +107,18 @@ pub async fn get(
     Ok(Json(reservations::get(&s.db, me, id, Utc::now()).await?))
 }
 
+/// Cancels a reservation that has not started; the refund follows the pool's policy.
+#[utoipa::path(post, path = "/api/v1/reservations/{id}/cancel", tag = "reservations",
+    params(("id" = i64, Path, description = "Reservation id", minimum = 1)),
+    security(("api_key" = ["reserve"])),
+    responses(
+        (status = 200, description = "The cancelled reservation, with its refund", body = Reservation),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a customer organization, or no `reserve` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such reservation of this organization", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already cancelled or started", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit reached", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn cancel(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -63,11 +128,28 @@ pub async fn cancel(
     Ok(Json(reservations::cancel(&s.db, me, id, Utc::now()).await?))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct Extend {
+    /// The new end (RFC 3339, whole hour in UTC), later than the current one.
     pub end: DateTime<Utc>,
 }
 
+/// Extends a reservation on the same units, priced at its locked unit price.
+#[utoipa::path(post, path = "/api/v1/reservations/{id}/extend", tag = "reservations", request_body = Extend,
+    params(("id" = i64, Path, description = "Reservation id", minimum = 1)),
+    security(("api_key" = ["reserve"])),
+    responses(
+        (status = 200, description = "The extended reservation", body = Reservation),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a customer organization, or no `reserve` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such reservation of this organization", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The units are booked or under maintenance after the current end", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid end", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit reached", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn extend(
     State(s): State<AppState>,
     Caller(p): Caller,

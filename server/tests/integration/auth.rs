@@ -123,7 +123,7 @@ async fn https_setting_gives_the_cookie_its_host_prefix_and_secure_flag(db: PgPo
             secure: true,
             ..Default::default()
         },
-        trust_proxy: false,
+        ..Default::default()
     };
     let app = TestApp::spawn_with(db, security).await;
     let res = app

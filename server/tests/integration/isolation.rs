@@ -343,7 +343,7 @@ async fn no_organization_reaches_another_ones_data_through_either_door(db: PgPoo
         .json()
         .await
         .unwrap();
-    assert!(listed["sites"]
+    assert!(listed["data"]
         .as_array()
         .unwrap()
         .iter()
@@ -356,7 +356,7 @@ async fn no_organization_reaches_another_ones_data_through_either_door(db: PgPoo
         .json()
         .await
         .unwrap();
-    let listed = listed["reservations"].as_array().unwrap();
+    let listed = listed["data"].as_array().unwrap();
     assert!(!listed.is_empty() && listed.iter().all(|r| r["customer_id"] == cu_c.id));
     let listed: serde_json::Value = app
         .api(Method::GET, "/bookings", &a_key)
@@ -366,7 +366,7 @@ async fn no_organization_reaches_another_ones_data_through_either_door(db: PgPoo
         .json()
         .await
         .unwrap();
-    assert!(listed["bookings"]
+    assert!(listed["data"]
         .as_array()
         .unwrap()
         .iter()

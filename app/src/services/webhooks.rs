@@ -1,0 +1,211 @@
+//! Webhook endpoints and their deliveries, per organization. Events are written to the
+//! outbox by database triggers in the same transaction as the change (see the migration
+//! `integrations`); the server's delivery worker sends them.
+
+use super::error::{FieldError, ServiceError};
+use super::token;
+use crate::webhook::{Attempt, CreatedWebhook, Delivery, Webhook, EVENTS};
+use sqlx::PgPool;
+
+/// Endpoints per organization; plenty for real integrations, bounded against abuse.
+pub const MAX_ENDPOINTS: i64 = 20;
+
+fn check(url: &str, events: &[String], allow_plain_http: bool) -> Result<(), ServiceError> {
+    let mut errors = Vec::new();
+    let url_ok = url.len() <= 2000
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control())
+        && (url.starts_with("https://") || (allow_plain_http && url.starts_with("http://")))
+        && url.split("://").nth(1).is_some_and(|rest| {
+            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+            !host.is_empty() && !host.contains('@')
+        });
+    if !url_ok {
+        errors.push(FieldError {
+            field: "url".into(),
+            message: if allow_plain_http {
+                "give an http:// or https:// URL without credentials, at most 2,000 characters"
+                    .into()
+            } else {
+                "give an https:// URL without credentials, at most 2,000 characters".into()
+            },
+        });
+    }
+    if events.is_empty() || events.iter().any(|e| !EVENTS.contains(&e.as_str())) {
+        errors.push(FieldError {
+            field: "events".into(),
+            message: format!("pick one or more of: {}", EVENTS.join(", ")),
+        });
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ServiceError::Invalid(errors))
+    }
+}
+
+/// Registers an endpoint; the returned secret is shown once.
+pub async fn create(
+    db: &PgPool,
+    organization_id: i64,
+    url: &str,
+    events: &[String],
+    allow_plain_http: bool,
+) -> Result<CreatedWebhook, ServiceError> {
+    let url = url.trim();
+    let mut events: Vec<String> = events.iter().map(|e| e.trim().to_string()).collect();
+    events.sort();
+    events.dedup();
+    check(url, &events, allow_plain_http)?;
+    let count = sqlx::query_scalar!(
+        r#"select count(*) as "n!" from webhook_endpoint where organization_id = $1"#,
+        organization_id
+    )
+    .fetch_one(db)
+    .await?;
+    if count >= MAX_ENDPOINTS {
+        return Err(ServiceError::conflict(format!(
+            "an organization has at most {MAX_ENDPOINTS} webhook endpoints; delete one first"
+        )));
+    }
+    let secret = format!("whsec_{}", token::random_hex(32));
+    let row = sqlx::query!(
+        r#"insert into webhook_endpoint (organization_id, url, secret, events)
+           values ($1, $2, $3, $4) returning id, created_at"#,
+        organization_id,
+        url,
+        secret,
+        &events
+    )
+    .fetch_one(db)
+    .await?;
+    Ok(CreatedWebhook {
+        webhook: Webhook {
+            id: row.id,
+            url: url.to_string(),
+            events,
+            created_at: row.created_at,
+        },
+        secret,
+    })
+}
+
+/// The organization's endpoints, newest first, `limit` at a time before `before_id`.
+pub async fn list(
+    db: &PgPool,
+    organization_id: i64,
+    before_id: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Webhook>, ServiceError> {
+    let rows = sqlx::query!(
+        r#"select id, url, events, created_at from webhook_endpoint
+           where organization_id = $1 and ($2::bigint is null or id < $2)
+           order by id desc limit $3"#,
+        organization_id,
+        before_id,
+        limit.clamp(1, 500)
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Webhook {
+            id: r.id,
+            url: r.url,
+            events: r.events,
+            created_at: r.created_at,
+        })
+        .collect())
+}
+
+/// Deletes an endpoint (its pending deliveries go with it).
+pub async fn delete(db: &PgPool, organization_id: i64, id: i64) -> Result<(), ServiceError> {
+    let r = sqlx::query!(
+        "delete from webhook_endpoint where id = $1 and organization_id = $2",
+        id,
+        organization_id
+    )
+    .execute(db)
+    .await?;
+    if r.rows_affected() == 0 {
+        return Err(ServiceError::NotFound("webhook"));
+    }
+    Ok(())
+}
+
+/// Deliveries to the organization's endpoints (one endpoint, or all), newest first, with
+/// every attempt.
+pub async fn deliveries(
+    db: &PgPool,
+    organization_id: i64,
+    webhook_id: Option<i64>,
+    before_id: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Delivery>, ServiceError> {
+    if let Some(id) = webhook_id {
+        let mine = sqlx::query_scalar!(
+            "select id from webhook_endpoint where id = $1 and organization_id = $2",
+            id,
+            organization_id
+        )
+        .fetch_optional(db)
+        .await?;
+        if mine.is_none() {
+            return Err(ServiceError::NotFound("webhook"));
+        }
+    }
+    let rows = sqlx::query!(
+        r#"select d.id, d.endpoint_id, d.event_id, e.kind, d.created_at, d.attempts,
+                  d.next_attempt_at, d.delivered_at, d.failed_at
+           from webhook_delivery d
+           join webhook_endpoint w on w.id = d.endpoint_id
+           join event_outbox e on e.id = d.event_id
+           where w.organization_id = $1 and ($2::bigint is null or d.endpoint_id = $2)
+             and ($3::bigint is null or d.id < $3)
+           order by d.id desc limit $4"#,
+        organization_id,
+        webhook_id,
+        before_id,
+        limit.clamp(1, 500)
+    )
+    .fetch_all(db)
+    .await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let attempts = sqlx::query!(
+        r#"select delivery_id, attempted_at, status, error, duration_ms
+           from webhook_attempt where delivery_id = any($1) order by id"#,
+        &ids
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Delivery {
+            id: r.id,
+            webhook_id: r.endpoint_id,
+            event_id: r.event_id,
+            event: r.kind,
+            created_at: r.created_at,
+            status: if r.delivered_at.is_some() {
+                "delivered"
+            } else if r.failed_at.is_some() {
+                "failed"
+            } else {
+                "pending"
+            }
+            .into(),
+            attempts: r.attempts,
+            next_attempt_at: (r.delivered_at.is_none() && r.failed_at.is_none())
+                .then_some(r.next_attempt_at),
+            attempt_log: attempts
+                .iter()
+                .filter(|a| a.delivery_id == r.id)
+                .map(|a| Attempt {
+                    at: a.attempted_at,
+                    status: a.status.map(i32::from),
+                    error: a.error.clone(),
+                    duration_ms: a.duration_ms,
+                })
+                .collect(),
+        })
+        .collect())
+}

@@ -1,0 +1,59 @@
+//! Webhooks as every front door shows them (shared with the browser): the endpoints an
+//! organization registered and the deliveries of its events, with every attempt.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The events an endpoint can subscribe to.
+pub const EVENTS: [&str; 6] = [
+    "reservation.created",
+    "reservation.cancelled",
+    "reservation.started",
+    "reservation.completed",
+    "blackout.created",
+    "capacity.changed",
+];
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Webhook {
+    pub id: i64,
+    pub url: String,
+    pub events: Vec<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An endpoint just registered: the only time its signing secret is shown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct CreatedWebhook {
+    pub webhook: Webhook,
+    /// Verify `Rigshift-Signature` with it: `v1` is the hex HMAC-SHA256 of `"<t>.<body>"`.
+    pub secret: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Attempt {
+    pub at: DateTime<Utc>,
+    /// The endpoint's HTTP status, if it answered.
+    pub status: Option<i32>,
+    pub error: Option<String>,
+    pub duration_ms: i32,
+}
+
+/// One event on its way to one endpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Delivery {
+    pub id: i64,
+    pub webhook_id: i64,
+    pub event_id: i64,
+    pub event: String,
+    pub created_at: DateTime<Utc>,
+    /// `pending`, `delivered` or `failed` (gave up after the last retry).
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub attempt_log: Vec<Attempt>,
+}

@@ -1,0 +1,246 @@
+//! `Idempotency-Key` on POST, per organization: the first request with a key runs and its
+//! answer (status and body) is kept for 24 hours; a retry with the same key and the same
+//! request replays it, with another request is 422, and while the first still runs is 409.
+//! A retried request never creates a second reservation.
+//!
+//! The key is claimed (a row in state `running`) before the handler runs, so concurrent
+//! retries can't both run it. A 5xx answer releases the key, so the caller may retry it.
+//! If the process dies mid-request the key stays `running` until it expires: retries get 409
+//! rather than risk a duplicate, since the first request may have committed.
+
+use super::problem::Problem;
+use crate::http::{AppState, MAX_BODY_BYTES};
+use app::services::web::RequestAuth;
+use axum::{
+    body::{to_bytes, Body},
+    extract::{Request, State},
+    http::{header, HeaderValue, Method, StatusCode},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use sha2::{Digest, Sha256};
+
+pub const HEADER: &str = "idempotency-key";
+/// Kept at least this long, then purged.
+pub const RETENTION_HOURS: i64 = 24;
+/// Largest answer kept for replay.
+const MAX_STORED_BYTES: usize = 1024 * 1024;
+
+enum Claim {
+    Run,
+    Replay {
+        status: i16,
+        content_type: Option<String>,
+        body: Vec<u8>,
+    },
+    Running,
+    OtherRequest,
+}
+
+pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.method() != Method::POST {
+        return next.run(req).await;
+    }
+    let Some(raw) = req.headers().get(HEADER) else {
+        return next.run(req).await;
+    };
+    let key = match raw.to_str() {
+        Ok(k) if (1..=200).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()) => {
+            k.to_string()
+        }
+        _ => {
+            return Problem::bad_request(
+                "Idempotency-Key is 1 to 200 visible ASCII characters, e.g. a UUID",
+            )
+            .into_response()
+        }
+    };
+    // Unauthenticated requests are refused by the handler; nothing to remember.
+    let Some(org) = req
+        .extensions()
+        .get::<RequestAuth>()
+        .and_then(|a| a.principal.as_ref())
+        .map(|p| p.organization_id)
+    else {
+        return next.run(req).await;
+    };
+
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = to_bytes(body, MAX_BODY_BYTES).await else {
+        return Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "The body is too large",
+            format!(
+                "request bodies are limited to {} KiB",
+                MAX_BODY_BYTES / 1024
+            ),
+        )
+        .into_response();
+    };
+    let mut hasher = Sha256::new();
+    hasher.update(parts.uri.path().as_bytes());
+    hasher.update(b"?");
+    hasher.update(parts.uri.query().unwrap_or("").as_bytes());
+    hasher.update(b"\n");
+    hasher.update(&bytes);
+    let hash = hasher.finalize().to_vec();
+
+    match claim(&state.db, org, &key, &hash).await {
+        Err(e) => Problem::from(e).into_response(),
+        Ok(Claim::Running) => {
+            let mut res = Problem::new(
+                StatusCode::CONFLICT,
+                "idempotency-key-in-use",
+                "The first request with this key is still running",
+                "a request with this Idempotency-Key is still being processed; retry in a moment to get its answer",
+            )
+            .into_response();
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            res
+        }
+        Ok(Claim::OtherRequest) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency-key-reused",
+            "This Idempotency-Key belongs to another request",
+            "this Idempotency-Key was already used with a different request (path or body); use a new key for a new request",
+        )
+        .into_response(),
+        Ok(Claim::Replay {
+            status,
+            content_type,
+            body,
+        }) => replay(status, content_type, body),
+        Ok(Claim::Run) => {
+            let res = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+            finish(&state.db, org, &key, res).await
+        }
+    }
+}
+
+async fn claim(db: &sqlx::PgPool, org: i64, key: &str, hash: &[u8]) -> Result<Claim, sqlx::Error> {
+    // A key past its retention is gone, even if the purge has not run yet.
+    sqlx::query!(
+        "delete from idempotency_key where organization_id = $1 and key = $2 and created_at < now() - make_interval(hours => $3)",
+        org,
+        key,
+        RETENTION_HOURS as i32
+    )
+    .execute(db)
+    .await?;
+    let fresh = sqlx::query_scalar!(
+        r#"insert into idempotency_key (organization_id, key, request_hash, state)
+           values ($1, $2, $3, 'running')
+           on conflict do nothing returning 1 as "one!""#,
+        org,
+        key,
+        hash
+    )
+    .fetch_optional(db)
+    .await?;
+    if fresh.is_some() {
+        return Ok(Claim::Run);
+    }
+    let Some(row) = sqlx::query!(
+        "select request_hash, state, status, content_type, body from idempotency_key where organization_id = $1 and key = $2",
+        org,
+        key
+    )
+    .fetch_optional(db)
+    .await?
+    else {
+        // Released by a failed first attempt in between: this request may run.
+        return Box::pin(claim(db, org, key, hash)).await;
+    };
+    Ok(if row.request_hash != hash {
+        Claim::OtherRequest
+    } else if row.state == "running" {
+        Claim::Running
+    } else {
+        Claim::Replay {
+            status: row.status.unwrap_or(200),
+            content_type: row.content_type,
+            body: row.body.unwrap_or_default(),
+        }
+    })
+}
+
+/// Keeps the answer for replay (or releases the key after a 5xx) and returns it.
+async fn finish(db: &sqlx::PgPool, org: i64, key: &str, res: Response) -> Response {
+    let (parts, body) = res.into_parts();
+    let bytes = match to_bytes(body, MAX_STORED_BYTES).await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, "could not buffer an idempotent answer");
+            let _ = release(db, org, key).await;
+            return Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+                "the answer could not be recorded; retry with the same Idempotency-Key",
+            )
+            .into_response();
+        }
+    };
+    let stored = if parts.status.is_server_error() {
+        release(db, org, key).await
+    } else {
+        let content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        sqlx::query!(
+            r#"update idempotency_key set state = 'done', status = $3, content_type = $4, body = $5,
+                      completed_at = now()
+               where organization_id = $1 and key = $2"#,
+            org,
+            key,
+            parts.status.as_u16() as i16,
+            content_type,
+            bytes.as_ref()
+        )
+        .execute(db)
+        .await
+        .map(|_| ())
+    };
+    if let Err(e) = stored {
+        // The answer still goes out; a retry would get 409 until the key expires.
+        tracing::error!(error = %e, "could not record an idempotent answer");
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+async fn release(db: &sqlx::PgPool, org: i64, key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "delete from idempotency_key where organization_id = $1 and key = $2 and state = 'running'",
+        org,
+        key
+    )
+    .execute(db)
+    .await
+    .map(|_| ())
+}
+
+fn replay(status: i16, content_type: Option<String>, body: Vec<u8>) -> Response {
+    let mut res = Response::new(Body::from(body));
+    *res.status_mut() = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
+    if let Some(ct) = content_type.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        res.headers_mut().insert(header::CONTENT_TYPE, ct);
+    }
+    res.headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    res
+}
+
+/// Drops keys past their retention.
+pub async fn purge(db: &sqlx::PgPool) -> Result<u64, sqlx::Error> {
+    let r = sqlx::query!(
+        "delete from idempotency_key where created_at < now() - make_interval(hours => $1)",
+        RETENTION_HOURS as i32
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
