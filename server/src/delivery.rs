@@ -101,12 +101,14 @@ impl Worker {
     async fn dispatch(&self) -> Result<(), sqlx::Error> {
         sqlx::query!(
             r#"with batch as (
-                   select id, organization_id, kind from event_outbox
+                   select id, organization_id, kind, created_at from event_outbox
                    where dispatched_at is null order by id limit 500 for update skip locked),
                made as (
                    insert into webhook_delivery (endpoint_id, event_id)
                    select w.id, b.id from batch b
                    join webhook_endpoint w on w.organization_id = b.organization_id and b.kind = any(w.events)
+                       -- An endpoint hears of what happens after it was registered.
+                       and w.created_at <= b.created_at
                    on conflict do nothing)
                update event_outbox e set dispatched_at = now() from batch b where e.id = b.id"#
         )

@@ -86,7 +86,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .nest("/api/v1", crate::api::router(state.clone()))
         .route(
-            "/api/{*fn_name}",
+            // One segment: server functions live at /api/<name>, and /api/v1/... stays the JSON API's.
+            "/api/{fn_name}",
             post(server_fn_handler).get(server_fn_handler),
         )
         .leptos_routes_with_context(

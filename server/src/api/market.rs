@@ -231,7 +231,9 @@ pub async fn find_slot(
         return Err(ServiceError::Invalid(errors).into());
     }
     let (mut conn, pool) = visible_pool(&s, &p, id).await?;
-    let from = q.from.unwrap_or_else(Utc::now).max(Utc::now());
+    // Not before the pool's minimum lead time: a slot must be one that can be booked.
+    let earliest = Utc::now() + chrono::Duration::hours(pool.terms.min_lead_hours);
+    let from = q.from.unwrap_or(earliest).max(earliest);
     let start = availability::find_slot(&mut conn, &pool, q.units, q.hours, from, within).await?;
     Ok(Json(Slot {
         pool_id: id,

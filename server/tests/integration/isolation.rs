@@ -12,7 +12,7 @@ use serde_json::json;
 use sqlx::PgPool;
 
 /// Everything an organization owns, as text, to compare before and after.
-async fn fingerprint(db: &PgPool) -> String {
+pub async fn fingerprint(db: &PgPool) -> String {
     sqlx::query_scalar(
         r#"select concat_ws('#',
              (select string_agg(t::text, '|' order by id) from site t),
@@ -44,7 +44,7 @@ async fn org(db: &PgPool, name: &str) -> Org {
     Org { id, email }
 }
 
-fn site_input() -> SiteInput {
+pub fn site_input() -> SiteInput {
     SiteInput {
         name: "Hijacked".into(),
         country: "US".into(),

@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod api;
 mod auth;
 mod embedded_pg;
 mod http;

@@ -1,0 +1,760 @@
+//! The JSON API over real HTTP: the OpenAPI document, idempotent creation under concurrency,
+//! cursor pagination under concurrent inserts, rate limits, webhooks (outbox, signature,
+//! retries) and bad input on every kind of route.
+
+use crate::helpers::TestApp;
+use reqwest::Method;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use std::sync::{Arc, Mutex};
+
+const PW: &str = server::seed::DEMO_PASSWORD;
+
+/// A key for a demo organization, made through the browser's door.
+async fn key(app: &TestApp, email: &str, scopes: &[&str]) -> String {
+    let cookie = app.log_in(email, PW).await;
+    let mut form = vec![("name", "api-test")];
+    for s in scopes {
+        form.push((s, "on"));
+    }
+    let res = app.call("create_api_key", Some(&cookie), &form).await;
+    assert_eq!(res.status(), 200);
+    let v: Value = res.json().await.unwrap();
+    v["secret"].as_str().unwrap().to_string()
+}
+
+async fn json_of(res: reqwest::Response) -> (u16, Value) {
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// A request that fits: the earliest 4-hour slot for one node of the first GPU pool.
+async fn bookable(app: &TestApp, key: &str) -> Value {
+    let (_, pools) = json_of(
+        app.api(Method::GET, "/pools?limit=200", key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let pool = pools["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["kind"] == "gpu" && p["site_live"] == true)
+        .unwrap()["pool_id"]
+        .as_i64()
+        .unwrap();
+    let (status, slot) = json_of(
+        app.api(
+            Method::GET,
+            &format!("/pools/{pool}/slots?units=1&hours=24&within_days=365"),
+            key,
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{slot}");
+    json!({"pool_id": pool, "quantity": {"units": 1}, "start": slot["start"], "end": slot["end"]})
+}
+
+async fn count(db: &PgPool, table: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("select count(*) from {table}")))
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn the_openapi_document_describes_every_route(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let (status, doc) = json_of(
+        app.client
+            .get(app.url("/api/v1/openapi.json"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/api/v1/organization", "get"),
+        ("/api/v1/pools", "get"),
+        ("/api/v1/pools/{id}", "put"),
+        ("/api/v1/pools/{id}/availability", "get"),
+        ("/api/v1/pools/{id}/timeline", "get"),
+        ("/api/v1/pools/{id}/slots", "get"),
+        ("/api/v1/search", "get"),
+        ("/api/v1/quotes", "post"),
+        ("/api/v1/reservations", "post"),
+        ("/api/v1/reservations/{id}/cancel", "post"),
+        ("/api/v1/reservations/{id}/extend", "post"),
+        ("/api/v1/sites/{id}/pools", "post"),
+        ("/api/v1/blackouts/{id}", "delete"),
+        ("/api/v1/bookings", "get"),
+        ("/api/v1/webhooks", "post"),
+        ("/api/v1/webhooks/{id}/deliveries", "get"),
+    ] {
+        let op = &paths[path][method];
+        assert!(op.is_object(), "{method} {path} is not documented");
+        assert!(
+            op["responses"]["401"].is_object(),
+            "{method} {path} documents no 401"
+        );
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["api_key"]["scheme"],
+        "bearer"
+    );
+    assert!(doc["components"]["schemas"]["Problem"].is_object());
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn twenty_concurrent_posts_with_one_idempotency_key_make_one_reservation(db: PgPool) {
+    server::seed::seed(&db).await.unwrap();
+    let app = TestApp::spawn(db.clone()).await;
+    let key = key(&app, "ml@helixlabs.example", &["read", "reserve"]).await;
+    let body = bookable(&app, &key).await;
+    let before = count(&db, "reservation").await;
+
+    let posts = (0..20).map(|_| {
+        let req = app
+            .api(Method::POST, "/reservations", &key)
+            .header("idempotency-key", "order-7f3a")
+            .json(&body);
+        async move {
+            let res = req.send().await.unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    });
+    let answers = futures::future::join_all(posts).await;
+    assert_eq!(
+        count(&db, "reservation").await,
+        before + 1,
+        "exactly one reservation"
+    );
+    let created: Vec<&String> = answers
+        .iter()
+        .filter(|(s, _)| *s == 201)
+        .map(|(_, b)| b)
+        .collect();
+    assert!(!created.is_empty());
+    assert!(
+        created.iter().all(|b| *b == created[0]),
+        "every completed answer is identical"
+    );
+    assert!(
+        answers.iter().all(|(s, _)| *s == 201 || *s == 409),
+        "the rest were told to wait: {:?}",
+        answers.iter().map(|(s, _)| s).collect::<Vec<_>>()
+    );
+
+    // A later retry replays the first answer.
+    let res = app
+        .api(Method::POST, "/reservations", &key)
+        .header("idempotency-key", "order-7f3a")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.headers()["idempotent-replayed"], "true");
+    assert_eq!(&res.text().await.unwrap(), created[0]);
+    // The same key with another body is refused, and nothing is created.
+    let mut other = body.clone();
+    other["quantity"] = json!({"units": 2});
+    let (status, problem) = json_of(
+        app.api(Method::POST, "/reservations", &key)
+            .header("idempotency-key", "order-7f3a")
+            .json(&other)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert_eq!(problem["code"], "idempotency-key-reused");
+    assert_eq!(count(&db, "reservation").await, before + 1);
+    // Keys are per organization: another customer may use the same string.
+    let other_key = key_for_northwind(&app).await;
+    let res = app
+        .api(Method::POST, "/quotes", &other_key)
+        .header("idempotency-key", "order-7f3a")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+async fn key_for_northwind(app: &TestApp) -> String {
+    key(app, "infra@northwind.example", &["read", "reserve"]).await
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn cursor_pages_stay_stable_while_rows_are_inserted(db: PgPool) {
+    server::seed::seed(&db).await.unwrap();
+    let app = TestApp::spawn(db.clone()).await;
+    let key = key(&app, "ops@lonestarhash.example", &["read", "operate"]).await;
+    // Ten more sites for this operator.
+    let mut site = serde_json::to_value(crate::isolation::site_input()).unwrap();
+    for i in 0..10 {
+        site["name"] = json!(format!("Paging site {i}"));
+        let res = app
+            .api(Method::POST, "/sites", &key)
+            .json(&site)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+    }
+    let all: Vec<i64> = sqlx::query_scalar("select id from site where operator_id = (select id from organization where name = 'Lone Star Hash') order by id desc")
+        .fetch_all(&db)
+        .await
+        .unwrap();
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/sites?limit=3&cursor={c}"),
+            None => "/sites?limit=3".to_string(),
+        };
+        let (status, page) = json_of(app.api(Method::GET, &path, &key).send().await.unwrap()).await;
+        assert_eq!(status, 200, "{page}");
+        seen.extend(
+            page["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["id"].as_i64().unwrap()),
+        );
+        pages += 1;
+        // Someone lists another site between pages: it must not shift what follows.
+        site["name"] = json!(format!("Inserted meanwhile {pages}"));
+        app.api(Method::POST, "/sites", &key)
+            .json(&site)
+            .send()
+            .await
+            .unwrap();
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, all, "every site once, in order, none of the new ones");
+
+    for bad in [
+        "/sites?limit=0",
+        "/sites?limit=201",
+        "/sites?cursor=nonsense",
+        "/sites?limit=abc",
+    ] {
+        let (status, problem) =
+            json_of(app.api(Method::GET, bad, &key).send().await.unwrap()).await;
+        assert!(status == 400 || status == 422, "{bad}: {status}");
+        assert!(problem["detail"].as_str().is_some(), "{bad}: {problem}");
+    }
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn each_key_gets_its_rate_and_then_429_with_retry_after(db: PgPool) {
+    server::seed::seed(&db).await.unwrap();
+    let security = server::http::Security {
+        api_rate_per_minute: 5,
+        ..Default::default()
+    };
+    let app = TestApp::spawn_with(db, security).await;
+    let a = key(&app, "ml@helixlabs.example", &["read"]).await;
+    let b = key(&app, "infra@northwind.example", &["read"]).await;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(
+            app.api(Method::GET, "/organization", &a)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
+    }
+    // The minute may roll over mid-loop; at most one fresh window.
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let res = loop {
+        let res = app
+            .api(Method::GET, "/organization", &a)
+            .send()
+            .await
+            .unwrap();
+        if res.status() == 429 {
+            break res;
+        }
+    };
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry));
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    // Another key is counted separately.
+    assert_eq!(
+        app.api(Method::GET, "/organization", &b)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+/// A webhook receiver on a local port that records what it gets and answers `status`.
+async fn receiver(status: u16) -> (String, Arc<Mutex<Vec<(axum::http::HeaderMap, String)>>>) {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let sink = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().unwrap().push((headers, body));
+                axum::http::StatusCode::from_u16(status).unwrap()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/hook"), got)
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn webhooks_deliver_signed_events_written_with_the_change_and_retry_failures(db: PgPool) {
+    server::seed::seed(&db).await.unwrap();
+    let security = server::http::Security {
+        allow_private_webhooks: true,
+        ..Default::default()
+    };
+    let app = TestApp::spawn_with(db.clone(), security).await;
+    let key = key(&app, "ml@helixlabs.example", &["read", "reserve"]).await;
+    let (good_url, got) = receiver(200).await;
+    let (bad_url, bad_got) = receiver(500).await;
+    let mut secrets = Vec::new();
+    for url in [&good_url, &bad_url] {
+        let (status, made) = json_of(
+            app.api(Method::POST, "/webhooks", &key)
+                .json(&json!({"url": url, "events": ["reservation.created", "reservation.cancelled"]}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 201, "{made}");
+        secrets.push(made["secret"].as_str().unwrap().to_string());
+    }
+    // Events already in the outbox (the demo data) are not for endpoints made later.
+    let worker = server::delivery::Worker::new(db.clone(), true);
+    worker.round().await.unwrap();
+    assert!(got.lock().unwrap().is_empty());
+
+    let body = bookable(&app, &key).await;
+    let (status, r) = json_of(
+        app.api(Method::POST, "/reservations", &key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201);
+    // The event was written by the same transaction as the reservation.
+    let events: i64 = sqlx::query_scalar(
+        "select count(*) from event_outbox where kind = 'reservation.created' and (payload->>'reservation_id')::bigint = $1",
+    )
+    .bind(r["id"].as_i64().unwrap())
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(events, 2, "one for the customer, one for the operator");
+
+    assert_eq!(worker.round().await.unwrap(), 2);
+    let received = got.lock().unwrap().clone();
+    assert_eq!(received.len(), 1);
+    let (headers, payload) = &received[0];
+    let event: Value = serde_json::from_str(payload).unwrap();
+    assert_eq!(event["type"], "reservation.created");
+    assert_eq!(event["data"]["reservation_id"], r["id"]);
+    assert_eq!(headers["rigshift-event"], "reservation.created");
+    // The signature is HMAC-SHA256 over "<t>.<body>" with the endpoint's secret.
+    let sig = headers["rigshift-signature"].to_str().unwrap();
+    let t: i64 = sig
+        .split(',')
+        .next()
+        .unwrap()
+        .trim_start_matches("t=")
+        .parse()
+        .unwrap();
+    assert_eq!(
+        sig,
+        server::delivery::signature(&secrets[0], t, payload.as_bytes())
+    );
+    assert!((chrono::Utc::now().timestamp() - t).abs() < 60);
+    assert_eq!(bad_got.lock().unwrap().len(), 1);
+
+    // Listed with their attempts: delivered, and pending with a retry scheduled.
+    let ids: Vec<i64> = sqlx::query_scalar("select id from webhook_endpoint order by id")
+        .fetch_all(&db)
+        .await
+        .unwrap();
+    let (_, page) = json_of(
+        app.api(
+            Method::GET,
+            &format!("/webhooks/{}/deliveries", ids[0]),
+            &key,
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(page["data"][0]["status"], "delivered");
+    assert_eq!(page["data"][0]["attempt_log"][0]["status"], 200);
+    let (_, page) = json_of(
+        app.api(
+            Method::GET,
+            &format!("/webhooks/{}/deliveries", ids[1]),
+            &key,
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    let failing = &page["data"][0];
+    assert_eq!(failing["status"], "pending");
+    assert_eq!(failing["attempts"], 1);
+    assert_eq!(failing["attempt_log"][0]["status"], 500);
+    let next: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(failing["next_attempt_at"].clone()).unwrap();
+    assert!(
+        next > chrono::Utc::now() + chrono::Duration::seconds(20),
+        "backs off ~30 s"
+    );
+
+    // Not due yet: nothing is sent; once due, it is retried.
+    assert_eq!(worker.round().await.unwrap(), 0);
+    sqlx::query("update webhook_delivery set next_attempt_at = now() where delivered_at is null")
+        .execute(&db)
+        .await
+        .unwrap();
+    assert_eq!(worker.round().await.unwrap(), 1);
+    assert_eq!(bad_got.lock().unwrap().len(), 2);
+    let attempts: i32 =
+        sqlx::query_scalar("select attempts from webhook_delivery where delivered_at is null")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(attempts, 2);
+
+    // Another organization can't see these endpoints.
+    let other = key_for_northwind(&app).await;
+    let res = app
+        .api(
+            Method::GET,
+            &format!("/webhooks/{}/deliveries", ids[0]),
+            &other,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn webhooks_refuse_private_addresses_unless_allowed(db: PgPool) {
+    server::seed::seed(&db).await.unwrap();
+    let app = TestApp::spawn(db.clone()).await;
+    let key = key(&app, "ml@helixlabs.example", &["read", "reserve"]).await;
+    for (url, events) in [
+        ("http://example.com/hook", json!(["reservation.created"])),
+        ("ftp://example.com", json!(["reservation.created"])),
+        (
+            "https://user:pw@example.com/",
+            json!(["reservation.created"]),
+        ),
+        ("https://example.com/hook", json!([])),
+        ("https://example.com/hook", json!(["everything"])),
+    ] {
+        let res = app
+            .api(Method::POST, "/webhooks", &key)
+            .json(&json!({"url": url, "events": events}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 422, "{url} {events}");
+    }
+    assert_eq!(count(&db, "webhook_endpoint").await, 0);
+    // An https endpoint on a private address is accepted but never contacted.
+    let (status, _) = json_of(
+        app.api(Method::POST, "/webhooks", &key)
+            .json(&json!({"url": "https://127.0.0.1:9/hook", "events": ["reservation.created"]}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let body = bookable(&app, &key).await;
+    app.api(Method::POST, "/reservations", &key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let worker = server::delivery::Worker::new(db.clone(), false);
+    worker.round().await.unwrap();
+    let error: String = sqlx::query_scalar("select last_error from webhook_delivery")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert!(error.contains("private address"), "{error}");
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn bad_input_gets_a_specific_problem_document_and_changes_nothing(db: PgPool) {
+    server::seed::seed(&db).await.unwrap();
+    let app = TestApp::spawn(db.clone()).await;
+    let customer = key(&app, "ml@helixlabs.example", &["read", "reserve"]).await;
+    let operator = key(&app, "ops@lonestarhash.example", &["read", "operate"]).await;
+    let good = bookable(&app, &customer).await;
+    let before = crate::isolation::fingerprint(&db).await;
+
+    let mut cases: Vec<(&str, &String, Method, String, Option<Value>, u16)> = Vec::new();
+    let with = |k: &str, v: Value| {
+        let mut b = good.clone();
+        b[k] = v;
+        b
+    };
+    let end_before_start = with("end", good["start"].clone());
+    let mut swapped = good.clone();
+    swapped["start"] = good["end"].clone();
+    swapped["end"] = good["start"].clone();
+    cases.push((
+        "missing field",
+        &customer,
+        Method::POST,
+        "/reservations".into(),
+        Some(json!({"pool_id": good["pool_id"]})),
+        422,
+    ));
+    cases.push((
+        "wrong type",
+        &customer,
+        Method::POST,
+        "/reservations".into(),
+        Some(with("pool_id", json!("seven"))),
+        422,
+    ));
+    cases.push((
+        "negative units",
+        &customer,
+        Method::POST,
+        "/reservations".into(),
+        Some(with("quantity", json!({"units": -3}))),
+        422,
+    ));
+    cases.push((
+        "absurd units",
+        &customer,
+        Method::POST,
+        "/reservations".into(),
+        Some(with("quantity", json!({"units": 1_000_000_000}))),
+        422,
+    ));
+    cases.push((
+        "zero-length window",
+        &customer,
+        Method::POST,
+        "/reservations".into(),
+        Some(end_before_start),
+        422,
+    ));
+    cases.push((
+        "end before start",
+        &customer,
+        Method::POST,
+        "/reservations".into(),
+        Some(swapped),
+        422,
+    ));
+    cases.push((
+        "not on the hour",
+        &customer,
+        Method::POST,
+        "/reservations".into(),
+        Some(with("start", json!("2031-01-01T10:30:00Z"))),
+        422,
+    ));
+    cases.push((
+        "unknown pool",
+        &customer,
+        Method::POST,
+        "/reservations".into(),
+        Some(with("pool_id", json!(999_999))),
+        404,
+    ));
+    cases.push((
+        "unknown reservation",
+        &customer,
+        Method::POST,
+        "/reservations/999999/cancel".into(),
+        None,
+        404,
+    ));
+    cases.push((
+        "id not a number",
+        &customer,
+        Method::GET,
+        "/reservations/abc".into(),
+        None,
+        404,
+    ));
+    cases.push((
+        "extend to the past",
+        &customer,
+        Method::POST,
+        "/reservations/999999/extend".into(),
+        Some(json!({"end": "not a date"})),
+        422,
+    ));
+    cases.push((
+        "bad site",
+        &operator,
+        Method::POST,
+        "/sites".into(),
+        Some(json!({"name": ""})),
+        422,
+    ));
+    cases.push((
+        "negative interconnect",
+        &operator,
+        Method::POST,
+        "/sites".into(),
+        Some({
+            let mut s = serde_json::to_value(crate::isolation::site_input()).unwrap();
+            s["interconnect_kw"] = json!(-5);
+            s
+        }),
+        422,
+    ));
+    cases.push(("blackout end before start", &operator, Method::POST, "/blackouts".into(), Some(json!({
+        "pool_id": 1, "start": "2031-01-02T00:00:00Z", "end": "2031-01-01T00:00:00Z", "units": "all"})), 422));
+    cases.push((
+        "unknown blackout",
+        &operator,
+        Method::DELETE,
+        "/blackouts/999999".into(),
+        None,
+        404,
+    ));
+    cases.push((
+        "timeline without range",
+        &customer,
+        Method::GET,
+        format!("/pools/{}/timeline", good["pool_id"]),
+        None,
+        400,
+    ));
+    cases.push((
+        "slot with zero hours",
+        &customer,
+        Method::GET,
+        format!("/pools/{}/slots?units=1&hours=0", good["pool_id"]),
+        None,
+        422,
+    ));
+    cases.push((
+        "search with both gpus and kw",
+        &customer,
+        Method::GET,
+        "/search?hours=24&gpus=8&kw=100".into(),
+        None,
+        422,
+    ));
+    cases.push((
+        "unknown route",
+        &customer,
+        Method::GET,
+        "/nothing-here".into(),
+        None,
+        404,
+    ));
+    cases.push((
+        "wrong method",
+        &customer,
+        Method::DELETE,
+        "/reservations".into(),
+        None,
+        405,
+    ));
+
+    for (what, key, method, path, body, expected) in cases {
+        let mut req = app.api(method.clone(), &path, key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let content_type = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let problem: Value = res.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, expected, "{what}: {method} {path} → {problem}");
+        assert_eq!(content_type, "application/problem+json", "{what}");
+        assert_eq!(problem["status"], expected, "{what}");
+        assert!(
+            problem["detail"].as_str().is_some_and(|d| d.len() > 10),
+            "{what}: {problem}"
+        );
+    }
+    // Not JSON at all, and oversized bodies.
+    let res = app
+        .api(Method::POST, "/reservations", &customer)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let res = app
+        .api(Method::POST, "/reservations", &customer)
+        .header("content-type", "text/plain")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 415);
+    let res = app
+        .api(Method::POST, "/reservations", &customer)
+        .header("content-type", "application/json")
+        .body(format!(
+            "{{\"pad\": \"{}\"}}",
+            "x".repeat(server::http::MAX_BODY_BYTES)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+    assert_eq!(
+        crate::isolation::fingerprint(&db).await,
+        before,
+        "nothing changed"
+    );
+}
