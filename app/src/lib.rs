@@ -95,6 +95,7 @@ pub fn App() -> impl IntoView {
                 </A>
                 <nav aria-label="Main">
                     <A href="/">"Market"</A>
+                    <A href="/developers">"API"</A>
                     <Transition fallback=|| ()>
                         {move || Suspend::new(async move {
                             match auth.user.await {
@@ -119,6 +120,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/reservations") view=pages::reservations::ReservationsPage ssr=SsrMode::Async/>
                     <Route path=path!("/operator") view=pages::operator::OperatorPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin") view=pages::admin::AdminPage ssr=SsrMode::Async/>
+                    <Route path=path!("/webhooks") view=pages::webhooks::WebhooksPage ssr=SsrMode::Async/>
+                    <Route path=path!("/developers") view=pages::developers::DevelopersPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
             <footer class="footer">

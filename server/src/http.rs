@@ -94,8 +94,8 @@ pub fn router(state: AppState) -> Router {
             &state,
             routes,
             {
-                let db = state.db.clone();
-                move || provide_context(db.clone())
+                let state = state.clone();
+                move || provide_app_context(&state)
             },
             {
                 let options = state.leptos_options.clone();
@@ -142,7 +142,16 @@ pub fn router(state: AppState) -> Router {
 
 /// Server functions get the database pool in their reactive context.
 async fn server_fn_handler(State(state): State<AppState>, req: Request<Body>) -> impl IntoResponse {
-    handle_server_fns_with_context(move || provide_context(state.db.clone()), req).await
+    handle_server_fns_with_context(move || provide_app_context(&state), req).await
+}
+
+/// What pages and server functions find in their reactive context.
+fn provide_app_context(state: &AppState) {
+    provide_context(state.db.clone());
+    provide_context(app::pages::developers::ApiDocument(crate::api::doc::json()));
+    provide_context(app::pages::webhooks::WebhookPolicy {
+        allow_private: state.security.allow_private_webhooks,
+    });
 }
 
 /// 200 when the database answers within two seconds, 503 otherwise.

@@ -117,6 +117,7 @@ fn Account(user: CurrentUser) -> impl IntoView {
             <div><dt>"Role"</dt><dd>{user.kind.label()}{user.platform_admin.then_some(" · platform administrator")}</dd></div>
         </dl>
         <ApiKeys user=user.clone()/>
+        <p><a href="/webhooks">"Webhooks"</a> " · " <a href="/developers">"API reference"</a></p>
         <PasswordForm/>
     }
 }

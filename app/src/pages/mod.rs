@@ -2,8 +2,10 @@
 
 pub mod account;
 pub mod admin;
+pub mod developers;
 pub mod home;
 pub mod login;
 pub mod not_found;
 pub mod operator;
 pub mod reservations;
+pub mod webhooks;

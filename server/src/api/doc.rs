@@ -33,6 +33,8 @@ Each key may make a limited number of requests a minute (429 with `Retry-After` 
         operations::list_bookings,
         webhooks::list, webhooks::create, webhooks::delete, webhooks::deliveries,
     ),
+    // Enums used only in query parameters are not collected from the paths.
+    components(schemas(app::services::search::SearchSort, app::market::PoolKind)),
     modifiers(&KeyAuth),
     tags(
         (name = "organization", description = "Who is calling"),

@@ -44,6 +44,15 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     let Some(raw) = req.headers().get(HEADER) else {
         return next.run(req).await;
     };
+    // Unauthenticated requests are refused by the handler; nothing to remember.
+    let Some(org) = req
+        .extensions()
+        .get::<RequestAuth>()
+        .and_then(|a| a.principal.as_ref())
+        .map(|p| p.organization_id)
+    else {
+        return next.run(req).await;
+    };
     let key = match raw.to_str() {
         Ok(k) if (1..=200).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()) => {
             k.to_string()
@@ -55,16 +64,6 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
             .into_response()
         }
     };
-    // Unauthenticated requests are refused by the handler; nothing to remember.
-    let Some(org) = req
-        .extensions()
-        .get::<RequestAuth>()
-        .and_then(|a| a.principal.as_ref())
-        .map(|p| p.organization_id)
-    else {
-        return next.run(req).await;
-    };
-
     let (parts, body) = req.into_parts();
     let Ok(bytes) = to_bytes(body, MAX_BODY_BYTES).await else {
         return Problem::new(

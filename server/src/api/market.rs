@@ -320,6 +320,25 @@ pub async fn search(
         .position()?
         .unwrap_or(0),
     };
+    let mut errors = Vec::new();
+    if !(1..=8760).contains(&q.hours) {
+        errors.push(field("hours", "hours is between 1 and 8,760 (a year)"));
+    }
+    if q.within_days.is_some_and(|d| !(1..=365).contains(&d)) {
+        errors.push(field("within_days", "within_days is between 1 and 365"));
+    }
+    if q.gpus.is_some_and(|g| !(1..=1_000_000).contains(&g)) {
+        errors.push(field("gpus", "gpus is between 1 and 1,000,000"));
+    }
+    if q.kw.is_some_and(|k| !(1..=10_000_000).contains(&k)) {
+        errors.push(field("kw", "kw is between 1 and 10,000,000"));
+    }
+    if q.max_price_cents.is_some_and(|c| c < 1) {
+        errors.push(field("max_price_cents", "max_price_cents is at least 1"));
+    }
+    if !errors.is_empty() {
+        return Err(ServiceError::Invalid(errors).into());
+    }
     let quantity = match (q.gpus, q.kw) {
         (Some(_), Some(_)) => {
             return Err(ServiceError::invalid("gpus", "ask for gpus or kw, not both").into())

@@ -79,7 +79,7 @@ async fn no_such_route() -> Problem {
         StatusCode::NOT_FOUND,
         "no-such-route",
         "No such route",
-        "there is no API route at this path; see /api/v1/openapi.json or the API reference at /api",
+        "there is no API route at this path; see /api/v1/openapi.json or the API reference at /developers",
     )
 }
 

@@ -100,7 +100,7 @@ pub async fn get_site(
 
 /// Lists a new site. Send an `Idempotency-Key` to retry safely.
 #[utoipa::path(post, path = "/api/v1/sites", tag = "operations", request_body = SiteInput,
-    params(("Idempotency-Key" = Option<String>, Header, description = "A unique key per intended site; a retry with the same key and body replays the first answer")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "A unique key per intended site; a retry with the same key and body replays the first answer", min_length = 1, max_length = 200, pattern = "^[!-~]+$")),
     security(("api_key" = ["operate"])),
     responses(
         (status = 201, description = "The new site", body = OperatorSite),
@@ -161,7 +161,7 @@ pub struct Created {
 /// firm load than the interconnect carries is refused.
 #[utoipa::path(post, path = "/api/v1/sites/{id}/pools", tag = "operations", request_body = PoolInput,
     params(("id" = i64, Path, description = "Site id", minimum = 1),
-           ("Idempotency-Key" = Option<String>, Header, description = "A unique key per intended pool")),
+           ("Idempotency-Key" = Option<String>, Header, description = "A unique key per intended pool", min_length = 1, max_length = 200, pattern = "^[!-~]+$")),
     security(("api_key" = ["operate"])),
     responses(
         (status = 201, description = "The new pool's id", body = Created),
@@ -252,7 +252,7 @@ pub struct NewBlackout {
 /// Takes units out of sale for maintenance. Refused, with the reservations in the way, when
 /// the units are booked.
 #[utoipa::path(post, path = "/api/v1/blackouts", tag = "operations", request_body = NewBlackout,
-    params(("Idempotency-Key" = Option<String>, Header, description = "A unique key per intended blackout")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "A unique key per intended blackout", min_length = 1, max_length = 200, pattern = "^[!-~]+$")),
     security(("api_key" = ["operate"])),
     responses(
         (status = 201, description = "The blackout's id", body = Created),

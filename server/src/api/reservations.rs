@@ -41,7 +41,7 @@ pub async fn quote(
 /// Reserves capacity: settles the request against the pool's availability, all or nothing,
 /// at the quoted price. Send an `Idempotency-Key` to retry safely.
 #[utoipa::path(post, path = "/api/v1/reservations", tag = "reservations", request_body = BookingRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "A unique key per intended reservation (at most 200 characters); a retry with the same key and body replays the first answer")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "A unique key per intended reservation (at most 200 characters); a retry with the same key and body replays the first answer", min_length = 1, max_length = 200, pattern = "^[!-~]+$")),
     security(("api_key" = ["reserve"])),
     responses(
         (status = 201, description = "The reservation", body = Reservation),

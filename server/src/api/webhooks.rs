@@ -45,7 +45,7 @@ pub async fn list(
 /// Registers an endpoint for some events. Its signing secret is in this answer only.
 /// Needs `reserve` or `operate` (a key that may change something may subscribe to changes).
 #[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks", request_body = NewWebhook,
-    params(("Idempotency-Key" = Option<String>, Header, description = "A unique key per intended endpoint")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "A unique key per intended endpoint", min_length = 1, max_length = 200, pattern = "^[!-~]+$")),
     security(("api_key" = ["reserve"]), ("api_key" = ["operate"])),
     responses(
         (status = 201, description = "The endpoint and its secret", body = CreatedWebhook),

@@ -524,6 +524,9 @@ async fn webhooks_refuse_private_addresses_unless_allowed(db: PgPool) {
     assert!(error.contains("private address"), "{error}");
 }
 
+/// What is tried, with which key, how, and the status it must get.
+type Case<'a> = (&'a str, &'a String, Method, String, Option<Value>, u16);
+
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn bad_input_gets_a_specific_problem_document_and_changes_nothing(db: PgPool) {
     server::seed::seed(&db).await.unwrap();
@@ -533,7 +536,7 @@ async fn bad_input_gets_a_specific_problem_document_and_changes_nothing(db: PgPo
     let good = bookable(&app, &customer).await;
     let before = crate::isolation::fingerprint(&db).await;
 
-    let mut cases: Vec<(&str, &String, Method, String, Option<Value>, u16)> = Vec::new();
+    let mut cases: Vec<Case> = Vec::new();
     let with = |k: &str, v: Value| {
         let mut b = good.clone();
         b[k] = v;

@@ -1,0 +1,198 @@
+//! Webhooks in the browser: register endpoints for events, see every delivery with its
+//! attempts, delete endpoints. The same services back `/api/v1/webhooks`.
+
+use crate::components::{clean_error, FormResult, LocalTime, SignedIn};
+use crate::webhook::{CreatedWebhook, Delivery, Webhook, EVENTS};
+use leptos::form::ActionForm;
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+#[server(endpoint = "webhooks")]
+pub async fn webhooks() -> Result<Vec<Webhook>, ServerFnError> {
+    use crate::services::{web, webhooks};
+    let p = web::principal()?;
+    webhooks::list(&web::db()?, p.organization_id, None, 100)
+        .await
+        .map_err(web::fail)
+}
+
+/// Each event is a checkbox (posted as "on" when ticked).
+#[server(endpoint = "create_webhook")]
+pub async fn create_webhook(
+    url: String,
+    reservation_created: Option<String>,
+    reservation_cancelled: Option<String>,
+    reservation_started: Option<String>,
+    reservation_completed: Option<String>,
+    blackout_created: Option<String>,
+    capacity_changed: Option<String>,
+) -> Result<CreatedWebhook, ServerFnError> {
+    use crate::services::{web, webhooks};
+    let p = web::principal()?;
+    p.person().map_err(web::fail)?;
+    let ticked = [
+        reservation_created,
+        reservation_cancelled,
+        reservation_started,
+        reservation_completed,
+        blackout_created,
+        capacity_changed,
+    ];
+    let events: Vec<String> = EVENTS
+        .iter()
+        .zip(ticked)
+        .filter_map(|(e, on)| on.map(|_| e.to_string()))
+        .collect();
+    let allow_plain = use_context::<WebhookPolicy>().is_some_and(|w| w.allow_private);
+    webhooks::create(&web::db()?, p.organization_id, &url, &events, allow_plain)
+        .await
+        .map_err(web::fail)
+}
+
+#[server(endpoint = "delete_webhook")]
+pub async fn delete_webhook(id: i64) -> Result<(), ServerFnError> {
+    use crate::services::{web, webhooks};
+    let p = web::principal()?;
+    p.person().map_err(web::fail)?;
+    webhooks::delete(&web::db()?, p.organization_id, id)
+        .await
+        .map_err(web::fail)
+}
+
+#[server(endpoint = "webhook_deliveries")]
+pub async fn webhook_deliveries() -> Result<Vec<Delivery>, ServerFnError> {
+    use crate::services::{web, webhooks};
+    let p = web::principal()?;
+    webhooks::deliveries(&web::db()?, p.organization_id, None, None, 50)
+        .await
+        .map_err(web::fail)
+}
+
+/// Whether webhooks may point at plain http:// and private addresses (a server setting,
+/// provided to server functions by the server).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WebhookPolicy {
+    pub allow_private: bool,
+}
+
+#[component]
+pub fn WebhooksPage() -> impl IntoView {
+    view! {
+        <Title text="Webhooks"/>
+        <SignedIn next="/webhooks" page=|_| view! { <Webhooks/> }.into_any()/>
+    }
+}
+
+#[component]
+fn Webhooks() -> impl IntoView {
+    let create = ServerAction::<CreateWebhook>::new();
+    let delete = ServerAction::<DeleteWebhook>::new();
+    let list = Resource::new(
+        move || (create.version().get(), delete.version().get()),
+        |_| webhooks(),
+    );
+    let deliveries = Resource::new(
+        move || (create.version().get(), delete.version().get()),
+        |_| webhook_deliveries(),
+    );
+    view! {
+        <h1>"Webhooks"</h1>
+        <p class="muted">
+            "Rigshift POSTs each event as JSON to your endpoints, signed: "
+            <code>"Rigshift-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">"</code>
+            " with the endpoint's secret. Failed deliveries are retried with backoff (30 s, doubling, 8 attempts)."
+        </p>
+        <section class="panel" aria-labelledby="new-hook">
+            <h2 id="new-hook">"Add an endpoint"</h2>
+            <ActionForm action=create attr:class="stack-form" attr:data-testid="webhook-form">
+                <label>"URL"
+                    <input type="url" name="url" required maxlength="2000" placeholder="https://example.com/rigshift-events"/>
+                </label>
+                <fieldset>
+                    <legend>"Events"</legend>
+                    {EVENTS.iter().map(|e| {
+                        let name = e.replace('.', "_");
+                        view! { <label class="choice"><input type="checkbox" name=name/>" " <code>{*e}</code></label> }
+                    }).collect_view()}
+                </fieldset>
+                <button type="submit" class="button" disabled=move || create.pending().get()>"Add endpoint"</button>
+            </ActionForm>
+            {move || match create.value().get() {
+                Some(Ok(made)) => view! {
+                    <div class="secret-box" role="status" data-testid="new-webhook">
+                        <p><strong>"Copy the signing secret now: it will not be shown again."</strong></p>
+                        <code data-testid="new-webhook-secret">{made.secret}</code>
+                    </div>
+                }.into_any(),
+                Some(Err(e)) => view! { <p class="form-error" role="alert">{clean_error(&e.to_string())}</p> }.into_any(),
+                None => ().into_any(),
+            }}
+        </section>
+        <section aria-labelledby="hooks-title">
+            <h2 id="hooks-title">"Endpoints"</h2>
+            <FormResult value=move || delete.value().get() ok="Endpoint deleted; its pending deliveries were dropped."/>
+            <Transition fallback=|| view! { <p class="loading">"Loading endpoints…"</p> }>
+                {move || Suspend::new(async move {
+                    match list.await {
+                        Ok(l) if l.is_empty() => view! { <p class="empty-state" data-testid="no-webhooks">"No endpoints yet."</p> }.into_any(),
+                        Ok(l) => view! {
+                            <div class="table-scroll"><table class="data-table" data-testid="webhook-table">
+                                <thead><tr><th scope="col">"URL"</th><th scope="col">"Events"</th><th scope="col">"Added"</th><th scope="col"></th></tr></thead>
+                                <tbody>{l.into_iter().map(|w| view! {
+                                    <tr>
+                                        <td><code>{w.url}</code></td>
+                                        <td data-label="Events">{w.events.join(", ")}</td>
+                                        <td data-label="Added"><LocalTime at=w.created_at/></td>
+                                        <td><ActionForm action=delete attr:class="inline-form">
+                                            <input type="hidden" name="id" value=w.id/>
+                                            <button type="submit" class="button secondary small">"Delete"</button>
+                                        </ActionForm></td>
+                                    </tr>
+                                }).collect_view()}</tbody>
+                            </table></div>
+                        }.into_any(),
+                        Err(e) => view! { <p class="form-error" role="alert">{clean_error(&e.to_string())}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+        <section aria-labelledby="deliveries-title">
+            <h2 id="deliveries-title">"Recent deliveries"</h2>
+            <Transition fallback=|| view! { <p class="loading">"Loading deliveries…"</p> }>
+                {move || Suspend::new(async move {
+                    match deliveries.await {
+                        Ok(l) if l.is_empty() => view! { <p class="empty-state">"Nothing delivered yet. Events appear here as they happen."</p> }.into_any(),
+                        Ok(l) => view! { <DeliveryTable deliveries=l/> }.into_any(),
+                        Err(e) => view! { <p class="form-error" role="alert">{clean_error(&e.to_string())}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn DeliveryTable(deliveries: Vec<Delivery>) -> impl IntoView {
+    view! {
+        <div class="table-scroll"><table class="data-table" data-testid="delivery-table">
+            <thead><tr><th scope="col">"Event"</th><th scope="col">"Status"</th><th scope="col" class="num">"Attempts"</th>
+                <th scope="col">"Attempt log"</th><th scope="col">"Next attempt"</th></tr></thead>
+            <tbody>{deliveries.into_iter().map(|d| view! {
+                <tr>
+                    <td><code>{d.event.clone()}</code><div class="muted small">"event " {d.event_id} " · endpoint " {d.webhook_id}</div></td>
+                    <td data-label="Status"><span class=format!("tag tag-{}", d.status)>{d.status.clone()}</span></td>
+                    <td class="num" data-label="Attempts">{d.attempts}</td>
+                    <td data-label="Attempt log"><ul class="attempts">
+                        {d.attempt_log.into_iter().map(|a| view! {
+                            <li><LocalTime at=a.at/> " — "
+                                {a.status.map(|s| format!("HTTP {s}")).unwrap_or_else(|| "no answer".into())}
+                                {a.error.map(|e| format!(" ({e})"))}
+                                " · " {a.duration_ms} " ms"</li>
+                        }).collect_view()}
+                    </ul></td>
+                    <td data-label="Next attempt">{match d.next_attempt_at { Some(t) => view! { <LocalTime at=t/> }.into_any(), None => "—".into_any() }}</td>
+                </tr>
+            }).collect_view()}</tbody>
+        </table></div>
+    }
+}
