@@ -229,22 +229,31 @@ async fn generate_market(db: &PgPool) {
     ];
     // One transaction, with the all-or-nothing trigger paused for this trusted bulk load
     // (the rows are consistent by construction: one unit per one-unit reservation); a
-    // million deferred checks at commit would take longer than the load itself.
+    // million deferred checks at commit would take longer than the load itself. Generated
+    // history announces nothing, so the webhook outbox triggers are paused too.
     let mut tx = db.begin().await.unwrap();
-    sqlx::query("alter table reservation disable trigger reservation_fully_allocated")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    for sql in [
+        "alter table reservation disable trigger reservation_fully_allocated",
+        "alter table reservation disable trigger reservation_outbox",
+        "alter table capacity_pool disable trigger capacity_pool_outbox",
+        "alter table availability_window disable trigger availability_window_outbox",
+    ] {
+        sqlx::query(sql).execute(&mut *tx).await.unwrap();
+    }
     for sql in statements {
         sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
             .execute(&mut *tx)
             .await
             .unwrap();
     }
-    sqlx::query("alter table reservation enable trigger reservation_fully_allocated")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    for sql in [
+        "alter table reservation enable trigger reservation_fully_allocated",
+        "alter table reservation enable trigger reservation_outbox",
+        "alter table capacity_pool enable trigger capacity_pool_outbox",
+        "alter table availability_window enable trigger availability_window_outbox",
+    ] {
+        sqlx::query(sql).execute(&mut *tx).await.unwrap();
+    }
     tx.commit().await.unwrap();
     sqlx::query("analyze").execute(db).await.unwrap();
 }
