@@ -28,7 +28,7 @@ Each key may make a limited number of requests a minute (429 with `Retry-After` 
         reservations::quote, reservations::create, reservations::list, reservations::get,
         reservations::cancel, reservations::extend,
         operations::list_sites, operations::get_site, operations::create_site, operations::update_site,
-        operations::create_pool, operations::update_pool,
+        operations::create_pool, operations::update_pool, operations::open_window,
         operations::list_blackouts, operations::create_blackout, operations::delete_blackout,
         operations::list_bookings,
         webhooks::list, webhooks::create, webhooks::delete, webhooks::deliveries,

@@ -38,6 +38,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/pools/{id}/availability", get(market::availability))
         .route("/pools/{id}/timeline", get(market::timeline))
         .route("/pools/{id}/slots", get(market::find_slot))
+        .route("/pools/{id}/windows", post(operations::open_window))
         .route("/search", get(market::search))
         .route("/quotes", post(reservations::quote))
         .route(

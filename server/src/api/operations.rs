@@ -318,3 +318,39 @@ pub async fn list_bookings(
     let items = operations::bookings(&s.db, me, page.position()?, limit + 1).await?;
     Ok(Json(Page::of(items, limit, |x| x.id)))
 }
+
+#[derive(Deserialize, ToSchema)]
+pub struct NewWindow {
+    /// Start, RFC 3339, whole hour in UTC.
+    pub start: DateTime<Utc>,
+    /// End (exclusive), RFC 3339, whole hour in UTC.
+    pub end: DateTime<Utc>,
+}
+
+/// Puts a pool on sale for a window (availability). Windows of a pool never overlap.
+#[utoipa::path(post, path = "/api/v1/pools/{id}/windows", tag = "operations", request_body = NewWindow,
+    params(("id" = i64, Path, description = "Pool id", minimum = 1),
+           ("Idempotency-Key" = Option<String>, Header, description = "A unique key per intended window", min_length = 1, max_length = 200, pattern = "^[!-~]+$")),
+    security(("api_key" = ["operate"])),
+    responses(
+        (status = 201, description = "The window's id", body = Created),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an operator organization, or no `operate` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such pool of this organization", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Overlaps a window of the pool, or the same Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid window", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit reached", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn open_window(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Id(pool_id): Id,
+    Body(w): Body<NewWindow>,
+) -> ApiResult<(StatusCode, Json<Created>)> {
+    let me = p.operator(Scope::Operate)?;
+    let id = catalog::open_window(&s.db, me, pool_id, w.start, w.end).await?;
+    Ok((StatusCode::CREATED, Json(Created { id })))
+}

@@ -761,3 +761,247 @@ async fn bad_input_gets_a_specific_problem_document_and_changes_nothing(db: PgPo
         "nothing changed"
     );
 }
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn every_route_does_its_job_for_its_owner(db: PgPool) {
+    server::seed::seed(&db).await.unwrap();
+    let app = TestApp::spawn(db.clone()).await;
+    let operator = key(&app, "ops@lonestarhash.example", &["read", "operate"]).await;
+    let customer = key(&app, "ml@helixlabs.example", &["read", "reserve"]).await;
+    let call = |method: Method, path: String, key: &String, body: Option<Value>| {
+        let mut req = app.api(method, &path, key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        async move { json_of(req.send().await.unwrap()).await }
+    };
+
+    // Operator: a site, a power pool on it, a price change, a blackout.
+    let mut site = serde_json::to_value(crate::isolation::site_input()).unwrap();
+    site["name"] = json!("Tour site");
+    let (s, created) = call(Method::POST, "/sites".into(), &operator, Some(site.clone())).await;
+    assert_eq!(s, 201, "{created}");
+    let site_id = created["id"].as_i64().unwrap();
+    site["pue"] = json!(1.15);
+    let (s, updated) = call(
+        Method::PUT,
+        format!("/sites/{site_id}"),
+        &operator,
+        Some(site),
+    )
+    .await;
+    assert_eq!((s, updated["pue"].as_f64()), (200, Some(1.15)));
+    let (s, got) = call(Method::GET, format!("/sites/{site_id}"), &operator, None).await;
+    assert_eq!((s, got["name"].as_str()), (200, Some("Tour site")));
+    let mut pool = serde_json::to_value(crate::isolation::pool_input()).unwrap();
+    pool["unit_count"] = json!(4);
+    let (s, made) = call(
+        Method::POST,
+        format!("/sites/{site_id}/pools"),
+        &operator,
+        Some(pool.clone()),
+    )
+    .await;
+    assert_eq!(s, 201, "{made}");
+    let pool_id = made["id"].as_i64().unwrap();
+    pool["price_cents"] = json!(12_345);
+    let (s, _) = call(
+        Method::PUT,
+        format!("/pools/{pool_id}"),
+        &operator,
+        Some(pool.clone()),
+    )
+    .await;
+    assert_eq!(s, 200);
+    pool["unit_count"] = json!(5);
+    let (s, p) = call(
+        Method::PUT,
+        format!("/pools/{pool_id}"),
+        &operator,
+        Some(pool),
+    )
+    .await;
+    assert_eq!(
+        (s, p["errors"][0]["field"].as_str()),
+        (422, Some("unit_count"))
+    );
+    let (s, listing) = call(Method::GET, format!("/pools/{pool_id}"), &customer, None).await;
+    assert_eq!((s, listing["price_cents"].as_i64()), (200, Some(12_345)));
+
+    // Customer: availability, timeline, slot, search, quote, reserve, get, extend, cancel.
+    let body = bookable(&app, &customer).await;
+    let pool = body["pool_id"].as_i64().unwrap();
+    let (start, end) = (
+        body["start"].as_str().unwrap().to_string(),
+        body["end"].as_str().unwrap().to_string(),
+    );
+    let (s, avail) = call(
+        Method::GET,
+        format!("/pools/{pool}/availability?start={start}&end={end}"),
+        &customer,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{avail}");
+    assert!(avail["free_units"].as_i64().unwrap() >= 1);
+    let (s, timeline) = call(
+        Method::GET,
+        format!("/pools/{pool}/timeline?start={start}&end={end}"),
+        &customer,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(!timeline["steps"].as_array().unwrap().is_empty());
+    let (s, found) = call(
+        Method::GET,
+        "/search?hours=24&gpus=8&within_days=30&limit=2".into(),
+        &customer,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{found}");
+    assert!(found["data"].as_array().unwrap().len() <= 2);
+    if let Some(next) = found["next_cursor"].as_str() {
+        let (s, more) = call(
+            Method::GET,
+            format!("/search?hours=24&gpus=8&within_days=30&limit=2&cursor={next}"),
+            &customer,
+            None,
+        )
+        .await;
+        assert_eq!(s, 200);
+        assert_ne!(
+            more["data"][0]["pool_id"], found["data"][0]["pool_id"],
+            "the next page moves on"
+        );
+    }
+    let (s, quote) = call(
+        Method::POST,
+        "/quotes".into(),
+        &customer,
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, r) = call(
+        Method::POST,
+        "/reservations".into(),
+        &customer,
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(s, 201);
+    assert_eq!(
+        r["total_cents"], quote["price"]["total_cents"],
+        "the quote is the price"
+    );
+    let id = r["id"].as_i64().unwrap();
+    let (s, got) = call(Method::GET, format!("/reservations/{id}"), &customer, None).await;
+    assert_eq!((s, got["id"].as_i64()), (200, Some(id)));
+    let (s, _) = call(Method::POST, "/reservations".into(), &customer, Some(body)).await;
+    assert!(
+        s == 201 || s == 409,
+        "a second booking of the same window fits or conflicts: {s}"
+    );
+    let new_end = (chrono::DateTime::parse_from_rfc3339(&end).unwrap()
+        + chrono::Duration::hours(2))
+    .to_rfc3339();
+    let (s, extended) = call(
+        Method::POST,
+        format!("/reservations/{id}/extend"),
+        &customer,
+        Some(json!({"end": new_end})),
+    )
+    .await;
+    assert!(s == 200 || s == 409, "{extended}");
+    let (s, cancelled) = call(
+        Method::POST,
+        format!("/reservations/{id}/cancel"),
+        &customer,
+        None,
+    )
+    .await;
+    assert_eq!((s, cancelled["state"].as_str()), (200, Some("cancelled")));
+    let (s, again) = call(
+        Method::POST,
+        format!("/reservations/{id}/cancel"),
+        &customer,
+        None,
+    )
+    .await;
+    assert_eq!((s, again["code"].as_str()), (409, Some("conflict")));
+
+    // Operator again: the booking on its capacity, a blackout on its own pool.
+    let (s, bookings) = call(Method::GET, "/bookings?limit=200".into(), &operator, None).await;
+    assert_eq!(s, 200);
+    let listed = bookings["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|b| b["id"] == id);
+    let on_its_capacity = is_lone_star_site(&db, r["site_id"].as_i64().unwrap()).await;
+    assert_eq!(
+        listed, on_its_capacity,
+        "an operator sees exactly the bookings on its sites"
+    );
+    let bstart = (chrono::Utc::now() + chrono::Duration::days(200))
+        .format("%Y-%m-%dT%H:00:00Z")
+        .to_string();
+    let bend = (chrono::Utc::now() + chrono::Duration::days(201))
+        .format("%Y-%m-%dT%H:00:00Z")
+        .to_string();
+    let wstart = (chrono::Utc::now() + chrono::Duration::days(1))
+        .format("%Y-%m-%dT%H:00:00Z")
+        .to_string();
+    let wend = (chrono::Utc::now() + chrono::Duration::days(365))
+        .format("%Y-%m-%dT%H:00:00Z")
+        .to_string();
+    let (s, w) = call(
+        Method::POST,
+        format!("/pools/{pool_id}/windows"),
+        &operator,
+        Some(json!({"start": wstart, "end": wend})),
+    )
+    .await;
+    assert_eq!(s, 201, "{w}");
+    let (s, overlap) = call(
+        Method::POST,
+        format!("/pools/{pool_id}/windows"),
+        &operator,
+        Some(json!({"start": wstart, "end": wend})),
+    )
+    .await;
+    assert!(
+        s == 409 || s == 422,
+        "overlapping windows are refused: {overlap}"
+    );
+    let (s, b) = call(Method::POST, "/blackouts".into(), &operator,
+        Some(json!({"pool_id": pool_id, "start": bstart, "end": bend, "units": {"count": 2}, "reason": "transformer swap"}))).await;
+    assert_eq!(s, 201, "{b}");
+    let bid = b["id"].as_i64().unwrap();
+    let (s, list) = call(Method::GET, "/blackouts".into(), &operator, None).await;
+    assert_eq!(s, 200);
+    let mine = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == bid)
+        .unwrap()
+        .clone();
+    assert_eq!(mine["units"], 2);
+    let res = app
+        .api(Method::DELETE, &format!("/blackouts/{bid}"), &operator)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+}
+
+async fn is_lone_star_site(db: &PgPool, site: i64) -> bool {
+    sqlx::query_scalar("select exists (select 1 from site s join organization o on o.id = s.operator_id where s.id = $1 and o.name = 'Lone Star Hash')")
+        .bind(site)
+        .fetch_one(db)
+        .await
+        .unwrap()
+}

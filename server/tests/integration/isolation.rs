@@ -61,7 +61,7 @@ pub fn site_input() -> SiteInput {
     }
 }
 
-fn pool_input() -> PoolInput {
+pub fn pool_input() -> PoolInput {
     PoolInput {
         name: "Planted pool".into(),
         spec: PoolSpec::Power {
