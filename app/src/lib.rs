@@ -14,6 +14,7 @@ pub mod operations;
 pub mod pages;
 pub mod power;
 pub mod pricing;
+pub mod request;
 #[cfg(feature = "ssr")]
 pub mod services;
 pub mod session;
@@ -120,6 +121,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/reservations") view=pages::reservations::ReservationsPage ssr=SsrMode::Async/>
                     <Route path=path!("/operator") view=pages::operator::OperatorPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin") view=pages::admin::AdminPage ssr=SsrMode::Async/>
+                    <Route path=path!("/reservations/:id") view=pages::reservations::ReservationPage ssr=SsrMode::Async/>
+                    <Route path=path!("/pools/:id") view=pages::pool::PoolPage ssr=SsrMode::Async/>
                     <Route path=path!("/webhooks") view=pages::webhooks::WebhooksPage ssr=SsrMode::Async/>
                     <Route path=path!("/developers") view=pages::developers::DevelopersPage ssr=SsrMode::Async/>
                 </Routes>

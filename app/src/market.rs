@@ -1,5 +1,7 @@
 //! The public market: what is listed, shared by the server and the browser.
 
+use crate::pricing::PriceBreakdown;
+use chrono::{DateTime, Utc};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -95,4 +97,40 @@ pub async fn live_count() -> Result<LiveTotals, ServerFnError> {
     crate::services::market::live_count(&db)
         .await
         .map_err(crate::services::unavailable)
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum SearchSort {
+    /// Cheapest unit price first.
+    #[default]
+    Price,
+    /// Earliest start first.
+    EarliestStart,
+    /// Lowest total for the request first.
+    TotalCost,
+}
+
+/// A pool that fits a search, with the quote for the request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct SearchHit {
+    pub pool_id: i64,
+    pub pool_name: String,
+    pub kind: PoolKind,
+    pub site_name: String,
+    pub country: String,
+    pub region: String,
+    pub grid_region: String,
+    pub energy_source: String,
+    pub gpu_model: Option<String>,
+    pub interconnect: Option<String>,
+    pub unit_price_cents: i64,
+    pub currency: String,
+    pub units: i64,
+    pub note: Option<String>,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub price: PriceBreakdown,
 }

@@ -8,6 +8,8 @@ use leptos_meta::Title;
 #[component]
 pub fn HomePage() -> impl IntoView {
     let overview = Resource::new(|| (), |_| market_overview());
+    let query = leptos_router::hooks::use_query_map();
+    let form = move || crate::request::SearchForm::from_query(&query.read());
 
     view! {
         <Title text="Market"/>
@@ -18,6 +20,8 @@ pub fn HomePage() -> impl IntoView {
                 "Every reservation is settled against the site's availability, so nothing is ever sold twice."
             </p>
         </section>
+        {move || view! { <crate::pages::search::SearchPanel form=form()/> }}
+        {move || form().is_search().then(|| view! { <crate::pages::search::SearchResultsView/> })}
         <Transition fallback=|| view! { <p class="loading" role="status">"Loading the market…"</p> }>
             <ErrorBoundary fallback=|errors| view! { <ErrorPanel errors/> }>
                 {move || Suspend::new(async move {

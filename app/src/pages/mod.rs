@@ -7,5 +7,7 @@ pub mod home;
 pub mod login;
 pub mod not_found;
 pub mod operator;
+pub mod pool;
 pub mod reservations;
+pub mod search;
 pub mod webhooks;

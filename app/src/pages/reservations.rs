@@ -89,7 +89,7 @@ fn List() -> impl IntoView {
                                 let cancellable = matches!(r.state, ReservationState::Confirmed | ReservationState::Held);
                                 view! {
                                     <tr>
-                                        <td>"#" {r.id}</td><td data-label="Pool">{r.pool_id}</td><td class="num" data-label="Units">{r.units}</td>
+                                        <td><a href=format!("/reservations/{}", r.id)>"#" {r.id}</a></td><td data-label="Pool">{r.pool_id}</td><td class="num" data-label="Units">{r.units}</td>
                                         <td data-label="From"><LocalTime at=r.start/></td><td data-label="Until"><LocalTime at=r.end/></td>
                                         <td><span class=format!("tag tag-{}", r.state.as_str())>{r.state.as_str()}</span></td>
                                         <td class="num" data-label="Total">{format_cents(r.total_cents, &r.currency)}
@@ -110,5 +110,130 @@ fn List() -> impl IntoView {
                 }
             })}
         </Transition>
+    }
+}
+
+#[server(endpoint = "cancel_preview")]
+pub async fn cancel_preview(id: i64) -> Result<crate::booking::CancelPreview, ServerFnError> {
+    use crate::services::{reservations, web};
+    let me = web::principal()?
+        .customer(crate::account::Scope::Read)
+        .map_err(web::fail)?;
+    reservations::cancel_preview(&web::db()?, me, id, chrono::Utc::now())
+        .await
+        .map_err(web::fail)
+}
+
+#[server(endpoint = "extend_reservation")]
+pub async fn extend_reservation(id: i64, hours: i64) -> Result<Reservation, ServerFnError> {
+    use crate::services::{error::ServiceError, reservations, web};
+    let me = web::principal()?
+        .customer(crate::account::Scope::Reserve)
+        .map_err(web::fail)?;
+    if !(1..=8760).contains(&hours) {
+        return Err(web::fail(ServiceError::invalid(
+            "hours",
+            "extend by 1 to 8,760 hours",
+        )));
+    }
+    let db = web::db()?;
+    let now = chrono::Utc::now();
+    let current = reservations::get(&db, me, id, now)
+        .await
+        .map_err(web::fail)?;
+    reservations::extend(
+        &db,
+        me,
+        id,
+        current.end + chrono::Duration::hours(hours),
+        crate::pricing::DEFAULT_PLATFORM_FEE_BP,
+        now,
+    )
+    .await
+    .map_err(web::fail)
+}
+
+/// One reservation: its window in local time, units, price, and cancel (refund shown
+/// before confirming) or extend.
+#[component]
+pub fn ReservationPage() -> impl IntoView {
+    let params = leptos_router::hooks::use_params_map();
+    let id = move || {
+        params
+            .read()
+            .get("id")
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    view! {
+        <Title text="Reservation"/>
+        <SignedIn next="/reservations" page=move |_| view! { <Detail id=id()/> }.into_any()/>
+    }
+}
+
+#[component]
+fn Detail(id: i64) -> impl IntoView {
+    let cancel = ServerAction::<CancelReservation>::new();
+    let extend = ServerAction::<ExtendReservation>::new();
+    let r = Resource::new(
+        move || (cancel.version().get(), extend.version().get()),
+        move |_| get_reservation(id),
+    );
+    let preview = Resource::new(move || cancel.version().get(), move |_| cancel_preview(id));
+    view! {
+        <p class="crumbs"><a href="/reservations">"Your reservations"</a> " › #" {id}</p>
+        <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match r.await {
+                    Ok(r) => {
+                        let open = matches!(r.state, ReservationState::Confirmed | ReservationState::Held);
+                        let extendable = matches!(r.state, ReservationState::Confirmed | ReservationState::Active);
+                        view! {
+                            <h1>"Reservation #" {r.id}</h1>
+                            <dl class="facts" data-testid="reservation-facts">
+                                <div><dt>"State"</dt><dd><span class=format!("tag tag-{}", r.state.as_str())>{r.state.as_str()}</span></dd></div>
+                                <div><dt>"Pool"</dt><dd><a href=format!("/pools/{}", r.pool_id)>"Pool #" {r.pool_id}</a></dd></div>
+                                <div><dt>"Units"</dt><dd>{r.units}</dd></div>
+                                <div><dt>"From"</dt><dd><LocalTime at=r.start/></dd></div>
+                                <div><dt>"Until"</dt><dd><LocalTime at=r.end/></dd></div>
+                                <div><dt>"Total"</dt><dd data-testid="reservation-total">{format_cents(r.total_cents, &r.currency)}</dd></div>
+                                {r.refund_cents.map(|c| view! { <div><dt>"Refunded"</dt><dd>{format_cents(c, &r.currency)}</dd></div> })}
+                            </dl>
+                            {open.then(|| view! {
+                                <section class="panel" aria-labelledby="cancel-title">
+                                    <h2 id="cancel-title">"Cancel"</h2>
+                                    <Transition fallback=|| ()>
+                                        {move || Suspend::new(async move {
+                                            preview.await.ok().map(|p| view! {
+                                                <p data-testid="refund-preview">"Cancelling now refunds "
+                                                    <strong>{format_cents(p.refund_cents, "USD")}</strong>
+                                                    " of " {format_cents(p.total_cents, "USD")} " (" {p.refund_bp / 100} "% with " {p.notice_hours} " hours' notice)."</p>
+                                            })
+                                        })}
+                                    </Transition>
+                                    <ActionForm action=cancel attr:class="inline-form">
+                                        <input type="hidden" name="id" value=r.id/>
+                                        <button type="submit" class="button danger" data-testid="confirm-cancel">"Cancel this reservation"</button>
+                                    </ActionForm>
+                                </section>
+                            })}
+                            {extendable.then(|| view! {
+                                <section class="panel" aria-labelledby="extend-title">
+                                    <h2 id="extend-title">"Extend"</h2>
+                                    <ActionForm action=extend attr:class="inline-form">
+                                        <input type="hidden" name="id" value=r.id/>
+                                        <label>"Add hours " <input type="number" name="hours" min="1" max="8760" value="24" required/></label>
+                                        <button type="submit" class="button secondary">"Extend on the same units"</button>
+                                    </ActionForm>
+                                </section>
+                            })}
+                        }.into_any()
+                    }
+                    Err(e) => view! { <p class="form-error" role="alert">{clean_error(&e.to_string())}</p> }.into_any(),
+                }
+            })}
+        </Transition>
+        <FormResult value=move || cancel.value().get() ok="Cancelled. The refund follows the pool's policy."/>
+        <FormResult value=move || extend.value().get() ok="Extended."/>
     }
 }

@@ -5,28 +5,18 @@ use super::availability::find_slot;
 use super::error::ServiceError;
 use super::pools;
 use crate::market::PoolKind;
-use crate::pricing::{self, PriceBreakdown, Quantity, TermDiscount, UnitShape};
+use crate::pricing::{self, Quantity, TermDiscount, UnitShape};
 use crate::window::{ceil_hour, HourWindow};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
+
+pub use crate::market::{SearchHit, SearchSort};
 use sqlx::PgPool;
 use std::collections::HashMap;
 
 /// How many pools "earliest start" mode examines at most (cheapest first): each needs its
 /// own look at the pool's bookings.
 pub const EARLIEST_MODE_CANDIDATES: i64 = 300;
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SearchSort {
-    /// Cheapest unit price first.
-    #[default]
-    Price,
-    /// Earliest start first.
-    EarliestStart,
-    /// Lowest total for the request first.
-    TotalCost,
-}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MarketQuery {
@@ -50,27 +40,6 @@ pub struct MarketQuery {
     pub sort: SearchSort,
     pub limit: i64,
     pub offset: i64,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct SearchHit {
-    pub pool_id: i64,
-    pub pool_name: String,
-    pub kind: PoolKind,
-    pub site_name: String,
-    pub country: String,
-    pub region: String,
-    pub grid_region: String,
-    pub energy_source: String,
-    pub gpu_model: Option<String>,
-    pub interconnect: Option<String>,
-    pub unit_price_cents: i64,
-    pub currency: String,
-    pub units: i64,
-    pub note: Option<String>,
-    pub start: DateTime<Utc>,
-    pub end: DateTime<Utc>,
-    pub price: PriceBreakdown,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,530 @@
+//! A pool's page: what it is, where, on what terms, its free units over the next 90 days,
+//! and the reserve form (a live quote while typing, a review step with the server's exact
+//! quote and the cancellation terms, then the reservation).
+
+use crate::availability::Step;
+use crate::booking::{BookingRequest, Quote, Reservation};
+use crate::components::{clean_error, LocalTime};
+use crate::market::{PoolKind, PoolListing};
+use crate::money::format_cents;
+use crate::pricing::{self, CancellationTier, PriceBreakdown, Quantity, TermDiscount, UnitShape};
+use crate::request;
+use crate::window::Terms;
+use chrono::{DateTime, Duration, Utc};
+use leptos::form::ActionForm;
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::{use_params_map, use_query_map};
+use serde::{Deserialize, Serialize};
+
+pub const CHART_DAYS: i64 = 90;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PoolDetail {
+    pub listing: PoolListing,
+    pub shape: UnitShape,
+    pub terms: Terms,
+    pub discounts: Vec<TermDiscount>,
+    pub cancellation: Vec<CancellationTier>,
+    pub fee_bp: i64,
+    pub pue: f64,
+    pub cooling: String,
+    pub interconnect_kw: i64,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub steps: Vec<Step>,
+}
+
+impl PoolDetail {
+    /// The price the browser previews while the customer types; the server re-prices.
+    pub fn preview(
+        &self,
+        quantity: Quantity,
+        hours: i64,
+    ) -> Result<(i64, Option<String>, PriceBreakdown), String> {
+        if hours < self.terms.min_term_hours || hours > self.terms.max_term_hours {
+            return Err(format!(
+                "this pool sells terms of {} to {} hours",
+                self.terms.min_term_hours, self.terms.max_term_hours
+            ));
+        }
+        let need = pricing::units_for(self.shape, quantity).map_err(|e| e.to_string())?;
+        if need.units > i64::from(self.listing.unit_count) {
+            return Err(format!(
+                "this pool has {} units in all",
+                self.listing.unit_count
+            ));
+        }
+        let priced = match self.shape {
+            UnitShape::GpuNode { gpus_per_node } => pricing::Priced::Gpu {
+                nodes: need.units,
+                gpus_per_node,
+                cents_per_gpu_hour: self.listing.price_cents,
+            },
+            UnitShape::PowerBlock { block_kw } => pricing::Priced::Power {
+                blocks: need.units,
+                block_kw,
+                cents_per_kw_month: self.listing.price_cents,
+            },
+        };
+        Ok((
+            need.units,
+            need.note,
+            pricing::price(priced, hours, &self.discounts, self.fee_bp),
+        ))
+    }
+
+    pub fn cancellation_terms(&self) -> Vec<CancellationTier> {
+        if self.cancellation.is_empty() {
+            pricing::DEFAULT_CANCELLATION.to_vec()
+        } else {
+            self.cancellation.clone()
+        }
+    }
+}
+
+#[server(endpoint = "load_pool")]
+pub async fn load_pool(id: i64) -> Result<PoolDetail, ServerFnError> {
+    use crate::services::{availability, error::ServiceError, market, pools, web};
+    let db = web::db()?;
+    let listing = market::listings(&db, None, Some(id), 1)
+        .await
+        .map_err(|e| web::fail(e.into()))?
+        .pop()
+        .ok_or_else(|| web::fail(ServiceError::NotFound("pool")))?;
+    let mut conn = db.acquire().await.map_err(|e| web::fail(e.into()))?;
+    let pool = pools::load(&mut conn, id, false).await.map_err(web::fail)?;
+    let site = sqlx::query!(
+        "select pue, cooling, interconnect_kw from site where id = $1",
+        pool.site_id
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| web::fail(e.into()))?;
+    let from = crate::window::ceil_hour(chrono::Utc::now());
+    let to = from + Duration::days(CHART_DAYS);
+    let range = crate::window::HourWindow::new(from, to).map_err(|e| web::fail(e.into()))?;
+    let steps = availability::timeline(&mut conn, &pool, &range)
+        .await
+        .map_err(web::fail)?;
+    Ok(PoolDetail {
+        listing,
+        shape: pool.shape,
+        terms: pool.terms,
+        discounts: pool.discounts,
+        cancellation: pool.cancellation,
+        fee_bp: crate::pricing::DEFAULT_PLATFORM_FEE_BP,
+        pue: site.pue,
+        cooling: site.cooling,
+        interconnect_kw: i64::from(site.interconnect_kw),
+        from,
+        to,
+        steps,
+    })
+}
+
+/// The request in the page's URL, as typed.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Ask {
+    units: String,
+    gpus: String,
+    kw: String,
+    start: String,
+    hours: String,
+    review: bool,
+}
+
+impl Ask {
+    fn from_query(q: &leptos_router::params::ParamsMap) -> Self {
+        let get = |k: &str| {
+            q.get(k)
+                .unwrap_or_default()
+                .trim()
+                .chars()
+                .take(40)
+                .collect::<String>()
+        };
+        Self {
+            units: get("units"),
+            gpus: get("gpus"),
+            kw: get("kw"),
+            start: get("start"),
+            hours: get("hours"),
+            review: q.get("review").is_some(),
+        }
+    }
+
+    fn quantity(&self) -> Result<Quantity, String> {
+        if !self.units.is_empty() && self.gpus.is_empty() && self.kw.is_empty() {
+            return request::parse_count(&self.units, "units", 1..=100_000).map(Quantity::Units);
+        }
+        request::parse_quantity(&self.gpus, &self.kw)?
+            .ok_or_else(|| "say how many units, GPUs or kW".into())
+    }
+
+    fn request(&self, pool_id: i64) -> Result<BookingRequest, String> {
+        let start = request::parse_start(&self.start)?;
+        let hours = request::parse_count(&self.hours, "the duration in hours", 1..=8760)?;
+        Ok(BookingRequest {
+            pool_id,
+            quantity: self.quantity()?,
+            start,
+            end: start + Duration::hours(hours),
+        })
+    }
+}
+
+#[server(endpoint = "quote_request")]
+pub async fn quote_request(req: BookingRequest) -> Result<Quote, ServerFnError> {
+    use crate::services::{reservations, web};
+    reservations::quote(
+        &web::db()?,
+        &req,
+        crate::pricing::DEFAULT_PLATFORM_FEE_BP,
+        chrono::Utc::now(),
+    )
+    .await
+    .map_err(web::fail)
+}
+
+/// Reserves, then goes to the new reservation. When the capacity went meanwhile, the message
+/// names the next start that fits.
+#[server(endpoint = "reserve")]
+pub async fn reserve(
+    pool_id: i64,
+    quantity: String,
+    start: String,
+    hours: i64,
+) -> Result<Reservation, ServerFnError> {
+    use crate::services::{error::ServiceError, reservations, web};
+    let me = web::principal()?
+        .customer(crate::account::Scope::Reserve)
+        .map_err(web::fail)?;
+    let quantity: Quantity = serde_json::from_str(&quantity).map_err(|_| {
+        web::fail(ServiceError::invalid(
+            "quantity",
+            "the quantity is malformed; start again from the pool page",
+        ))
+    })?;
+    let start =
+        request::parse_start(&start).map_err(|m| web::fail(ServiceError::invalid("start", m)))?;
+    let req = BookingRequest {
+        pool_id,
+        quantity,
+        start,
+        end: start + Duration::hours(hours),
+    };
+    match reservations::reserve(&web::db()?, me, &req, crate::pricing::DEFAULT_PLATFORM_FEE_BP, chrono::Utc::now()).await {
+        Ok(r) => {
+            leptos_axum::redirect(&format!("/reservations/{}", r.id));
+            Ok(r)
+        }
+        Err(ServiceError::Conflict { message, next_start: Some(next), .. }) => Err(web::fail(ServiceError::conflict(format!(
+            "{message}. The next window that fits starts {} UTC; go back to the pool page to book it",
+            next.format("%Y-%m-%d %H:%M")
+        )))),
+        Err(e) => Err(web::fail(e)),
+    }
+}
+
+#[component]
+pub fn PoolPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || {
+        params
+            .read()
+            .get("id")
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    let detail = Resource::new(id, load_pool);
+    view! {
+        <Transition fallback=|| view! { <p class="loading" role="status">"Loading the pool…"</p> }>
+            {move || Suspend::new(async move {
+                match detail.await {
+                    Ok(d) => view! { <Pool detail=d/> }.into_any(),
+                    Err(e) if e.to_string().contains("not found") => view! { <crate::pages::not_found::NotFound/> }.into_any(),
+                    Err(e) => view! { <p class="form-error" role="alert">{clean_error(&e.to_string())}</p> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn Pool(detail: PoolDetail) -> impl IntoView {
+    let query = use_query_map();
+    let ask = Ask::from_query(&query.read_untracked());
+    let l = detail.listing.clone();
+    let per = match l.kind {
+        PoolKind::Gpu => "GPU-hour",
+        PoolKind::Power => "kW-month",
+    };
+    let highlight = ask.request(l.pool_id).ok().map(|r| (r.start, r.end));
+    view! {
+        <Title text=l.pool_name.clone()/>
+        <p class="crumbs"><a href="/">"Market"</a> " › " {l.site_name.clone()}</p>
+        <h1>{l.pool_name.clone()}</h1>
+        <p class="lede">{l.spec.clone()} " at " {l.site_name.clone()} ", " {l.region.clone()} " (" {l.country.clone()} ")"</p>
+        <div class="pool-grid">
+            <section class="panel" aria-labelledby="facts-title">
+                <h2 id="facts-title">"The pool and its site"</h2>
+                <dl class="facts" data-testid="pool-facts">
+                    <div><dt>"Price"</dt><dd>{format_cents(l.price_cents, &l.currency)} " per " {per}</dd></div>
+                    <div><dt>"Units"</dt><dd>{l.unit_count} {match l.kind { PoolKind::Gpu => " nodes", PoolKind::Power => " blocks" }}</dd></div>
+                    <div><dt>"Grid · energy"</dt><dd>{l.grid_region.clone()} " · " {l.energy_source.clone()}</dd></div>
+                    <div><dt>"PUE · cooling"</dt><dd>{format!("{:.2}", detail.pue)} " · " {detail.cooling.clone()}</dd></div>
+                    <div><dt>"Site status"</dt><dd>{if l.site_live { "live" } else { "being built" }}</dd></div>
+                    <div><dt>"Interconnect"</dt><dd>{format!("{:.1} MW", detail.interconnect_kw as f64 / 1000.0)}</dd></div>
+                </dl>
+                <h3>"Terms"</h3>
+                <ul class="terms">
+                    <li>"Term: " {detail.terms.min_term_hours} " to " {detail.terms.max_term_hours} " hours, in whole hours (UTC)"</li>
+                    <li>"Book at least " {detail.terms.min_lead_hours} " hours ahead"</li>
+                    {detail.discounts.iter().map(|d| view! {
+                        <li>{format!("{}% off for {} hours or more", d.discount_bp as f64 / 100.0, d.min_hours)}</li>
+                    }).collect_view()}
+                    {detail.cancellation_terms().iter().map(|t| view! {
+                        <li>{format!("Cancel {} hours or more ahead: {}% refunded", t.min_notice_hours, t.refund_bp / 100)}</li>
+                    }).collect_view()}
+                    <li>"Otherwise no refund once the notice is shorter; a started reservation can't be cancelled"</li>
+                </ul>
+            </section>
+            <section class="panel" aria-labelledby="chart-title">
+                <h2 id="chart-title">"Free units, next " {CHART_DAYS} " days"</h2>
+                <AvailabilityChart detail=detail.clone() highlight/>
+            </section>
+        </div>
+        <ReserveForm detail=detail ask/>
+    }
+}
+
+/// Free units over time as an SVG step chart, with the requested window marked by a hatched
+/// band and labelled, so it reads without colour; a table gives the same numbers as text.
+#[component]
+fn AvailabilityChart(
+    detail: PoolDetail,
+    highlight: Option<(DateTime<Utc>, DateTime<Utc>)>,
+) -> impl IntoView {
+    const W: f64 = 640.0;
+    const H: f64 = 200.0;
+    const PAD_L: f64 = 36.0;
+    const PAD_B: f64 = 24.0;
+    let total = i64::from(detail.listing.unit_count).max(1) as f64;
+    let span = (detail.to - detail.from).num_seconds().max(1) as f64;
+    let x = move |t: DateTime<Utc>| {
+        PAD_L
+            + ((t - detail.from).num_seconds().clamp(0, span as i64) as f64 / span)
+                * (W - PAD_L - 4.0)
+    };
+    let y = move |free: i64| 4.0 + (1.0 - free as f64 / total) * (H - PAD_B - 8.0);
+    let mut path = String::new();
+    let steps = detail.steps.clone();
+    for (i, s) in steps.iter().enumerate() {
+        let end = steps.get(i + 1).map(|n| n.at).unwrap_or(detail.to);
+        let (x0, x1, yy) = (x(s.at), x(end), y(s.free));
+        if i == 0 {
+            path.push_str(&format!("M{x0:.1},{yy:.1}"));
+        } else {
+            path.push_str(&format!(" V{yy:.1}"));
+        }
+        path.push_str(&format!(" H{x1:.1}"));
+    }
+    let band = highlight.map(|(a, b)| (x(a), (x(b) - x(a)).max(2.0)));
+    let label = format!(
+        "Step chart of free units of {} from {} to {}, between 0 and {}.",
+        detail.listing.pool_name,
+        detail.from.format("%Y-%m-%d"),
+        detail.to.format("%Y-%m-%d"),
+        detail.listing.unit_count
+    );
+    let months: Vec<(f64, String)> = (0..=CHART_DAYS / 30)
+        .map(|m| {
+            let t = detail.from + Duration::days(m * 30);
+            (x(t), t.format("%b %d").to_string())
+        })
+        .collect();
+    let aria_label = label.clone();
+    view! {
+        <figure class="chart">
+            <svg viewBox=format!("0 0 {W} {H}") role="img" aria-label=aria_label data-testid="availability-chart">
+                <title>{label}</title>
+                <defs>
+                    <pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">
+                        <line x1="0" y1="0" x2="0" y2="6" stroke="currentColor" stroke-width="2" opacity="0.35"/>
+                    </pattern>
+                </defs>
+                <line x1=PAD_L y1=y(0) x2=W y2=y(0) class="axis"/>
+                <line x1=PAD_L y1=y(total as i64) x2=W y2=y(total as i64) class="grid"/>
+                <text x=PAD_L - 4.0 y=y(0) + 4.0 text-anchor="end" class="tick">"0"</text>
+                <text x=PAD_L - 4.0 y=y(total as i64) + 4.0 text-anchor="end" class="tick">{detail.listing.unit_count}</text>
+                {months.into_iter().map(|(mx, text)| view! {
+                    <text x=mx y=H - 6.0 text-anchor="middle" class="tick">{text}</text>
+                }).collect_view()}
+                {band.map(|(bx, bw)| view! {
+                    <rect x=bx y="2" width=bw height=H - PAD_B - 2.0 fill="url(#hatch)" class="band"/>
+                    <text x=bx + 2.0 y="14" class="tick band-label">"your window"</text>
+                })}
+                <path d=path class="line"/>
+            </svg>
+            <figcaption class="visually-hidden">
+                <table>
+                    <caption>"Free units by period"</caption>
+                    <thead><tr><th scope="col">"From (UTC)"</th><th scope="col">"Free units"</th></tr></thead>
+                    <tbody>{steps.into_iter().map(|s| view! {
+                        <tr><td>{s.at.format("%Y-%m-%d %H:%M").to_string()}</td><td>{s.free}</td></tr>
+                    }).collect_view()}</tbody>
+                </table>
+            </figcaption>
+        </figure>
+    }
+}
+
+#[component]
+fn ReserveForm(detail: PoolDetail, ask: Ask) -> impl IntoView {
+    let pool_id = detail.listing.pool_id;
+    let is_gpu = detail.listing.kind == PoolKind::Gpu;
+    // Live preview while typing (hydrated); without JavaScript the review step prices it.
+    let amount = RwSignal::new(if is_gpu {
+        ask.gpus.clone()
+    } else {
+        ask.kw.clone()
+    });
+    let units = RwSignal::new(ask.units.clone());
+    let hours = RwSignal::new(if ask.hours.is_empty() {
+        detail.terms.min_term_hours.max(24).to_string()
+    } else {
+        ask.hours.clone()
+    });
+    let preview_detail = detail.clone();
+    let preview = move || {
+        let a = amount.get();
+        let q = if !a.trim().is_empty() {
+            let parsed = if is_gpu {
+                request::parse_quantity(&a, "")
+            } else {
+                request::parse_quantity("", &a)
+            };
+            parsed.ok().flatten()
+        } else {
+            request::parse_count(&units.get(), "units", 1..=100_000)
+                .ok()
+                .map(Quantity::Units)
+        };
+        let h = request::parse_count(&hours.get(), "hours", 1..=8760);
+        match (q, h) {
+            (Some(q), Ok(h)) => preview_detail
+                .preview(q, h)
+                .map(|(u, note, p)| (u, note, p, h)),
+            (None, _) => Err("say how many".into()),
+            (_, Err(m)) => Err(m),
+        }
+    };
+    let currency = detail.listing.currency.clone();
+    let review = ask.review.then(|| ask.request(pool_id));
+    view! {
+        <section class="panel" aria-labelledby="reserve-title" id="reserve">
+            <h2 id="reserve-title">"Reserve"</h2>
+            <form method="get" action=format!("/pools/{pool_id}") class="stack-form wide" data-testid="reserve-form">
+                <input type="hidden" name="review" value="1"/>
+                <div class="search-grid">
+                    {if is_gpu {
+                        view! { <label>"GPUs" <input type="number" name="gpus" min="1" inputmode="numeric" prop:value=move || amount.get()
+                            on:input=move |ev| amount.set(event_target_value(&ev)) value=ask.gpus.clone() placeholder="rounded up to whole nodes"/></label> }.into_any()
+                    } else {
+                        view! { <label>"kW" <input type="number" name="kw" min="1" inputmode="numeric" prop:value=move || amount.get()
+                            on:input=move |ev| amount.set(event_target_value(&ev)) value=ask.kw.clone() placeholder="rounded up to whole blocks"/></label> }.into_any()
+                    }}
+                    <label>"or whole units"
+                        <input type="number" name="units" min="1" inputmode="numeric" value=ask.units.clone()
+                            on:input=move |ev| units.set(event_target_value(&ev))/>
+                    </label>
+                    <label>"Start (UTC)"
+                        <input type="datetime-local" name="start" step="3600" required value=ask.start.clone()/>
+                    </label>
+                    <label>"Duration (hours)"
+                        <input type="number" name="hours" min="1" max="8760" required value=hours.get_untracked()
+                            on:input=move |ev| hours.set(event_target_value(&ev))/>
+                    </label>
+                </div>
+                <p class="preview" role="status" aria-live="polite" data-testid="quote-preview">
+                    {move || match preview() {
+                        Ok((u, note, p, h)) => format!(
+                            "{u} units for {h} hours: {} (base {}{}, platform fee {}){}",
+                            format_cents(p.total_cents, &currency),
+                            format_cents(p.base_cents, &currency),
+                            if p.discount_cents > 0 { format!(", term discount −{}", format_cents(p.discount_cents, &currency)) } else { String::new() },
+                            format_cents(p.fee_cents, &currency),
+                            note.map(|n| format!(" — {n}")).unwrap_or_default()
+                        ),
+                        Err(m) => format!("Quote preview: {m}"),
+                    }}
+                </p>
+                <button type="submit" class="button">"Review the exact quote"</button>
+            </form>
+            {review.map(|r| match r {
+                Ok(req) => view! { <Review req detail=detail.clone()/> }.into_any(),
+                Err(m) => view! { <p class="form-error" role="alert">{m}</p> }.into_any(),
+            })}
+        </section>
+    }
+}
+
+/// The server's quote for the request, the cancellation terms, and the confirm button.
+#[component]
+fn Review(req: BookingRequest, detail: PoolDetail) -> impl IntoView {
+    let quote = Resource::new(move || req, quote_request);
+    let reserve = ServerAction::<Reserve>::new();
+    let terms = detail.cancellation_terms();
+    view! {
+        <Transition fallback=|| view! { <p class="loading" role="status">"Pricing…"</p> }>
+            {move || {
+                let terms = terms.clone();
+                Suspend::new(async move {
+                    match quote.await {
+                        Ok(q) => view! {
+                            <div class="review" data-testid="review">
+                                <h3>"Review"</h3>
+                                <dl class="facts">
+                                    <div><dt>"Units"</dt><dd>{q.units}{q.note.clone().map(|n| format!(" ({n})"))}</dd></div>
+                                    <div><dt>"From"</dt><dd><LocalTime at=q.start/></dd></div>
+                                    <div><dt>"Until"</dt><dd><LocalTime at=q.end/></dd></div>
+                                    <div><dt>"Base"</dt><dd>{format_cents(q.price.base_cents, &q.currency)}</dd></div>
+                                    <div><dt>"Term discount"</dt><dd>{format_cents(q.price.discount_cents, &q.currency)}</dd></div>
+                                    <div><dt>"Platform fee"</dt><dd>{format_cents(q.price.fee_cents, &q.currency)}</dd></div>
+                                    <div><dt>"Total"</dt><dd data-testid="review-total"><strong>{format_cents(q.price.total_cents, &q.currency)}</strong></dd></div>
+                                    <div><dt>"Free now"</dt><dd>{q.free_units} " units"</dd></div>
+                                </dl>
+                                <p class="small">"Cancellation: "
+                                    {terms.iter().map(|t| format!("{}% back with {} h notice", t.refund_bp / 100, t.min_notice_hours)).collect::<Vec<_>>().join("; ")}
+                                    "; nothing once it has started."</p>
+                                {if q.free_units >= q.units {
+                                    view! {
+                                        <ActionForm action=reserve attr:class="inline-form">
+                                            <input type="hidden" name="pool_id" value=q.pool_id/>
+                                            <input type="hidden" name="quantity" value=serde_json::to_string(&req.quantity).unwrap_or_default()/>
+                                            <input type="hidden" name="start" value=q.start.to_rfc3339()/>
+                                            <input type="hidden" name="hours" value=q.hours/>
+                                            <button type="submit" class="button" data-testid="confirm-reserve" disabled=move || reserve.pending().get()>
+                                                {format!("Reserve for {}", format_cents(q.price.total_cents, &q.currency))}
+                                            </button>
+                                        </ActionForm>
+                                    }.into_any()
+                                } else {
+                                    view! { <p class="form-error" role="alert">
+                                        "Not enough units are free for this window."
+                                        {q.next_start.map(|n| view! { " The next window that fits starts " <LocalTime at=n/> "." })}
+                                    </p> }.into_any()
+                                }}
+                                {move || reserve.value().get().and_then(|r| r.err()).map(|e| view! {
+                                    <p class="form-error" role="alert" data-testid="reserve-error">{clean_error(&e.to_string())}</p>
+                                })}
+                            </div>
+                        }.into_any(),
+                        Err(e) => view! { <p class="form-error" role="alert" data-testid="review-error">{clean_error(&e.to_string())}</p> }.into_any(),
+                    }
+                })
+            }}
+        </Transition>
+    }
+}
