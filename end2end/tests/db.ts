@@ -4,7 +4,7 @@ import { execFileSync } from "node:child_process";
 export function sql(query: string): string {
   const url = process.env.RIGSHIFT_E2E_DATABASE_URL;
   if (!url) throw new Error("RIGSHIFT_E2E_DATABASE_URL is not set; run the tests through .ci/test");
-  return execFileSync("psql", [url, "-v", "ON_ERROR_STOP=1", "-tAc", query], { encoding: "utf8" }).trim();
+  return execFileSync("psql", [url, "-q", "-v", "ON_ERROR_STOP=1", "-tAc", query], { encoding: "utf8" }).trim();
 }
 
 /** Lists a new 4-node × 8-GPU pool on a live demo site and returns the number of GPUs added. */

@@ -2,6 +2,9 @@
 //! data), the HTTP router and graceful shutdown. The binary in `main.rs` only parses the
 //! command line and calls into here, so integration tests can boot the same server.
 
+// The app's page types are deep; the server instantiates them when rendering.
+#![recursion_limit = "512"]
+
 pub mod admin_cli;
 pub mod api;
 pub mod auth;

@@ -1,0 +1,109 @@
+import { test, expect, Page } from "@playwright/test";
+import { sql } from "./db";
+
+const PASSWORD = "amber canyon 7 lighthouses";
+
+/** A fresh customer account, signed in. */
+async function signUp(page: Page, tag: string) {
+  const email = `buyer-${tag}-${Date.now()}@example.com`;
+  await page.goto("/signup");
+  const form = page.getByTestId("signup-form");
+  await form.getByLabel("Organization").fill(`Buyer ${tag} ${Date.now()}`);
+  await form.getByLabel("Your name").fill(`Buyer ${tag}`);
+  await form.getByLabel("Email").fill(email);
+  await form.getByLabel("Password").fill(PASSWORD);
+  await form.getByRole("button", { name: "Create account" }).click();
+  await expect(page).toHaveURL(/\/account$/);
+}
+
+/** Search from the home page, open the first hit, review and reserve; returns the reservation id. */
+async function searchAndReserve(page: Page) {
+  await page.goto("/");
+  const search = page.getByTestId("search-form");
+  await search.getByLabel("GPU model").selectOption("H100 SXM");
+  await search.getByLabel("GPUs", { exact: true }).fill("16");
+  await search.getByLabel("Duration (hours)").fill("48");
+  await search.getByRole("button", { name: "Search" }).click();
+  await expect(page).toHaveURL(/gpu_model=H100\+SXM/);
+  const hits = page.getByTestId("search-results").locator("li.hit");
+  await expect(hits.first()).toBeVisible();
+  await hits.first().getByRole("link", { name: "View and reserve" }).click();
+  await expect(page).toHaveURL(/\/pools\/\d+\?units=/);
+  await expect(page.getByTestId("availability-chart")).toBeVisible();
+  await page.getByTestId("reserve-form").getByRole("button", { name: "Review the exact quote" }).click();
+  await expect(page.getByTestId("review")).toBeVisible();
+  const total = (await page.getByTestId("review-total").textContent())!.trim();
+  await page.getByTestId("confirm-reserve").click();
+  await expect(page).toHaveURL(/\/reservations\/\d+$/);
+  await expect(page.getByTestId("reservation-total")).toHaveText(total);
+  return Number(new URL(page.url()).pathname.split("/").pop());
+}
+
+for (const js of [true, false]) {
+  test.describe(js ? "hydrated" : "without JavaScript", () => {
+    test.use({ javaScriptEnabled: js });
+
+    test("sign up, search, open a pool, reserve, see it, cancel", async ({ page }) => {
+      await signUp(page, js ? "js" : "nojs");
+      const id = await searchAndReserve(page);
+      expect(sql(`select state from reservation where id = ${id}`)).toBe("confirmed");
+
+      await page.goto("/reservations");
+      await expect(page.getByTestId("reservation-table")).toContainText(`#${id}`);
+      await page.goto(`/reservations/${id}`);
+      await expect(page.getByTestId("refund-preview")).toContainText("Cancelling now refunds");
+      await page.getByTestId("confirm-cancel").click();
+      await expect(page.getByTestId("reservation-facts")).toContainText("cancelled");
+      expect(sql(`select state from reservation where id = ${id}`)).toBe("cancelled");
+    });
+  });
+}
+
+test("the quote preview updates as the customer types", async ({ page }) => {
+  const pool = sql(`select id from capacity_pool where kind = 'gpu' and listed order by id limit 1`);
+  await page.goto(`/pools/${pool}`);
+  await expect(page.locator("body[data-hydrated=true]")).toBeAttached();
+  const preview = page.getByTestId("quote-preview");
+  await page.getByTestId("reserve-form").getByLabel("GPUs").fill("8");
+  await page.getByTestId("reserve-form").getByLabel("Duration (hours)").fill("24");
+  await expect(preview).toContainText("1 units for 24 hours");
+  const one = await preview.textContent();
+  await page.getByTestId("reserve-form").getByLabel("GPUs").fill("16");
+  await expect(preview).toContainText("2 units for 24 hours");
+  expect(await preview.textContent()).not.toBe(one);
+});
+
+test("two customers race for the last units: one wins, the other is shown the next window", async ({ browser }) => {
+  // A one-node pool on a live demo site, open for a year.
+  const pool = sql(`
+    with site as (select id from site where status = 'live' order by id limit 1),
+    p as (insert into capacity_pool (site_id, kind, name, unit_count, gpu_model, gpus_per_node, gpu_memory_gb,
+                                     interconnect, node_power_w, price_cents, min_lead_hours)
+          select id, 'gpu', 'Race pool', 1, 'H100 SXM', 8, 80, 'infiniband', 10200, 250, 0 from site returning id, site_id),
+    u as (insert into capacity_unit (site_id, pool_id, ordinal, label) select site_id, id, 1, 'node-1' from p)
+    insert into availability_window (site_id, pool_id, during)
+    select site_id, id, tstzrange(date_trunc('hour', now()), date_trunc('hour', now()) + interval '365 days') from p
+    returning pool_id`);
+  const start = sql(`select to_char(date_trunc('hour', now()) + interval '3 days', 'YYYY-MM-DD"T"HH24:MI')`);
+  const url = `/pools/${pool}?units=1&start=${encodeURIComponent(start)}&hours=24&review=1`;
+
+  const a = await browser.newContext();
+  const b = await browser.newContext();
+  const pa = await a.newPage();
+  const pb = await b.newPage();
+  await signUp(pa, "race-a");
+  await signUp(pb, "race-b");
+  await pa.goto(url);
+  await pb.goto(url);
+  await expect(pa.getByTestId("confirm-reserve")).toBeVisible();
+  await expect(pb.getByTestId("confirm-reserve")).toBeVisible();
+  await Promise.all([pa.getByTestId("confirm-reserve").click(), pb.getByTestId("confirm-reserve").click()]);
+
+  const won = async (p: Page) => /\/reservations\/\d+$/.test(p.url());
+  await expect.poll(async () => (await won(pa)) || (await won(pb))).toBe(true);
+  const loser = (await won(pa)) ? pb : pa;
+  await expect(loser.getByTestId("reserve-error")).toContainText("next window that fits starts");
+  expect(sql(`select count(*) from reservation where pool_id = ${pool} and state = 'confirmed'`)).toBe("1");
+  await a.close();
+  await b.close();
+});
