@@ -196,6 +196,26 @@ pub fn parse_dollars(s: &str) -> Result<i64, String> {
         .ok_or_else(bad)
 }
 
+/// A quantity as one form value: `gpus:16`, `kw:500` or `units:2`.
+pub fn quantity_to_field(q: Quantity) -> String {
+    match q {
+        Quantity::Gpus(n) => format!("gpus:{n}"),
+        Quantity::Kw(n) => format!("kw:{n}"),
+        Quantity::Units(n) => format!("units:{n}"),
+    }
+}
+
+pub fn quantity_from_field(s: &str) -> Option<Quantity> {
+    let (kind, n) = s.split_once(':')?;
+    let n = n.parse::<i64>().ok()?;
+    match kind {
+        "gpus" => Some(Quantity::Gpus(n)),
+        "kw" => Some(Quantity::Kw(n)),
+        "units" => Some(Quantity::Units(n)),
+        _ => None,
+    }
+}
+
 /// GPUs or kW from the two fields (one of them), for the quantity of a request.
 pub fn parse_quantity(gpus: &str, kw: &str) -> Result<Option<Quantity>, String> {
     match (gpus.trim().is_empty(), kw.trim().is_empty()) {
@@ -234,6 +254,10 @@ mod tests {
             .contains("from 1 to 10"));
         assert_eq!(parse_quantity("16", "").unwrap(), Some(Quantity::Gpus(16)));
         assert!(parse_quantity("16", "5").is_err());
+        for q in [Quantity::Gpus(16), Quantity::Kw(500), Quantity::Units(2)] {
+            assert_eq!(quantity_from_field(&quantity_to_field(q)), Some(q));
+        }
+        assert_eq!(quantity_from_field("gpus:x"), None);
     }
 
     #[test]

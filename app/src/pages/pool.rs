@@ -200,7 +200,7 @@ pub async fn reserve(
     let me = web::principal()?
         .customer(crate::account::Scope::Reserve)
         .map_err(web::fail)?;
-    let quantity: Quantity = serde_json::from_str(&quantity).map_err(|_| {
+    let quantity = request::quantity_from_field(&quantity).ok_or_else(|| {
         web::fail(ServiceError::invalid(
             "quantity",
             "the quantity is malformed; start again from the pool page",
@@ -502,7 +502,7 @@ fn Review(req: BookingRequest, detail: PoolDetail) -> impl IntoView {
                                     view! {
                                         <ActionForm action=reserve attr:class="inline-form">
                                             <input type="hidden" name="pool_id" value=q.pool_id/>
-                                            <input type="hidden" name="quantity" value=serde_json::to_string(&req.quantity).unwrap_or_default()/>
+                                            <input type="hidden" name="quantity" value=request::quantity_to_field(req.quantity)/>
                                             <input type="hidden" name="start" value=q.start.to_rfc3339()/>
                                             <input type="hidden" name="hours" value=q.hours/>
                                             <button type="submit" class="button" data-testid="confirm-reserve" disabled=move || reserve.pending().get()>
