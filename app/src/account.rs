@@ -126,6 +126,16 @@ pub struct CreatedApiKey {
     pub secret: String,
 }
 
+/// A person in the caller's organization.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub display_name: String,
+    pub email: String,
+    /// `owner` or `member`.
+    pub role: String,
+    pub created_at: DateTime<Utc>,
+}
+
 /// An organization as the platform administrator sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrgSummary {

@@ -41,6 +41,7 @@ pub struct Quote {
 pub struct Reservation {
     pub id: i64,
     pub pool_id: i64,
+    pub pool_name: String,
     pub site_id: i64,
     pub customer_id: i64,
     pub units: i64,

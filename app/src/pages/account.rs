@@ -32,6 +32,16 @@ pub async fn change_password(
     Ok(())
 }
 
+#[server(endpoint = "members")]
+pub async fn members() -> Result<Vec<crate::account::Member>, ServerFnError> {
+    use crate::services::{accounts, web};
+    let p = web::principal()?;
+    p.person().map_err(web::fail)?;
+    accounts::members(&web::db()?, p.organization_id)
+        .await
+        .map_err(web::fail)
+}
+
 #[server(endpoint = "api_keys")]
 pub async fn api_keys() -> Result<Vec<ApiKeyView>, ServerFnError> {
     use crate::services::{api_keys, web};
@@ -116,9 +126,36 @@ fn Account(user: CurrentUser) -> impl IntoView {
             <div><dt>"Organization"</dt><dd>{user.organization_name.clone()}</dd></div>
             <div><dt>"Role"</dt><dd>{user.kind.label()}{user.platform_admin.then_some(" · platform administrator")}</dd></div>
         </dl>
+        <Members/>
         <ApiKeys user=user.clone()/>
         <p><a href="/webhooks">"Webhooks"</a> " · " <a href="/developers">"API reference"</a></p>
         <PasswordForm/>
+    }
+}
+
+#[component]
+fn Members() -> impl IntoView {
+    let list = Resource::new(|| (), |_| members());
+    view! {
+        <section aria-labelledby="members-title" class="panel">
+            <h2 id="members-title">"People in your organization"</h2>
+            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match list.await {
+                        Ok(people) => view! {
+                            <ul class="members" data-testid="members">
+                                {people.into_iter().map(|m| view! {
+                                    <li><strong>{m.display_name}</strong> " · " {m.email} " · " {m.role}
+                                        " · since " <LocalTime at=m.created_at/></li>
+                                }).collect_view()}
+                            </ul>
+                            <p class="muted small">"New people are added by the platform administrator (" <code>"server create-user"</code> ")."</p>
+                        }.into_any(),
+                        Err(e) => view! { <p class="form-error" role="alert">{clean_error(&e.to_string())}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
     }
 }
 

@@ -89,7 +89,7 @@ fn List() -> impl IntoView {
                                 let cancellable = matches!(r.state, ReservationState::Confirmed | ReservationState::Held);
                                 view! {
                                     <tr>
-                                        <td><a href=format!("/reservations/{}", r.id)>"#" {r.id}</a></td><td data-label="Pool">{r.pool_id}</td><td class="num" data-label="Units">{r.units}</td>
+                                        <td><a href=format!("/reservations/{}", r.id)>"#" {r.id}</a></td><td data-label="Pool"><a href=format!("/pools/{}", r.pool_id)>{r.pool_name.clone()}</a></td><td class="num" data-label="Units">{r.units}</td>
                                         <td data-label="From"><LocalTime at=r.start/></td><td data-label="Until"><LocalTime at=r.end/></td>
                                         <td><span class=format!("tag tag-{}", r.state.as_str())>{r.state.as_str()}</span></td>
                                         <td class="num" data-label="Total">{format_cents(r.total_cents, &r.currency)}
@@ -192,7 +192,7 @@ fn Detail(id: i64) -> impl IntoView {
                             <h1>"Reservation #" {r.id}</h1>
                             <dl class="facts" data-testid="reservation-facts">
                                 <div><dt>"State"</dt><dd><span class=format!("tag tag-{}", r.state.as_str())>{r.state.as_str()}</span></dd></div>
-                                <div><dt>"Pool"</dt><dd><a href=format!("/pools/{}", r.pool_id)>"Pool #" {r.pool_id}</a></dd></div>
+                                <div><dt>"Pool"</dt><dd><a href=format!("/pools/{}", r.pool_id)>{r.pool_name.clone()}</a></dd></div>
                                 <div><dt>"Units"</dt><dd>{r.units}</dd></div>
                                 <div><dt>"From"</dt><dd><LocalTime at=r.start/></dd></div>
                                 <div><dt>"Until"</dt><dd><LocalTime at=r.end/></dd></div>

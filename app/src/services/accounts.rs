@@ -336,6 +336,29 @@ pub async fn current_user(db: &PgPool, user_id: i64) -> Result<CurrentUser, Serv
     })
 }
 
+/// The people of an organization, owners first.
+pub async fn members(
+    db: &PgPool,
+    organization_id: i64,
+) -> Result<Vec<crate::account::Member>, ServiceError> {
+    let rows = sqlx::query!(
+        r#"select display_name, email, role, created_at from app_user
+           where organization_id = $1 order by role = 'owner' desc, display_name, id limit 500"#,
+        organization_id
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| crate::account::Member {
+            display_name: r.display_name,
+            email: r.email,
+            role: r.role,
+            created_at: r.created_at,
+        })
+        .collect())
+}
+
 /// Administrator command: a new organization; returns its id.
 pub async fn create_organization(db: &PgPool, name: &str, kind: &str) -> Result<i64, ServiceError> {
     let mut errors = Vec::new();

@@ -254,6 +254,7 @@ fn booked(
     Reservation {
         id: b.id,
         pool_id: c.pool.id,
+        pool_name: c.pool.name,
         site_id: c.pool.site_id,
         customer_id,
         units: c.units,
@@ -402,9 +403,11 @@ async fn fetch(
         .ok_or(ServiceError::NotFound("reservation"))?;
     }
     let r = sqlx::query!(
-        r#"select id, pool_id, site_id, customer_id, unit_count, during, state, currency, unit_price_cents,
-                  base_cents, discount_cents, fee_cents, total_cents, refund_cents, created_at, cancelled_at
-           from reservation where id = $1 and customer_id = $2"#,
+        r#"select r.id, r.pool_id, p.name as pool_name, r.site_id, r.customer_id, r.unit_count, r.during,
+                  r.state, r.currency, r.unit_price_cents, r.base_cents, r.discount_cents, r.fee_cents,
+                  r.total_cents, r.refund_cents, r.created_at, r.cancelled_at
+           from reservation r join capacity_pool p on p.id = r.pool_id
+           where r.id = $1 and r.customer_id = $2"#,
         id,
         customer_id
     )
@@ -416,6 +419,7 @@ async fn fetch(
     Ok(Reservation {
         id: r.id,
         pool_id: r.pool_id,
+        pool_name: r.pool_name,
         site_id: r.site_id,
         customer_id: r.customer_id,
         units: i64::from(r.unit_count),

@@ -896,6 +896,10 @@ async fn every_route_does_its_job_for_its_owner(db: PgPool) {
         r["total_cents"], quote["price"]["total_cents"],
         "the quote is the price"
     );
+    assert_eq!(
+        r["pool_name"],
+        listing_name(&app, &customer, r["pool_id"].as_i64().unwrap()).await
+    );
     let id = r["id"].as_i64().unwrap();
     let (s, got) = call(Method::GET, format!("/reservations/{id}"), &customer, None).await;
     assert_eq!((s, got["id"].as_i64()), (200, Some(id)));
@@ -1004,4 +1008,15 @@ async fn is_lone_star_site(db: &PgPool, site: i64) -> bool {
         .fetch_one(db)
         .await
         .unwrap()
+}
+
+async fn listing_name(app: &TestApp, key: &str, pool: i64) -> Value {
+    let (_, listing) = json_of(
+        app.api(Method::GET, &format!("/pools/{pool}"), key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    listing["pool_name"].clone()
 }

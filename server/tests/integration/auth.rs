@@ -66,6 +66,17 @@ async fn sign_up_starts_a_session_with_a_safe_cookie_and_an_argon2id_hash(db: Pg
 
     let me = who_am_i(&app, &cookie).await;
     assert_eq!(me["email"], "ada@quarry.example");
+    let people: serde_json::Value = app
+        .call("members", Some(&cookie), &[])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(people[0]["email"], "ada@quarry.example");
+    assert_eq!(
+        people[0]["role"], "owner",
+        "the person who signs up owns the organization"
+    );
     assert_eq!(me["kind"], "both");
     assert_eq!(me["organization_name"], "Quarry Labs");
 
