@@ -1,5 +1,6 @@
 //! The market overview: the first page a newcomer sees.
 
+use crate::components::clean_error;
 use crate::market::{market_overview, LiveCount, LiveTotals, PoolKind, PoolListing};
 use crate::money::{format_cents, group_thousands};
 use leptos::prelude::*;
@@ -173,11 +174,4 @@ pub fn ErrorPanel(errors: ArcRwSignal<Errors>) -> impl IntoView {
             <p><a href="">"Try again"</a></p>
         </section>
     }
-}
-
-/// Server function errors arrive prefixed with their transport wrapper; people only need the message.
-fn clean_error(s: &str) -> String {
-    s.trim_start_matches("error running server function: ")
-        .trim_start_matches("ServerFnError: ")
-        .to_string()
 }

@@ -4,7 +4,7 @@
 use super::error::{FieldError, ServiceError};
 use super::password;
 use super::throttle;
-use crate::account::{email_problem, normalize_email, password_problem, CurrentUser, OrgKind};
+use crate::account::{email_problem, normalize_email, password_problem, OrgKind};
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 use std::net::IpAddr;
@@ -311,29 +311,6 @@ pub async fn change_password(
     .execute(db)
     .await?;
     Ok(())
-}
-
-/// The person and organization for the account page.
-pub async fn current_user(db: &PgPool, user_id: i64) -> Result<CurrentUser, ServiceError> {
-    let r = sqlx::query!(
-        r#"select u.id, u.email, u.display_name, u.platform_admin,
-                  o.id as organization_id, o.name as organization_name, o.kind
-           from app_user u join organization o on o.id = u.organization_id
-           where u.id = $1"#,
-        user_id
-    )
-    .fetch_optional(db)
-    .await?
-    .ok_or(ServiceError::NotFound("user"))?;
-    Ok(CurrentUser {
-        user_id: r.id,
-        email: r.email,
-        display_name: r.display_name,
-        organization_id: r.organization_id,
-        organization_name: r.organization_name,
-        kind: OrgKind::parse(&r.kind).unwrap_or(OrgKind::Customer),
-        platform_admin: r.platform_admin,
-    })
 }
 
 /// The people of an organization, owners first.

@@ -313,12 +313,7 @@ pub async fn search(
     };
     let offset = match q.cursor.as_deref() {
         None | Some("") => 0,
-        Some(c) => super::page::PageParams {
-            limit: None,
-            cursor: Some(c.to_string()),
-        }
-        .position()?
-        .unwrap_or(0),
+        Some(c) => super::page::decode(c)?,
     };
     let mut errors = Vec::new();
     if !(1..=8760).contains(&q.hours) {
@@ -371,9 +366,7 @@ pub async fn search(
     .await?;
     // The cursor of a ranked list is the offset of the next page (offsets start at 1 in the
     // cursor so that it is never 0).
-    let next_cursor = found
-        .has_more
-        .then(|| super::page::encode_position(offset + limit));
+    let next_cursor = found.has_more.then(|| super::page::encode(offset + limit));
     Ok(Json(Page {
         data: found.hits,
         next_cursor,

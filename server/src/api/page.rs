@@ -43,15 +43,12 @@ impl PageParams {
 }
 
 /// The cursor for position `id` (an id, or a rank for ranked lists).
-pub fn encode_position(id: i64) -> String {
-    encode(id)
-}
-
-fn encode(id: i64) -> String {
+pub fn encode(id: i64) -> String {
     hex::encode(format!("c1:{id}"))
 }
 
-fn decode(cursor: &str) -> Result<i64, ServiceError> {
+/// The position a cursor holds; a cursor we did not give out is a 422.
+pub fn decode(cursor: &str) -> Result<i64, ServiceError> {
     hex::decode(cursor)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
