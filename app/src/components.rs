@@ -1,13 +1,13 @@
 //! Small pieces many pages use: times in the reader's zone, form messages, sign-in prompts.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use leptos::prelude::*;
 
 /// A moment shown in the reader's local time. The server renders UTC (it can't know the
 /// reader's zone); once the page is hydrated the browser rewrites it in local time.
 #[component]
 pub fn LocalTime(at: DateTime<Utc>) -> impl IntoView {
-    let text = RwSignal::new(at.format("%Y-%m-%d %H:%M UTC").to_string());
+    let text = RwSignal::new(format!("{} UTC", utc_minute(at)));
     Effect::new(move |_| {
         #[cfg(feature = "hydrate")]
         {
@@ -21,6 +21,32 @@ pub fn LocalTime(at: DateTime<Utc>) -> impl IntoView {
         }
     });
     view! { <time datetime=at.to_rfc3339()>{move || text.get()}</time> }
+}
+
+// Dates are written by hand rather than with chrono's `format`: its strftime parser would
+// add tens of kilobytes to the browser bundle for four fixed layouts.
+
+/// `2026-11-22 09:00` (UTC).
+pub fn utc_minute(t: DateTime<Utc>) -> String {
+    format!("{} {:02}:{:02}", utc_day(t), t.hour(), t.minute())
+}
+
+/// `2026-11-22T09:00` (UTC), the value layout of `<input type="datetime-local">`.
+pub fn input_minute(t: DateTime<Utc>) -> String {
+    format!("{}T{:02}:{:02}", utc_day(t), t.hour(), t.minute())
+}
+
+/// `2026-11-22` (UTC).
+pub fn utc_day(t: DateTime<Utc>) -> String {
+    format!("{:04}-{:02}-{:02}", t.year(), t.month(), t.day())
+}
+
+/// `Nov 22` (UTC).
+pub fn short_day(t: DateTime<Utc>) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!("{} {:02}", MONTHS[t.month0() as usize], t.day())
 }
 
 /// The current time, on the server or in the browser (where the standard library has no
@@ -112,5 +138,20 @@ pub fn SignInPrompt(#[prop(into)] next: String) -> impl IntoView {
                 <a href="/signup">"or create an account"</a>
             </p>
         </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn dates_are_written_like_chrono_would() {
+        let t = Utc.with_ymd_and_hms(2026, 3, 7, 9, 5, 0).unwrap();
+        assert_eq!(utc_minute(t), t.format("%Y-%m-%d %H:%M").to_string());
+        assert_eq!(input_minute(t), t.format("%Y-%m-%dT%H:%M").to_string());
+        assert_eq!(utc_day(t), t.format("%Y-%m-%d").to_string());
+        assert_eq!(short_day(t), t.format("%b %d").to_string());
     }
 }

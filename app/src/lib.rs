@@ -8,6 +8,7 @@ pub mod account;
 pub mod availability;
 pub mod booking;
 pub mod components;
+pub mod ledger;
 pub mod market;
 pub mod money;
 pub mod operations;
@@ -15,6 +16,7 @@ pub mod pages;
 pub mod power;
 pub mod pricing;
 pub mod request;
+pub mod routes;
 #[cfg(feature = "ssr")]
 pub mod services;
 pub mod session;
@@ -25,7 +27,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes, A},
-    path, SsrMode,
+    path, Lazy, SsrMode,
 };
 
 /// The HTML document around the app, rendered by the server.
@@ -114,17 +116,20 @@ pub fn App() -> impl IntoView {
                 // Pages render completely on the server before the first byte (async mode),
                 // so people without JavaScript get the data, not a loading placeholder.
                 <Routes fallback=pages::not_found::NotFound>
-                    <Route path=path!("/") view=pages::home::HomePage ssr=SsrMode::Async/>
-                    <Route path=path!("/login") view=pages::login::LoginPage ssr=SsrMode::Async/>
-                    <Route path=path!("/signup") view=pages::login::SignupPage ssr=SsrMode::Async/>
-                    <Route path=path!("/account") view=pages::account::AccountPage ssr=SsrMode::Async/>
-                    <Route path=path!("/reservations") view=pages::reservations::ReservationsPage ssr=SsrMode::Async/>
-                    <Route path=path!("/operator") view=pages::operator::OperatorPage ssr=SsrMode::Async/>
-                    <Route path=path!("/admin") view=pages::admin::AdminPage ssr=SsrMode::Async/>
-                    <Route path=path!("/reservations/:id") view=pages::reservations::ReservationPage ssr=SsrMode::Async/>
-                    <Route path=path!("/pools/:id") view=pages::pool::PoolPage ssr=SsrMode::Async/>
-                    <Route path=path!("/webhooks") view=pages::webhooks::WebhooksPage ssr=SsrMode::Async/>
-                    <Route path=path!("/developers") view=pages::developers::DevelopersPage ssr=SsrMode::Async/>
+                    <Route path=path!("/") view={Lazy::<routes::Home>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/login") view={Lazy::<routes::Login>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/signup") view={Lazy::<routes::Signup>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/account") view={Lazy::<routes::Account>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/reservations") view={Lazy::<routes::Reservations>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/operator") view={Lazy::<routes::Operator>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/admin") view={Lazy::<routes::Admin>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/books") view={Lazy::<routes::Books>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/statement") view={Lazy::<routes::Statement>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/earnings") view={Lazy::<routes::Earnings>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/reservations/:id") view={Lazy::<routes::Reservation>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/pools/:id") view={Lazy::<routes::Pool>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/webhooks") view={Lazy::<routes::Webhooks>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/developers") view={Lazy::<routes::Developers>::new()} ssr=SsrMode::Async/>
                 </Routes>
             </main>
             <footer class="footer">
@@ -138,9 +143,9 @@ pub fn App() -> impl IntoView {
 #[component]
 fn UserNav(user: account::CurrentUser, auth: session::Auth) -> impl IntoView {
     view! {
-        {user.kind.buys().then(|| view! { <A href="/reservations">"Reservations"</A> })}
-        {user.kind.operates().then(|| view! { <A href="/operator">"Operations"</A> })}
-        {user.platform_admin.then(|| view! { <A href="/admin">"Admin"</A> })}
+        {user.kind.buys().then(|| view! { <A href="/reservations">"Reservations"</A> <A href="/statement">"Statement"</A> })}
+        {user.kind.operates().then(|| view! { <A href="/operator">"Operations"</A> <A href="/earnings">"Earnings"</A> })}
+        {user.platform_admin.then(|| view! { <A href="/admin">"Admin"</A> <A href="/admin/books">"Books"</A> })}
         <A href="/account"><span data-testid="nav-user">{user.display_name}</span></A>
         <leptos::form::ActionForm action=auth.log_out attr:class="nav-form">
             <button type="submit" class="link-button" data-testid="log-out">"Sign out"</button>
@@ -152,6 +157,9 @@ fn UserNav(user: account::CurrentUser, auth: session::Auth) -> impl IntoView {
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
+    // Panic messages in the console help while developing; release bundles leave the
+    // formatting machinery out (they abort on panic anyway).
+    #[cfg(debug_assertions)]
     console_error_panic_hook::set_once();
     leptos::mount::hydrate_body(App);
 }

@@ -10,6 +10,17 @@ pub const HOURS_PER_MONTH: i64 = 730;
 /// The platform's fee, in basis points of the discounted price, unless configured otherwise.
 pub const DEFAULT_PLATFORM_FEE_BP: i64 = 300;
 
+/// The platform's fee rate in basis points as this server is configured
+/// (`RIGSHIFT_PLATFORM_FEE_BP`); server functions read it from the request context.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlatformFee(pub i64);
+
+impl Default for PlatformFee {
+    fn default() -> Self {
+        Self(DEFAULT_PLATFORM_FEE_BP)
+    }
+}
+
 /// What is being priced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Priced {

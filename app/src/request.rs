@@ -142,9 +142,28 @@ pub fn parse_start(s: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
-    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M")
+    parse_minute(s)
         .map(|n| n.and_utc())
-        .map_err(|_| "give the start as a date and time, e.g. 2026-12-01 09:00 (UTC)".to_string())
+        .ok_or_else(|| "give the start as a date and time, e.g. 2026-12-01 09:00 (UTC)".to_string())
+}
+
+/// `YYYY-MM-DDTHH:MM` (or with a space for the `T`). Parsed by hand: chrono's
+/// `parse_from_str` would bring its whole strftime machinery into the browser bundle.
+fn parse_minute(s: &str) -> Option<NaiveDateTime> {
+    let (date, time) = s.split_once(['T', ' '])?;
+    let mut d = date.splitn(3, '-');
+    let mut t = time.splitn(2, ':');
+    let number = |part: Option<&str>, digits: usize| {
+        part.filter(|p| p.len() == digits && p.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|p| p.parse::<u32>().ok())
+    };
+    let (year, month, day) = (
+        number(d.next(), 4)?,
+        number(d.next(), 2)?,
+        number(d.next(), 2)?,
+    );
+    let (hour, minute) = (number(t.next(), 2)?, number(t.next(), 2)?);
+    chrono::NaiveDate::from_ymd_opt(year as i32, month, day)?.and_hms_opt(hour, minute, 0)
 }
 
 /// A whole number in `range`, or a message naming `what`.
@@ -241,6 +260,20 @@ mod tests {
             "2026-12-01T09:00:00+00:00"
         );
         assert!(parse_start("tomorrow").is_err());
+        assert_eq!(
+            parse_start("2026-12-01 09:30").unwrap().to_rfc3339(),
+            "2026-12-01T09:30:00+00:00"
+        );
+        for bad in [
+            "2026-13-01T09:00",
+            "2026-02-30T09:00",
+            "2026-12-01T24:00",
+            "2026-12-1T09:00",
+            "+026-12-01T09:00",
+            "2026-12-01T09:00:00",
+        ] {
+            assert!(parse_start(bad).is_err(), "{bad} should be refused");
+        }
         assert_eq!(parse_dollars("2.5").unwrap(), 250);
         assert_eq!(parse_dollars("$1.99").unwrap(), 199);
         assert!(

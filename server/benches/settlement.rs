@@ -235,6 +235,7 @@ async fn generate_market(db: &PgPool) {
     for sql in [
         "alter table reservation disable trigger reservation_fully_allocated",
         "alter table reservation disable trigger reservation_outbox",
+        "alter table reservation disable trigger reservation_ledger",
         "alter table capacity_pool disable trigger capacity_pool_outbox",
         "alter table availability_window disable trigger availability_window_outbox",
     ] {
@@ -249,6 +250,7 @@ async fn generate_market(db: &PgPool) {
     for sql in [
         "alter table reservation enable trigger reservation_fully_allocated",
         "alter table reservation enable trigger reservation_outbox",
+        "alter table reservation enable trigger reservation_ledger",
         "alter table capacity_pool enable trigger capacity_pool_outbox",
         "alter table availability_window enable trigger availability_window_outbox",
     ] {
@@ -297,7 +299,13 @@ fn main() {
             return;
         }
         let gen_started = Instant::now();
-        sqlx::query("truncate allocation, reservation, blackout, availability_window, capacity_unit, pool_term_discount, pool_cancellation_tier, capacity_pool, site, app_user, organization restart identity cascade")
+        // The books are append-only (truncate refused); this scratch database is the one
+        // place they are wiped, so their guards are lifted here only.
+        for table in ["ledger_entry", "ledger_transaction", "ledger_account"] {
+            let guard = format!("alter table {table} disable trigger {}_no_truncate", table);
+            sqlx::query(sqlx::AssertSqlSafe(guard)).execute(&db).await.unwrap();
+        }
+        sqlx::query("truncate ledger_entry, ledger_transaction, ledger_account, allocation, reservation, blackout, availability_window, capacity_unit, pool_term_discount, pool_cancellation_tier, capacity_pool, site, app_user, organization restart identity cascade")
             .execute(&db).await.unwrap();
         generate_market(&db).await;
         let counts: (i64, i64, i64) = sqlx::query_as("select (select count(*) from site), (select count(*) from capacity_pool), (select count(*) from allocation)")

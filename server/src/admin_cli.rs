@@ -156,3 +156,30 @@ mod tests {
         assert_eq!(required(&f, "email").unwrap_err(), "--email is required");
     }
 }
+
+/// `server reconcile`: prints what was checked and every difference; an error (exit 1)
+/// when the books disagree with the reservations or do not balance.
+pub async fn reconcile(db: &PgPool) -> Result<(), String> {
+    let r = app::services::ledger::reconcile(db, chrono::Utc::now())
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "reconciled {} reservations: {} differences, ledger sum {} cents, {} unbalanced transactions, {} awaiting completion",
+        r.reservations_checked,
+        r.differences.len(),
+        r.ledger_sum_cents,
+        r.unbalanced_transactions,
+        r.awaiting_recognition
+    );
+    for d in &r.differences {
+        println!(
+            "  reservation {}: {} expected {} cents, ledger has {}",
+            d.reservation_id, d.what, d.expected_cents, d.actual_cents
+        );
+    }
+    if r.is_clean() {
+        Ok(())
+    } else {
+        Err("the ledger does not reconcile with the reservations".into())
+    }
+}

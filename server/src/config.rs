@@ -45,6 +45,9 @@ pub struct Config {
     /// `RIGSHIFT_WEBHOOK_ALLOW_PRIVATE`: `true` lets webhooks use http:// and private or
     /// loopback addresses (development and tests). Default `false`.
     pub allow_private_webhooks: bool,
+    /// `RIGSHIFT_PLATFORM_FEE_BP`: the platform's fee on new reservations, in basis points
+    /// of the discounted price (default 300, i.e. 3 %; 0 to 5000). Written on each posting.
+    pub platform_fee_bp: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +132,18 @@ impl Config {
                     expected: "a whole number from 1 to 1000000",
                 })?,
         };
+        let platform_fee_bp = match non_empty("RIGSHIFT_PLATFORM_FEE_BP") {
+            None => app::pricing::DEFAULT_PLATFORM_FEE_BP,
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (0..=5000).contains(n))
+                .ok_or(ConfigError {
+                    var: "RIGSHIFT_PLATFORM_FEE_BP",
+                    value: v,
+                    expected: "basis points from 0 to 5000 (300 is 3 %)",
+                })?,
+        };
         let db_name = non_empty("RIGSHIFT_DB_NAME").unwrap_or_else(|| "rigshift".into());
         if !db_name
             .chars()
@@ -154,6 +169,7 @@ impl Config {
             trust_proxy,
             api_rate_per_minute,
             allow_private_webhooks,
+            platform_fee_bp,
         })
     }
 }

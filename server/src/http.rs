@@ -33,6 +33,8 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub db: PgPool,
     pub security: Security,
+    /// The platform fee rate new reservations are priced at.
+    pub platform_fee: app::pricing::PlatformFee,
 }
 
 /// How the doors are kept: session cookies, whom to believe about client addresses, how
@@ -84,6 +86,8 @@ pub fn router(state: AppState) -> Router {
 
     let app = Router::new()
         .route("/healthz", get(healthz))
+        .route("/statement.csv", get(crate::exports::statement))
+        .route("/earnings.csv", get(crate::exports::earnings))
         .nest("/api/v1", crate::api::router(state.clone()))
         .route(
             // One segment: server functions live at /api/<name>, and /api/v1/... stays the JSON API's.
@@ -148,6 +152,7 @@ async fn server_fn_handler(State(state): State<AppState>, req: Request<Body>) ->
 /// What pages and server functions find in their reactive context.
 fn provide_app_context(state: &AppState) {
     provide_context(state.db.clone());
+    provide_context(state.platform_fee);
     provide_context(app::pages::developers::ApiDocument(crate::api::doc::json()));
     provide_context(app::pages::webhooks::WebhookPolicy {
         allow_private: state.security.allow_private_webhooks,

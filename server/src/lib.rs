@@ -12,6 +12,7 @@ pub mod config;
 pub mod db;
 pub mod delivery;
 pub mod embedded_pg;
+pub mod exports;
 pub mod http;
 pub mod seed;
 pub mod startup;

@@ -20,6 +20,8 @@ COMMANDS:
     pg-start   Start the private PostgreSQL in RIGSHIFT_DATA_DIR, print its admin URL
                and leave it running (used by the test command).
     pg-stop    Stop the private PostgreSQL in RIGSHIFT_DATA_DIR.
+    reconcile  Recompute every reservation's postings from the reservations and compare
+               them with the ledger; exit 1 on any difference.
 {ADMIN}
     help       Print this help.
 
@@ -90,6 +92,15 @@ async fn main() -> ExitCode {
                 .expect("pg-stop panicked")
                 .map_err(|e| e.to_string())
         }
+        "reconcile" => match startup::open_database(&config).await {
+            Ok(mut db) => {
+                db.leave_running_cluster();
+                let r = server::admin_cli::reconcile(&db.pool).await;
+                db.close().await;
+                r
+            }
+            Err(e) => Err(e.to_string()),
+        },
         "create-org" | "create-user" | "create-key" => {
             match startup::open_database(&config).await {
                 Ok(mut db) => {

@@ -121,10 +121,12 @@ async fn serve_with(config: &Config, pool: &PgPool) -> Result<(), StartupError> 
     let security = http::Security::from_config(config);
     tokio::spawn(purge_expired(pool.clone(), security.cookies.session));
     tokio::spawn(delivery::Worker::new(pool.clone(), security.allow_private_webhooks).run());
+    tokio::spawn(recognize_completed(pool.clone()));
     let router = http::router(http::AppState {
         leptos_options: options,
         db: pool.clone(),
         security,
+        platform_fee: app::pricing::PlatformFee(config.platform_fee_bp),
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -165,6 +167,21 @@ async fn purge_expired(db: PgPool, policy: app::services::sessions::SessionPolic
             }
             (Ok(_), Ok(_)) => {}
             (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "purging expired rows failed"),
+        }
+    }
+}
+
+/// Every minute (and at start, which catches up whatever ended while no server ran), posts
+/// the completion of reservations that ended: the operator's share and the platform's fee
+/// are earned. Every process runs it; the database makes two runs at once post once.
+async fn recognize_completed(db: PgPool) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        match app::services::ledger::recognize_completed(&db, chrono::Utc::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(reservations = n, "recognised completed reservations"),
+            Err(e) => tracing::warn!(error = %e, "recognising completed reservations failed"),
         }
     }
 }

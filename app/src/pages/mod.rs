@@ -2,7 +2,9 @@
 
 pub mod account;
 pub mod admin;
+pub mod books;
 pub mod developers;
+pub mod earnings;
 pub mod home;
 pub mod login;
 pub mod not_found;
@@ -10,4 +12,5 @@ pub mod operator;
 pub mod pool;
 pub mod reservations;
 pub mod search;
+pub mod statement;
 pub mod webhooks;

@@ -113,7 +113,7 @@ pub async fn load_pool(id: i64) -> Result<PoolDetail, ServerFnError> {
         terms: pool.terms,
         discounts: pool.discounts,
         cancellation: pool.cancellation,
-        fee_bp: crate::pricing::DEFAULT_PLATFORM_FEE_BP,
+        fee_bp: web::platform_fee_bp(),
         pue: site.pue,
         cooling: site.cooling,
         interconnect_kw: i64::from(site.interconnect_kw),
@@ -180,7 +180,7 @@ pub async fn quote_request(req: BookingRequest) -> Result<Quote, ServerFnError> 
     reservations::quote(
         &web::db()?,
         &req,
-        crate::pricing::DEFAULT_PLATFORM_FEE_BP,
+        web::platform_fee_bp(),
         chrono::Utc::now(),
     )
     .await
@@ -214,14 +214,14 @@ pub async fn reserve(
         start,
         end: start + Duration::hours(hours),
     };
-    match reservations::reserve(&web::db()?, me, &req, crate::pricing::DEFAULT_PLATFORM_FEE_BP, chrono::Utc::now()).await {
+    match reservations::reserve(&web::db()?, me, &req, web::platform_fee_bp(), chrono::Utc::now()).await {
         Ok(r) => {
             leptos_axum::redirect(&format!("/reservations/{}", r.id));
             Ok(r)
         }
         Err(ServiceError::Conflict { message, next_start: Some(next), .. }) => Err(web::fail(ServiceError::conflict(format!(
             "{message}. The next window that fits starts {} UTC; go back to the pool page to book it",
-            next.format("%Y-%m-%d %H:%M")
+            crate::components::utc_minute(next)
         )))),
         Err(e) => Err(web::fail(e)),
     }
@@ -334,14 +334,14 @@ fn AvailabilityChart(
     let label = format!(
         "Step chart of free units of {} from {} to {}, between 0 and {}.",
         detail.listing.pool_name,
-        detail.from.format("%Y-%m-%d"),
-        detail.to.format("%Y-%m-%d"),
+        crate::components::utc_day(detail.from),
+        crate::components::utc_day(detail.to),
         detail.listing.unit_count
     );
     let months: Vec<(f64, String)> = (0..=CHART_DAYS / 30)
         .map(|m| {
             let t = detail.from + Duration::days(m * 30);
-            (x(t), t.format("%b %d").to_string())
+            (x(t), crate::components::short_day(t))
         })
         .collect();
     let aria_label = label.clone();
@@ -372,7 +372,7 @@ fn AvailabilityChart(
                     <caption>"Free units by period"</caption>
                     <thead><tr><th scope="col">"From (UTC)"</th><th scope="col">"Free units"</th></tr></thead>
                     <tbody>{steps.into_iter().map(|s| view! {
-                        <tr><td>{s.at.format("%Y-%m-%d %H:%M").to_string()}</td><td>{s.free}</td></tr>
+                        <tr><td>{crate::components::utc_minute(s.at)}</td><td>{s.free}</td></tr>
                     }).collect_view()}</tbody>
                 </table>
             </figcaption>

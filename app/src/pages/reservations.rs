@@ -146,7 +146,7 @@ pub async fn extend_reservation(id: i64, hours: i64) -> Result<Reservation, Serv
         me,
         id,
         current.end + chrono::Duration::hours(hours),
-        crate::pricing::DEFAULT_PLATFORM_FEE_BP,
+        web::platform_fee_bp(),
         now,
     )
     .await

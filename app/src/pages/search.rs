@@ -71,7 +71,7 @@ pub async fn search_market(form: SearchForm) -> Result<SearchResults, ServerFnEr
     let found = search::search(
         &web::db()?,
         &query,
-        crate::pricing::DEFAULT_PLATFORM_FEE_BP,
+        web::platform_fee_bp(),
         chrono::Utc::now(),
     )
     .await
@@ -222,7 +222,7 @@ fn Hit(hit: SearchHit) -> impl IntoView {
         "/pools/{}?units={}&start={}&hours={}",
         hit.pool_id,
         hit.units,
-        request::encode(&hit.start.format("%Y-%m-%dT%H:%M").to_string()),
+        request::encode(&crate::components::input_minute(hit.start)),
         hours
     );
     view! {

@@ -202,8 +202,8 @@ async fn book(
         r#"
         with res as (
             insert into reservation (site_id, pool_id, customer_id, unit_count, during, state, currency,
-                                     unit_price_cents, base_cents, discount_cents, fee_cents, total_cents)
-            select $1, $2, $3, $4, $5, 'confirmed', $6, $7, $8, $9, $10, $11
+                                     unit_price_cents, base_cents, discount_cents, fee_cents, total_cents, fee_bp)
+            select $1, $2, $3, $4, $5, 'confirmed', $6, $7, $8, $9, $10, $11, $13
             where exists (select 1 from organization where id = $3 and kind <> 'operator')
             returning id, created_at
         ),
@@ -233,6 +233,7 @@ async fn book(
         p.fee_cents,
         p.total_cents,
         c.units,
+        p.fee_bp as i32,
     )
     .fetch_optional(&mut *conn)
     .await?;
@@ -640,14 +641,15 @@ async fn try_extend(
     );
     sqlx::query!(
         r#"update reservation set during = $2, base_cents = $3, discount_cents = $4, fee_cents = $5,
-                                  total_cents = $6, updated_at = now()
+                                  total_cents = $6, fee_bp = $7, updated_at = now()
            where id = $1"#,
         id,
         range,
         p.base_cents,
         p.discount_cents,
         p.fee_cents,
-        p.total_cents
+        p.total_cents,
+        p.fee_bp as i32
     )
     .execute(&mut *tx)
     .await

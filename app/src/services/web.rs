@@ -119,6 +119,13 @@ pub fn set_response_header(name: http::HeaderName, value: &str) {
     }
 }
 
+/// The configured platform fee rate, in basis points.
+pub fn platform_fee_bp() -> i64 {
+    use_context::<crate::pricing::PlatformFee>()
+        .unwrap_or_default()
+        .0
+}
+
 pub fn db() -> Result<sqlx::PgPool, ServerFnError> {
     super::db_from_context()
 }

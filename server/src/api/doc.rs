@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 document of the JSON API, generated from the handlers' annotations and
 //! served at `/api/v1/openapi.json`; the app's API reference page renders the same document.
 
-use super::{market, operations, reservations, webhooks};
+use super::{ledger, market, operations, reservations, webhooks};
 use axum::{http::header, response::IntoResponse};
 use std::sync::OnceLock;
 use utoipa::{
@@ -32,6 +32,7 @@ Each key may make a limited number of requests a minute (429 with `Retry-After` 
         operations::list_blackouts, operations::create_blackout, operations::delete_blackout,
         operations::list_bookings,
         webhooks::list, webhooks::create, webhooks::delete, webhooks::deliveries,
+        ledger::entries, ledger::statement, ledger::earnings,
     ),
     // Enums used only in query parameters are not collected from the paths.
     components(schemas(app::services::search::SearchSort, app::market::PoolKind)),
@@ -42,6 +43,7 @@ Each key may make a limited number of requests a minute (429 with `Retry-After` 
         (name = "reservations", description = "Quotes and reservations (customers)"),
         (name = "operations", description = "Sites, pools, blackouts and bookings (operators)"),
         (name = "webhooks", description = "Event notifications, signed with HMAC-SHA256"),
+        (name = "ledger", description = "The books: entries, statements, earnings (integer cents)"),
     )
 )]
 pub struct ApiDoc;

@@ -357,13 +357,7 @@ pub async fn search(
         limit,
         offset,
     };
-    let found = search::search(
-        &s.db,
-        &query,
-        app::pricing::DEFAULT_PLATFORM_FEE_BP,
-        Utc::now(),
-    )
-    .await?;
+    let found = search::search(&s.db, &query, s.platform_fee.0, Utc::now()).await?;
     // The cursor of a ranked list is the offset of the next page (offsets start at 1 in the
     // cursor so that it is never 0).
     let next_cursor = found.has_more.then(|| super::page::encode(offset + limit));

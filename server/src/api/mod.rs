@@ -5,6 +5,7 @@
 
 pub mod doc;
 pub mod idempotency;
+pub mod ledger;
 pub mod market;
 pub mod operations;
 pub mod page;
@@ -66,6 +67,9 @@ pub fn router(state: AppState) -> Router<AppState> {
             axum::routing::delete(operations::delete_blackout),
         )
         .route("/bookings", get(operations::list_bookings))
+        .route("/ledger/entries", get(ledger::entries))
+        .route("/ledger/statement", get(ledger::statement))
+        .route("/ledger/earnings", get(ledger::earnings))
         .route("/webhooks", get(webhooks::list).post(webhooks::create))
         .route("/webhooks/{id}", axum::routing::delete(webhooks::delete))
         .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))

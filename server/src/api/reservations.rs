@@ -6,7 +6,6 @@ use super::{ApiResult, Body, Caller, Id, Params};
 use crate::http::AppState;
 use app::account::Scope;
 use app::booking::{BookingRequest, Quote, Reservation};
-use app::pricing::DEFAULT_PLATFORM_FEE_BP;
 use app::services::reservations;
 use axum::{extract::State, http::StatusCode, Json};
 use chrono::{DateTime, Utc};
@@ -34,7 +33,7 @@ pub async fn quote(
 ) -> ApiResult<Json<Quote>> {
     p.require(Scope::Read)?;
     Ok(Json(
-        reservations::quote(&s.db, &req, DEFAULT_PLATFORM_FEE_BP, Utc::now()).await?,
+        reservations::quote(&s.db, &req, s.platform_fee.0, Utc::now()).await?,
     ))
 }
 
@@ -61,7 +60,7 @@ pub async fn create(
     Body(req): Body<BookingRequest>,
 ) -> ApiResult<(StatusCode, Json<Reservation>)> {
     let me = p.customer(Scope::Reserve)?;
-    let r = reservations::reserve(&s.db, me, &req, DEFAULT_PLATFORM_FEE_BP, Utc::now()).await?;
+    let r = reservations::reserve(&s.db, me, &req, s.platform_fee.0, Utc::now()).await?;
     Ok((StatusCode::CREATED, Json(r)))
 }
 
@@ -158,6 +157,6 @@ pub async fn extend(
 ) -> ApiResult<Json<Reservation>> {
     let me = p.customer(Scope::Reserve)?;
     Ok(Json(
-        reservations::extend(&s.db, me, id, body.end, DEFAULT_PLATFORM_FEE_BP, Utc::now()).await?,
+        reservations::extend(&s.db, me, id, body.end, s.platform_fee.0, Utc::now()).await?,
     ))
 }

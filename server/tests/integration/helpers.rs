@@ -20,6 +20,7 @@ impl TestApp {
             leptos_options: options,
             db,
             security,
+            platform_fee: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

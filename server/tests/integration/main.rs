@@ -9,6 +9,7 @@ mod auth;
 mod embedded_pg;
 mod http;
 mod isolation;
+mod ledger;
 mod model;
 mod schema;
 mod seed;

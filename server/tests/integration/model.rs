@@ -245,9 +245,11 @@ async fn run_case(db: &PgPool, case: usize, ops: Vec<Op>) {
     }
 }
 
-async fn fresh_database() -> (PgPool, String) {
+/// A migrated database of its own for a property test (`label` keeps two tests apart),
+/// shared by all its cases; dropped by [`drop_database`].
+pub async fn fresh_database(label: &str) -> (PgPool, String) {
     let url = std::env::var("DATABASE_URL").expect("DATABASE_URL must point at the test cluster");
-    let name = format!("rigshift_prop_{}", std::process::id());
+    let name = format!("rigshift_{label}_{}", std::process::id());
     let admin = PgConnectOptions::from_str(&url).unwrap();
     let mut conn = sqlx::PgConnection::connect_with(&admin).await.unwrap();
     sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -273,7 +275,7 @@ fn random_sequences_agree_with_the_model_and_keep_the_invariants() {
         .enable_all()
         .build()
         .unwrap();
-    let (db, name) = rt.block_on(fresh_database());
+    let (db, name) = rt.block_on(fresh_database("prop"));
     let mut runner = TestRunner::new(Config {
         cases: 64,
         failure_persistence: None,
@@ -285,16 +287,18 @@ fn random_sequences_agree_with_the_model_and_keep_the_invariants() {
         rt.block_on(run_case(&db, n, ops));
         Ok(())
     });
-    rt.block_on(async {
-        db.close().await;
-        let url = std::env::var("DATABASE_URL").unwrap();
-        let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "drop database if exists {name} with (force)"
-        )))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    });
+    rt.block_on(drop_database(db, &name));
     result.unwrap();
+}
+
+pub async fn drop_database(db: PgPool, name: &str) {
+    db.close().await;
+    let url = std::env::var("DATABASE_URL").unwrap();
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "drop database if exists {name} with (force)"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
 }

@@ -79,10 +79,15 @@ pub fn gpu_pool(name: &str, nodes: i64) -> PoolInput {
 /// An operator with one live site and one GPU pool of `nodes` nodes open for 60 days,
 /// and two customers.
 pub async fn market(db: &PgPool, nodes: i64) -> Market {
+    market_named(db, nodes, "").await
+}
+
+/// [`market`] with `suffix` on the organizations' (unique) names, for several in one database.
+pub async fn market_named(db: &PgPool, nodes: i64, suffix: &str) -> Market {
     let now = Utc::now();
-    let operator = org(db, "Op", "operator").await;
-    let customer = org(db, "Cust", "customer").await;
-    let other_customer = org(db, "Other", "customer").await;
+    let operator = org(db, &format!("Op{suffix}"), "operator").await;
+    let customer = org(db, &format!("Cust{suffix}"), "customer").await;
+    let other_customer = org(db, &format!("Other{suffix}"), "customer").await;
     let site = catalog::create_site(db, operator, &site_input("Site", 50_000))
         .await
         .unwrap();

@@ -1,0 +1,43 @@
+//! The app's pages as lazily loaded routes. Each page's view code is split into its own
+//! chunk of the browser bundle (`cargo leptos build --split`), so a visitor downloads the
+//! shared runtime plus the page they open, not every page of the app. On the server the
+//! wrappers simply render the page.
+
+use leptos::prelude::*;
+use leptos_router::{lazy_route, LazyRoute};
+
+use crate::pages;
+
+/// Declares a route type whose lazily loaded view is the page component `$page`.
+macro_rules! lazy_page {
+    ($route:ident => $page:path) => {
+        pub struct $route;
+
+        #[lazy_route]
+        impl LazyRoute for $route {
+            fn data() -> Self {
+                $route
+            }
+
+            fn view(this: Self) -> AnyView {
+                let _ = this;
+                $page().into_any()
+            }
+        }
+    };
+}
+
+lazy_page!(Home => pages::home::HomePage);
+lazy_page!(Login => pages::login::LoginPage);
+lazy_page!(Signup => pages::login::SignupPage);
+lazy_page!(Account => pages::account::AccountPage);
+lazy_page!(Reservations => pages::reservations::ReservationsPage);
+lazy_page!(Reservation => pages::reservations::ReservationPage);
+lazy_page!(Operator => pages::operator::OperatorPage);
+lazy_page!(Admin => pages::admin::AdminPage);
+lazy_page!(Books => pages::books::BooksPage);
+lazy_page!(Statement => pages::statement::StatementPage);
+lazy_page!(Earnings => pages::earnings::EarningsPage);
+lazy_page!(Pool => pages::pool::PoolPage);
+lazy_page!(Webhooks => pages::webhooks::WebhooksPage);
+lazy_page!(Developers => pages::developers::DevelopersPage);

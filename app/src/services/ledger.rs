@@ -1,0 +1,414 @@
+//! Reading the books and the few writes that are not reservation changes (the completion
+//! job, payouts). Reservation postings are made by the database itself, in the same
+//! transaction as the change (the `reservation_ledger` trigger), so no code path can book,
+//! extend or cancel without them.
+
+use super::error::ServiceError;
+use crate::ledger::{
+    Difference, Earnings, EarningsRow, Month, OperatorBalance, Payout, PlatformBooks,
+    Reconciliation, Statement, StatementLine,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+
+/// The books are kept per currency; every listed pool is priced in US dollars today.
+pub const CURRENCY: &str = "USD";
+
+/// One entry on one of an organization's accounts, for the API.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LedgerEntry {
+    pub id: i64,
+    pub transaction_id: i64,
+    /// `charge`, `extension`, `refund`, `recognition`, `payout` or `correction`.
+    pub transaction_kind: String,
+    /// `customer_receivable` or `operator_payable`.
+    pub account: String,
+    pub reservation_id: Option<i64>,
+    /// Positive: a debit (the customer owes more, or the platform owes the operator less).
+    pub amount_cents: i64,
+    pub currency: String,
+    pub effective_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+    pub memo: String,
+}
+
+/// Recognises every confirmed reservation that ended by `as_of`: the operator's share and
+/// the platform's fee are earned. Idempotent, safe to run from several processes at once,
+/// and it catches up whatever came due while no server ran. Returns how many it recognised.
+pub async fn recognize_completed(db: &PgPool, as_of: DateTime<Utc>) -> Result<i64, ServiceError> {
+    let n = sqlx::query_scalar!(r#"select ledger_recognize_completed($1) as "n!""#, as_of)
+        .fetch_one(db)
+        .await?;
+    Ok(n.into())
+}
+
+/// A customer's statement for `month`: opening balance, the month's postings, closing.
+pub async fn statement(
+    db: &PgPool,
+    customer_id: i64,
+    month: Month,
+) -> Result<Statement, ServiceError> {
+    let (from, to) = (month.start(), month.next().start());
+    let opening = sqlx::query_scalar!(
+        r#"select coalesce(sum(e.amount_cents), 0)::bigint as "sum!"
+             from ledger_entry e
+             join ledger_account a on a.id = e.account_id
+             join ledger_transaction t on t.id = e.transaction_id
+            where a.organization_id = $1 and a.kind = 'customer_receivable' and a.currency = $2
+              and t.effective_at < $3"#,
+        customer_id,
+        CURRENCY,
+        from
+    )
+    .fetch_one(db)
+    .await?;
+    let lines = sqlx::query_as!(
+        StatementLine,
+        r#"select t.id as transaction_id, t.kind, t.effective_at, t.reservation_id,
+                  p.name as "pool_name?", coalesce(t.memo, '') as "memo!", e.amount_cents
+             from ledger_entry e
+             join ledger_account a on a.id = e.account_id
+             join ledger_transaction t on t.id = e.transaction_id
+             left join reservation r on r.id = t.reservation_id
+             left join capacity_pool p on p.id = r.pool_id
+            where a.organization_id = $1 and a.kind = 'customer_receivable' and a.currency = $2
+              and t.effective_at >= $3 and t.effective_at < $4
+            order by t.effective_at, t.id"#,
+        customer_id,
+        CURRENCY,
+        from,
+        to
+    )
+    .fetch_all(db)
+    .await?;
+    let charges: i64 = lines.iter().map(|l| l.amount_cents.max(0)).sum();
+    let refunds: i64 = lines.iter().map(|l| (-l.amount_cents).max(0)).sum();
+    Ok(Statement {
+        month: month.to_string(),
+        currency: CURRENCY.into(),
+        opening_cents: opening,
+        charges_cents: charges,
+        refunds_cents: refunds,
+        closing_cents: opening + charges - refunds,
+        lines,
+    })
+}
+
+/// An operator's money: owed now, still to be earned, per site and month, and payouts.
+pub async fn earnings(db: &PgPool, operator_id: i64) -> Result<Earnings, ServiceError> {
+    // Earned and fees: the recognitions (and late repricings) of reservations on its sites,
+    // by the month they took effect.
+    let earned = sqlx::query!(
+        r#"select s.id as site_id, s.name as site_name,
+                  to_char(date_trunc('month', t.effective_at at time zone 'UTC'), 'YYYY-MM') as "month!",
+                  coalesce(-sum(e.amount_cents) filter (where a.kind = 'operator_payable'), 0)::bigint as "earned!",
+                  coalesce(-sum(e.amount_cents) filter (where a.kind = 'platform_fee_revenue'), 0)::bigint as "fees!"
+             from ledger_transaction t
+             join reservation r on r.id = t.reservation_id
+             join site s on s.id = r.site_id
+             join ledger_entry e on e.transaction_id = t.id
+             join ledger_account a on a.id = e.account_id
+            where s.operator_id = $1 and t.currency = $2
+              and a.kind in ('operator_payable', 'platform_fee_revenue')
+            group by 1, 2, 3"#,
+        operator_id,
+        CURRENCY
+    )
+    .fetch_all(db)
+    .await?;
+    // Pending: confirmed, not yet recognised, by the month the reservation ends.
+    let pending = sqlx::query!(
+        r#"select s.id as site_id, s.name as site_name,
+                  to_char(date_trunc('month', upper(r.during) at time zone 'UTC'), 'YYYY-MM') as "month!",
+                  sum(r.base_cents - r.discount_cents)::bigint as "pending!"
+             from reservation r
+             join site s on s.id = r.site_id
+            where s.operator_id = $1 and r.currency = $2 and r.state = 'confirmed'
+              and not exists (select 1 from ledger_transaction t
+                               where t.reservation_id = r.id and t.kind = 'recognition')
+            group by 1, 2, 3"#,
+        operator_id,
+        CURRENCY
+    )
+    .fetch_all(db)
+    .await?;
+    let mut rows: Vec<EarningsRow> = earned
+        .into_iter()
+        .map(|r| EarningsRow {
+            site_id: r.site_id,
+            site_name: r.site_name,
+            month: r.month,
+            earned_cents: r.earned,
+            fees_cents: r.fees,
+            pending_cents: 0,
+        })
+        .collect();
+    for p in pending {
+        match rows
+            .iter_mut()
+            .find(|r| r.site_id == p.site_id && r.month == p.month)
+        {
+            Some(row) => row.pending_cents += p.pending,
+            None => rows.push(EarningsRow {
+                site_id: p.site_id,
+                site_name: p.site_name,
+                month: p.month,
+                earned_cents: 0,
+                fees_cents: 0,
+                pending_cents: p.pending,
+            }),
+        }
+    }
+    // Newest month first, then by site.
+    rows.sort_by(|a, b| b.month.cmp(&a.month).then(a.site_name.cmp(&b.site_name)));
+
+    let payouts = sqlx::query_as!(
+        Payout,
+        r#"select t.id as transaction_id, t.effective_at as paid_at,
+                  e.amount_cents, coalesce(t.external_ref, '') as "reference!"
+             from ledger_transaction t
+             join ledger_entry e on e.transaction_id = t.id
+             join ledger_account a on a.id = e.account_id and a.kind = 'operator_payable'
+            where t.kind = 'payout' and t.organization_id = $1 and t.currency = $2
+            order by t.id desc"#,
+        operator_id,
+        CURRENCY
+    )
+    .fetch_all(db)
+    .await?;
+    let payable = sqlx::query_scalar!(
+        r#"select coalesce(-sum(e.amount_cents), 0)::bigint as "owed!"
+             from ledger_entry e join ledger_account a on a.id = e.account_id
+            where a.organization_id = $1 and a.kind = 'operator_payable' and a.currency = $2"#,
+        operator_id,
+        CURRENCY
+    )
+    .fetch_one(db)
+    .await?;
+    Ok(Earnings {
+        currency: CURRENCY.into(),
+        payable_cents: payable,
+        pending_cents: rows.iter().map(|r| r.pending_cents).sum(),
+        earned_cents: rows.iter().map(|r| r.earned_cents).sum(),
+        fees_cents: rows.iter().map(|r| r.fees_cents).sum(),
+        paid_out_cents: payouts.iter().map(|p| p.amount_cents).sum(),
+        rows,
+        payouts,
+    })
+}
+
+/// The entries on the organization's own accounts, oldest first, after entry `after`.
+pub async fn entries(
+    db: &PgPool,
+    organization_id: i64,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<LedgerEntry>, ServiceError> {
+    Ok(sqlx::query_as!(
+        LedgerEntry,
+        r#"select e.id, t.id as transaction_id, t.kind as transaction_kind, a.kind as account,
+                  t.reservation_id, e.amount_cents, e.currency, t.effective_at,
+                  t.created_at as recorded_at, coalesce(t.memo, '') as "memo!"
+             from ledger_entry e
+             join ledger_account a on a.id = e.account_id
+             join ledger_transaction t on t.id = e.transaction_id
+            where a.organization_id = $1 and e.id > $2
+            order by e.id
+            limit $3"#,
+        organization_id,
+        after,
+        limit
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// Recomputes what every reservation's postings must be from its row (price, state, locked
+/// refund) and compares with the books. Also checks that all entries sum to zero and that
+/// every transaction balances. Reads only.
+pub async fn reconcile(db: &PgPool, now: DateTime<Utc>) -> Result<Reconciliation, ServiceError> {
+    // Expected per reservation, by its state:
+    //   held                       nothing posted.
+    //   confirmed, not recognised  charged = total, unearned = total.
+    //   confirmed, recognised      charged = total, operator = base - discount, fee = fee.
+    //   cancelled                  charged = total, refunded = refund, the retained part split
+    //                              floor(fee × retained / total) to the fee, the rest to the operator.
+    let differences = sqlx::query_as!(
+        Difference,
+        r#"with expected as (
+               select r.id, r.state,
+                      exists (select 1 from ledger_transaction t
+                               where t.reservation_id = r.id and t.kind = 'recognition') as recognised,
+                      r.total_cents, r.base_cents - r.discount_cents as subtotal, r.fee_cents,
+                      coalesce(r.refund_cents, 0) as refund
+                 from reservation r
+           ), want as (
+               select x.id,
+                      case when x.state = 'held' then 0 else x.total_cents end as charged,
+                      case when x.state = 'cancelled' then x.refund else 0 end as refunded,
+                      case when x.state = 'cancelled' then
+                               (x.total_cents - x.refund)
+                               - case when x.total_cents > 0
+                                      then floor(x.fee_cents::numeric * (x.total_cents - x.refund) / x.total_cents)::bigint
+                                      else 0 end
+                           when x.state = 'confirmed' and x.recognised then x.subtotal
+                           else 0 end as operator,
+                      case when x.state = 'cancelled' and x.total_cents > 0 then
+                               floor(x.fee_cents::numeric * (x.total_cents - x.refund) / x.total_cents)::bigint
+                           when x.state = 'confirmed' and x.recognised then x.fee_cents
+                           else 0 end as fee,
+                      case when x.state = 'confirmed' and not x.recognised then x.total_cents else 0 end as unearned
+                 from expected x
+           )
+           select w.id as "reservation_id!", m.what as "what!", m.expected as "expected_cents!",
+                  m.actual as "actual_cents!"
+             from want w
+             left join ledger_reservation_totals l on l.reservation_id = w.id
+             cross join lateral (values
+                 ('charged', w.charged, coalesce(l.charged_cents, 0)),
+                 ('refunded', w.refunded, coalesce(l.refunded_cents, 0)),
+                 ('operator', w.operator, coalesce(l.operator_cents, 0)),
+                 ('fee', w.fee, coalesce(l.fee_cents_recognised, 0)),
+                 ('unearned', w.unearned, coalesce(l.unearned_cents, 0))
+             ) as m (what, expected, actual)
+            where m.expected is distinct from m.actual
+            order by w.id, m.what
+            limit 1000"#
+    )
+    .fetch_all(db)
+    .await?;
+    let counts = sqlx::query!(
+        r#"select (select count(*) from reservation) as "checked!",
+                  (select count(*) from reservation r
+                    where r.state = 'confirmed' and upper(r.during) <= $1 and r.total_cents > 0
+                      and not exists (select 1 from ledger_transaction t
+                                       where t.reservation_id = r.id and t.kind = 'recognition')) as "awaiting!",
+                  (select coalesce(sum(amount_cents), 0) from ledger_entry)::bigint as "sum!",
+                  (select count(*) from (select transaction_id from ledger_entry
+                                          group by transaction_id having sum(amount_cents) <> 0) u) as "unbalanced!""#,
+        now
+    )
+    .fetch_one(db)
+    .await?;
+    Ok(Reconciliation {
+        reservations_checked: counts.checked,
+        awaiting_recognition: counts.awaiting,
+        differences,
+        ledger_sum_cents: counts.sum,
+        unbalanced_transactions: counts.unbalanced,
+    })
+}
+
+/// The platform's side of the books, with the reconciliation.
+pub async fn platform_books(
+    db: &PgPool,
+    now: DateTime<Utc>,
+) -> Result<PlatformBooks, ServiceError> {
+    let by_month = sqlx::query!(
+        r#"select to_char(date_trunc('month', t.effective_at at time zone 'UTC'), 'YYYY-MM') as "month!",
+                  (-sum(e.amount_cents))::bigint as "fees!"
+             from ledger_entry e
+             join ledger_account a on a.id = e.account_id
+             join ledger_transaction t on t.id = e.transaction_id
+            where a.kind = 'platform_fee_revenue' and a.currency = $1
+            group by 1 order by 1 desc"#,
+        CURRENCY
+    )
+    .fetch_all(db)
+    .await?;
+    let balances = sqlx::query!(
+        r#"select kind as "kind!", coalesce(sum(balance_cents), 0)::bigint as "balance!"
+             from ledger_account_balance where currency = $1 group by kind"#,
+        CURRENCY
+    )
+    .fetch_all(db)
+    .await?;
+    let balance = |kind: &str| {
+        balances
+            .iter()
+            .find(|b| b.kind == kind)
+            .map(|b| b.balance)
+            .unwrap_or(0)
+    };
+    let operators = sqlx::query_as!(
+        OperatorBalance,
+        r#"select o.id as organization_id, o.name, (-b.balance_cents)::bigint as "payable_cents!"
+             from ledger_account_balance b join organization o on o.id = b.organization_id
+            where b.kind = 'operator_payable' and b.currency = $1
+            order by o.name"#,
+        CURRENCY
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(PlatformBooks {
+        currency: CURRENCY.into(),
+        fee_revenue_by_month: by_month.into_iter().map(|m| (m.month, m.fees)).collect(),
+        unearned_cents: -balance("platform_unearned"),
+        fee_revenue_cents: -balance("platform_fee_revenue"),
+        receivable_cents: balance("customer_receivable"),
+        payable_cents: -balance("operator_payable"),
+        paid_out_cents: -balance("platform_cash"),
+        operators,
+        reconciliation: reconcile(db, now).await?,
+    })
+}
+
+/// Records a payout of `amount_cents` to `operator_id` under the payment provider's
+/// `reference` (see [`super::payments`], the boundary to the provider). Refused unless the
+/// platform owes at least that much; a retry with the same reference pays once.
+pub async fn record_payout(
+    db: &PgPool,
+    operator_id: i64,
+    amount_cents: i64,
+    reference: &str,
+) -> Result<i64, ServiceError> {
+    if amount_cents <= 0 {
+        return Err(ServiceError::invalid(
+            "amount_cents",
+            "a payout must be a positive number of cents",
+        ));
+    }
+    let reference = reference.trim();
+    if reference.is_empty() || reference.len() > 200 {
+        return Err(ServiceError::invalid(
+            "reference",
+            "give the payment's reference (1 to 200 characters)",
+        ));
+    }
+    let kind = sqlx::query_scalar!("select kind from organization where id = $1", operator_id)
+        .fetch_optional(db)
+        .await?;
+    match kind.as_deref() {
+        None => return Err(ServiceError::NotFound("operator")),
+        Some("customer") => {
+            return Err(ServiceError::invalid(
+                "organization",
+                "only operators are paid out; this organization only buys capacity",
+            ))
+        }
+        _ => {}
+    }
+    let posted = sqlx::query_scalar!(
+        r#"select ledger_post_payout($1, $2, $3, $4) as "id!""#,
+        operator_id,
+        CURRENCY,
+        amount_cents,
+        reference
+    )
+    .fetch_one(db)
+    .await;
+    match posted {
+        Ok(id) => Ok(id),
+        Err(e) => match e.as_database_error().and_then(|d| d.code()).as_deref() {
+            // The database's own refusals (more than owed, reused reference) are the
+            // caller's to fix; its message says what and by how much.
+            Some("23514") | Some("23505") => Err(ServiceError::conflict(
+                e.as_database_error()
+                    .map(|d| d.message().to_string())
+                    .unwrap_or_default(),
+            )),
+            _ => Err(e.into()),
+        },
+    }
+}

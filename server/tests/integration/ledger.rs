@@ -1,0 +1,617 @@
+//! The ledger against PostgreSQL: the postings of every operation, the database's own
+//! refusals (unbalanced or edited books), the completion job run twice, concurrently and
+//! after an outage, payouts, reconciliation (service and command), and a property test over
+//! random reserve / extend / cancel / complete sequences.
+
+use app::booking::BookingRequest;
+use app::ledger::Month;
+use app::pricing::{self, Priced, Quantity, TermDiscount};
+use app::services::error::ServiceError;
+use app::services::{ledger, payments, reservations};
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use sqlx::PgPool;
+
+use crate::settlement::{hour, market, market_named, req, FEE_BP};
+
+/// What the books say about one reservation (the `ledger_reservation_totals` view).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Books {
+    charged: i64,
+    refunded: i64,
+    operator: i64,
+    fee: i64,
+    unearned: i64,
+}
+
+async fn books(db: &PgPool, reservation: i64) -> Books {
+    let row: Option<(i64, i64, i64, i64, i64)> = sqlx::query_as(
+        "select charged_cents, refunded_cents, operator_cents, fee_cents_recognised, unearned_cents
+           from ledger_reservation_totals where reservation_id = $1",
+    )
+    .bind(reservation)
+    .fetch_optional(db)
+    .await
+    .unwrap();
+    row.map(|(charged, refunded, operator, fee, unearned)| Books {
+        charged,
+        refunded,
+        operator,
+        fee,
+        unearned,
+    })
+    .unwrap_or_default()
+}
+
+async fn ledger_sum(db: &PgPool) -> i64 {
+    sqlx::query_scalar("select coalesce(sum(amount_cents), 0)::bigint from ledger_entry")
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
+
+async fn postings(db: &PgPool, reservation: i64) -> Vec<(String, Option<i32>)> {
+    sqlx::query_as(
+        "select kind, fee_bp from ledger_transaction where reservation_id = $1 order by id",
+    )
+    .bind(reservation)
+    .fetch_all(db)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn booking_charges_the_customer_with_the_fee_rate_written_on_the_posting(db: PgPool) {
+    let m = market(&db, 4).await;
+    // 8 GPUs (1 node) × 10 h × $2.00 = $160.00, 3 % fee $4.80: $164.80.
+    let r = reservations::reserve(&db, m.customer, &req(&m, 8, 2, 10), FEE_BP, m.now)
+        .await
+        .unwrap();
+    assert_eq!(r.total_cents, 16_480);
+    assert_eq!(
+        books(&db, r.id).await,
+        Books {
+            charged: 16_480,
+            unearned: 16_480,
+            ..Default::default()
+        }
+    );
+    assert_eq!(
+        postings(&db, r.id).await,
+        vec![("charge".into(), Some(300))]
+    );
+    let (balance,): (i64,) = sqlx::query_as(
+        "select balance_cents from ledger_account_balance where organization_id = $1 and kind = 'customer_receivable'",
+    )
+    .bind(m.customer)
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(balance, 16_480);
+    assert_eq!(ledger_sum(&db).await, 0);
+
+    // A refused booking posts nothing.
+    let before: i64 = sqlx::query_scalar("select count(*) from ledger_entry")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    let e = reservations::reserve(&db, m.customer, &req(&m, 32, 2, 10), FEE_BP, m.now).await;
+    assert!(matches!(e, Err(ServiceError::Conflict { .. })), "{e:?}");
+    let after: i64 = sqlx::query_scalar("select count(*) from ledger_entry")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(before, after);
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn an_extension_charges_the_difference(db: PgPool) {
+    let m = market(&db, 4).await;
+    let r = reservations::reserve(&db, m.customer, &req(&m, 8, 2, 10), FEE_BP, m.now)
+        .await
+        .unwrap();
+    let x = reservations::extend(&db, m.customer, r.id, hour(m.now, 22), FEE_BP, m.now)
+        .await
+        .unwrap();
+    // 20 h: $320.00 + $9.60 = $329.60; the extension charges $164.80 more.
+    assert_eq!(x.total_cents, 32_960);
+    let b = books(&db, r.id).await;
+    assert_eq!((b.charged, b.unearned), (32_960, 32_960));
+    let amounts: Vec<(String, i64)> = sqlx::query_as(
+        "select t.kind, e.amount_cents from ledger_transaction t
+           join ledger_entry e on e.transaction_id = t.id
+           join ledger_account a on a.id = e.account_id and a.kind = 'customer_receivable'
+          where t.reservation_id = $1 order by t.id",
+    )
+    .bind(r.id)
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(
+        amounts,
+        vec![("charge".into(), 16_480), ("extension".into(), 16_480)]
+    );
+    assert_eq!(ledger_sum(&db).await, 0);
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_cancellation_refunds_by_policy_and_the_rest_is_earned_at_once(db: PgPool) {
+    let m = market(&db, 4).await;
+    // Starts in 100 h: between 48 h and a week ahead the default policy refunds half.
+    let r = reservations::reserve(&db, m.customer, &req(&m, 8, 100, 10), FEE_BP, m.now)
+        .await
+        .unwrap();
+    let c = reservations::cancel(&db, m.customer, r.id, m.now)
+        .await
+        .unwrap();
+    // $164.80 total, half refunded: $82.40; $82.40 retained, of which the fee's share is
+    // floor(480 × 8240 / 16480) = 240 cents and the operator's 8000.
+    assert_eq!(c.refund_cents, Some(8_240));
+    assert_eq!(
+        books(&db, r.id).await,
+        Books {
+            charged: 16_480,
+            refunded: 8_240,
+            operator: 8_000,
+            fee: 240,
+            unearned: 0
+        }
+    );
+    let kinds: Vec<String> = postings(&db, r.id).await.into_iter().map(|p| p.0).collect();
+    assert_eq!(kinds, ["charge", "refund", "recognition"]);
+    // The customer's statement of the month shows both lines and what it owes.
+    let s = ledger::statement(&db, m.customer, Month::of(Utc::now()))
+        .await
+        .unwrap();
+    assert_eq!(
+        (s.charges_cents, s.refunds_cents, s.closing_cents),
+        (16_480, 8_240, 8_240)
+    );
+    assert_eq!(s.lines.len(), 2);
+    let csv = s.to_csv();
+    assert_eq!(
+        csv.lines()
+            .filter(|l| l.contains(",refund,") && l.contains(",-82.40,USD"))
+            .count(),
+        1,
+        "{csv}"
+    );
+    assert_eq!(
+        csv.lines()
+            .filter(|l| l.contains(",charge,") && l.contains(",164.80,USD"))
+            .count(),
+        1,
+        "{csv}"
+    );
+    // The operator has earned its share already.
+    let e = ledger::earnings(&db, m.operator).await.unwrap();
+    assert_eq!(
+        (e.payable_cents, e.earned_cents, e.fees_cents),
+        (8_000, 8_000, 240)
+    );
+    assert_eq!(ledger_sum(&db).await, 0);
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn the_database_refuses_unbalanced_or_edited_books(db: PgPool) {
+    let m = market(&db, 4).await;
+    let r = reservations::reserve(&db, m.customer, &req(&m, 8, 2, 10), FEE_BP, m.now)
+        .await
+        .unwrap();
+    let fingerprint = |db: PgPool| async move {
+        sqlx::query_as::<_, (i64, i64, i64)>(
+            "select (select count(*) from ledger_transaction), (select count(*) from ledger_entry),
+                    (select coalesce(sum(abs(amount_cents)), 0)::bigint from ledger_entry)",
+        )
+        .fetch_one(&db)
+        .await
+        .unwrap()
+    };
+    let before = fingerprint(db.clone()).await;
+
+    // A transfer whose legs differ by a cent: refused when the transaction commits.
+    let mut tx = db.begin().await.unwrap();
+    let t: i64 = sqlx::query_scalar(
+        "insert into ledger_transaction (kind, currency, memo, effective_at)
+         values ('correction', 'USD', 'one-legged', now()) returning id",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query(
+        "insert into ledger_entry (transaction_id, account_id, currency, amount_cents)
+         select $1, id, 'USD', case kind when 'platform_unearned' then 100 else -99 end
+           from ledger_account where kind in ('platform_unearned', 'customer_receivable')",
+    )
+    .bind(t)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let err = tx.commit().await.unwrap_err();
+    let db_err = err.as_database_error().unwrap();
+    assert_eq!(db_err.code().as_deref(), Some("23514"));
+    assert!(
+        db_err.message().contains("does not balance"),
+        "{}",
+        db_err.message()
+    );
+
+    // Entries and transactions are never changed or removed, not even by the owner.
+    for sql in [
+        "update ledger_entry set amount_cents = amount_cents * 2",
+        "delete from ledger_entry",
+        "delete from ledger_transaction",
+        "truncate ledger_entry",
+    ] {
+        let err = sqlx::query(sql).execute(&db).await.unwrap_err();
+        let d = err.as_database_error().unwrap();
+        assert_eq!(d.code().as_deref(), Some("23001"), "{sql}");
+        assert!(
+            d.message().contains("append-only"),
+            "{sql}: {}",
+            d.message()
+        );
+    }
+    // A settled reservation's amounts are not rewritten behind the ledger's back.
+    let c = reservations::cancel(&db, m.customer, r.id, m.now)
+        .await
+        .unwrap();
+    let err = sqlx::query("update reservation set total_cents = total_cents + 1, base_cents = base_cents + 1 where id = $1")
+        .bind(c.id)
+        .execute(&db)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.as_database_error().unwrap().code().as_deref(),
+        Some("23001")
+    );
+    let after = fingerprint(db.clone()).await;
+    assert!(after.0 > before.0, "the cancellation posted");
+    assert_eq!(ledger_sum(&db).await, 0);
+    assert!(ledger::reconcile(&db, Utc::now()).await.unwrap().is_clean());
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn completion_is_recognised_once_however_often_and_late_the_job_runs(db: PgPool) {
+    let m = market(&db, 4).await;
+    let mut ids = Vec::new();
+    for (start, len) in [(2, 3), (6, 4), (12, 2), (30, 5)] {
+        let r = reservations::reserve(&db, m.customer, &req(&m, 8, start, len), FEE_BP, m.now)
+            .await
+            .unwrap();
+        ids.push((r.id, hour(m.now, start + len)));
+    }
+    // Nothing has ended yet.
+    assert_eq!(ledger::recognize_completed(&db, m.now).await.unwrap(), 0);
+    // The job ran at hour 8 (two ended), then the servers were down until hour 20: the
+    // next run catches up the third; the fourth has not ended.
+    assert_eq!(
+        ledger::recognize_completed(&db, hour(m.now, 8))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        ledger::recognize_completed(&db, hour(m.now, 10))
+            .await
+            .unwrap(),
+        1
+    );
+    let late = hour(m.now, 20);
+    assert_eq!(ledger::recognize_completed(&db, late).await.unwrap(), 1);
+    assert_eq!(ledger::recognize_completed(&db, late).await.unwrap(), 0);
+    // Two processes at once after the last one ends: exactly one recognises it.
+    let end = hour(m.now, 40);
+    let (a, b) = tokio::join!(
+        ledger::recognize_completed(&db, end),
+        ledger::recognize_completed(&db, end)
+    );
+    assert_eq!(a.unwrap() + b.unwrap(), 1);
+    for (id, ended) in ids {
+        let recognitions: Vec<(DateTime<Utc>,)> = sqlx::query_as(
+            "select effective_at from ledger_transaction where reservation_id = $1 and kind = 'recognition'",
+        )
+        .bind(id)
+        .fetch_all(&db)
+        .await
+        .unwrap();
+        // Once each, dated when the reservation ended (not when the job caught up).
+        assert_eq!(recognitions, vec![(ended,)], "reservation {id}");
+        let b = books(&db, id).await;
+        assert_eq!(b.unearned, 0);
+        assert_eq!(b.operator + b.fee, b.charged);
+    }
+    let e = ledger::earnings(&db, m.operator).await.unwrap();
+    // 3 + 4 + 2 + 5 = 14 node-hours of 8 GPUs at $2.00 = $224.00 earned, $6.72 fees.
+    assert_eq!(
+        (e.earned_cents, e.fees_cents, e.pending_cents),
+        (22_400, 672, 0)
+    );
+    let r = ledger::reconcile(&db, end).await.unwrap();
+    assert!(r.is_clean(), "{r:?}");
+    assert_eq!(r.awaiting_recognition, 0);
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn payouts_never_exceed_what_is_owed_and_retries_pay_once(db: PgPool) {
+    let m = market(&db, 4).await;
+    reservations::reserve(&db, m.customer, &req(&m, 8, 2, 10), FEE_BP, m.now)
+        .await
+        .unwrap();
+    ledger::recognize_completed(&db, hour(m.now, 13))
+        .await
+        .unwrap();
+    // Earned: $160.00 (the fee, $4.80, is the platform's).
+    let e = ledger::earnings(&db, m.operator).await.unwrap();
+    assert_eq!(e.payable_cents, 16_000);
+
+    let too_much = payments::pay_out(&db, m.operator, 16_001, Some("wire-1")).await;
+    assert!(
+        matches!(&too_much, Err(ServiceError::Conflict { message, .. }) if message.contains("exceeds")),
+        "{too_much:?}"
+    );
+    let first = payments::pay_out(&db, m.operator, 10_000, Some("wire-1"))
+        .await
+        .unwrap();
+    let retry = payments::pay_out(&db, m.operator, 10_000, Some("wire-1"))
+        .await
+        .unwrap();
+    assert_eq!(first, retry, "the same reference pays once");
+    let reused = payments::pay_out(&db, m.operator, 500, Some("wire-1")).await;
+    assert!(
+        matches!(reused, Err(ServiceError::Conflict { .. })),
+        "{reused:?}"
+    );
+    let generated = payments::pay_out(&db, m.operator, 6_000, None)
+        .await
+        .unwrap();
+    assert_ne!(generated, first);
+    let e = ledger::earnings(&db, m.operator).await.unwrap();
+    assert_eq!((e.payable_cents, e.paid_out_cents), (0, 16_000));
+    assert_eq!(e.payouts.len(), 2);
+    assert!(e.payouts.iter().any(|p| p.reference.starts_with("manual-")));
+    // Customers are not paid out.
+    let e = payments::pay_out(&db, m.customer, 100, Some("x")).await;
+    assert!(matches!(e, Err(ServiceError::Invalid(_))), "{e:?}");
+    assert_eq!(ledger_sum(&db).await, 0);
+}
+
+/// The server binary's `reconcile` command against this test's database.
+fn reconcile_command(db: &PgPool) -> (bool, String) {
+    let base = std::env::var("DATABASE_URL").unwrap();
+    let name = db.connect_options().get_database().unwrap().to_string();
+    let url = match base.split_once('?') {
+        Some((head, query)) => format!("{}/{name}?{query}", head.rsplit_once('/').unwrap().0),
+        None => format!("{}/{name}", base.rsplit_once('/').unwrap().0),
+    };
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .arg("reconcile")
+        .env("DATABASE_URL", url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+    )
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn reconciliation_passes_on_the_demo_market_and_catches_a_wrong_posting(db: PgPool) {
+    server::seed::seed(&db).await.unwrap();
+    let (ok, out) = reconcile_command(&db);
+    assert!(ok, "{out}");
+    assert!(out.contains(" 0 differences"), "{out}");
+
+    // A balanced but wrong correction: a cent of one reservation's unearned money moved to
+    // the fee revenue. The books still sum to zero; the reconciliation still notices.
+    let id: i64 = sqlx::query_scalar(
+        "select id from reservation where state = 'confirmed' and upper(during) > now() order by id limit 1",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "select ledger_post('correction', $1, null, 'USD', null, 'wrong', null, now(),
+                array[ledger_account_for(null, 'platform_unearned', 'USD'),
+                      ledger_account_for(null, 'platform_fee_revenue', 'USD')],
+                array[1::bigint, -1::bigint])",
+    )
+    .bind(id)
+    .execute(&db)
+    .await
+    .unwrap();
+    let (ok, out) = reconcile_command(&db);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "reservation {id}: fee expected 0 cents, ledger has 1"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("unearned"), "{out}");
+    assert_eq!(ledger_sum(&db).await, 0);
+}
+
+// ---- property test ------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+enum Op {
+    Reserve {
+        nodes: i64,
+        start: i64,
+        len: i64,
+    },
+    Extend {
+        pick: usize,
+        extra: i64,
+    },
+    Cancel {
+        pick: usize,
+    },
+    /// The clock moves on by `hours` and the completion job runs.
+    Complete {
+        hours: i64,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (1..=2_i64, 1..200_i64, 1..30_i64).prop_map(|(nodes, start, len)| Op::Reserve { nodes, start, len }),
+        2 => (any::<usize>(), 1..200_i64).prop_map(|(pick, extra)| Op::Extend { pick, extra }),
+        2 => any::<usize>().prop_map(|pick| Op::Cancel { pick }),
+        2 => (1..60_i64).prop_map(|hours| Op::Complete { hours }),
+    ]
+}
+
+/// What the policy says a reservation owes, kept by the test itself.
+struct Expected {
+    id: i64,
+    nodes: i64,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    refund: Option<i64>,
+}
+
+fn policy_price(nodes: i64, hours: i64) -> pricing::PriceBreakdown {
+    pricing::price(
+        Priced::Gpu {
+            nodes,
+            gpus_per_node: 8,
+            cents_per_gpu_hour: 200,
+        },
+        hours,
+        &[TermDiscount {
+            min_hours: 168,
+            discount_bp: 500,
+        }],
+        FEE_BP,
+    )
+}
+
+async fn run_case(db: &PgPool, case: usize, ops: Vec<Op>) {
+    let m = market_named(db, 3, &format!(" {case}")).await;
+    let mut clock = m.now;
+    let mut expected: Vec<Expected> = Vec::new();
+    for op in ops {
+        match op {
+            Op::Reserve { nodes, start, len } => {
+                let r = BookingRequest {
+                    pool_id: m.pool,
+                    quantity: Quantity::Units(nodes),
+                    start: hour(m.now, start),
+                    end: hour(m.now, start + len),
+                };
+                match reservations::reserve(db, m.customer, &r, FEE_BP, clock).await {
+                    Ok(res) => expected.push(Expected {
+                        id: res.id,
+                        nodes,
+                        start: r.start,
+                        end: r.end,
+                        refund: None,
+                    }),
+                    Err(ServiceError::Conflict { .. } | ServiceError::Invalid(_)) => {}
+                    Err(e) => panic!("reserve: {e}"),
+                }
+            }
+            Op::Extend { pick, extra } if !expected.is_empty() => {
+                let i = pick % expected.len();
+                let new_end = expected[i].end + Duration::hours(extra);
+                match reservations::extend(db, m.customer, expected[i].id, new_end, FEE_BP, clock)
+                    .await
+                {
+                    Ok(_) => expected[i].end = new_end,
+                    Err(ServiceError::Conflict { .. } | ServiceError::Invalid(_)) => {}
+                    Err(e) => panic!("extend: {e}"),
+                }
+            }
+            Op::Cancel { pick } if !expected.is_empty() => {
+                let i = pick % expected.len();
+                match reservations::cancel(db, m.customer, expected[i].id, clock).await {
+                    Ok(res) => {
+                        let e = &mut expected[i];
+                        let total =
+                            policy_price(e.nodes, (e.end - e.start).num_hours()).total_cents;
+                        let bp = pricing::refund_bp_for((e.start - clock).num_hours(), &[]);
+                        assert_eq!(res.refund_cents, Some(pricing::refund_cents(total, bp)));
+                        e.refund = res.refund_cents;
+                    }
+                    Err(ServiceError::Conflict { .. }) => {
+                        let e = &expected[i];
+                        assert!(
+                            e.refund.is_some() || clock >= e.start,
+                            "cancel refused before the start"
+                        );
+                    }
+                    Err(e) => panic!("cancel: {e}"),
+                }
+            }
+            Op::Complete { hours } => {
+                clock += Duration::hours(hours);
+                ledger::recognize_completed(db, clock).await.unwrap();
+            }
+            _ => {}
+        }
+        // After every step: each reservation's books are what the policy says...
+        for e in &expected {
+            let price = policy_price(e.nodes, (e.end - e.start).num_hours());
+            let b = books(db, e.id).await;
+            assert_eq!(
+                b.charged, price.total_cents,
+                "charged, reservation {}",
+                e.id
+            );
+            match e.refund {
+                Some(refund) => {
+                    assert_eq!(b.refunded, refund, "refund, reservation {}", e.id);
+                    assert_eq!(b.charged - b.refunded, b.operator + b.fee);
+                    assert_eq!(b.unearned, 0);
+                }
+                None if e.end <= clock => {
+                    assert_eq!(b.operator, price.base_cents - price.discount_cents);
+                    assert_eq!(b.fee, price.fee_cents);
+                    assert_eq!((b.refunded, b.unearned), (0, 0));
+                }
+                None => assert_eq!(
+                    (b.refunded, b.operator, b.fee, b.unearned),
+                    (0, 0, 0, price.total_cents)
+                ),
+            }
+        }
+        // ...and all accounts together sum to zero, and the reconciliation agrees.
+        assert_eq!(ledger_sum(db).await, 0);
+        let r = ledger::reconcile(db, clock).await.unwrap();
+        assert!(r.is_clean(), "{r:?}");
+    }
+}
+
+#[test]
+fn random_reserve_extend_cancel_complete_sequences_keep_the_books_right() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (db, name) = rt.block_on(crate::model::fresh_database("ledger"));
+    let mut runner = TestRunner::new(Config {
+        cases: 32,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let case = std::sync::atomic::AtomicUsize::new(0);
+    let result = runner.run(&proptest::collection::vec(op(), 1..25), |ops| {
+        let n = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        rt.block_on(run_case(&db, n, ops));
+        Ok(())
+    });
+    rt.block_on(crate::model::drop_database(db, &name));
+    result.unwrap();
+}
+
+#[test]
+fn months_of_statements_are_utc_calendar_months() {
+    let t = Utc::now().duration_trunc(Duration::days(1)).unwrap();
+    let m = Month::of(t);
+    assert!(m.start() <= t && t < m.next().start());
+}
