@@ -49,6 +49,26 @@ pub fn short_day(t: DateTime<Utc>) -> String {
     format!("{} {:02}", MONTHS[t.month0() as usize], t.day())
 }
 
+/// Marks the document once the page's own view has hydrated (its effects run after it), so
+/// browser tests, and curious users with devtools, can tell a live page from a
+/// server-rendered one. Pages load lazily, so the app shell hydrates before them: the mark
+/// belongs to the page, not the shell.
+pub fn mark_hydrated() {
+    Effect::new(|_| {
+        // The page's suspended parts (its data is already in the document) finish hydrating
+        // in tasks queued behind this effect; mark after them, so a click on a marked page
+        // always reaches a live form.
+        set_timeout(
+            || {
+                if let Some(body) = document().body() {
+                    let _ = body.set_attribute("data-hydrated", "true");
+                }
+            },
+            std::time::Duration::from_millis(0),
+        );
+    });
+}
+
 /// The current time, on the server or in the browser (where the standard library has no
 /// clock, so it asks JavaScript's `Date`).
 pub fn now() -> DateTime<Utc> {

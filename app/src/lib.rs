@@ -77,14 +77,6 @@ pub fn App() -> impl IntoView {
     provide_meta_context();
     let auth = session::Auth::provide();
 
-    // Marks the document once the wasm has taken over, so browser tests (and curious
-    // users with devtools) can tell a hydrated page from a server-rendered one.
-    Effect::new(|_| {
-        if let Some(body) = document().body() {
-            let _ = body.set_attribute("data-hydrated", "true");
-        }
-    });
-
     view! {
         <Stylesheet id="leptos" href="/pkg/rigshift.css"/>
         <Link rel="icon" type_="image/svg+xml" href="/favicon.svg"/>
@@ -161,5 +153,6 @@ pub fn hydrate() {
     // formatting machinery out (they abort on panic anyway).
     #[cfg(debug_assertions)]
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(App);
+    // Lazy routes (see `routes`) load their page's chunk before hydrating it.
+    leptos::mount::hydrate_lazy(App);
 }

@@ -21,7 +21,9 @@ macro_rules! lazy_page {
 
             fn view(this: Self) -> AnyView {
                 let _ = this;
-                $page().into_any()
+                let page = $page().into_any();
+                crate::components::mark_hydrated();
+                page
             }
         }
     };

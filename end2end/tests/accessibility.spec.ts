@@ -41,7 +41,7 @@ test("every customer page has no serious or critical accessibility violations", 
   const reservation = sql(
     `select r.id from reservation r join organization o on o.id = r.customer_id where o.name = 'Helix Labs' order by r.id limit 1`,
   );
-  for (const path of ["/account", "/reservations", `/reservations/${reservation}`, "/webhooks"]) {
+  for (const path of ["/account", "/reservations", `/reservations/${reservation}`, "/webhooks", "/statement"]) {
     await page.goto(path);
     await expect(page.locator("body[data-hydrated=true]")).toBeAttached();
     report[path] = await violations(page);

@@ -35,6 +35,28 @@ test.describe("with JavaScript", () => {
     await expect(page.getByTestId("account-facts")).toContainText(email);
     await expect(page.getByTestId("no-keys")).toBeVisible();
 
+    // The owner adds a colleague; the temporary password is shown once and works.
+    const colleague = `colleague-${Date.now()}@example.com`;
+    const addForm = page.getByTestId("add-member-form");
+    await addForm.getByLabel("Their name").fill("Cole League");
+    await addForm.getByLabel("Their email").fill(colleague);
+    await addForm.getByRole("button", { name: "Add person" }).click();
+    const temporary = (await page.getByTestId("new-member-password").textContent())!.trim();
+    expect(temporary).toMatch(/^[A-Za-z0-9]{20}$/);
+    await expect(page.getByTestId("members")).toContainText(colleague);
+    expect(sql(`select role from app_user where email = '${colleague}'`)).toBe("member");
+    const loginAsColleague = await request.post("/api/log_in", {
+      headers: { "content-type": "application/x-www-form-urlencoded", origin: new URL(page.url()).origin },
+      data: `email=${encodeURIComponent(colleague)}&password=${temporary}`,
+    });
+    expect(loginAsColleague.status()).toBeLessThan(400);
+    expect(sql(`select count(*) from session s join app_user u on u.id = s.user_id where u.email = '${colleague}'`)).toBe("1");
+    // A second person with the same email is refused with a reason.
+    await addForm.getByLabel("Their name").fill("Cole Again");
+    await addForm.getByLabel("Their email").fill(colleague);
+    await addForm.getByRole("button", { name: "Add person" }).click();
+    await expect(page.getByRole("alert")).toBeVisible();
+
     // Create a key with read scope; it is shown once.
     const keyForm = page.getByTestId("create-key-form");
     await keyForm.getByLabel("Name").fill("e2e-scheduler");
@@ -59,7 +81,8 @@ test.describe("with JavaScript", () => {
 
     // Sign out: the nav changes and the account page asks to sign in.
     await page.getByTestId("log-out").click();
-    await expect(page.getByRole("link", { name: "Sign in" })).toBeVisible();
+    await expect(page).toHaveURL(/\/$/);
+    await expect(page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Sign in" })).toBeVisible();
     await page.goto("/account");
     await expect(page.getByTestId("sign-in-prompt")).toBeVisible();
 
@@ -78,7 +101,8 @@ test.describe("with JavaScript", () => {
 
     // The wrong password and the signed-out account page answer 401 on purpose; anything
     // else (a CSP violation, a panic in the wasm) fails the test.
-    expect(errors.filter((e) => !e.includes("status of 401"))).toEqual([]);
+    // 401: the wrong password; 422: the second person with a taken email. Both refused on purpose.
+    expect(errors.filter((e) => !e.includes("status of 401") && !e.includes("status of 422"))).toEqual([]);
   });
 });
 
@@ -95,7 +119,8 @@ test.describe("without JavaScript", () => {
     await expect(page.getByRole("heading", { name: /Lone Star Hash/ })).toBeVisible();
     await expect(page.getByTestId("site-table")).toContainText("Rockdale North");
     await page.getByTestId("log-out").click();
-    await expect(page.getByRole("link", { name: "Sign in" })).toBeVisible();
+    await expect(page).toHaveURL(/\/$/);
+    await expect(page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Sign in" })).toBeVisible();
     await page.goto("/operator");
     await expect(page.getByTestId("sign-in-prompt")).toBeVisible();
   });

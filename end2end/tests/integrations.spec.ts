@@ -47,6 +47,7 @@ test("a webhook registered in the browser receives a signed event and shows its 
 
     // A reservation made through the API with a key of the same organization.
     await page.goto("/account");
+    await expect(page.locator("body[data-hydrated=true]")).toBeAttached();
     const keyForm = page.getByTestId("create-key-form");
     await keyForm.getByLabel("Name").fill("e2e-webhooks");
     await keyForm.getByLabel(/reserve:/).check();

@@ -95,6 +95,9 @@ test("two customers race for the last units: one wins, the other is shown the ne
   await signUp(pb, "race-b");
   await pa.goto(url);
   await pb.goto(url);
+  // Both pages live (hydrated), so each click goes through the app, not a plain form post.
+  await expect(pa.locator("body[data-hydrated=true]")).toBeAttached();
+  await expect(pb.locator("body[data-hydrated=true]")).toBeAttached();
   await expect(pa.getByTestId("confirm-reserve")).toBeVisible();
   await expect(pb.getByTestId("confirm-reserve")).toBeVisible();
   await Promise.all([pa.getByTestId("confirm-reserve").click(), pb.getByTestId("confirm-reserve").click()]);

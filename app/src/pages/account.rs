@@ -42,6 +42,28 @@ pub async fn members() -> Result<Vec<crate::account::Member>, ServerFnError> {
         .map_err(web::fail)
 }
 
+/// A person just added, with the temporary password to hand over (shown once).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AddedMember {
+    pub email: String,
+    pub temporary_password: String,
+}
+
+#[server(endpoint = "add_member")]
+pub async fn add_member(email: String, display_name: String) -> Result<AddedMember, ServerFnError> {
+    use crate::services::{accounts, web};
+    let p = web::principal()?;
+    let me = p.person().map_err(web::fail)?;
+    let (_, password) =
+        accounts::add_member(&web::db()?, me, p.organization_id, &email, &display_name)
+            .await
+            .map_err(web::fail)?;
+    Ok(AddedMember {
+        email: crate::account::normalize_email(&email),
+        temporary_password: password,
+    })
+}
+
 #[server(endpoint = "api_keys")]
 pub async fn api_keys() -> Result<Vec<ApiKeyView>, ServerFnError> {
     use crate::services::{api_keys, web};
@@ -126,7 +148,7 @@ fn Account(user: CurrentUser) -> impl IntoView {
             <div><dt>"Organization"</dt><dd>{user.organization_name.clone()}</dd></div>
             <div><dt>"Role"</dt><dd>{user.kind.label()}{user.platform_admin.then_some(" · platform administrator")}</dd></div>
         </dl>
-        <Members/>
+        <Members me=user.email.clone()/>
         <ApiKeys user=user.clone()/>
         <p><a href="/webhooks">"Webhooks"</a> " · " <a href="/developers">"API reference"</a></p>
         <PasswordForm/>
@@ -134,28 +156,63 @@ fn Account(user: CurrentUser) -> impl IntoView {
 }
 
 #[component]
-fn Members() -> impl IntoView {
-    let list = Resource::new(|| (), |_| members());
+fn Members(me: String) -> impl IntoView {
+    let add = ServerAction::<AddMember>::new();
+    let list = Resource::new(move || add.version().get(), |_| members());
     view! {
         <section aria-labelledby="members-title" class="panel">
             <h2 id="members-title">"People in your organization"</h2>
             <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
-                {move || Suspend::new(async move {
+                {move || { let me = me.clone(); Suspend::new(async move {
                     match list.await {
-                        Ok(people) => view! {
-                            <ul class="members" data-testid="members">
-                                {people.into_iter().map(|m| view! {
-                                    <li><strong>{m.display_name}</strong> " · " {m.email} " · " {m.role}
-                                        " · since " <LocalTime at=m.created_at/></li>
-                                }).collect_view()}
-                            </ul>
-                            <p class="muted small">"New people are added by the platform administrator (" <code>"server create-user"</code> ")."</p>
-                        }.into_any(),
+                        Ok(people) => {
+                            let owner = people.iter().any(|m| m.email == me && m.role == "owner");
+                            view! {
+                                <ul class="members" data-testid="members">
+                                    {people.into_iter().map(|m| view! {
+                                        <li><strong>{m.display_name}</strong> " · " {m.email} " · " {m.role}
+                                            " · since " <LocalTime at=m.created_at/></li>
+                                    }).collect_view()}
+                                </ul>
+                                {if owner {
+                                    view! { <AddMemberForm add/> }.into_any()
+                                } else {
+                                    view! { <p class="muted small">"An owner of your organization adds people."</p> }.into_any()
+                                }}
+                            }.into_any()
+                        }
                         Err(e) => view! { <p class="form-error" role="alert">{clean_error(&e.to_string())}</p> }.into_any(),
                     }
-                })}
+                })}}
             </Transition>
         </section>
+    }
+}
+
+#[component]
+fn AddMemberForm(add: ServerAction<AddMember>) -> impl IntoView {
+    view! {
+        <ActionForm action=add attr:class="stack-form" attr:data-testid="add-member-form">
+            <h3>"Add a person"</h3>
+            <label>"Their name"
+                <input type="text" name="display_name" required maxlength="100" autocomplete="off"/>
+            </label>
+            <label>"Their email"
+                <input type="email" name="email" required maxlength="254" autocomplete="off"/>
+            </label>
+            <button type="submit" class="button secondary" disabled=move || add.pending().get()>"Add person"</button>
+        </ActionForm>
+        {move || match add.value().get() {
+            Some(Ok(added)) => view! {
+                <div class="secret-box" role="status" data-testid="new-member">
+                    <p><strong>{format!("Added {}. Their temporary password is shown only now:", added.email)}</strong></p>
+                    <code data-testid="new-member-password">{added.temporary_password}</code>
+                    <p class="small">"Hand it over privately; they sign in with it and choose their own on this page."</p>
+                </div>
+            }.into_any(),
+            Some(Err(e)) => view! { <p class="form-error" role="alert">{clean_error(&e.to_string())}</p> }.into_any(),
+            None => ().into_any(),
+        }}
     }
 }
 

@@ -336,6 +336,52 @@ pub async fn members(
         .collect())
 }
 
+/// An owner adds a person to their own organization, as a member. There is no email
+/// delivery yet, so the new member gets a random temporary password, returned once for the
+/// owner to hand over; the member signs in with it and sets their own on the account page.
+/// Returns the new user's id and the temporary password.
+pub async fn add_member(
+    db: &PgPool,
+    owner_user_id: i64,
+    organization_id: i64,
+    email: &str,
+    display_name: &str,
+) -> Result<(i64, String), ServiceError> {
+    let role = sqlx::query_scalar!(
+        "select role from app_user where id = $1 and organization_id = $2",
+        owner_user_id,
+        organization_id
+    )
+    .fetch_optional(db)
+    .await?;
+    if role.as_deref() != Some("owner") {
+        return Err(ServiceError::Forbidden(
+            "only an owner of the organization adds people; ask one of its owners".into(),
+        ));
+    }
+    // 20 characters of [A-Za-z0-9]: about 119 bits, far beyond guessing.
+    let password = super::token::random_alnum(20);
+    let mut errors = Vec::new();
+    check_person(email, display_name, &password, &mut errors);
+    if !errors.is_empty() {
+        return Err(ServiceError::Invalid(errors));
+    }
+    let phc = hash(&password).await?;
+    let mut tx = db.begin().await?;
+    let id = insert_user(
+        &mut tx,
+        organization_id,
+        email,
+        display_name,
+        &phc,
+        "member",
+        false,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((id, password))
+}
+
 /// Administrator command: a new organization; returns its id.
 pub async fn create_organization(db: &PgPool, name: &str, kind: &str) -> Result<i64, ServiceError> {
     let mut errors = Vec::new();
