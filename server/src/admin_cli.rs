@@ -138,25 +138,6 @@ pub async fn run(db: &PgPool, command: &str, args: &[String]) -> Result<(), Stri
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn flags_parse_values_and_switches() {
-        let args: Vec<String> = ["--org", "3", "--platform-admin", "--name", "Ada"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let f = flags(&args).unwrap();
-        assert_eq!(f["org"], "3");
-        assert_eq!(f["platform-admin"], "");
-        assert_eq!(f["name"], "Ada");
-        assert!(flags(&["stray".to_string()]).is_err());
-        assert_eq!(required(&f, "email").unwrap_err(), "--email is required");
-    }
-}
-
 /// `server reconcile`: prints what was checked and every difference; an error (exit 1)
 /// when the books disagree with the reservations or do not balance.
 pub async fn reconcile(db: &PgPool) -> Result<(), String> {
@@ -181,5 +162,24 @@ pub async fn reconcile(db: &PgPool) -> Result<(), String> {
         Ok(())
     } else {
         Err("the ledger does not reconcile with the reservations".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_parse_values_and_switches() {
+        let args: Vec<String> = ["--org", "3", "--platform-admin", "--name", "Ada"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let f = flags(&args).unwrap();
+        assert_eq!(f["org"], "3");
+        assert_eq!(f["platform-admin"], "");
+        assert_eq!(f["name"], "Ada");
+        assert!(flags(&["stray".to_string()]).is_err());
+        assert_eq!(required(&f, "email").unwrap_err(), "--email is required");
     }
 }
