@@ -8,7 +8,9 @@ pub mod account;
 pub mod availability;
 pub mod booking;
 pub mod components;
+pub mod economics;
 pub mod ledger;
+pub mod listing_form;
 pub mod market;
 pub mod money;
 pub mod operations;
@@ -20,6 +22,7 @@ pub mod routes;
 #[cfg(feature = "ssr")]
 pub mod services;
 pub mod session;
+pub mod utilization;
 pub mod webhook;
 pub mod window;
 
@@ -32,8 +35,8 @@ use leptos_router::{
 
 /// The HTML document around the app, rendered by the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
-    #[cfg(feature = "ssr")]
-    set_content_security_policy();
+    // The page's content security policy is set by the server from the nonce on these
+    // scripts (server/src/http.rs, `page_policy`).
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -48,27 +51,6 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <App/>
             </body>
         </html>
-    }
-}
-
-/// Pages get a policy that allows only this response's inline scripts (by nonce) and what
-/// they load ('strict-dynamic'), plus WebAssembly; everything else comes from this origin.
-#[cfg(feature = "ssr")]
-fn set_content_security_policy() {
-    use http::{header::CONTENT_SECURITY_POLICY, HeaderValue};
-    let Some(nonce) = leptos::nonce::use_nonce() else {
-        return;
-    };
-    let policy = format!(
-        "default-src 'self'; script-src 'nonce-{nonce}' 'strict-dynamic' 'wasm-unsafe-eval'; \
-         style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; \
-         object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-    );
-    if let (Some(res), Ok(value)) = (
-        use_context::<leptos_axum::ResponseOptions>(),
-        HeaderValue::from_str(&policy),
-    ) {
-        res.insert_header(CONTENT_SECURITY_POLICY, value);
     }
 }
 
@@ -118,6 +100,10 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/admin/books") view={Lazy::<routes::Books>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/statement") view={Lazy::<routes::Statement>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/earnings") view={Lazy::<routes::Earnings>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/operator/economics") view={Lazy::<routes::Economics>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/operator/sites/new") view={Lazy::<routes::NewSite>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/operator/sites/:id") view={Lazy::<routes::OperatorSite>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/operator/pools/:id") view={Lazy::<routes::OperatorPool>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/reservations/:id") view={Lazy::<routes::Reservation>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/pools/:id") view={Lazy::<routes::Pool>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/webhooks") view={Lazy::<routes::Webhooks>::new()} ssr=SsrMode::Async/>

@@ -41,6 +41,13 @@ pub async fn authenticate(
             .into_response();
         }
     }
+    // The app's own files (the wasm bundle and its chunks, styles, icons) are the same for
+    // everyone: no session lookup (a page loads dozens of them) and no `no-store`, so the
+    // browser keeps them.
+    if is_safe(req.method()) && is_static_asset(req.uri().path()) {
+        req.extensions_mut().insert(RequestAuth::default());
+        return next.run(req).await;
+    }
     let is_api = req.uri().path().starts_with("/api/v1/") || req.uri().path() == "/api/v1";
     let mut auth = RequestAuth {
         client: client_addr(&req, state.security.trust_proxy),
@@ -114,6 +121,11 @@ pub async fn authenticate(
             .append(header::VARY, HeaderValue::from_static("Cookie"));
     }
     res
+}
+
+/// The files cargo-leptos builds into the site's `pkg/` directory and the public assets.
+fn is_static_asset(path: &str) -> bool {
+    path.starts_with("/pkg/") || path == "/favicon.svg" || path == "/favicon.ico"
 }
 
 /// Counts the request against the key's minute; beyond `per_minute`, 429 until the next

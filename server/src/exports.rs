@@ -5,7 +5,8 @@
 use crate::api::{ledger::month_or_now, problem::Problem, Caller};
 use crate::http::AppState;
 use app::account::Scope;
-use app::services::ledger;
+use app::operations::{bookings_csv, BookingFilter};
+use app::services::{error::ServiceError, ledger, operations};
 use axum::{
     extract::{Query, State},
     http::header,
@@ -52,4 +53,32 @@ pub async fn earnings(
     let me = p.operator(Scope::Read)?;
     let e = ledger::earnings(&s.db, me).await?;
     Ok(csv("rigshift-earnings.csv".into(), e.to_csv()))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BookingQuery {
+    #[serde(default)]
+    site: String,
+    #[serde(default)]
+    pool: String,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+}
+
+/// `/operator/bookings.csv?site=&pool=&state=&from=&to=`: the operator's bookings under the
+/// same filter as the operations page, every one of them (up to 10,000).
+pub async fn bookings(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Query(q): Query<BookingQuery>,
+) -> Result<impl IntoResponse, Problem> {
+    let me = p.operator(Scope::Read)?;
+    let filter = BookingFilter::parse(&q.site, &q.pool, &q.state, &q.from, &q.to)
+        .map_err(|m| ServiceError::invalid("filter", m))?;
+    let rows = operations::bookings(&s.db, me, &filter, None, 10_000).await?;
+    Ok(csv("rigshift-bookings.csv".into(), bookings_csv(&rows)))
 }

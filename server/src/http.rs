@@ -88,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/statement.csv", get(crate::exports::statement))
         .route("/earnings.csv", get(crate::exports::earnings))
+        .route("/operator/bookings.csv", get(crate::exports::bookings))
         .nest("/api/v1", crate::api::router(state.clone()))
         .route(
             // One segment: server functions live at /api/<name>, and /api/v1/... stays the JSON API's.
@@ -111,6 +112,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::auth::authenticate,
         ))
+        .layer(middleware::map_response(page_policy))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -195,6 +197,57 @@ fn unavailable() -> Response {
 /// Headers every response carries. Pages set their own content security policy (with the
 /// nonce of their inline scripts, see `app::shell`); every other response gets one that
 /// allows nothing at all.
+/// Pages get a policy that allows only their own inline scripts (by the nonce Leptos put on
+/// them) and what those load ('strict-dynamic'), plus WebAssembly; everything else comes
+/// from this origin. Set here, from the rendered page itself, so every HTML response gets
+/// exactly the nonce it carries; other responses get `default-src 'none'` below.
+async fn page_policy(res: Response) -> Response {
+    let is_html = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if !is_html || res.headers().contains_key(header::CONTENT_SECURITY_POLICY) {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    // Pages are rendered completely before the first byte (async SSR), so this waits for
+    // nothing that was not already being waited for.
+    let Ok(bytes) = axum::body::to_bytes(body, 16 * 1024 * 1024).await else {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the page could not be rendered",
+        )
+            .into_response();
+    };
+    let nonce = page_nonce(&bytes);
+    let policy = format!(
+        "default-src 'self'; script-src {} 'strict-dynamic' 'wasm-unsafe-eval'; \
+         style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; \
+         object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        nonce
+            .map(|n| format!("'nonce-{n}'"))
+            .unwrap_or_else(|| "'none'".into())
+    );
+    if let Ok(v) = HeaderValue::from_str(&policy) {
+        parts.headers.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+/// The nonce on the page's scripts: the first `nonce="…"`, if it is a plain token.
+fn page_nonce(html: &[u8]) -> Option<&str> {
+    let html = std::str::from_utf8(html).ok()?;
+    let start = html.find("nonce=\"")? + "nonce=\"".len();
+    let len = html[start..].find('"')?;
+    let nonce = &html[start..start + len];
+    (!nonce.is_empty()
+        && nonce
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_')))
+    .then_some(nonce)
+}
+
 fn with_security_headers(router: Router<AppState>) -> Router<AppState> {
     let set = |name: HeaderName, value: &'static str| {
         SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
@@ -214,4 +267,18 @@ fn with_security_headers(router: Router<AppState>) -> Router<AppState> {
             HeaderName::from_static("permissions-policy"),
             "camera=(), microphone=(), geolocation=()",
         ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::page_nonce;
+
+    #[test]
+    fn the_page_nonce_is_read_from_its_scripts_and_must_be_a_plain_token() {
+        let html = br#"<html><head><script nonce="aB3+/x=_-">x</script><script nonce="other">"#;
+        assert_eq!(page_nonce(html), Some("aB3+/x=_-"));
+        assert_eq!(page_nonce(b"<html>no scripts</html>"), None);
+        assert_eq!(page_nonce(br#"<script nonce="a' 'unsafe-inline">"#), None);
+        assert_eq!(page_nonce(br#"<script nonce="">"#), None);
+    }
 }

@@ -258,6 +258,38 @@ pub async fn create_site(
     })
 }
 
+/// One of the operator's sites as its edit form shows it.
+pub async fn site_input(
+    db: &PgPool,
+    operator_id: i64,
+    site_id: i64,
+) -> Result<SiteInput, ServiceError> {
+    let r = sqlx::query!(
+        r#"select name, country, region, grid_region, energy_source, interconnect_kw, pue, cooling, status,
+                  hashrate_th, fleet_efficiency_j_th, hashprice_usd_cents_per_ph_day
+           from site where id = $1 and operator_id = $2"#,
+        site_id,
+        operator_id
+    )
+    .fetch_optional(db)
+    .await?
+    .ok_or(ServiceError::NotFound("site"))?;
+    Ok(SiteInput {
+        name: r.name,
+        country: r.country,
+        region: r.region,
+        grid_region: r.grid_region,
+        energy_source: r.energy_source,
+        interconnect_kw: i64::from(r.interconnect_kw),
+        pue: r.pue,
+        cooling: r.cooling,
+        status: r.status,
+        hashrate_th: r.hashrate_th,
+        fleet_efficiency_j_th: r.fleet_efficiency_j_th,
+        hashprice_usd_cents_per_ph_day: r.hashprice_usd_cents_per_ph_day,
+    })
+}
+
 /// Updates a site. A smaller interconnect or a higher PUE must still carry what is listed.
 pub async fn update_site(
     db: &PgPool,

@@ -7,6 +7,7 @@ pub mod api_keys;
 pub mod availability;
 pub mod blackouts;
 pub mod catalog;
+pub mod economics;
 pub mod error;
 pub mod ledger;
 pub mod market;
@@ -21,6 +22,7 @@ pub mod sessions;
 pub mod settlement;
 pub mod throttle;
 pub mod token;
+pub mod utilization;
 pub mod web;
 pub mod webhooks;
 

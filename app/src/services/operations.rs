@@ -2,7 +2,9 @@
 //! operator's site is "not found".
 
 use super::error::ServiceError;
-use crate::operations::{Booking, OperatorBlackout, OperatorSite};
+use crate::operations::{
+    Booking, BookingFilter, BookingTotals, OperatorBlackout, OperatorPool, OperatorSite,
+};
 use sqlx::PgPool;
 
 /// The operator's sites, newest first, `limit` at a time before `before_id`.
@@ -94,10 +96,12 @@ pub async fn blackouts(
         .collect())
 }
 
-/// Reservations on the operator's capacity, newest first, `limit` at a time before `before_id`.
+/// Reservations on the operator's capacity that match `filter`, newest first, `limit` at a
+/// time before `before_id`.
 pub async fn bookings(
     db: &PgPool,
     operator_id: i64,
+    filter: &BookingFilter,
     before_id: Option<i64>,
     limit: i64,
 ) -> Result<Vec<Booking>, ServiceError> {
@@ -113,11 +117,23 @@ pub async fn bookings(
            join capacity_pool p on p.id = r.pool_id
            join organization o on o.id = r.customer_id
            where s.operator_id = $1 and ($2::bigint is null or r.id < $2)
+             and ($4::bigint is null or r.site_id = $4)
+             and ($5::bigint is null or r.pool_id = $5)
+             and ($6::text is null or $6 = case when r.state = 'confirmed' and upper(r.during) <= now() then 'completed'
+                                                when r.state = 'confirmed' and lower(r.during) <= now() then 'active'
+                                                else r.state end)
+             and ($7::timestamptz is null or upper(r.during) > $7)
+             and ($8::timestamptz is null or lower(r.during) < $8)
            order by r.id desc
            limit $3"#,
         operator_id,
         before_id,
-        limit.clamp(1, 500)
+        limit.clamp(1, 10_000),
+        filter.site_id,
+        filter.pool_id,
+        filter.state,
+        filter.from,
+        filter.to
     )
     .fetch_all(db)
     .await?;
@@ -136,6 +152,88 @@ pub async fn bookings(
             currency: r.currency,
             total_cents: r.total_cents,
             created_at: r.created_at,
+        })
+        .collect())
+}
+
+/// What every booking matching `filter` adds up to; cancelled ones count as bookings but
+/// bring no money or unit-hours.
+pub async fn booking_totals(
+    db: &PgPool,
+    operator_id: i64,
+    filter: &BookingFilter,
+) -> Result<BookingTotals, ServiceError> {
+    let rows = bookings(db, operator_id, filter, None, 10_000).await?;
+    let live = || rows.iter().filter(|b| b.state != "cancelled");
+    Ok(BookingTotals {
+        bookings: rows.len() as i64,
+        unit_hours: live()
+            .map(|b| b.units * (b.end - b.start).num_hours())
+            .sum(),
+        total_cents: live().map(|b| b.total_cents).sum(),
+        currency: rows
+            .first()
+            .map(|b| b.currency.clone())
+            .unwrap_or_else(|| "USD".into()),
+    })
+}
+
+/// The operator's pools (of one site, or all), by site and name.
+pub async fn pools(
+    db: &PgPool,
+    operator_id: i64,
+    site_id: Option<i64>,
+) -> Result<Vec<OperatorPool>, ServiceError> {
+    let rows = sqlx::query!(
+        r#"select p.id, p.site_id, s.name as site_name, p.name, p.kind, p.unit_count, p.gpu_model,
+                  p.gpus_per_node, p.gpu_memory_gb, p.interconnect, p.node_power_w, p.block_kw,
+                  p.redundancy, p.cooling, p.price_cents, p.currency, p.min_term_hours,
+                  p.max_term_hours, p.min_lead_hours,
+                  (select max(upper(w.during)) from availability_window w where w.pool_id = p.id) as open_until
+           from capacity_pool p join site s on s.id = p.site_id
+           where s.operator_id = $1 and ($2::bigint is null or p.site_id = $2)
+           order by s.name, s.id, p.name, p.id
+           limit 2000"#,
+        operator_id,
+        site_id
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let spec = if r.kind == "gpu" {
+                format!(
+                    "{} × {} · {} GB · {} · {} W/node",
+                    r.gpus_per_node.unwrap_or(0),
+                    r.gpu_model.unwrap_or_default(),
+                    r.gpu_memory_gb.unwrap_or(0),
+                    r.interconnect.unwrap_or_default(),
+                    crate::money::group_thousands(r.node_power_w.unwrap_or(0).max(0) as u64)
+                )
+            } else {
+                format!(
+                    "{} kW blocks · {} · {}",
+                    crate::money::group_thousands(r.block_kw.unwrap_or(0).max(0) as u64),
+                    r.redundancy.unwrap_or_default(),
+                    r.cooling.unwrap_or_default()
+                )
+            };
+            OperatorPool {
+                id: r.id,
+                site_id: r.site_id,
+                site_name: r.site_name,
+                name: r.name,
+                kind: r.kind,
+                spec,
+                unit_count: i64::from(r.unit_count),
+                price_cents: r.price_cents,
+                currency: r.currency,
+                min_term_hours: i64::from(r.min_term_hours),
+                max_term_hours: i64::from(r.max_term_hours),
+                min_lead_hours: i64::from(r.min_lead_hours),
+                open_until: r.open_until,
+            }
         })
         .collect())
 }

@@ -36,7 +36,7 @@ Each key may make a limited number of requests a minute (429 with `Retry-After` 
     ),
     // Enums used only in query parameters are not collected from the paths.
     components(schemas(app::services::search::SearchSort, app::market::PoolKind)),
-    modifiers(&KeyAuth),
+    modifiers(&KeyAuth, &MalformedQuery),
     tags(
         (name = "organization", description = "Who is calling"),
         (name = "market", description = "Listed capacity, availability and search (any key with `read`)"),
@@ -60,6 +60,49 @@ impl Modify for KeyAuth {
     }
 }
 
+/// Every operation that reads query parameters answers 400 when they don't parse (a letter
+/// where a number goes, a repeated parameter; see `api::Params`). Declared here once for all
+/// of them, so a new route can't forget it.
+struct MalformedQuery;
+
+impl Modify for MalformedQuery {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{path::ParameterIn, ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let bad_query = ResponseBuilder::new()
+            .description("Malformed query parameters")
+            .content(
+                "application/problem+json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let reads_query = op
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .any(|p| p.parameter_in == ParameterIn::Query);
+                if reads_query {
+                    op.responses
+                        .responses
+                        .entry("400".into())
+                        .or_insert_with(|| RefOr::T(bad_query.clone()));
+                }
+            }
+        }
+    }
+}
+
 /// The document as JSON, built once.
 pub fn json() -> &'static str {
     static DOC: OnceLock<String> = OnceLock::new();
@@ -78,4 +121,34 @@ pub async fn openapi() -> impl IntoResponse {
         ],
         json(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    #[test]
+    fn every_operation_that_reads_the_query_documents_its_400() {
+        let doc: Value = serde_json::from_str(super::json()).expect("the document is JSON");
+        let mut checked = 0;
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in item.as_object().expect("path item") {
+                let reads_query = op["parameters"]
+                    .as_array()
+                    .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
+                if reads_query {
+                    checked += 1;
+                    assert_eq!(
+                        op["responses"]["400"]["content"]["application/problem+json"]["schema"]
+                            ["$ref"],
+                        "#/components/schemas/Problem",
+                        "{method} {path} reads query parameters but documents no 400"
+                    );
+                }
+            }
+        }
+        // The list routes, search, availability, timeline, slots and the ledger's.
+        assert!(checked >= 10, "only {checked} operations read the query");
+        assert!(doc["paths"]["/api/v1/ledger/entries"]["get"]["responses"]["400"].is_object());
+    }
 }

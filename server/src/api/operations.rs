@@ -315,7 +315,8 @@ pub async fn list_bookings(
 ) -> ApiResult<Json<Page<Booking>>> {
     let me = p.operator(Scope::Read)?;
     let limit = page.limit()?;
-    let items = operations::bookings(&s.db, me, page.position()?, limit + 1).await?;
+    let items =
+        operations::bookings(&s.db, me, &Default::default(), page.position()?, limit + 1).await?;
     Ok(Json(Page::of(items, limit, |x| x.id)))
 }
 
