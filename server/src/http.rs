@@ -194,9 +194,6 @@ fn unavailable() -> Response {
         .into_response()
 }
 
-/// Headers every response carries. Pages set their own content security policy (with the
-/// nonce of their inline scripts, see `app::shell`); every other response gets one that
-/// allows nothing at all.
 /// Pages get a policy that allows only their own inline scripts (by the nonce Leptos put on
 /// them) and what those load ('strict-dynamic'), plus WebAssembly; everything else comes
 /// from this origin. Set here, from the rendered page itself, so every HTML response gets
@@ -248,6 +245,8 @@ fn page_nonce(html: &[u8]) -> Option<&str> {
     .then_some(nonce)
 }
 
+/// Headers every response carries. Pages have their own content security policy by now
+/// (`page_policy`); every other response gets one that allows nothing at all.
 fn with_security_headers(router: Router<AppState>) -> Router<AppState> {
     let set = |name: HeaderName, value: &'static str| {
         SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))

@@ -27,7 +27,7 @@ pub struct PoolAdmin {
     pub windows: Vec<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
-#[server(endpoint = "operator_pool")]
+#[server(endpoint = "load_pool_admin")]
 pub async fn load_pool_admin(id: i64) -> Result<PoolAdmin, ServerFnError> {
     use crate::services::{error::ServiceError, operations, pools, utilization, web};
     let me = web::principal()?
@@ -308,7 +308,7 @@ fn UnitChart(use_: PoolUtilization) -> impl IntoView {
                 })}
             </svg>
             <figcaption class="small muted">"Solid: reserved (labelled with the reservation's number). Hatched: maintenance. Empty: free."</figcaption>
-            <table class="visually-hidden">
+            <div class="visually-hidden"><table>
                 <caption>"Units held, by unit"</caption>
                 <thead><tr><th scope="col">"Unit"</th><th scope="col">"Held by"</th><th scope="col">"From (UTC)"</th><th scope="col">"Until (UTC)"</th></tr></thead>
                 <tbody>{use_.spans.iter().map(|s| view! {
@@ -319,7 +319,7 @@ fn UnitChart(use_: PoolUtilization) -> impl IntoView {
                         }}</td>
                         <td>{utc_minute(s.start)}</td><td>{utc_minute(s.end)}</td></tr>
                 }).collect_view()}</tbody>
-            </table>
+            </table></div>
         </figure>
     }
 }

@@ -25,7 +25,7 @@ pub struct SiteOverview {
     pub pools: Vec<OperatorPool>,
 }
 
-#[server(endpoint = "operator_site")]
+#[server(endpoint = "load_site_overview")]
 pub async fn load_site_overview(id: i64) -> Result<SiteOverview, ServerFnError> {
     use crate::services::{catalog, operations, utilization, web};
     let me = web::principal()?
@@ -423,9 +423,9 @@ fn PowerChart(power: SitePower) -> impl IntoView {
                 <line x1=PAD_L y1=y(0) x2=W y2=y(0) class="axis"/>
                 <path d=area class="ai-area" fill="url(#ai-hatch)"/>
                 <line x1=PAD_L y1=y(interconnect) x2=W y2=y(interconnect) class="limit"/>
-                <text x=W - 4.0 y=y(interconnect) - 4.0 text-anchor="end" class="chart-label">{format!("interconnect {}", format_watts(interconnect))}</text>
+                <text x=W - 4.0 y=y(interconnect) + 14.0 text-anchor="end" class="chart-label">"interconnect"</text>
                 <line x1=PAD_L y1=y(power.listed_w) x2=W y2=y(power.listed_w) class="grid"/>
-                <text x=PAD_L + 4.0 y=y(power.listed_w) - 4.0 class="tick">{format!("listed AI {}", format_watts(power.listed_w))}</text>
+                <text x=W - 4.0 y=y(power.listed_w) - 4.0 text-anchor="end" class="tick">{format!("listed AI capacity {}", format_watts(power.listed_w))}</text>
                 <text x=PAD_L + 4.0 y=(y(interconnect) + y(power.peak_w())) / 2.0 + 4.0 class="chart-label">"left for mining"</text>
                 <text x=PAD_L - 4.0 y=y(0) + 4.0 text-anchor="end" class="tick">"0"</text>
                 <text x=PAD_L - 4.0 y=y(interconnect) + 4.0 text-anchor="end" class="tick">{format_watts(interconnect)}</text>
@@ -434,14 +434,14 @@ fn PowerChart(power: SitePower) -> impl IntoView {
                 }).collect_view()}
             </svg>
             <figcaption class="small muted">"Hatched: firm AI load booked. Above it, up to the interconnect line: mining."</figcaption>
-            <table class="visually-hidden">
+            <div class="visually-hidden"><table>
                 <caption>"Firm AI load booked and left for mining, by period"</caption>
                 <thead><tr><th scope="col">"From (UTC)"</th><th scope="col">"AI load"</th><th scope="col">"Left for mining"</th></tr></thead>
                 <tbody>{steps.into_iter().map(|s| view! {
                     <tr><td>{crate::components::utc_minute(s.at)}</td><td>{format_watts(s.committed_w)}</td>
                         <td>{format_watts((interconnect - s.committed_w).max(0))}</td></tr>
                 }).collect_view()}</tbody>
-            </table>
+            </table></div>
         </figure>
     }
 }

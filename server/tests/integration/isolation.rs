@@ -189,16 +189,68 @@ async fn no_organization_reaches_another_ones_data_through_either_door(db: PgPoo
         .await
         .unwrap();
     assert!(blackouts.iter().all(|b| b["id"] != b_blackout));
-    let bookings: Vec<serde_json::Value> = app
-        .call("operator_bookings", Some(&a), &[])
+    let unfiltered = [
+        ("site", ""),
+        ("pool", ""),
+        ("state", ""),
+        ("from", ""),
+        ("to", ""),
+    ];
+    let page: serde_json::Value = app
+        .call("operator_bookings", Some(&a), &unfiltered)
         .await
         .json()
         .await
         .unwrap();
     let a_sites: Vec<i64> = sites.iter().map(|s| s["id"].as_i64().unwrap()).collect();
+    let bookings = page["items"].as_array().unwrap();
     assert!(bookings
         .iter()
         .all(|b| a_sites.contains(&b["site_id"].as_i64().unwrap())));
+    // Filtering by another operator's site finds nothing rather than its bookings.
+    let b_site_text = b_site.to_string();
+    let theirs: serde_json::Value = app
+        .call(
+            "operator_bookings",
+            Some(&a),
+            &[
+                ("site", b_site_text.as_str()),
+                ("pool", ""),
+                ("state", ""),
+                ("from", ""),
+                ("to", ""),
+            ],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theirs["items"].as_array().unwrap().len(), 0);
+    assert_eq!(theirs["totals"]["bookings"], 0);
+    assert!(theirs["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["site_id"] != b_site));
+    for (function, arg) in [("load_site_overview", b_site), ("load_pool_admin", b_pool)] {
+        let res = app
+            .call(function, Some(&a), &[("id", &arg.to_string())])
+            .await;
+        assert_eq!(res.status(), 404, "operator A calling {function}({arg})");
+    }
+    let csv = app
+        .client
+        .get(app.url(&format!("/operator/bookings.csv?site={b_site}")))
+        .header("cookie", &a)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), 200);
+    assert_eq!(
+        csv.text().await.unwrap().lines().count(),
+        1,
+        "only the header line"
+    );
     let mine: Vec<serde_json::Value> = app
         .call("my_reservations", Some(&c), &[])
         .await

@@ -11,6 +11,7 @@ mod http;
 mod isolation;
 mod ledger;
 mod model;
+mod operator;
 mod schema;
 mod seed;
 mod settlement;
