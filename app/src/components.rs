@@ -109,6 +109,31 @@ where
     }
 }
 
+/// The route's numeric `:id`, or 0 when it is not a number (no object has id 0, so the
+/// page answers "not found").
+pub fn use_id_param() -> impl Fn() -> i64 + Copy + Send + Sync + 'static {
+    let params = leptos_router::hooks::use_params_map();
+    move || {
+        params
+            .read()
+            .get("id")
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(0)
+    }
+}
+
+/// What a signed-in customer sees, with status 403, on a page for site operators.
+#[component]
+pub fn NotOperator(children: Children) -> impl IntoView {
+    set_page_status(403);
+    view! {
+        <section class="empty-state" data-testid="not-operator">
+            <h1>"For site operators"</h1>
+            <p>{children()}</p>
+        </section>
+    }
+}
+
 /// Sets the HTTP status of the page being rendered on the server (no-op in the browser).
 pub fn set_page_status(_status: u16) {
     #[cfg(feature = "ssr")]

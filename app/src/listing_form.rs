@@ -105,6 +105,76 @@ pub fn discounts_text(d: &[TermDiscount]) -> String {
         .join(", ")
 }
 
+/// Cancellation tiers back as the forms write them.
+pub fn cancellation_text(c: &[CancellationTier]) -> String {
+    c.iter()
+        .map(|t| format!("{}:{}", t.min_notice_hours, t.refund_bp as f64 / 100.0))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Cents as the dollars a form shows: `210` → `2.10`.
+pub fn dollars_text(cents: i64) -> String {
+    format!("{}.{:02}", cents / 100, cents % 100)
+}
+
+/// A pool's name, price and terms as its edit form shows and sends them.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PoolTermsForm {
+    pub name: String,
+    pub price_usd: String,
+    pub min_term_hours: String,
+    pub max_term_hours: String,
+    pub min_lead_hours: String,
+    pub discounts: String,
+    pub cancellation: String,
+}
+
+#[cfg(feature = "ssr")]
+impl PoolTermsForm {
+    pub fn of(p: &crate::services::catalog::PoolInput) -> Self {
+        Self {
+            name: p.name.clone(),
+            price_usd: dollars_text(p.price_cents),
+            min_term_hours: p.min_term_hours.to_string(),
+            max_term_hours: p.max_term_hours.to_string(),
+            min_lead_hours: p.min_lead_hours.to_string(),
+            discounts: discounts_text(&p.discounts),
+            cancellation: cancellation_text(&p.cancellation),
+        }
+    }
+
+    /// `listed` with this form's name, price and terms (its hardware and size unchanged), or
+    /// the field that is wrong and how to write it.
+    pub fn apply(
+        &self,
+        listed: crate::services::catalog::PoolInput,
+    ) -> Result<crate::services::catalog::PoolInput, (&'static str, String)> {
+        Ok(crate::services::catalog::PoolInput {
+            name: self.name.trim().to_string(),
+            price_cents: parse_dollars(&self.price_usd).map_err(|m| ("price_usd", m))?,
+            min_term_hours: parse_count(
+                &self.min_term_hours,
+                "the minimum term (hours)",
+                1..=43_800,
+            )
+            .map_err(|m| ("min_term_hours", m))?,
+            max_term_hours: parse_count(
+                &self.max_term_hours,
+                "the maximum term (hours)",
+                1..=43_800,
+            )
+            .map_err(|m| ("max_term_hours", m))?,
+            min_lead_hours: parse_count(&self.min_lead_hours, "the lead time (hours)", 0..=8_760)
+                .map_err(|m| ("min_lead_hours", m))?,
+            discounts: parse_discounts(&self.discounts).map_err(|m| ("discounts", m))?,
+            cancellation: parse_cancellation(&self.cancellation)
+                .map_err(|m| ("cancellation", m))?,
+            ..listed
+        })
+    }
+}
+
 /// The site form as typed: every field text, in people's units.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SiteForm {
@@ -245,6 +315,8 @@ mod tests {
             ]
         );
         assert_eq!(discounts_text(&d), "168:5, 720:12.5");
+        assert_eq!(dollars_text(210), "2.10");
+        assert_eq!(dollars_text(15_000), "150.00");
         assert_eq!(parse_discounts(" "), Ok(vec![]));
         let c = parse_cancellation("168:100;24:50").unwrap();
         assert_eq!(

@@ -173,6 +173,12 @@ test.describe("without JavaScript", () => {
     const poolId = sql(`select id from capacity_pool where site_id = ${siteId} order by id limit 1`);
     await page.goto(`/operator/pools/${poolId}`);
     await expect(page.getByTestId("week-shares")).toBeVisible();
+    // A new price by a plain form post; the page says it was saved.
+    const terms = page.getByTestId("terms-form");
+    await terms.getByLabel("Price (USD per").fill("3.35");
+    await terms.getByRole("button", { name: "Save price and terms" }).click();
+    await expect(page.getByTestId("pool-notice")).toContainText("Price and terms saved");
+    expect(sql(`select price_cents from capacity_pool where id = ${poolId}`)).toBe("335");
     await page.goto(`/operator?site=${siteId}`);
     await expect(page.getByTestId("booking-totals")).toBeVisible();
   });

@@ -3,7 +3,7 @@
 //! price that breaks even, and a what-if price. The what-if is a GET form, so it works
 //! without JavaScript and the figures can be shared by URL.
 
-use crate::components::{clean_error, SignedIn};
+use crate::components::{clean_error, NotOperator, SignedIn};
 use crate::economics::{format_rate, PoolEconomics};
 use crate::money::format_cents;
 use leptos::prelude::*;
@@ -27,13 +27,7 @@ pub fn EconomicsPage() -> impl IntoView {
             if u.kind.operates() {
                 view! { <Economics/> }.into_any()
             } else {
-                crate::components::set_page_status(403);
-                view! {
-                    <section class="empty-state" data-testid="not-operator">
-                        <h1>"For site operators"</h1>
-                        <p>"This page compares a site's AI capacity with its mining fleet."</p>
-                    </section>
-                }.into_any()
+                view! { <NotOperator>"This page compares a site's AI capacity with its mining fleet."</NotOperator> }.into_any()
             }
         }/>
     }

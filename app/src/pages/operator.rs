@@ -2,7 +2,7 @@
 //! (filtered by site, pool, state and dates, with totals, pages and a CSV export).
 //! Only for operator organizations; every read is scoped to the caller's organization.
 
-use crate::components::{clean_error, FormResult, LocalTime, SignedIn};
+use crate::components::{clean_error, FormResult, LocalTime, NotOperator, SignedIn};
 use crate::money::format_cents;
 use crate::operations::{
     Booking, BookingTotals, OperatorBlackout, OperatorPool, OperatorSite, BOOKING_STATES,
@@ -110,13 +110,11 @@ pub fn OperatorPage() -> impl IntoView {
                 }
                 .into_any()
             } else {
-                crate::components::set_page_status(403);
                 view! {
-                    <section class="empty-state" data-testid="not-operator">
-                        <h1>"For site operators"</h1>
-                        <p>"Operations pages are for organizations that list sites and capacity. Your organization reserves capacity; see "
-                           <a href="/reservations">"your reservations"</a> "."</p>
-                    </section>
+                    <NotOperator>
+                        "Operations pages are for organizations that list sites and capacity. Your organization reserves capacity; see "
+                        <a href="/reservations">"your reservations"</a> "."
+                    </NotOperator>
                 }
                 .into_any()
             }

@@ -3,8 +3,9 @@
 //! units (refused with the reservations in the way when they are booked) or remove one.
 
 use crate::components::{
-    clean_error, input_minute, short_day, utc_minute, FormResult, LocalTime, SignedIn,
+    clean_error, input_minute, short_day, utc_minute, FormResult, LocalTime, NotOperator, SignedIn,
 };
+use crate::listing_form::PoolTermsForm;
 use crate::money::format_cents;
 use crate::operations::{OperatorBlackout, OperatorPool};
 use crate::pages::operator::RemoveBlackout;
@@ -13,7 +14,7 @@ use chrono::{DateTime, Duration, Utc};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::{use_location, use_params_map, use_query_map};
+use leptos_router::hooks::{use_location, use_query_map};
 use serde::{Deserialize, Serialize};
 
 /// Weeks the chart covers: one behind, the rest ahead.
@@ -22,6 +23,7 @@ pub const CHART_WEEKS: i64 = 9;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PoolAdmin {
     pub pool: OperatorPool,
+    pub terms: PoolTermsForm,
     pub use_: PoolUtilization,
     pub blackouts: Vec<OperatorBlackout>,
     pub windows: Vec<(DateTime<Utc>, DateTime<Utc>)>,
@@ -59,8 +61,14 @@ pub async fn load_pool_admin(id: i64) -> Result<PoolAdmin, ServerFnError> {
     let windows = pools::open_intervals(&mut conn, id, now, now + Duration::days(365 * 10))
         .await
         .map_err(web::fail)?;
+    let terms = PoolTermsForm::of(
+        &crate::services::catalog::pool_input(&db, me, id)
+            .await
+            .map_err(web::fail)?,
+    );
     Ok(PoolAdmin {
         pool,
+        terms,
         use_,
         blackouts,
         windows,
@@ -102,6 +110,30 @@ pub async fn add_blackout(
     Ok(id)
 }
 
+/// Changes the pool's name, price and terms; its hardware and size stay as listed.
+#[server(endpoint = "update_pool_terms")]
+pub async fn update_pool_terms(pool_id: i64, terms: PoolTermsForm) -> Result<(), ServerFnError> {
+    use crate::services::{catalog, error::ServiceError, web};
+    let me = web::principal()?
+        .operator(crate::account::Scope::Operate)
+        .map_err(web::fail)?;
+    let db = web::db()?;
+    let listed = catalog::pool_input(&db, me, pool_id)
+        .await
+        .map_err(web::fail)?;
+    let input = terms
+        .apply(listed)
+        .map_err(|(field, m)| web::fail(ServiceError::invalid(field, m)))?;
+    catalog::update_pool(&db, me, pool_id, &input)
+        .await
+        .map_err(web::fail)?;
+    leptos_axum::redirect(&format!(
+        "/operator/pools/{pool_id}?updated={}",
+        chrono::Utc::now().timestamp()
+    ));
+    Ok(())
+}
+
 /// Puts the pool on sale for another window.
 #[server(endpoint = "open_pool_window")]
 pub async fn open_pool_window(
@@ -130,25 +162,12 @@ pub async fn open_pool_window(
 
 #[component]
 pub fn OperatorPoolPage() -> impl IntoView {
-    let params = use_params_map();
-    let id = move || {
-        params
-            .read()
-            .get("id")
-            .and_then(|s| s.parse::<i64>().ok())
-            .unwrap_or(0)
-    };
+    let id = crate::components::use_id_param();
     view! {
         <Title text="Pool"/>
         <SignedIn next="/operator" page=move |u| {
             if !u.kind.operates() {
-                crate::components::set_page_status(403);
-                return view! {
-                    <section class="empty-state" data-testid="not-operator">
-                        <h1>"For site operators"</h1>
-                        <p>"This page shows how an operator's pool is used."</p>
-                    </section>
-                }.into_any();
+                return view! { <NotOperator>"This page shows how an operator's pool is used."</NotOperator> }.into_any();
             }
             // Refetched when a form's redirect changes the query (`?blackout=N`) or a
             // blackout is removed, so the page always shows what was just done.
@@ -180,6 +199,8 @@ fn Pool(admin: PoolAdmin, remove: ServerAction<RemoveBlackout>) -> impl IntoView
             Some("Pool listed and on sale.")
         } else if q.get("blackout").is_some() {
             Some("Blackout added: its units are out of sale for that window.")
+        } else if q.get("updated").is_some() {
+            Some("Price and terms saved; reservations already made keep their locked price.")
         } else if q.get("opened").is_some() {
             Some("Sale window opened.")
         } else {
@@ -188,6 +209,7 @@ fn Pool(admin: PoolAdmin, remove: ServerAction<RemoveBlackout>) -> impl IntoView
     });
     let PoolAdmin {
         pool,
+        terms,
         use_,
         blackouts,
         windows,
@@ -215,6 +237,10 @@ fn Pool(admin: PoolAdmin, remove: ServerAction<RemoveBlackout>) -> impl IntoView
             <h2 id="maintenance-title">"Maintenance"</h2>
             <BlackoutList blackouts remove/>
             <BlackoutForm pool_id unit_count=pool.unit_count/>
+        </section>
+        <section class="panel" aria-labelledby="terms-title">
+            <h2 id="terms-title">"Price and terms"</h2>
+            <TermsEditForm pool_id terms gpu={pool.kind == "gpu"}/>
         </section>
         <section class="panel" aria-labelledby="windows-title">
             <h2 id="windows-title">"On sale"</h2>
@@ -416,6 +442,31 @@ fn WindowForm(pool_id: i64) -> impl IntoView {
             </div>
             <FormResult value=move || open.value().get()/>
             <p><button type="submit" class="button secondary" disabled=move || open.pending().get()>"Open a sale window"</button></p>
+        </ActionForm>
+    }
+}
+
+#[component]
+fn TermsEditForm(pool_id: i64, terms: PoolTermsForm, gpu: bool) -> impl IntoView {
+    let save = ServerAction::<UpdatePoolTerms>::new();
+    let field = |label: &'static str, name: &'static str, value: String| {
+        view! { <label>{label} <input type="text" name=format!("terms[{name}]") value=value required=name != "discounts" && name != "cancellation"/></label> }
+    };
+    view! {
+        <ActionForm action=save attr:class="stack-form wide" attr:data-testid="terms-form">
+            <input type="hidden" name="pool_id" value=pool_id/>
+            <div class="search-grid">
+                {field("Pool name", "name", terms.name)}
+                {field(if gpu { "Price (USD per GPU-hour)" } else { "Price (USD per kW-month)" }, "price_usd", terms.price_usd)}
+                {field("Minimum term (hours)", "min_term_hours", terms.min_term_hours)}
+                {field("Maximum term (hours)", "max_term_hours", terms.max_term_hours)}
+                {field("Minimum lead time (hours)", "min_lead_hours", terms.min_lead_hours)}
+                {field("Term discounts (hours:percent)", "discounts", terms.discounts)}
+                {field("Cancellation (notice hours:refund percent)", "cancellation", terms.cancellation)}
+            </div>
+            <p class="small muted">"New prices and terms apply to new reservations; those already made keep what they were sold at."</p>
+            <FormResult value=move || save.value().get()/>
+            <p><button type="submit" class="button" disabled=move || save.pending().get()>"Save price and terms"</button></p>
         </ActionForm>
     }
 }

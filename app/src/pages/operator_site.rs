@@ -2,7 +2,7 @@
 //! (interconnect, firm AI load committed by reservations, what is left for mining), the
 //! booked revenue ahead, its pools, and the forms that list new GPU or power-block pools.
 
-use crate::components::{clean_error, FormResult, LocalTime, SignedIn};
+use crate::components::{clean_error, FormResult, LocalTime, NotOperator, SignedIn};
 use crate::listing_form::SiteForm;
 use crate::money::format_cents;
 use crate::operations::OperatorPool;
@@ -11,7 +11,7 @@ use chrono::Duration;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::{use_location, use_params_map, use_query_map};
+use leptos_router::hooks::{use_location, use_query_map};
 use serde::{Deserialize, Serialize};
 
 /// Days the power chart covers.
@@ -222,14 +222,8 @@ fn operator_only(u: crate::account::CurrentUser, page: AnyView) -> AnyView {
     if u.kind.operates() {
         page
     } else {
-        crate::components::set_page_status(403);
-        view! {
-            <section class="empty-state" data-testid="not-operator">
-                <h1>"For site operators"</h1>
-                <p>"Sites and pools are listed by organizations that operate capacity."</p>
-            </section>
-        }
-        .into_any()
+        view! { <NotOperator>"Sites and pools are listed by organizations that operate capacity."</NotOperator> }
+            .into_any()
     }
 }
 
@@ -249,14 +243,7 @@ pub fn NewSitePage() -> impl IntoView {
 
 #[component]
 pub fn SitePage() -> impl IntoView {
-    let params = use_params_map();
-    let id = move || {
-        params
-            .read()
-            .get("id")
-            .and_then(|s| s.parse::<i64>().ok())
-            .unwrap_or(0)
-    };
+    let id = crate::components::use_id_param();
     view! {
         <Title text="Site"/>
         <SignedIn next="/operator" page=move |u| {

@@ -14,7 +14,7 @@ use chrono::{DateTime, Duration, Utc};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::{use_params_map, use_query_map};
+use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
 pub const CHART_DAYS: i64 = 90;
@@ -229,14 +229,7 @@ pub async fn reserve(
 
 #[component]
 pub fn PoolPage() -> impl IntoView {
-    let params = use_params_map();
-    let id = move || {
-        params
-            .read()
-            .get("id")
-            .and_then(|s| s.parse::<i64>().ok())
-            .unwrap_or(0)
-    };
+    let id = crate::components::use_id_param();
     let detail = Resource::new(id, load_pool);
     view! {
         <Transition fallback=|| view! { <p class="loading" role="status">"Loading the pool…"</p> }>

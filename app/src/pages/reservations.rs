@@ -157,14 +157,7 @@ pub async fn extend_reservation(id: i64, hours: i64) -> Result<Reservation, Serv
 /// before confirming) or extend.
 #[component]
 pub fn ReservationPage() -> impl IntoView {
-    let params = leptos_router::hooks::use_params_map();
-    let id = move || {
-        params
-            .read()
-            .get("id")
-            .and_then(|s| s.parse::<i64>().ok())
-            .unwrap_or(0)
-    };
+    let id = crate::components::use_id_param();
     view! {
         <Title text="Reservation"/>
         <SignedIn next="/reservations" page=move |_| view! { <Detail id=id()/> }.into_any()/>

@@ -490,6 +490,54 @@ pub async fn create_pool(
     Ok(pool_id)
 }
 
+/// One of the operator's pools as listed, in the shape [`update_pool`] takes, so an edit
+/// form can change its terms and send the hardware back unchanged.
+pub async fn pool_input(
+    db: &PgPool,
+    operator_id: i64,
+    pool_id: i64,
+) -> Result<PoolInput, ServiceError> {
+    let r = sqlx::query!(
+        r#"select p.kind, p.name, p.unit_count, p.gpu_model, p.gpus_per_node, p.gpu_memory_gb, p.interconnect,
+                  p.node_power_w, p.block_kw, p.redundancy, p.cooling
+           from capacity_pool p join site s on s.id = p.site_id
+           where p.id = $1 and s.operator_id = $2"#,
+        pool_id,
+        operator_id
+    )
+    .fetch_optional(db)
+    .await?
+    .ok_or(ServiceError::NotFound("pool"))?;
+    let mut conn = db.acquire().await?;
+    let info = super::pools::load(&mut conn, pool_id, false).await?;
+    let spec = if r.kind == "gpu" {
+        PoolSpec::Gpu {
+            gpu_model: r.gpu_model.unwrap_or_default(),
+            gpus_per_node: r.gpus_per_node.map(i64::from).unwrap_or(0),
+            gpu_memory_gb: r.gpu_memory_gb.map(i64::from).unwrap_or(0),
+            interconnect: r.interconnect.unwrap_or_default(),
+            node_power_w: r.node_power_w.map(i64::from).unwrap_or(0),
+        }
+    } else {
+        PoolSpec::Power {
+            block_kw: r.block_kw.map(i64::from).unwrap_or(0),
+            redundancy: r.redundancy.unwrap_or_default(),
+            cooling: r.cooling.unwrap_or_default(),
+        }
+    };
+    Ok(PoolInput {
+        name: r.name,
+        spec,
+        unit_count: i64::from(r.unit_count),
+        price_cents: info.price_cents,
+        min_term_hours: info.terms.min_term_hours,
+        max_term_hours: info.terms.max_term_hours,
+        min_lead_hours: info.terms.min_lead_hours,
+        discounts: info.discounts,
+        cancellation: info.cancellation,
+    })
+}
+
 /// Changes a pool's name, price, terms, discounts and cancellation policy. Its hardware and
 /// size stay as listed: reservations were sold against them.
 pub async fn update_pool(

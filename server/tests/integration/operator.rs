@@ -310,4 +310,50 @@ async fn an_operator_lists_capacity_and_sees_how_it_is_booked(db: PgPool) {
         .await
         .unwrap();
     assert_eq!(blackouts, 1);
+
+    // Price and terms: a bad discount is named and changes nothing; a good edit keeps the
+    // hardware and size, and the reservation its locked price.
+    let terms = |price: &'static str, discounts: &'static str| {
+        vec![
+            ("pool_id", pool_text.clone()),
+            ("terms[name]", "H100 hall A".to_string()),
+            ("terms[price_usd]", price.to_string()),
+            ("terms[min_term_hours]", "4".to_string()),
+            ("terms[max_term_hours]", "720".to_string()),
+            ("terms[min_lead_hours]", "12".to_string()),
+            ("terms[discounts]", discounts.to_string()),
+            ("terms[cancellation]", "72:100".to_string()),
+        ]
+    };
+    let form = terms("2.50", "a week off");
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let res = app.call("update_pool_terms", Some(&ops), &form).await;
+    assert_eq!(res.status(), 422);
+    assert!(message(res).await.contains("168:5, 720:10"));
+    let form = terms("2.50", "168:7.5");
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let res = app.call("update_pool_terms", Some(&ops), &form).await;
+    assert_eq!(res.status(), 200, "{}", message(res).await);
+    let (price, min_term, lead, units): (i64, i32, i32, i32) = sqlx::query_as(
+        "select price_cents, min_term_hours, min_lead_hours, unit_count from capacity_pool where id = $1",
+    )
+    .bind(pool_id)
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!((price, min_term, lead, units), (250, 4, 12, 4));
+    let tiers: Vec<(i32, i32)> = sqlx::query_as(
+        "select min_hours, discount_bp from pool_term_discount where pool_id = $1 order by min_hours",
+    )
+    .bind(pool_id)
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(tiers, [(168, 750)]);
+    let locked: i64 = sqlx::query_scalar("select unit_price_cents from reservation where id = $1")
+        .bind(r.id)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(locked, 210);
 }
