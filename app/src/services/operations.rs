@@ -97,7 +97,7 @@ pub async fn blackouts(
 }
 
 /// Reservations on the operator's capacity that match `filter`, newest first, `limit` at a
-/// time before `before_id`.
+/// time before `before_id`. [`booking_totals`] applies the same filter.
 pub async fn bookings(
     db: &PgPool,
     operator_id: i64,
@@ -157,24 +157,42 @@ pub async fn bookings(
 }
 
 /// What every booking matching `filter` adds up to; cancelled ones count as bookings but
-/// bring no money or unit-hours.
+/// bring no money or unit-hours. The filter is the one [`bookings`] applies.
 pub async fn booking_totals(
     db: &PgPool,
     operator_id: i64,
     filter: &BookingFilter,
 ) -> Result<BookingTotals, ServiceError> {
-    let rows = bookings(db, operator_id, filter, None, 10_000).await?;
-    let live = || rows.iter().filter(|b| b.state != "cancelled");
+    let r = sqlx::query!(
+        r#"select count(*) as "bookings!",
+                  coalesce(sum(r.unit_count * extract(epoch from upper(r.during) - lower(r.during)) / 3600)
+                           filter (where r.state <> 'cancelled'), 0)::bigint as "unit_hours!",
+                  coalesce(sum(r.total_cents) filter (where r.state <> 'cancelled'), 0)::bigint as "total_cents!",
+                  coalesce(min(r.currency), 'USD') as "currency!"
+           from reservation r
+           join site s on s.id = r.site_id
+           where s.operator_id = $1
+             and ($2::bigint is null or r.site_id = $2)
+             and ($3::bigint is null or r.pool_id = $3)
+             and ($4::text is null or $4 = case when r.state = 'confirmed' and upper(r.during) <= now() then 'completed'
+                                                when r.state = 'confirmed' and lower(r.during) <= now() then 'active'
+                                                else r.state end)
+             and ($5::timestamptz is null or upper(r.during) > $5)
+             and ($6::timestamptz is null or lower(r.during) < $6)"#,
+        operator_id,
+        filter.site_id,
+        filter.pool_id,
+        filter.state,
+        filter.from,
+        filter.to
+    )
+    .fetch_one(db)
+    .await?;
     Ok(BookingTotals {
-        bookings: rows.len() as i64,
-        unit_hours: live()
-            .map(|b| b.units * (b.end - b.start).num_hours())
-            .sum(),
-        total_cents: live().map(|b| b.total_cents).sum(),
-        currency: rows
-            .first()
-            .map(|b| b.currency.clone())
-            .unwrap_or_else(|| "USD".into()),
+        bookings: r.bookings,
+        unit_hours: r.unit_hours,
+        total_cents: r.total_cents,
+        currency: r.currency,
     })
 }
 
