@@ -176,8 +176,9 @@ fn SiteEconomics(pools: Vec<PoolEconomics>, what_if: Option<f64>) -> impl IntoVi
 /// without colour; the mining bar is hatched. The table below carries the same figures.
 #[component]
 fn RateChart(bars: Vec<Bar>, site: String) -> impl IntoView {
-    const W: f64 = 640.0;
-    const LABEL: f64 = 230.0;
+    // Wide enough for "Hall A — H100 cluster at what-if price" at the label size.
+    const W: f64 = 760.0;
+    const LABEL: f64 = 330.0;
     const ROW: f64 = 28.0;
     let max = bars.iter().map(|b| b.cents).fold(1.0_f64, f64::max);
     let h = ROW * bars.len() as f64 + 8.0;
