@@ -144,8 +144,8 @@ impl PoolTermsForm {
         }
     }
 
-    /// `listed` with this form's name, price and terms (its hardware and size unchanged), or
-    /// the field that is wrong and how to write it.
+    /// `listed` with this form's name, price and terms (its hardware and size kept), or the
+    /// field that is wrong and how to write it. New pools and edits read their terms here.
     pub fn apply(
         &self,
         listed: crate::services::catalog::PoolInput,

@@ -20,8 +20,8 @@ It prints the counts and exits 1 on any violation, 2 when the run was degenerate
 reservation acknowledged or a planned fault not injected) or could not be set up.
 
 Everything it starts is private: a PostgreSQL cluster in target/harness/pg-cluster (started with
-`server pg-start`, a fresh `rigshift_harness` database on every run), servers on ports 3201
-and 3202 with their logs in target/harness/. It stops all of it on exit, Ctrl-C included.
+`server pg-start`, a fresh `rigshift_harness` database on every run), servers on two free
+loopback ports (or --ports) with their logs in target/harness/. It stops all of it on exit, Ctrl-C included.
 Only the standard library and the `psql` client are needed; the release build must exist
 (`cargo leptos build --release`: target/release/server and target/site).
 
@@ -51,6 +51,7 @@ import random
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -299,6 +300,20 @@ class Server:
                 return False
             time.sleep(0.2)
         return False
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` distinct loopback ports that nothing listens on now (the OS picks them)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def port_in_use(port: int) -> bool:
@@ -1046,7 +1061,8 @@ def parse_args(argv=None):
     p.add_argument("--min-spread-hours", type=int, default=72,
                    help="least number of start hours bookings spread over (fewer: more contention)")
     p.add_argument("--seed", type=int, default=20261122, help="random seed of the workload")
-    p.add_argument("--ports", default="3201,3202", help="ports of servers A and B")
+    p.add_argument("--ports", default="auto",
+                   help="ports of servers A and B, e.g. 3201,3202; auto: two free ones")
     p.add_argument("--server-bin", default=str(ROOT / "target" / "release" / "server"))
     p.add_argument("--report", help="also write the summary as JSON to this file")
     return p.parse_args(argv)
@@ -1077,7 +1093,7 @@ class Run:
             raise HarnessError("build first: cargo leptos build --release (target/release/server, target/site/pkg)")
         if not shutil.which("psql"):
             raise HarnessError("psql not found (apt-get install postgresql-client)")
-        ports = [int(x) for x in self.args.ports.split(",")]
+        ports = free_ports(2) if self.args.ports == "auto" else [int(x) for x in self.args.ports.split(",")]
         for port in ports:
             if port_in_use(port):
                 raise HarnessError(f"port {port} is in use; is another harness running?")

@@ -169,30 +169,38 @@ async fn list_pool(
     spec: Result<crate::services::catalog::PoolSpec, (String, String)>,
     t: TermsForm,
 ) -> Result<i64, ServerFnError> {
-    use crate::request::{parse_count, parse_dollars, parse_start};
+    use crate::listing_form::PoolTermsForm;
+    use crate::request::{parse_count, parse_start};
     use crate::services::{catalog, error::ServiceError, web};
     let me = web::principal()?
         .operator(crate::account::Scope::Operate)
         .map_err(web::fail)?;
     let bad = |field: &str, m: String| web::fail(ServiceError::invalid(field, m));
     let spec = spec.map_err(|(f, m)| bad(&f, m))?;
-    let input = catalog::PoolInput {
-        name: name.trim().to_string(),
-        spec,
-        unit_count: parse_count(&t.units, "the number of units", 1..=100_000)
-            .map_err(|m| bad("units", m))?,
-        price_cents: parse_dollars(&t.price_usd).map_err(|m| bad("price_usd", m))?,
-        min_term_hours: parse_count(&t.min_term_hours, "the minimum term (hours)", 1..=43_800)
-            .map_err(|m| bad("min_term_hours", m))?,
-        max_term_hours: parse_count(&t.max_term_hours, "the maximum term (hours)", 1..=43_800)
-            .map_err(|m| bad("max_term_hours", m))?,
-        min_lead_hours: parse_count(&t.min_lead_hours, "the lead time (hours)", 0..=8_760)
-            .map_err(|m| bad("min_lead_hours", m))?,
-        discounts: crate::listing_form::parse_discounts(&t.discounts)
-            .map_err(|m| bad("discounts", m))?,
-        cancellation: crate::listing_form::parse_cancellation(&t.cancellation)
-            .map_err(|m| bad("cancellation", m))?,
+    let unit_count =
+        parse_count(&t.units, "the number of units", 1..=100_000).map_err(|m| bad("units", m))?;
+    // Name, price and terms are read as the pool page's edit form reads them.
+    let terms = PoolTermsForm {
+        name,
+        price_usd: t.price_usd,
+        min_term_hours: t.min_term_hours,
+        max_term_hours: t.max_term_hours,
+        min_lead_hours: t.min_lead_hours,
+        discounts: t.discounts,
+        cancellation: t.cancellation,
     };
+    let hardware = catalog::PoolInput {
+        name: String::new(),
+        spec,
+        unit_count,
+        price_cents: 0,
+        min_term_hours: 0,
+        max_term_hours: 0,
+        min_lead_hours: 0,
+        discounts: Vec::new(),
+        cancellation: Vec::new(),
+    };
+    let input = terms.apply(hardware).map_err(|(field, m)| bad(field, m))?;
     let from = parse_start(&t.open_from).map_err(|_| {
         bad(
             "open_from",
