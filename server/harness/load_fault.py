@@ -1277,8 +1277,10 @@ class Run:
         f = s["faults"]
         out.append(f"faults injected: {f['server_kills']} server kills (SIGKILL), {f['database_restarts']} "
                    f"PostgreSQL immediate shutdowns")
-        for e in f["events"]:
+        for e in f["events"][:4]:
             out.append(f"  {e}")
+        if len(f["events"]) > 4:
+            out.append(f"  ... {len(f['events']) - 4} more (all in the --report file)")
         out.append("peak memory (RSS high-water mark, VmHWM, over every start of each server): " +
                    ", ".join(f"server {k} {v} MiB" for k, v in s["peak_memory_mib"].items()))
         for k, v in s["info"].items():
