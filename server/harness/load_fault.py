@@ -69,6 +69,9 @@ HOUR = 3600
 # A 409 with this code means "the first request with this key is still running" (or died
 # with its server): not a refusal, the outcome is unknown until the first one answers.
 IN_USE = "idempotency-key-in-use"
+# A 409 with this code means the first request's server stopped before its answer was
+# recorded: the outcome is unknown, not refused.
+CUT_OFF = "idempotency-outcome-unknown"
 # How many 409 in-use answers a reserve waits through (the server says Retry-After: 1).
 MAX_IN_USE_RETRIES = 8
 # Errors this long after a fault's recovery still count as part of the fault.
@@ -634,7 +637,7 @@ class Workload:
             if (lost or (running and in_use <= MAX_IN_USE_RETRIES)) and time.monotonic() < deadline:
                 time.sleep(1.0 if running else min(2.0, 0.2 * att.tries))
                 continue
-            if lost or running:
+            if lost or running or r.code == CUT_OFF:
                 att.outcome = "unknown"
             elif r.status == 422 and r.code == "idempotency-key-reused":
                 att.outcome = "unknown"

@@ -114,6 +114,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(middleware::map_response(page_policy))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(run_to_completion))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
@@ -144,6 +145,25 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
         .with_state(state)
+}
+
+/// Runs the request's handler in its own task, so that neither a client that hangs up nor
+/// the 408 timeout outside cancels it half way: a handler dropped between two awaits can
+/// leave what it began unfinished (an idempotency key never recorded; with sqlx 0.9.0 a
+/// connection returned to the pool while its `BEGIN` is still in flight, whose next
+/// borrower then writes inside that stray transaction). The client still gets its answer
+/// or its 408; the work ends as it would have, bounded by the database's own timeouts.
+async fn run_to_completion(req: Request<Body>, next: middleware::Next) -> Response {
+    use tracing::Instrument;
+    let task = tokio::spawn(next.run(req).instrument(tracing::Span::current()));
+    match task.await {
+        Ok(res) => res,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => {
+            tracing::error!(error = %e, "request task cancelled");
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+    }
 }
 
 /// Server functions get the database pool in their reactive context.

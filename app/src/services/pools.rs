@@ -63,7 +63,9 @@ impl PoolInfo {
 }
 
 /// Loads a pool; with `lock`, takes its row lock for the rest of the transaction (extensions
-/// and blackouts hold it so that two changes to one pool's contracts never interleave).
+/// and blackouts hold it so that two changes to one pool's contracts never interleave). The
+/// lock is `no key update`: new reservations only take a key-share lock on the pool (their
+/// foreign key), so bookings go on while an extension or blackout holds it.
 pub async fn load(
     conn: &mut PgConnection,
     pool_id: i64,
@@ -90,7 +92,7 @@ async fn fetch(
 ) -> Result<(PoolInfo, Option<bool>), ServiceError> {
     if lock {
         sqlx::query_scalar!(
-            "select id from capacity_pool where id = $1 for update",
+            "select id from capacity_pool where id = $1 for no key update",
             pool_id
         )
         .fetch_optional(&mut *conn)

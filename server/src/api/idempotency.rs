@@ -5,20 +5,24 @@
 //!
 //! The key is claimed (a row in state `running`) before the handler runs, so concurrent
 //! retries can't both run it. A 5xx answer releases the key, so the caller may retry it.
-//! If the process dies mid-request the key stays `running` until it expires: retries get 409
-//! rather than risk a duplicate, since the first request may have committed.
+//! Handlers run to completion even when the client hangs up (see `http::run_to_completion`),
+//! and a record the database can't take at once is retried in the background, so a key is
+//! left `running` only when its process dies mid-request. Retries then get 409, never a
+//! second run, since the first request may have committed: "still running" at first, and
+//! after five minutes "outcome unknown", which tells the caller to look before it retries.
 
 use super::problem::Problem;
 use crate::http::{AppState, MAX_BODY_BYTES};
 use app::services::web::RequestAuth;
 use axum::{
-    body::{to_bytes, Body},
+    body::{to_bytes, Body, Bytes},
     extract::{Request, State},
     http::{header, HeaderValue, Method, StatusCode},
     middleware::Next,
     response::{IntoResponse, Response},
 };
 use sha2::{Digest, Sha256};
+use std::time::Duration;
 
 pub const HEADER: &str = "idempotency-key";
 /// Kept at least this long, then purged.
@@ -34,6 +38,8 @@ enum Claim {
         body: Vec<u8>,
     },
     Running,
+    /// Still `running` long after any request could have ended: its process stopped.
+    Abandoned,
     OtherRequest,
 }
 
@@ -99,6 +105,13 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             res
         }
+        Ok(Claim::Abandoned) => Problem::new(
+            StatusCode::CONFLICT,
+            "idempotency-outcome-unknown",
+            "The first request with this key was cut off",
+            "the server handling the first request with this Idempotency-Key stopped before its answer was recorded, so it may or may not have taken effect; check the current state (e.g. GET /api/v1/reservations) and, if it did not, send the request again with a new key",
+        )
+        .into_response(),
         Ok(Claim::OtherRequest) => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "idempotency-key-reused",
@@ -142,9 +155,12 @@ async fn claim(db: &sqlx::PgPool, org: i64, key: &str, hash: &[u8]) -> Result<Cl
         return Ok(Claim::Run);
     }
     let Some(row) = sqlx::query!(
-        "select request_hash, state, status, content_type, body from idempotency_key where organization_id = $1 and key = $2",
+        r#"select request_hash, state, status, content_type, body,
+                  created_at < now() - make_interval(secs => $3) as "abandoned!"
+           from idempotency_key where organization_id = $1 and key = $2"#,
         org,
-        key
+        key,
+        f64::from(ABANDONED_AFTER_SECONDS)
     )
     .fetch_optional(db)
     .await?
@@ -154,6 +170,8 @@ async fn claim(db: &sqlx::PgPool, org: i64, key: &str, hash: &[u8]) -> Result<Cl
     };
     Ok(if row.request_hash != hash {
         Claim::OtherRequest
+    } else if row.state == "running" && row.abandoned {
+        Claim::Abandoned
     } else if row.state == "running" {
         Claim::Running
     } else {
@@ -165,14 +183,29 @@ async fn claim(db: &sqlx::PgPool, org: i64, key: &str, hash: &[u8]) -> Result<Cl
     })
 }
 
-/// Keeps the answer for replay (or releases the key after a 5xx) and returns it.
+/// What becomes of a key once its request has answered.
+enum Outcome {
+    /// A 5xx: the key is released so the caller may retry.
+    Release,
+    /// Anything else is kept and replayed to retries.
+    Keep {
+        status: i16,
+        content_type: Option<String>,
+        body: Bytes,
+    },
+}
+
+/// Keeps the answer for replay (or releases the key after a 5xx) and returns it. When the
+/// database can't take the record now (it is restarting), the answer still goes out and the
+/// record is retried in the background for a while, so retries find it rather than a key
+/// stuck `running`.
 async fn finish(db: &sqlx::PgPool, org: i64, key: &str, res: Response) -> Response {
     let (parts, body) = res.into_parts();
     let bytes = match to_bytes(body, MAX_STORED_BYTES).await {
         Ok(b) => b,
         Err(e) => {
             tracing::error!(error = %e, "could not buffer an idempotent answer");
-            let _ = release(db, org, key).await;
+            record_soon(db, org, key, Outcome::Release).await;
             return Problem::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -182,33 +215,76 @@ async fn finish(db: &sqlx::PgPool, org: i64, key: &str, res: Response) -> Respon
             .into_response();
         }
     };
-    let stored = if parts.status.is_server_error() {
-        release(db, org, key).await
+    let outcome = if parts.status.is_server_error() {
+        Outcome::Release
     } else {
-        let content_type = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        sqlx::query!(
+        Outcome::Keep {
+            status: parts.status.as_u16() as i16,
+            content_type: parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            body: bytes.clone(),
+        }
+    };
+    record_soon(db, org, key, outcome).await;
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+/// How long a failed record is retried in the background before the key is left `running`
+/// (it then reads as abandoned once [`ABANDONED_AFTER_SECONDS`] have passed).
+const RECORD_RETRY_FOR: Duration = Duration::from_secs(120);
+/// A key still `running` this long after its claim lost its request (the process stopped):
+/// no request runs that long (the 408 timeout, run to completion, and the background retry
+/// of its record all end sooner).
+const ABANDONED_AFTER_SECONDS: i32 = 300;
+
+/// Records `outcome` now, or keeps trying in a background task if the database refuses.
+async fn record_soon(db: &sqlx::PgPool, org: i64, key: &str, outcome: Outcome) {
+    let Err(e) = record(db, org, key, &outcome).await else {
+        return;
+    };
+    tracing::warn!(error = %e, "could not record an idempotent answer; retrying in the background");
+    let (db, key) = (db.clone(), key.to_string());
+    tokio::spawn(async move {
+        let give_up = tokio::time::Instant::now() + RECORD_RETRY_FOR;
+        let mut pause = Duration::from_millis(250);
+        loop {
+            tokio::time::sleep(pause).await;
+            match record(&db, org, &key, &outcome).await {
+                Ok(()) => return,
+                Err(e) if tokio::time::Instant::now() >= give_up => {
+                    tracing::error!(error = %e, "gave up recording an idempotent answer; retries of that key get 409");
+                    return;
+                }
+                Err(_) => pause = (pause * 2).min(Duration::from_secs(5)),
+            }
+        }
+    });
+}
+
+async fn record(db: &sqlx::PgPool, org: i64, key: &str, outcome: &Outcome) -> Result<(), sqlx::Error> {
+    match outcome {
+        Outcome::Release => release(db, org, key).await,
+        Outcome::Keep {
+            status,
+            content_type,
+            body,
+        } => sqlx::query!(
             r#"update idempotency_key set state = 'done', status = $3, content_type = $4, body = $5,
                       completed_at = now()
-               where organization_id = $1 and key = $2"#,
+               where organization_id = $1 and key = $2 and state = 'running'"#,
             org,
             key,
-            parts.status.as_u16() as i16,
-            content_type,
-            bytes.as_ref()
+            status,
+            content_type.as_deref(),
+            body.as_ref()
         )
         .execute(db)
         .await
-        .map(|_| ())
-    };
-    if let Err(e) = stored {
-        // The answer still goes out; a retry would get 409 until the key expires.
-        tracing::error!(error = %e, "could not record an idempotent answer");
+        .map(|_| ()),
     }
-    Response::from_parts(parts, Body::from(bytes))
 }
 
 async fn release(db: &sqlx::PgPool, org: i64, key: &str) -> Result<(), sqlx::Error> {

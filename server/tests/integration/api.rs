@@ -191,6 +191,116 @@ async fn twenty_concurrent_posts_with_one_idempotency_key_make_one_reservation(d
     assert_eq!(res.status(), 200);
 }
 
+/// A client that hangs up while its reservation waits in the database: the request still
+/// runs to its end, its answer is recorded for the key (a retry replays it instead of
+/// getting 409 for a day), and no connection is left inside a transaction.
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_client_that_hangs_up_mid_reservation_still_gets_its_answer_kept(db: PgPool) {
+    use tokio::io::AsyncWriteExt;
+    server::seed::seed(&db).await.unwrap();
+    let app = TestApp::spawn(db.clone()).await;
+    let key = key(&app, "ml@helixlabs.example", &["read", "reserve"]).await;
+    let body = bookable(&app, &key).await.to_string();
+
+    // Hold off every new reservation until this transaction ends.
+    let mut blocker = db.begin().await.unwrap();
+    sqlx::query("lock table reservation in share mode")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let mut client = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let request = format!(
+        "POST /api/v1/reservations HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {key}\r\n\
+         Idempotency-Key: hang-up-1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        app.addr,
+        body.len()
+    );
+    client.write_all(request.as_bytes()).await.unwrap();
+    // The booking is waiting for the lock; now the client goes away.
+    let waiting = poll(|| async {
+        sqlx::query_scalar::<_, i64>(
+            "select count(*) from pg_stat_activity
+             where datname = current_database() and wait_event_type = 'Lock'",
+        )
+        .fetch_one(&db)
+        .await
+        .unwrap()
+            > 0
+    })
+    .await;
+    assert!(waiting, "the reservation never reached the database");
+    drop(client);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    blocker.rollback().await.unwrap();
+
+    let recorded = poll(|| async {
+        sqlx::query_scalar::<_, String>(
+            "select state from idempotency_key where key = 'hang-up-1'",
+        )
+        .fetch_one(&db)
+        .await
+        .unwrap()
+            == "done"
+    })
+    .await;
+    assert!(recorded, "the key was left running after the client hung up");
+    let (status, kept): (i16, Vec<u8>) =
+        sqlx::query_as("select status, body from idempotency_key where key = 'hang-up-1'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(status, 201);
+    let kept: Value = serde_json::from_slice(&kept).unwrap();
+    let id = kept["id"].as_i64().unwrap();
+    let (state, allocated): (String, i64) = sqlx::query_as(
+        "select r.state, (select count(*) from allocation a where a.reservation_id = r.id)
+         from reservation r where r.id = $1",
+    )
+    .bind(id)
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!((state.as_str(), allocated), ("confirmed", 1));
+
+    // The retry gets that answer; nothing was left open.
+    let res = app
+        .api(Method::POST, "/reservations", &key)
+        .header("idempotency-key", "hang-up-1")
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.headers()["idempotent-replayed"], "true");
+    let replayed: Value = res.json().await.unwrap();
+    assert_eq!(replayed["id"], id);
+    let open: i64 = sqlx::query_scalar(
+        "select count(*) from pg_stat_activity
+         where datname = current_database() and state like 'idle in transaction%'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(open, 0, "a connection was left inside a transaction");
+}
+
+/// Whether `check` turns true within five seconds.
+async fn poll<F, Fut>(check: F) -> bool
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..100 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
 async fn key_for_northwind(app: &TestApp) -> String {
     key(app, "infra@northwind.example", &["read", "reserve"]).await
 }
