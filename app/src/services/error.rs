@@ -61,6 +61,12 @@ impl ServiceError {
         }
     }
 
+    /// Whether the failed request may still have changed something: the database broke off
+    /// after it was sent a statement, so what it was asked may or may not have committed.
+    pub fn may_have_taken_effect(&self) -> bool {
+        matches!(self, Self::Unavailable(e) if may_have_taken_effect(e))
+    }
+
     /// The HTTP status each front door answers with.
     pub fn status(&self) -> u16 {
         match self {
@@ -120,5 +126,38 @@ impl From<crate::window::TermsError> for ServiceError {
 impl From<crate::pricing::QuantityError> for ServiceError {
     fn from(e: crate::pricing::QuantityError) -> Self {
         Self::invalid("quantity", e.to_string())
+    }
+}
+
+/// Whether `err` leaves open if the statement it answers was carried out. Only a broken
+/// connection does (I/O, a garbled protocol, the session ended by the server, e.g. by a
+/// shutdown, SQLSTATE classes 08 and 57P): COMMIT may have been sent and done with its
+/// acknowledgement lost. Failing to get a connection, and errors the database reports for a
+/// statement, leave nothing behind (the transaction rolls back).
+pub fn may_have_taken_effect(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => false,
+        sqlx::Error::Io(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(e) => e
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broken_connection_may_have_committed_but_no_connection_did_not() {
+        let broken = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(may_have_taken_effect(&broken));
+        assert!(ServiceError::Unavailable(broken).may_have_taken_effect());
+        assert!(!may_have_taken_effect(&sqlx::Error::PoolTimedOut));
+        assert!(!ServiceError::conflict("taken").may_have_taken_effect());
     }
 }

@@ -137,11 +137,41 @@ pub async fn reserve(
     fee_bp: i64,
     now: DateTime<Utc>,
 ) -> Result<Reservation, ServiceError> {
+    reserve_keyed(db, customer_id, req, None, fee_bp, now).await
+}
+
+/// Reserves as [`reserve`] does, at most once per `request_key` of the organization (the
+/// API's `Idempotency-Key`). The key is written with the reservation by the same statement,
+/// so a retry after a lost answer gets the reservation the first attempt committed, even
+/// when no process heard that commit's acknowledgement, instead of booking twice or being
+/// refused by its own first booking.
+pub async fn reserve_once(
+    db: &PgPool,
+    customer_id: i64,
+    req: &BookingRequest,
+    request_key: &str,
+    fee_bp: i64,
+    now: DateTime<Utc>,
+) -> Result<Reservation, ServiceError> {
+    if let Some(made) = made_for_key(db, customer_id, request_key, now).await? {
+        return Ok(made);
+    }
+    reserve_keyed(db, customer_id, req, Some(request_key), fee_bp, now).await
+}
+
+async fn reserve_keyed(
+    db: &PgPool,
+    customer_id: i64,
+    req: &BookingRequest,
+    key: Option<&str>,
+    fee_bp: i64,
+    now: DateTime<Utc>,
+) -> Result<Reservation, ServiceError> {
     {
         let mut conn = db.acquire().await?;
         let c = check_request(&mut conn, req, now).await?;
         let p = price_of(&c, fee_bp);
-        match book(&mut conn, &c, &p, customer_id).await {
+        match book(&mut conn, &c, &p, customer_id, key).await {
             Ok(Some(b)) if b.allocated == c.units => return Ok(booked(c, p, customer_id, b, now)),
             Ok(Some(_)) => {} // unreachable: the trigger refuses a partial commit
             Ok(None) => {
@@ -150,14 +180,17 @@ pub async fn reserve(
                     "the organization changed while booking; please try again",
                 ));
             }
-            Err(e) if is_partial_or_raced(&e) => {}
-            Err(e) => return Err(e.into()),
+            Err(e) => match key_taken(&e, key) {
+                Some(key) => return already_made(db, customer_id, key, now).await,
+                None if is_partial_or_raced(&e) => {}
+                None => return Err(e.into()),
+            },
         }
     }
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match try_reserve(db, customer_id, req, fee_bp, now).await {
+        match try_reserve(db, customer_id, req, key, fee_bp, now).await {
             Err(ServiceError::Unavailable(e))
                 if super::error::is_retryable(&e) && attempt < MAX_ATTEMPTS =>
             {
@@ -166,6 +199,48 @@ pub async fn reserve(
             other => return other,
         }
     }
+}
+
+/// The reservation an earlier request with `key` made, if one did.
+async fn made_for_key(
+    db: &PgPool,
+    customer_id: i64,
+    key: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Reservation>, ServiceError> {
+    let id = sqlx::query_scalar!(
+        "select id from reservation where customer_id = $1 and request_key = $2",
+        customer_id,
+        key
+    )
+    .fetch_optional(db)
+    .await?;
+    match id {
+        Some(id) => get(db, customer_id, id, now).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The answer when the booking statement met the key's reservation, committed by a request
+/// with the same key in the meantime.
+async fn already_made(
+    db: &PgPool,
+    customer_id: i64,
+    key: &str,
+    now: DateTime<Utc>,
+) -> Result<Reservation, ServiceError> {
+    made_for_key(db, customer_id, key, now)
+        .await?
+        .ok_or_else(|| {
+            ServiceError::conflict("a request with this key is being booked; please retry")
+        })
+}
+
+/// `key`, when `e` says a reservation with it exists already.
+fn key_taken<'k>(e: &sqlx::Error, key: Option<&'k str>) -> Option<&'k str> {
+    key.filter(|_| {
+        e.as_database_error().and_then(|d| d.constraint()) == Some("reservation_request_key")
+    })
 }
 
 fn price_of(c: &Checked, fee_bp: i64) -> PriceBreakdown {
@@ -202,14 +277,16 @@ async fn book(
     c: &Checked,
     p: &PriceBreakdown,
     customer_id: i64,
+    key: Option<&str>,
 ) -> Result<Option<Booked>, sqlx::Error> {
     let range = pools::to_range(&c.window);
     let row = sqlx::query!(
         r#"
         with res as (
             insert into reservation (site_id, pool_id, customer_id, unit_count, during, state, currency,
-                                     unit_price_cents, base_cents, discount_cents, fee_cents, total_cents, fee_bp)
-            select $1, $2, $3, $4, $5, 'confirmed', $6, $7, $8, $9, $10, $11, $13
+                                     unit_price_cents, base_cents, discount_cents, fee_cents, total_cents, fee_bp,
+                                     request_key)
+            select $1, $2, $3, $4, $5, 'confirmed', $6, $7, $8, $9, $10, $11, $13, $14
             where exists (select 1 from organization where id = $3 and kind <> 'operator')
             returning id, created_at
         ),
@@ -241,6 +318,7 @@ async fn book(
         p.total_cents,
         c.units,
         p.fee_bp as i32,
+        key,
     )
     .fetch_optional(&mut *conn)
     .await?;
@@ -293,13 +371,24 @@ async fn try_reserve(
     db: &PgPool,
     customer_id: i64,
     req: &BookingRequest,
+    key: Option<&str>,
     fee_bp: i64,
     now: DateTime<Utc>,
 ) -> Result<Reservation, ServiceError> {
     let mut tx = db.begin().await.map_err(raw)?;
     let c = check_request(&mut tx, req, now).await?;
     let p = price_of(&c, fee_bp);
-    let Some(b) = book(&mut tx, &c, &p, customer_id).await.map_err(raw)? else {
+    let booking = match book(&mut tx, &c, &p, customer_id, key).await {
+        Err(e) => match key_taken(&e, key) {
+            Some(key) => {
+                tx.rollback().await.map_err(raw)?;
+                return already_made(db, customer_id, key, now).await;
+            }
+            None => return Err(raw(e)),
+        },
+        Ok(booking) => booking,
+    };
+    let Some(b) = booking else {
         tx.rollback().await.map_err(raw)?;
         let mut conn = db.acquire().await?;
         require_customer(&mut conn, customer_id).await?;

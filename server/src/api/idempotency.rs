@@ -5,19 +5,22 @@
 //!
 //! The key is claimed (a row in state `running`) before the handler runs, so concurrent
 //! retries can't both run it. A 5xx answer releases the key, so the caller may retry it.
-//! Handlers run to completion even when the client hangs up (see `http::run_to_completion`),
-//! and a record the database can't take at once is retried in the background, so a key is
-//! left `running` only when its process dies mid-request. Retries then get 409, never a
-//! second run, since the first request may have committed: "still running" at first, and
-//! after five minutes "outcome unknown", which tells the caller to look before it retries.
+//! A 5xx after the request reached the database (the connection broke; the first attempt may
+//! have committed) ends the key `unknown` instead: retries get 409 "outcome unknown", which
+//! tells the caller to look before it tries again with a new key. Handlers that find their
+//! own earlier effect (keyed reservations) mark their 5xx rerunnable, so those keys are
+//! released. Handlers run to completion even when the client hangs up (see
+//! `http::run_to_completion`), and a record the database can't take at once is retried in
+//! the background, so a key is left `running` only when its process dies mid-request; five
+//! minutes on, it too reads as "outcome unknown".
 
-use super::problem::Problem;
+use super::problem::{MayHaveTakenEffect, Problem};
 use crate::http::{AppState, MAX_BODY_BYTES};
 use app::services::web::RequestAuth;
 use axum::{
     body::{to_bytes, Body, Bytes},
     extract::{Request, State},
-    http::{header, HeaderValue, Method, StatusCode},
+    http::{header, HeaderMap, HeaderValue, Method, StatusCode},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -30,6 +33,18 @@ pub const RETENTION_HOURS: i64 = 24;
 /// Largest answer kept for replay.
 const MAX_STORED_BYTES: usize = 1024 * 1024;
 
+/// The request's Idempotency-Key, when it has a well-formed one (the layer has answered
+/// 400 to any other before a handler sees it).
+pub fn request_key(headers: &HeaderMap) -> Option<&str> {
+    headers.get(HEADER).and_then(valid_key)
+}
+
+fn valid_key(raw: &HeaderValue) -> Option<&str> {
+    raw.to_str()
+        .ok()
+        .filter(|k| (1..=200).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+}
+
 enum Claim {
     Run,
     Replay {
@@ -38,8 +53,10 @@ enum Claim {
         body: Vec<u8>,
     },
     Running,
-    /// Still `running` long after any request could have ended: its process stopped.
-    Abandoned,
+    /// The first request may or may not have taken effect: it failed after reaching the
+    /// database (state `unknown`), or it is still `running` long after any request could
+    /// have ended (its process stopped).
+    Unknown,
     OtherRequest,
 }
 
@@ -59,16 +76,11 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     else {
         return next.run(req).await;
     };
-    let key = match raw.to_str() {
-        Ok(k) if (1..=200).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()) => {
-            k.to_string()
-        }
-        _ => {
-            return Problem::bad_request(
-                "Idempotency-Key is 1 to 200 visible ASCII characters, e.g. a UUID",
-            )
-            .into_response()
-        }
+    let Some(key) = valid_key(raw).map(str::to_string) else {
+        return Problem::bad_request(
+            "Idempotency-Key is 1 to 200 visible ASCII characters, e.g. a UUID",
+        )
+        .into_response();
     };
     let (parts, body) = req.into_parts();
     let Ok(bytes) = to_bytes(body, MAX_BODY_BYTES).await else {
@@ -105,11 +117,11 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             res
         }
-        Ok(Claim::Abandoned) => Problem::new(
+        Ok(Claim::Unknown) => Problem::new(
             StatusCode::CONFLICT,
             "idempotency-outcome-unknown",
             "The first request with this key was cut off",
-            "the server handling the first request with this Idempotency-Key stopped before its answer was recorded, so it may or may not have taken effect; check the current state (e.g. GET /api/v1/reservations) and, if it did not, send the request again with a new key",
+            "the first request with this Idempotency-Key was cut off (the database or its server stopped) after it may have taken effect, so it is not run again; check the current state (e.g. GET /api/v1/reservations) and, if it did not take effect, send the request again with a new key",
         )
         .into_response(),
         Ok(Claim::OtherRequest) => Problem::new(
@@ -170,8 +182,8 @@ async fn claim(db: &sqlx::PgPool, org: i64, key: &str, hash: &[u8]) -> Result<Cl
     };
     Ok(if row.request_hash != hash {
         Claim::OtherRequest
-    } else if row.state == "running" && row.abandoned {
-        Claim::Abandoned
+    } else if row.state == "unknown" || row.state == "running" && row.abandoned {
+        Claim::Unknown
     } else if row.state == "running" {
         Claim::Running
     } else {
@@ -185,8 +197,11 @@ async fn claim(db: &sqlx::PgPool, org: i64, key: &str, hash: &[u8]) -> Result<Cl
 
 /// What becomes of a key once its request has answered.
 enum Outcome {
-    /// A 5xx: the key is released so the caller may retry.
+    /// A 5xx before anything reached the database: the key is released so the caller may
+    /// retry.
     Release,
+    /// A 5xx after the request may have taken effect: the key is never run again.
+    Unknown,
     /// Anything else is kept and replayed to retries.
     Keep {
         status: i16,
@@ -216,7 +231,11 @@ async fn finish(db: &sqlx::PgPool, org: i64, key: &str, res: Response) -> Respon
         }
     };
     let outcome = if parts.status.is_server_error() {
-        Outcome::Release
+        if parts.extensions.get::<MayHaveTakenEffect>().is_some() {
+            Outcome::Unknown
+        } else {
+            Outcome::Release
+        }
     } else {
         Outcome::Keep {
             status: parts.status.as_u16() as i16,
@@ -264,9 +283,23 @@ async fn record_soon(db: &sqlx::PgPool, org: i64, key: &str, outcome: Outcome) {
     });
 }
 
-async fn record(db: &sqlx::PgPool, org: i64, key: &str, outcome: &Outcome) -> Result<(), sqlx::Error> {
+async fn record(
+    db: &sqlx::PgPool,
+    org: i64,
+    key: &str,
+    outcome: &Outcome,
+) -> Result<(), sqlx::Error> {
     match outcome {
         Outcome::Release => release(db, org, key).await,
+        Outcome::Unknown => sqlx::query!(
+            "update idempotency_key set state = 'unknown', completed_at = now()
+             where organization_id = $1 and key = $2 and state = 'running'",
+            org,
+            key
+        )
+        .execute(db)
+        .await
+        .map(|_| ()),
         Outcome::Keep {
             status,
             content_type,

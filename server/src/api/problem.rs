@@ -35,7 +35,17 @@ pub struct Problem {
     retry_after: Option<u64>,
     #[serde(skip)]
     challenge: bool,
+    /// A 5xx after the database may have carried out the request (see
+    /// [`ServiceError::may_have_taken_effect`]); the answer then carries
+    /// [`MayHaveTakenEffect`] for the idempotency layer.
+    #[serde(skip)]
+    may_have_taken_effect: bool,
 }
+
+/// Response extension of a 5xx whose request may have taken effect: its Idempotency-Key
+/// is not released for a second run (see `idempotency`).
+#[derive(Clone, Copy, Debug)]
+pub struct MayHaveTakenEffect;
 
 impl Problem {
     pub fn new(
@@ -55,7 +65,15 @@ impl Problem {
             conflicting_reservations: Vec::new(),
             retry_after: None,
             challenge: status == StatusCode::UNAUTHORIZED,
+            may_have_taken_effect: false,
         }
+    }
+
+    /// For handlers that are safe to run again whatever the first run did (they find their
+    /// own earlier effect, as keyed reservations do): the key may be released after a 5xx.
+    pub fn rerunnable(mut self) -> Self {
+        self.may_have_taken_effect = false;
+        self
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -99,7 +117,8 @@ impl Problem {
 impl From<ServiceError> for Problem {
     fn from(e: ServiceError) -> Self {
         let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        match e {
+        let may_have_taken_effect = e.may_have_taken_effect();
+        let mut p = match e {
             ServiceError::Invalid(errors) => {
                 let mut p = Self::new(
                     status,
@@ -156,7 +175,9 @@ impl From<ServiceError> for Problem {
                 "Temporarily unavailable",
                 "the marketplace database is unavailable right now; please retry in a moment",
             ),
-        }
+        };
+        p.may_have_taken_effect = may_have_taken_effect;
+        p
     }
 }
 
@@ -179,6 +200,9 @@ impl IntoResponse for Problem {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"rigshift\""),
             );
+        }
+        if self.may_have_taken_effect {
+            res.extensions_mut().insert(MayHaveTakenEffect);
         }
         res
     }

@@ -1,5 +1,6 @@
 //! Quotes and reservations: what customers' schedulers do.
 
+use super::idempotency;
 use super::page::{Page, PageParams};
 use super::problem::Problem;
 use super::{ApiResult, Body, Caller, Id, Params};
@@ -7,7 +8,11 @@ use crate::http::AppState;
 use app::account::Scope;
 use app::booking::{BookingRequest, Quote, Reservation};
 use app::services::reservations;
-use axum::{extract::State, http::StatusCode, Json};
+use axum::{
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    Json,
+};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -48,7 +53,7 @@ pub async fn quote(
         (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks `reserve`, or the organization is not a customer", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such listed pool", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The capacity is taken (with the next start that fits), or the same Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The capacity is taken (with the next start that fits), or the same Idempotency-Key is still running (`idempotency-key-in-use`) or was cut off after it may have taken effect (`idempotency-outcome-unknown`)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid request, or the Idempotency-Key was used with another body", body = Problem, content_type = "application/problem+json"),
@@ -57,10 +62,18 @@ pub async fn quote(
 pub async fn create(
     State(s): State<AppState>,
     Caller(p): Caller,
+    headers: HeaderMap,
     Body(req): Body<BookingRequest>,
 ) -> ApiResult<(StatusCode, Json<Reservation>)> {
     let me = p.customer(Scope::Reserve)?;
-    let r = reservations::reserve(&s.db, me, &req, s.platform_fee.0, Utc::now()).await?;
+    let (fee, now) = (s.platform_fee.0, Utc::now());
+    let r = match idempotency::request_key(&headers) {
+        // A keyed booking finds its own earlier commit, so running it again is always safe.
+        Some(key) => reservations::reserve_once(&s.db, me, &req, key, fee, now)
+            .await
+            .map_err(|e| Problem::from(e).rerunnable())?,
+        None => reservations::reserve(&s.db, me, &req, fee, now).await?,
+    };
     Ok((StatusCode::CREATED, Json(r)))
 }
 

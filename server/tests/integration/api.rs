@@ -235,16 +235,17 @@ async fn a_client_that_hangs_up_mid_reservation_still_gets_its_answer_kept(db: P
     blocker.rollback().await.unwrap();
 
     let recorded = poll(|| async {
-        sqlx::query_scalar::<_, String>(
-            "select state from idempotency_key where key = 'hang-up-1'",
-        )
-        .fetch_one(&db)
-        .await
-        .unwrap()
+        sqlx::query_scalar::<_, String>("select state from idempotency_key where key = 'hang-up-1'")
+            .fetch_one(&db)
+            .await
+            .unwrap()
             == "done"
     })
     .await;
-    assert!(recorded, "the key was left running after the client hung up");
+    assert!(
+        recorded,
+        "the key was left running after the client hung up"
+    );
     let (status, kept): (i16, Vec<u8>) =
         sqlx::query_as("select status, body from idempotency_key where key = 'hang-up-1'")
             .fetch_one(&db)
@@ -284,6 +285,168 @@ async fn a_client_that_hangs_up_mid_reservation_still_gets_its_answer_kept(db: P
     .await
     .unwrap();
     assert_eq!(open, 0, "a connection was left inside a transaction");
+}
+
+/// Ends the database session of every request now waiting for a lock, as a database
+/// shutdown or a broken connection would, and says how many there were.
+async fn cut_off_waiting_requests(db: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "select count(*) from (select pg_terminate_backend(pid) from pg_stat_activity
+         where datname = current_database() and wait_event_type = 'Lock') t",
+    )
+    .fetch_one(db)
+    .await
+    .unwrap()
+}
+
+async fn some_request_waits_for_a_lock(db: &PgPool) -> bool {
+    poll(|| async {
+        sqlx::query_scalar::<_, i64>(
+            "select count(*) from pg_stat_activity
+             where datname = current_database() and wait_event_type = 'Lock'",
+        )
+        .fetch_one(db)
+        .await
+        .unwrap()
+            > 0
+    })
+    .await
+}
+
+/// A keyed reservation whose database session is cut off mid-booking answers 503, and the
+/// key is released: a keyed booking finds its own earlier commit, so its retry may run and
+/// makes exactly one reservation.
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_keyed_reservation_cut_off_by_the_database_is_retried_once(db: PgPool) {
+    server::seed::seed(&db).await.unwrap();
+    let app = TestApp::spawn(db.clone()).await;
+    let key = key(&app, "ml@helixlabs.example", &["read", "reserve"]).await;
+    let body = bookable(&app, &key).await;
+    let before = count(&db, "reservation").await;
+
+    let mut blocker = db.begin().await.unwrap();
+    sqlx::query("lock table reservation in share mode")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let first = tokio::spawn(
+        app.api(Method::POST, "/reservations", &key)
+            .header("idempotency-key", "cut-off-1")
+            .json(&body)
+            .send(),
+    );
+    assert!(some_request_waits_for_a_lock(&db).await);
+    assert_eq!(cut_off_waiting_requests(&db).await, 1);
+    blocker.rollback().await.unwrap();
+    let (status, problem) = json_of(first.await.unwrap().unwrap()).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (503, Some("unavailable"))
+    );
+    assert_eq!(
+        count(&db, "reservation").await,
+        before,
+        "the cut-off booking rolled back"
+    );
+
+    let retry = || {
+        app.api(Method::POST, "/reservations", &key)
+            .header("idempotency-key", "cut-off-1")
+            .json(&body)
+            .send()
+    };
+    let (status, made) = json_of(retry().await.unwrap()).await;
+    assert_eq!(status, 201, "{made}");
+    let (status, again) = json_of(retry().await.unwrap()).await;
+    assert_eq!((status, &again["id"]), (201, &made["id"]));
+    assert_eq!(count(&db, "reservation").await, before + 1);
+    let stored: Option<String> =
+        sqlx::query_scalar("select request_key from reservation where id = $1")
+            .bind(made["id"].as_i64().unwrap())
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(stored.as_deref(), Some("cut-off-1"));
+}
+
+/// Two bookings with one key racing past the idempotency layer make one reservation, and
+/// both get it (one of them through the unique key meeting the other's commit); a third
+/// finds it before booking.
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn one_request_key_books_one_reservation_even_in_a_race(db: PgPool) {
+    use app::services::reservations;
+    server::seed::seed(&db).await.unwrap();
+    let app = TestApp::spawn(db.clone()).await;
+    let key = key(&app, "ml@helixlabs.example", &["read", "reserve"]).await;
+    let req: app::booking::BookingRequest =
+        serde_json::from_value(bookable(&app, &key).await).unwrap();
+    let customer: i64 = sqlx::query_scalar("select id from organization where name = 'Helix Labs'")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    let before = count(&db, "reservation").await;
+    let now = chrono::Utc::now();
+    let (a, b) = tokio::join!(
+        reservations::reserve_once(&db, customer, &req, "race-1", 0, now),
+        reservations::reserve_once(&db, customer, &req, "race-1", 0, now),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.id, b.id);
+    assert_eq!(count(&db, "reservation").await, before + 1);
+    let again = reservations::reserve_once(&db, customer, &req, "race-1", 0, now)
+        .await
+        .unwrap();
+    assert_eq!(again.id, a.id);
+    assert_eq!(count(&db, "reservation").await, before + 1);
+}
+
+/// Any other keyed request cut off after it reached the database may have taken effect: its
+/// key ends `unknown` and a retry is told to look rather than being run a second time.
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn another_keyed_request_cut_off_by_the_database_is_not_run_twice(db: PgPool) {
+    server::seed::seed(&db).await.unwrap();
+    let app = TestApp::spawn(db.clone()).await;
+    let operator = key(&app, "ops@lonestarhash.example", &["read", "operate"]).await;
+    let site = serde_json::to_value(crate::isolation::site_input()).unwrap();
+    let before = count(&db, "site").await;
+
+    let mut blocker = db.begin().await.unwrap();
+    sqlx::query("lock table site in share mode")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let first = tokio::spawn(
+        app.api(Method::POST, "/sites", &operator)
+            .header("idempotency-key", "site-1")
+            .json(&site)
+            .send(),
+    );
+    assert!(some_request_waits_for_a_lock(&db).await);
+    assert_eq!(cut_off_waiting_requests(&db).await, 1);
+    blocker.rollback().await.unwrap();
+    let (status, _) = json_of(first.await.unwrap().unwrap()).await;
+    assert_eq!(status, 503);
+    let state: String =
+        sqlx::query_scalar("select state from idempotency_key where key = 'site-1'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(state, "unknown");
+    let (status, problem) = json_of(
+        app.api(Method::POST, "/sites", &operator)
+            .header("idempotency-key", "site-1")
+            .json(&site)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("idempotency-outcome-unknown"))
+    );
+    assert!(problem["detail"].as_str().unwrap().contains("new key"));
+    assert_eq!(count(&db, "site").await, before);
 }
 
 /// Whether `check` turns true within five seconds.
