@@ -138,7 +138,7 @@ pub fn DevelopersPage() -> impl IntoView {
                 <li><strong>"Errors: "</strong> <code>"application/problem+json"</code> " with a " <code>"code"</code> ", a " <code>"detail"</code>
                     " saying what to fix, and per-field " <code>"errors"</code> ". Someone else's object is 404."</li>
                 <li><strong>"Lists: "</strong> <code>"?limit=1..200"</code> " and the opaque " <code>"cursor"</code> " from the previous page's " <code>"next_cursor"</code> "."</li>
-                <li><strong>"Retries: "</strong> "send " <code>"Idempotency-Key"</code> " on creating POSTs: a retry with the same body replays the first answer (kept 24 h); another body is 422; while the first runs, 409."</li>
+                <li><strong>"Retries: "</strong> "send " <code>"Idempotency-Key"</code> " on creating POSTs: a retry with the same body replays the first answer (kept 24 h); another body is 422; while the first runs, 409 " <code>"idempotency-key-in-use"</code> "; if the first was cut off after it may have taken effect, 409 " <code>"idempotency-outcome-unknown"</code> " (look, then retry with a new key). A reservation is made at most once per key, even when its first answer was lost."</li>
                 <li><strong>"Rate limits: "</strong> "per key and minute; beyond, 429 with " <code>"Retry-After"</code> "."</li>
                 <li><strong>"Webhooks: "</strong> "register endpoints on " <a href="/webhooks">"the webhooks page"</a>
                     " or with " <code>"POST /api/v1/webhooks"</code> "; verify " <code>"Rigshift-Signature"</code> "."</li>

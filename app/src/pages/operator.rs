@@ -30,7 +30,7 @@ pub async fn operator_blackouts() -> Result<Vec<OperatorBlackout>, ServerFnError
     let me = web::principal()?
         .operator(crate::account::Scope::Read)
         .map_err(web::fail)?;
-    operations::blackouts(&web::db()?, me, None, 500)
+    operations::blackouts(&web::db()?, me, operations::PoolScope::All, None, 500)
         .await
         .map_err(web::fail)
 }
@@ -80,7 +80,9 @@ pub async fn operator_bookings(
             .await
             .map_err(web::fail)?,
         next_before,
-        pools: operations::pools(&db, me, None).await.map_err(web::fail)?,
+        pools: operations::pools(&db, me, operations::PoolScope::All)
+            .await
+            .map_err(web::fail)?,
     })
 }
 
@@ -173,26 +175,48 @@ fn Blackouts() -> impl IntoView {
                     match list.await {
                         Ok(l) if l.is_empty() => view! { <p class="empty-state">"No maintenance is scheduled."</p> }.into_any(),
                         Ok(l) => view! {
-                            <div class="table-scroll"><table class="data-table" data-testid="blackout-table">
-                                <thead><tr><th scope="col">"Pool"</th><th scope="col" class="num">"Units"</th>
-                                    <th scope="col">"From"</th><th scope="col">"Until"</th><th scope="col">"Reason"</th><th scope="col"></th></tr></thead>
-                                <tbody>{l.into_iter().map(|b| view! {
-                                    <tr>
-                                        <td><a href=format!("/operator/pools/{}", b.pool_id)>{b.pool_name}</a></td><td class="num" data-label="Units">{b.units}</td>
-                                        <td data-label="From"><LocalTime at=b.start/></td><td data-label="Until"><LocalTime at=b.end/></td><td data-label="Reason">{b.reason}</td>
-                                        <td><ActionForm action=remove attr:class="inline-form">
-                                            <input type="hidden" name="id" value=b.id/>
-                                            <button type="submit" class="button secondary small">"Remove"</button>
-                                        </ActionForm></td>
-                                    </tr>
-                                }).collect_view()}</tbody>
-                            </table></div>
+                            <BlackoutTable blackouts=l remove show_pool=true testid="blackout-table"/>
                         }.into_any(),
                         Err(e) => error_view(e),
                     }
                 })}
             </Transition>
         </section>
+    }
+}
+
+/// Upcoming blackouts, each with its Remove button; with `show_pool`, the pool each is on
+/// (the operations page lists every pool's, the pool page its own).
+#[component]
+pub fn BlackoutTable(
+    blackouts: Vec<OperatorBlackout>,
+    remove: ServerAction<RemoveBlackout>,
+    show_pool: bool,
+    testid: &'static str,
+) -> impl IntoView {
+    view! {
+        <div class="table-scroll"><table class="data-table" data-testid=testid>
+            <thead><tr>
+                {show_pool.then(|| view! { <th scope="col">"Pool"</th> })}
+                <th scope="col" class="num">"Units"</th><th scope="col">"From"</th><th scope="col">"Until"</th>
+                <th scope="col">"Reason"</th><th scope="col"><span class="visually-hidden">"Remove"</span></th>
+            </tr></thead>
+            <tbody>{blackouts.into_iter().map(|b| view! {
+                <tr>
+                    {show_pool.then(|| view! {
+                        <td><a href=format!("/operator/pools/{}", b.pool_id)>{b.pool_name.clone()}</a></td>
+                    })}
+                    <td class="num" data-label="Units">{b.units}</td>
+                    <td data-label="From"><LocalTime at=b.start/></td>
+                    <td data-label="Until"><LocalTime at=b.end/></td>
+                    <td data-label="Reason">{b.reason}</td>
+                    <td><ActionForm action=remove attr:class="inline-form">
+                        <input type="hidden" name="id" value=b.id/>
+                        <button type="submit" class="button secondary small">"Remove"</button>
+                    </ActionForm></td>
+                </tr>
+            }).collect_view()}</tbody>
+        </table></div>
     }
 }
 

@@ -8,7 +8,7 @@ use crate::components::{
 use crate::listing_form::PoolTermsForm;
 use crate::money::format_cents;
 use crate::operations::{OperatorBlackout, OperatorPool};
-use crate::pages::operator::RemoveBlackout;
+use crate::pages::operator::{BlackoutTable, RemoveBlackout};
 use crate::utilization::{Holder, PoolUtilization};
 use chrono::{DateTime, Duration, Utc};
 use leptos::form::ActionForm;
@@ -31,7 +31,8 @@ pub struct PoolAdmin {
 
 #[server(endpoint = "load_pool_admin")]
 pub async fn load_pool_admin(id: i64) -> Result<PoolAdmin, ServerFnError> {
-    use crate::services::{error::ServiceError, operations, pools, utilization, web};
+    use crate::services::operations::{self, PoolScope};
+    use crate::services::{pools, utilization, web};
     let me = web::principal()?
         .operator(crate::account::Scope::Read)
         .map_err(web::fail)?;
@@ -44,18 +45,10 @@ pub async fn load_pool_admin(id: i64) -> Result<PoolAdmin, ServerFnError> {
     let use_ = utilization::pool(&db, me, id, today - Duration::weeks(1), CHART_WEEKS)
         .await
         .map_err(web::fail)?;
-    let pool = operations::pools(&db, me, Some(use_.site_id))
+    let pool = operations::pool(&db, me, id).await.map_err(web::fail)?;
+    let blackouts = operations::blackouts(&db, me, PoolScope::Pool(id), None, 500)
         .await
-        .map_err(web::fail)?
-        .into_iter()
-        .find(|p| p.id == id)
-        .ok_or_else(|| web::fail(ServiceError::NotFound("pool")))?;
-    let blackouts = operations::blackouts(&db, me, None, 500)
-        .await
-        .map_err(web::fail)?
-        .into_iter()
-        .filter(|b| b.pool_id == id)
-        .collect();
+        .map_err(web::fail)?;
     let mut conn = db.acquire().await.map_err(|e| web::fail(e.into()))?;
     let now = chrono::Utc::now();
     let windows = pools::open_intervals(&mut conn, id, now, now + Duration::days(365 * 10))
@@ -385,24 +378,7 @@ fn BlackoutList(
         {if blackouts.is_empty() {
             view! { <p class="muted">"No maintenance is scheduled on this pool."</p> }.into_any()
         } else {
-            view! {
-                <div class="table-scroll"><table class="data-table" data-testid="pool-blackouts">
-                    <thead><tr><th scope="col" class="num">"Units"</th><th scope="col">"From"</th><th scope="col">"Until"</th>
-                        <th scope="col">"Reason"</th><th scope="col"><span class="visually-hidden">"Remove"</span></th></tr></thead>
-                    <tbody>{blackouts.into_iter().map(|b| view! {
-                        <tr>
-                            <td class="num" data-label="Units">{b.units}</td>
-                            <td data-label="From"><LocalTime at=b.start/></td>
-                            <td data-label="Until"><LocalTime at=b.end/></td>
-                            <td data-label="Reason">{b.reason}</td>
-                            <td><ActionForm action=remove attr:class="inline-form">
-                                <input type="hidden" name="id" value=b.id/>
-                                <button type="submit" class="button secondary small">"Remove"</button>
-                            </ActionForm></td>
-                        </tr>
-                    }).collect_view()}</tbody>
-                </table></div>
-            }.into_any()
+            view! { <BlackoutTable blackouts remove show_pool=false testid="pool-blackouts"/> }.into_any()
         }}
     }
 }

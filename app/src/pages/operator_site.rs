@@ -37,7 +37,7 @@ pub async fn load_site_overview(id: i64) -> Result<SiteOverview, ServerFnError> 
     let power = utilization::site_power(&db, me, id, from, from + Duration::days(POWER_DAYS))
         .await
         .map_err(web::fail)?;
-    let pools = operations::pools(&db, me, Some(id))
+    let pools = operations::pools(&db, me, operations::PoolScope::Site(id))
         .await
         .map_err(web::fail)?;
     Ok(SiteOverview {

@@ -56,14 +56,35 @@ pub async fn site(
         .ok_or(ServiceError::NotFound("site"))
 }
 
-/// Blackouts on the operator's pools that have not ended yet, newest first, `limit` at a
-/// time before `before_id`.
+/// Which of the operator's pools a listing covers.
+#[derive(Clone, Copy, Debug)]
+pub enum PoolScope {
+    All,
+    Site(i64),
+    Pool(i64),
+}
+
+impl PoolScope {
+    /// The (site, pool) filters as query parameters; `None` is "any".
+    fn ids(self) -> (Option<i64>, Option<i64>) {
+        match self {
+            Self::All => (None, None),
+            Self::Site(id) => (Some(id), None),
+            Self::Pool(id) => (None, Some(id)),
+        }
+    }
+}
+
+/// Blackouts on the operator's pools in `scope` that have not ended yet, newest first,
+/// `limit` at a time before `before_id`.
 pub async fn blackouts(
     db: &PgPool,
     operator_id: i64,
+    scope: PoolScope,
     before_id: Option<i64>,
     limit: i64,
 ) -> Result<Vec<OperatorBlackout>, ServiceError> {
+    let (site_id, pool_id) = scope.ids();
     let rows = sqlx::query!(
         r#"select b.id, b.site_id, b.pool_id, p.name as pool_name, b.reason,
                   lower(b.during) as "start!", upper(b.during) as "end!",
@@ -73,11 +94,15 @@ pub async fn blackouts(
            join site s on s.id = b.site_id
            where s.operator_id = $1 and upper(b.during) > now()
              and ($2::bigint is null or b.id < $2)
+             and ($4::bigint is null or b.site_id = $4)
+             and ($5::bigint is null or b.pool_id = $5)
            order by b.id desc
            limit $3"#,
         operator_id,
         before_id,
-        limit.clamp(1, 500)
+        limit.clamp(1, 500),
+        site_id,
+        pool_id
     )
     .fetch_all(db)
     .await?;
@@ -97,7 +122,8 @@ pub async fn blackouts(
 }
 
 /// Reservations on the operator's capacity that match `filter`, newest first, `limit` at a
-/// time before `before_id`. [`booking_totals`] applies the same filter.
+/// time before `before_id`. The filter is the SQL function `operator_bookings`, which
+/// [`booking_totals`] applies too; the shown state is `reservation_state_at`.
 pub async fn bookings(
     db: &PgPool,
     operator_id: i64,
@@ -106,24 +132,15 @@ pub async fn bookings(
     limit: i64,
 ) -> Result<Vec<Booking>, ServiceError> {
     let rows = sqlx::query!(
-        r#"select r.id, r.site_id, r.pool_id, p.name as pool_name, o.name as customer_name,
-                  r.unit_count, lower(r.during) as "start!", upper(r.during) as "end!",
-                  case when r.state = 'confirmed' and upper(r.during) <= now() then 'completed'
-                       when r.state = 'confirmed' and lower(r.during) <= now() then 'active'
-                       else r.state end as "state!",
-                  r.currency, r.total_cents, r.created_at
-           from reservation r
-           join site s on s.id = r.site_id
+        r#"select r.id as "id!", r.site_id as "site_id!", r.pool_id as "pool_id!", p.name as pool_name,
+                  o.name as customer_name, r.unit_count as "unit_count!",
+                  lower(r.during) as "start!", upper(r.during) as "end!",
+                  reservation_state_at(r.state, r.during, now()) as "state!",
+                  r.currency as "currency!", r.total_cents as "total_cents!", r.created_at as "created_at!"
+           from operator_bookings($1, $4, $5, $6, $7, $8) r
            join capacity_pool p on p.id = r.pool_id
            join organization o on o.id = r.customer_id
-           where s.operator_id = $1 and ($2::bigint is null or r.id < $2)
-             and ($4::bigint is null or r.site_id = $4)
-             and ($5::bigint is null or r.pool_id = $5)
-             and ($6::text is null or $6 = case when r.state = 'confirmed' and upper(r.during) <= now() then 'completed'
-                                                when r.state = 'confirmed' and lower(r.during) <= now() then 'active'
-                                                else r.state end)
-             and ($7::timestamptz is null or upper(r.during) > $7)
-             and ($8::timestamptz is null or lower(r.during) < $8)
+           where $2::bigint is null or r.id < $2
            order by r.id desc
            limit $3"#,
         operator_id,
@@ -157,7 +174,8 @@ pub async fn bookings(
 }
 
 /// What every booking matching `filter` adds up to; cancelled ones count as bookings but
-/// bring no money or unit-hours. The filter is the one [`bookings`] applies.
+/// bring no money or unit-hours. The filter is the one [`bookings`] applies
+/// (`operator_bookings`).
 pub async fn booking_totals(
     db: &PgPool,
     operator_id: i64,
@@ -169,16 +187,7 @@ pub async fn booking_totals(
                            filter (where r.state <> 'cancelled'), 0)::bigint as "unit_hours!",
                   coalesce(sum(r.total_cents) filter (where r.state <> 'cancelled'), 0)::bigint as "total_cents!",
                   coalesce(min(r.currency), 'USD') as "currency!"
-           from reservation r
-           join site s on s.id = r.site_id
-           where s.operator_id = $1
-             and ($2::bigint is null or r.site_id = $2)
-             and ($3::bigint is null or r.pool_id = $3)
-             and ($4::text is null or $4 = case when r.state = 'confirmed' and upper(r.during) <= now() then 'completed'
-                                                when r.state = 'confirmed' and lower(r.during) <= now() then 'active'
-                                                else r.state end)
-             and ($5::timestamptz is null or upper(r.during) > $5)
-             and ($6::timestamptz is null or lower(r.during) < $6)"#,
+           from operator_bookings($1, $2, $3, $4, $5, $6) r"#,
         operator_id,
         filter.site_id,
         filter.pool_id,
@@ -196,12 +205,26 @@ pub async fn booking_totals(
     })
 }
 
+/// One of the operator's pools; another operator's is "not found".
+pub async fn pool(
+    db: &PgPool,
+    operator_id: i64,
+    pool_id: i64,
+) -> Result<OperatorPool, ServiceError> {
+    pools(db, operator_id, PoolScope::Pool(pool_id))
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(ServiceError::NotFound("pool"))
+}
+
 /// The operator's pools (of one site, or all), by site and name.
 pub async fn pools(
     db: &PgPool,
     operator_id: i64,
-    site_id: Option<i64>,
+    scope: PoolScope,
 ) -> Result<Vec<OperatorPool>, ServiceError> {
+    let (site_id, pool_id) = scope.ids();
     let rows = sqlx::query!(
         r#"select p.id, p.site_id, s.name as site_name, p.name, p.kind, p.unit_count, p.gpu_model,
                   p.gpus_per_node, p.gpu_memory_gb, p.interconnect, p.node_power_w, p.block_kw,
@@ -210,10 +233,12 @@ pub async fn pools(
                   (select max(upper(w.during)) from availability_window w where w.pool_id = p.id) as open_until
            from capacity_pool p join site s on s.id = p.site_id
            where s.operator_id = $1 and ($2::bigint is null or p.site_id = $2)
+             and ($3::bigint is null or p.id = $3)
            order by s.name, s.id, p.name, p.id
            limit 2000"#,
         operator_id,
-        site_id
+        site_id,
+        pool_id
     )
     .fetch_all(db)
     .await?;

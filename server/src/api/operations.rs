@@ -9,7 +9,8 @@ use app::account::{OrgKind, Scope};
 use app::operations::{Booking, OperatorBlackout, OperatorSite};
 use app::services::blackouts::{self, BlackoutUnits};
 use app::services::catalog::{self, PoolInput, SiteInput};
-use app::services::{operations, principal::Door};
+use app::services::operations::{self, PoolScope};
+use app::services::principal::Door;
 use axum::{extract::State, http::StatusCode, Json};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -231,7 +232,8 @@ pub async fn list_blackouts(
 ) -> ApiResult<Json<Page<OperatorBlackout>>> {
     let me = p.operator(Scope::Read)?;
     let limit = page.limit()?;
-    let items = operations::blackouts(&s.db, me, page.position()?, limit + 1).await?;
+    let items =
+        operations::blackouts(&s.db, me, PoolScope::All, page.position()?, limit + 1).await?;
     Ok(Json(Page::of(items, limit, |x| x.id)))
 }
 
