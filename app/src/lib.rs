@@ -18,6 +18,7 @@ pub mod pages;
 pub mod power;
 pub mod pricing;
 pub mod request;
+pub mod resource;
 pub mod routes;
 #[cfg(feature = "ssr")]
 pub mod services;
@@ -90,7 +91,7 @@ pub fn App() -> impl IntoView {
                 // Pages render completely on the server before the first byte (async mode),
                 // so people without JavaScript get the data, not a loading placeholder.
                 <Routes fallback=pages::not_found::NotFound>
-                    <Route path=path!("/") view={Lazy::<routes::Home>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/") view=routes::HomeRoute ssr=SsrMode::Async/>
                     <Route path=path!("/login") view={Lazy::<routes::Login>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/signup") view={Lazy::<routes::Signup>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/account") view={Lazy::<routes::Account>::new()} ssr=SsrMode::Async/>

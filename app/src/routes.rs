@@ -1,7 +1,8 @@
 //! The app's pages as lazily loaded routes. Each page's view code is split into its own
 //! chunk of the browser bundle (`cargo leptos build --split`), so a visitor downloads the
-//! shared runtime plus the page they open, not every page of the app. On the server the
-//! wrappers simply render the page.
+//! shared runtime plus the page they open, not every page of the app; the market search,
+//! the home page, is part of the main bundle. On the server the wrappers simply render the
+//! page.
 
 use leptos::prelude::*;
 use leptos_router::{lazy_route, LazyRoute};
@@ -29,7 +30,16 @@ macro_rules! lazy_page {
     };
 }
 
-lazy_page!(Home => pages::home::HomePage);
+/// The market search, where nearly every visit starts, is in the main bundle rather than a
+/// lazy chunk. Split out, it came as about 140 small files whose separate compression cost
+/// a visitor some 50 KB more than the same code inside the main module (BENCHMARKS.md).
+#[component]
+pub fn HomeRoute() -> impl IntoView {
+    let page = pages::home::HomePage().into_any();
+    crate::components::mark_hydrated();
+    page
+}
+
 lazy_page!(Login => pages::login::LoginPage);
 lazy_page!(Signup => pages::login::SignupPage);
 lazy_page!(Account => pages::account::AccountPage);

@@ -118,7 +118,7 @@ pub struct Auth {
     pub log_in: ServerAction<LogIn>,
     pub log_out: ServerAction<LogOut>,
     pub sign_up: ServerAction<SignUp>,
-    pub user: Resource<Result<Option<CurrentUser>, ServerFnError>>,
+    pub user: crate::resource::Loaded<Result<Option<CurrentUser>, ServerFnError>>,
 }
 
 impl Auth {
@@ -126,7 +126,7 @@ impl Auth {
         let log_in = ServerAction::<LogIn>::new();
         let log_out = ServerAction::<LogOut>::new();
         let sign_up = ServerAction::<SignUp>::new();
-        let user = Resource::new(
+        let user = crate::resource::load(
             move || {
                 (
                     log_in.version().get(),

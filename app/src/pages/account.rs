@@ -158,7 +158,7 @@ fn Account(user: CurrentUser) -> impl IntoView {
 #[component]
 fn Members(me: String) -> impl IntoView {
     let add = ServerAction::<AddMember>::new();
-    let list = Resource::new(move || add.version().get(), |_| members());
+    let list = crate::resource::load(move || add.version().get(), |_| members());
     view! {
         <section aria-labelledby="members-title" class="panel">
             <h2 id="members-title">"People in your organization"</h2>
@@ -220,7 +220,7 @@ fn AddMemberForm(add: ServerAction<AddMember>) -> impl IntoView {
 fn ApiKeys(user: CurrentUser) -> impl IntoView {
     let create = ServerAction::<CreateApiKey>::new();
     let revoke = ServerAction::<RevokeApiKey>::new();
-    let keys = Resource::new(
+    let keys = crate::resource::load(
         move || (create.version().get(), revoke.version().get()),
         |_| api_keys(),
     );

@@ -51,7 +51,7 @@ pub fn BooksPage() -> impl IntoView {
 #[component]
 fn BooksView() -> impl IntoView {
     let pay = ServerAction::<PayOut>::new();
-    let books = Resource::new(move || pay.version().get(), |_| books());
+    let books = crate::resource::load(move || pay.version().get(), |_| books());
     view! {
         <h1>"Books"</h1>
         <p><a href="/admin">"← Organizations"</a></p>

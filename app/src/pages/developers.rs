@@ -119,7 +119,7 @@ fn operations(v: &serde_json::Value) -> Vec<Operation> {
 
 #[component]
 pub fn DevelopersPage() -> impl IntoView {
-    let reference = Resource::new(|| (), |_| api_reference());
+    let reference = crate::resource::load(|| (), |_| api_reference());
     view! {
         <Title text="API reference"/>
         <h1>"API reference"</h1>

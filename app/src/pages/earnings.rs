@@ -39,7 +39,7 @@ pub fn EarningsPage() -> impl IntoView {
 
 #[component]
 fn EarningsView() -> impl IntoView {
-    let earnings = Resource::new(|| (), |_| my_earnings());
+    let earnings = crate::resource::load(|| (), |_| my_earnings());
     view! {
         <h1>"Earnings"</h1>
         <p class="muted">"A reservation's price is earned when it ends (or, for its retained part, when it is cancelled); the platform keeps its fee and owes you the rest until a payout."</p>

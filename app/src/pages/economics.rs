@@ -46,7 +46,7 @@ fn Economics() -> impl IntoView {
             crate::request::parse_dollars(&t).map(|c| Some(c as f64))
         }
     };
-    let pools = Resource::new(|| (), |_| site_economics());
+    let pools = crate::resource::load(|| (), |_| site_economics());
     view! {
         <h1>"AI or mining"</h1>
         <p><a href="/operator">"← Operations"</a></p>

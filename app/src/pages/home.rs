@@ -8,7 +8,7 @@ use leptos_meta::Title;
 
 #[component]
 pub fn HomePage() -> impl IntoView {
-    let overview = Resource::new(|| (), |_| market_overview());
+    let overview = crate::resource::load(|| (), |_| market_overview());
     let query = leptos_router::hooks::use_query_map();
     let form = move || crate::request::SearchForm::from_query(&query.read());
 

@@ -130,7 +130,7 @@ fn error_view(e: ServerFnError) -> AnyView {
 
 #[component]
 fn Sites() -> impl IntoView {
-    let sites = Resource::new(|| (), |_| operator_sites());
+    let sites = crate::resource::load(|| (), |_| operator_sites());
     view! {
         <section aria-labelledby="sites-title">
             <h2 id="sites-title">"Sites"</h2>
@@ -165,7 +165,7 @@ fn Sites() -> impl IntoView {
 #[component]
 fn Blackouts() -> impl IntoView {
     let remove = ServerAction::<RemoveBlackout>::new();
-    let list = Resource::new(move || remove.version().get(), |_| operator_blackouts());
+    let list = crate::resource::load(move || remove.version().get(), |_| operator_blackouts());
     view! {
         <section aria-labelledby="blackouts-title">
             <h2 id="blackouts-title">"Upcoming maintenance"</h2>
@@ -224,7 +224,7 @@ pub fn BlackoutTable(
 fn Bookings() -> impl IntoView {
     let query = use_query_map();
     let get = move |k: &str| query.read().get(k).unwrap_or_default();
-    let list = Resource::new(
+    let list = crate::resource::load(
         move || {
             (
                 get("site"),

@@ -166,7 +166,7 @@ pub fn OperatorPoolPage() -> impl IntoView {
             // blackout is removed, so the page always shows what was just done.
             let location = use_location();
             let remove = ServerAction::<RemoveBlackout>::new();
-            let data = Resource::new(
+            let data = crate::resource::load(
                 move || (id(), location.search.get(), remove.version().get()),
                 |(id, _, _)| load_pool_admin(id),
             );

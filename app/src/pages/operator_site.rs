@@ -257,7 +257,7 @@ pub fn SitePage() -> impl IntoView {
         <SignedIn next="/operator" page=move |u| {
             // Refetched when the save's redirect changes the query (`?saved=…`).
             let location = use_location();
-            let data = Resource::new(
+            let data = crate::resource::load(
                 move || (id(), location.search.get()),
                 |(id, _)| load_site_overview(id),
             );

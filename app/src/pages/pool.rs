@@ -230,7 +230,7 @@ pub async fn reserve(
 #[component]
 pub fn PoolPage() -> impl IntoView {
     let id = crate::components::use_id_param();
-    let detail = Resource::new(id, load_pool);
+    let detail = crate::resource::load(id, load_pool);
     view! {
         <Transition fallback=|| view! { <p class="loading" role="status">"Loading the pool…"</p> }>
             {move || Suspend::new(async move {
@@ -466,7 +466,7 @@ fn ReserveForm(detail: PoolDetail, ask: Ask) -> impl IntoView {
 /// The server's quote for the request, the cancellation terms, and the confirm button.
 #[component]
 fn Review(req: BookingRequest, detail: PoolDetail) -> impl IntoView {
-    let quote = Resource::new(move || req, quote_request);
+    let quote = crate::resource::load(move || req, quote_request);
     let reserve = ServerAction::<Reserve>::new();
     let terms = detail.cancellation_terms();
     view! {

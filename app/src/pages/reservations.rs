@@ -68,7 +68,7 @@ pub fn ReservationsPage() -> impl IntoView {
 #[component]
 fn List() -> impl IntoView {
     let cancel = ServerAction::<CancelReservation>::new();
-    let list = Resource::new(move || cancel.version().get(), |_| my_reservations(None));
+    let list = crate::resource::load(move || cancel.version().get(), |_| my_reservations(None));
     view! {
         <FormResult value=move || cancel.value().get() ok="Reservation cancelled; the refund follows the pool's cancellation policy."/>
         <Transition fallback=|| view! { <p class="loading">"Loading reservations…"</p> }>
@@ -168,11 +168,12 @@ pub fn ReservationPage() -> impl IntoView {
 fn Detail(id: i64) -> impl IntoView {
     let cancel = ServerAction::<CancelReservation>::new();
     let extend = ServerAction::<ExtendReservation>::new();
-    let r = Resource::new(
+    let r = crate::resource::load(
         move || (cancel.version().get(), extend.version().get()),
         move |_| get_reservation(id),
     );
-    let preview = Resource::new(move || cancel.version().get(), move |_| cancel_preview(id));
+    let preview =
+        crate::resource::load(move || cancel.version().get(), move |_| cancel_preview(id));
     view! {
         <p class="crumbs"><a href="/reservations">"Your reservations"</a> " › #" {id}</p>
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>

@@ -158,7 +158,7 @@ pub fn SearchPanel(form: SearchForm) -> impl IntoView {
 pub fn SearchResultsView() -> impl IntoView {
     let query = use_query_map();
     let form = move || SearchForm::from_query(&query.read());
-    let results = Resource::new(form, search_market);
+    let results = crate::resource::load(form, search_market);
     view! {
         <Transition fallback=|| view! { <p class="loading" role="status">"Searching the market…"</p> }>
             {move || Suspend::new(async move {

@@ -48,7 +48,7 @@ pub fn StatementPage() -> impl IntoView {
 fn StatementView() -> impl IntoView {
     let query = use_query_map();
     let month = move || query.read().get("month");
-    let statement = Resource::new(month, my_statement);
+    let statement = crate::resource::load(month, my_statement);
     view! {
         <h1>"Statement"</h1>
         <Transition fallback=|| view! { <p class="loading" role="status">"Loading the statement…"</p> }>

@@ -87,11 +87,11 @@ pub fn WebhooksPage() -> impl IntoView {
 fn Webhooks() -> impl IntoView {
     let create = ServerAction::<CreateWebhook>::new();
     let delete = ServerAction::<DeleteWebhook>::new();
-    let list = Resource::new(
+    let list = crate::resource::load(
         move || (create.version().get(), delete.version().get()),
         |_| webhooks(),
     );
-    let deliveries = Resource::new(
+    let deliveries = crate::resource::load(
         move || (create.version().get(), delete.version().get()),
         |_| webhook_deliveries(),
     );
