@@ -287,6 +287,30 @@ async fn a_client_that_hangs_up_mid_reservation_still_gets_its_answer_kept(db: P
     assert_eq!(open, 0, "a connection was left inside a transaction");
 }
 
+/// Sends `request` while `table` is locked and, once it waits for that lock, ends its
+/// database session as a database shutdown or a broken connection would; its answer.
+async fn cut_off_mid_request(
+    db: &PgPool,
+    table: &str,
+    request: reqwest::RequestBuilder,
+) -> (u16, Value) {
+    let mut blocker = db.begin().await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "lock table {table} in share mode"
+    )))
+    .execute(&mut *blocker)
+    .await
+    .unwrap();
+    let answer = tokio::spawn(request.send());
+    assert!(
+        some_request_waits_for_a_lock(db).await,
+        "the request never reached the database"
+    );
+    assert_eq!(cut_off_waiting_requests(db).await, 1);
+    blocker.rollback().await.unwrap();
+    json_of(answer.await.unwrap().unwrap()).await
+}
+
 /// Ends the database session of every request now waiting for a lock, as a database
 /// shutdown or a broken connection would, and says how many there were.
 async fn cut_off_waiting_requests(db: &PgPool) -> i64 {
@@ -324,21 +348,14 @@ async fn a_keyed_reservation_cut_off_by_the_database_is_retried_once(db: PgPool)
     let body = bookable(&app, &key).await;
     let before = count(&db, "reservation").await;
 
-    let mut blocker = db.begin().await.unwrap();
-    sqlx::query("lock table reservation in share mode")
-        .execute(&mut *blocker)
-        .await
-        .unwrap();
-    let first = tokio::spawn(
+    let (status, problem) = cut_off_mid_request(
+        &db,
+        "reservation",
         app.api(Method::POST, "/reservations", &key)
             .header("idempotency-key", "cut-off-1")
-            .json(&body)
-            .send(),
-    );
-    assert!(some_request_waits_for_a_lock(&db).await);
-    assert_eq!(cut_off_waiting_requests(&db).await, 1);
-    blocker.rollback().await.unwrap();
-    let (status, problem) = json_of(first.await.unwrap().unwrap()).await;
+            .json(&body),
+    )
+    .await;
     assert_eq!(
         (status, problem["code"].as_str()),
         (503, Some("unavailable"))
@@ -410,21 +427,14 @@ async fn another_keyed_request_cut_off_by_the_database_is_not_run_twice(db: PgPo
     let site = serde_json::to_value(crate::isolation::site_input()).unwrap();
     let before = count(&db, "site").await;
 
-    let mut blocker = db.begin().await.unwrap();
-    sqlx::query("lock table site in share mode")
-        .execute(&mut *blocker)
-        .await
-        .unwrap();
-    let first = tokio::spawn(
+    let (status, _) = cut_off_mid_request(
+        &db,
+        "site",
         app.api(Method::POST, "/sites", &operator)
             .header("idempotency-key", "site-1")
-            .json(&site)
-            .send(),
-    );
-    assert!(some_request_waits_for_a_lock(&db).await);
-    assert_eq!(cut_off_waiting_requests(&db).await, 1);
-    blocker.rollback().await.unwrap();
-    let (status, _) = json_of(first.await.unwrap().unwrap()).await;
+            .json(&site),
+    )
+    .await;
     assert_eq!(status, 503);
     let state: String =
         sqlx::query_scalar("select state from idempotency_key where key = 'site-1'")
