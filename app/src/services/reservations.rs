@@ -264,10 +264,10 @@ struct Booked {
 /// passing over units another booking has locked at this moment.
 ///
 /// The lock is what keeps concurrent bookings apart. Without it two bookings of
-/// overlapping windows may pick the same units and insert them into the exclusion
-/// constraint's index in different orders; each then waits for the other, and PostgreSQL
-/// only breaks the cycle after `deadlock_timeout` (a second), which under 32 or more
-/// concurrent clients collapsed throughput. With `skip locked` they take different units,
+/// overlapping windows may pick the same unit; an exclusion constraint enters each row in
+/// its index before checking it, so each then waits for the other, and PostgreSQL only
+/// breaks the cycle after `deadlock_timeout` (a second), which under 32 or more concurrent
+/// clients collapsed throughput. With `skip locked` they take different units,
 /// or the later one comes up short and settles on the exact path. A unit taken by a
 /// transaction that committed after this statement's snapshot still fails the exclusion
 /// constraint (23P01), which also goes to the exact path. `None` when the organization may
