@@ -97,6 +97,10 @@ pub struct CurrentUser {
     pub organization_name: String,
     pub kind: OrgKind,
     pub platform_admin: bool,
+    /// The person opened the link mailed to their address.
+    pub email_verified: bool,
+    /// The person signs in with a one-time code too.
+    pub second_factor: bool,
 }
 
 /// An API key as lists show it: never the secret.
@@ -253,4 +257,15 @@ mod tests {
         }
         assert_eq!(Scope::parse("admin"), None);
     }
+}
+
+/// A message of the local outbox, which the developer page shows when no SMTP server is
+/// configured.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxMessage {
+    pub id: i64,
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
 }

@@ -82,6 +82,34 @@ pub fn now() -> DateTime<Utc> {
     }
 }
 
+/// Text for the document's `<title>`. `leptos_meta` writes the title into the server-rendered
+/// `<head>` as it is, unescaped, so a pool named `</title><meta http-equiv="refresh" …>`
+/// would redirect every visitor; the server escapes it. In the browser the title is set as
+/// text (`textContent`), where escaping would show the entities, so it is left alone.
+pub fn head_text(text: &str) -> String {
+    if cfg!(feature = "ssr") {
+        escape_html(text)
+    } else {
+        text.to_string()
+    }
+}
+
+/// `text` with the five characters that can open markup or close an attribute escaped.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Server function errors arrive wrapped by their transport; people only need the message.
 pub fn clean_error(s: &str) -> String {
     s.trim_start_matches("error running server function: ")

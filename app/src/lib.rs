@@ -64,7 +64,9 @@ pub fn App() -> impl IntoView {
         <Stylesheet id="leptos" href="/pkg/rigshift.css"/>
         <Link rel="icon" type_="image/svg+xml" href="/favicon.svg"/>
         <Meta name="description" content="Reserve firm GPU capacity and power blocks on converted Bitcoin-mining sites."/>
-        <Title formatter=|text| format!("{text} · Rigshift")/>
+        // Every page's title passes through this formatter, and titles carry names users
+        // typed (pools, sites): see `components::head_text` for why it escapes them.
+        <Title formatter=|text: String| format!("{} · Rigshift", components::head_text(&text))/>
         <Router>
             <header class="topbar">
                 <A href="/" attr:class="brand">
@@ -109,6 +111,10 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/pools/:id") view={Lazy::<routes::Pool>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/webhooks") view={Lazy::<routes::Webhooks>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/developers") view={Lazy::<routes::Developers>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/developers/mail") view={Lazy::<routes::Outbox>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/forgot") view={Lazy::<routes::Forgot>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/reset") view={Lazy::<routes::Reset>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/verify") view={Lazy::<routes::Verify>::new()} ssr=SsrMode::Async/>
                 </Routes>
             </main>
             <footer class="footer">

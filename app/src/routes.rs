@@ -57,3 +57,7 @@ lazy_page!(OperatorPool => pages::operator_pool::OperatorPoolPage);
 lazy_page!(Pool => pages::pool::PoolPage);
 lazy_page!(Webhooks => pages::webhooks::WebhooksPage);
 lazy_page!(Developers => pages::developers::DevelopersPage);
+lazy_page!(Forgot => pages::recovery::ForgotPage);
+lazy_page!(Reset => pages::recovery::ResetPage);
+lazy_page!(Verify => pages::recovery::VerifyPage);
+lazy_page!(Outbox => pages::outbox::OutboxPage);

@@ -34,11 +34,47 @@ pub async fn log_in(
     password: String,
     next: Option<String>,
 ) -> Result<(), ServerFnError> {
-    use crate::services::{accounts, web};
+    use crate::services::{accounts, second_factor, web};
     let auth = web::request_auth();
     let db = web::db()?;
     let now = chrono::Utc::now();
     let user_id = accounts::sign_in(&db, &email, &password, auth.client, now)
+        .await
+        .map_err(web::fail)?;
+    let next = safe_next(next.as_deref(), "/");
+    let mut conn = db.acquire().await.map_err(|e| web::fail(e.into()))?;
+    if second_factor::enabled(&mut conn, user_id)
+        .await
+        .map_err(web::fail)?
+    {
+        // The password was right; the sign-in waits for the code on the same page.
+        let challenge = second_factor::challenge(&db, user_id, now)
+            .await
+            .map_err(web::fail)?;
+        leptos_axum::redirect(&format!(
+            "/login?challenge={challenge}&next={}",
+            crate::request::encode(&next)
+        ));
+        return Ok(());
+    }
+    start_session(&db, &auth, user_id, now).await?;
+    leptos_axum::redirect(&next);
+    Ok(())
+}
+
+/// The second step of a sign-in with two-factor authentication: the code from the
+/// authenticator app (or a recovery code) for the challenge the password step gave.
+#[server(endpoint = "log_in_code")]
+pub async fn log_in_code(
+    challenge: String,
+    code: String,
+    next: Option<String>,
+) -> Result<(), ServerFnError> {
+    use crate::services::{second_factor, web};
+    let auth = web::request_auth();
+    let db = web::db()?;
+    let now = chrono::Utc::now();
+    let user_id = second_factor::answer(&db, &challenge, &code, now)
         .await
         .map_err(web::fail)?;
     start_session(&db, &auth, user_id, now).await?;
@@ -88,6 +124,7 @@ pub async fn sign_up(
             password,
         },
         auth.client,
+        &web::public_url()?,
         now,
     )
     .await
@@ -116,6 +153,7 @@ pub async fn log_out() -> Result<(), ServerFnError> {
 #[derive(Clone, Copy)]
 pub struct Auth {
     pub log_in: ServerAction<LogIn>,
+    pub log_in_code: ServerAction<LogInCode>,
     pub log_out: ServerAction<LogOut>,
     pub sign_up: ServerAction<SignUp>,
     pub user: crate::resource::Loaded<Result<Option<CurrentUser>, ServerFnError>>,
@@ -124,12 +162,14 @@ pub struct Auth {
 impl Auth {
     pub fn provide() -> Self {
         let log_in = ServerAction::<LogIn>::new();
+        let log_in_code = ServerAction::<LogInCode>::new();
         let log_out = ServerAction::<LogOut>::new();
         let sign_up = ServerAction::<SignUp>::new();
         let user = crate::resource::load(
             move || {
                 (
                     log_in.version().get(),
+                    log_in_code.version().get(),
                     log_out.version().get(),
                     sign_up.version().get(),
                 )
@@ -138,6 +178,7 @@ impl Auth {
         );
         let auth = Self {
             log_in,
+            log_in_code,
             log_out,
             sign_up,
             user,

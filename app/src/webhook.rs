@@ -21,6 +21,11 @@ pub struct Webhook {
     pub url: String,
     pub events: Vec<String>,
     pub created_at: DateTime<Utc>,
+    /// Set when every delivery failed for the whole retry period (about three days);
+    /// nothing is sent until the endpoint is enabled again.
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// Why it was disabled, with the last error.
+    pub disabled_reason: Option<String>,
 }
 
 /// An endpoint just registered: the only time its signing secret is shown.
@@ -28,7 +33,9 @@ pub struct Webhook {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct CreatedWebhook {
     pub webhook: Webhook,
-    /// Verify `Rigshift-Signature` with it: `v1` is the hex HMAC-SHA256 of `"<t>.<body>"`.
+    /// Verify deliveries with it as the Standard Webhooks specification says: `webhook-signature`
+    /// is `v1,` and the base64 HMAC-SHA256, keyed with the base64-decoded part after `whsec_`,
+    /// of `"<webhook-id>.<webhook-timestamp>.<body>"`.
     pub secret: String,
 }
 

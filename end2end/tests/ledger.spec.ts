@@ -2,9 +2,11 @@ import { test, expect, Page } from "@playwright/test";
 import AxeBuilder from "@axe-core/playwright";
 import { execFileSync } from "node:child_process";
 import { sql } from "./db";
+import { totp } from "./security";
 
 const DEMO_PASSWORD = "rigshift-demo-2026";
 const ADMIN_EMAIL = "books-admin@rigshift.example";
+const ADMIN_TOTP_SECRET = Buffer.from("rigshift-e2e-admin-2");
 const ADMIN_PASSWORD = "ledger auditor 77 walnut";
 
 /** `$12,345.67` for cents, as the app writes money. */
@@ -50,6 +52,21 @@ function ensureAdmin() {
     ["create-user", "--org", org, "--email", ADMIN_EMAIL, "--name", "Books Admin", "--platform-admin"],
     { env, input: `${ADMIN_PASSWORD}\n`, encoding: "utf8" },
   );
+  // The administrator must sign in with a second factor.
+  sql(`update app_user set totp_secret = '\\x${ADMIN_TOTP_SECRET.toString("hex")}', totp_enabled_at = now()
+        where email = '${ADMIN_EMAIL}'`);
+}
+
+/** Signs in with the password, then the code an authenticator for `secret` shows. */
+async function signInWithCode(page: Page, email: string, password: string, secret: Buffer) {
+  await page.goto("/login");
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  const form = page.getByTestId("login-code-form");
+  await form.getByLabel("Code").fill(totp(secret));
+  await form.getByRole("button", { name: "Sign in" }).click();
+  await expect(page.getByTestId("nav-user")).toBeVisible();
 }
 
 test("a customer's statement matches the books, downloads as CSV and passes axe", async ({ page }) => {
@@ -117,7 +134,7 @@ test("an operator sees what it is owed, the platform pays it out, the books reco
   expect(await seriousViolations(operator)).toEqual([]);
 
   const admin = await (await browser.newContext()).newPage();
-  await signIn(admin, ADMIN_EMAIL, ADMIN_PASSWORD);
+  await signInWithCode(admin, ADMIN_EMAIL, ADMIN_PASSWORD, ADMIN_TOTP_SECRET);
   await admin.goto("/admin/books");
   await hydrated(admin);
   await expect(admin.getByTestId("reconciliation")).toContainText(": 0 differences");

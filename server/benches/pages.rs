@@ -115,6 +115,9 @@ fn main() {
             db: db.clone(),
             security: Default::default(),
             platform_fee: Default::default(),
+            ops: Default::default(),
+            public_url: app::services::mail::PublicUrl("http://127.0.0.1".into()),
+            mail_outbox: false,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -75,11 +75,16 @@ pub async fn authenticate(
         match api_keys::authenticate(&state.db, &key, now).await {
             Ok(p) => {
                 if let Door::ApiKey { key_id, .. } = p.door {
-                    if let Err(problem) =
-                        rate_limit(&state.db, key_id, state.security.api_rate_per_minute, now).await
-                    {
-                        return problem.into_response();
-                    }
+                    let per_minute = state.security.api_rate_per_minute;
+                    let quota = match rate_limit(&state.db, key_id, per_minute, now).await {
+                        Ok(q) => q,
+                        Err(problem) => return problem.into_response(),
+                    };
+                    auth.principal = Some(p);
+                    req.extensions_mut().insert(auth);
+                    let mut res = next.run(req).await;
+                    quota.write(res.headers_mut());
+                    return res;
                 }
                 auth.principal = Some(p);
             }
@@ -128,6 +133,31 @@ fn is_static_asset(path: &str) -> bool {
     path.starts_with("/pkg/") || path == "/favicon.svg" || path == "/favicon.ico"
 }
 
+/// Where an API key stands in its minute, told to the caller in every answer as the
+/// `RateLimit-*` fields of the IETF's rate-limit headers draft, so a client can slow down
+/// before it meets a 429.
+struct Quota {
+    limit: u32,
+    used: i64,
+    reset_secs: u64,
+}
+
+impl Quota {
+    fn write(&self, headers: &mut HeaderMap) {
+        let remaining = (i64::from(self.limit) - self.used).max(0);
+        for (name, value) in [
+            ("ratelimit-limit", self.limit.to_string()),
+            ("ratelimit-remaining", remaining.to_string()),
+            ("ratelimit-reset", self.reset_secs.to_string()),
+            ("ratelimit-policy", format!("{};w=60", self.limit)),
+        ] {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                headers.insert(header::HeaderName::from_static(name), v);
+            }
+        }
+    }
+}
+
 /// Counts the request against the key's minute; beyond `per_minute`, 429 until the next
 /// minute. One statement, so every server process counts the same requests.
 async fn rate_limit(
@@ -135,7 +165,7 @@ async fn rate_limit(
     key_id: i64,
     per_minute: u32,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<(), Problem> {
+) -> Result<Quota, Response> {
     let count = sqlx::query_scalar!(
         r#"insert into api_rate_window as w (api_key_id, window_start, requests)
            values ($1, date_trunc('minute', $2::timestamptz), 1)
@@ -148,17 +178,24 @@ async fn rate_limit(
     )
     .fetch_one(db)
     .await
-    .map_err(Problem::from)?;
-    if count as i64 > i64::from(per_minute) {
-        let into_minute = now.timestamp().rem_euclid(60) as u64;
-        return Err(Problem::too_many(
+    .map_err(|e| Problem::from(e).into_response())?;
+    let quota = Quota {
+        limit: per_minute,
+        used: i64::from(count),
+        reset_secs: 60 - now.timestamp().rem_euclid(60) as u64,
+    };
+    if quota.used > i64::from(per_minute) {
+        let mut res = Problem::too_many(
             format!(
                 "this API key may make {per_minute} requests a minute; wait for the next minute"
             ),
-            60 - into_minute,
-        ));
+            quota.reset_secs,
+        )
+        .into_response();
+        quota.write(res.headers_mut());
+        return Err(res);
     }
-    Ok(())
+    Ok(quota)
 }
 
 /// `Some(token)` for a Bearer credential (the scheme is case-insensitive), `None` otherwise.

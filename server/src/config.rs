@@ -48,6 +48,22 @@ pub struct Config {
     /// `RIGSHIFT_PLATFORM_FEE_BP`: the platform's fee on new reservations, in basis points
     /// of the discounted price (default 300, i.e. 3 %; 0 to 5000). Written on each posting.
     pub platform_fee_bp: i64,
+    /// `RIGSHIFT_METRICS_TOKEN`: when set, `/metrics` wants `Authorization: Bearer <token>`.
+    /// Unset (default): `/metrics` is open; keep it off the public internet at the proxy.
+    pub metrics_token: Option<String>,
+    /// `RIGSHIFT_SHUTDOWN_GRACE_SECS`: on SIGTERM, how long `/readyz` answers 503 while the
+    /// server still serves, so load balancers move traffic away first (default 3, 0 to 300).
+    pub shutdown_grace_secs: u64,
+    /// `RIGSHIFT_PUBLIC_URL`: the address people reach the marketplace at, for links in
+    /// mail (default `http://` and the listen address).
+    pub public_url: String,
+    /// `RIGSHIFT_SMTP_URL`: the SMTP server mail goes through, e.g.
+    /// `smtps://user:password@mail.example.com` or `smtp://127.0.0.1:2525` (plain, for a
+    /// local relay). Unset (default): mail stays in the local outbox that `/developers/mail`
+    /// shows to visitors from this machine.
+    pub smtp_url: Option<String>,
+    /// `RIGSHIFT_MAIL_FROM`: the sender of mail (default `Rigshift <rigshift@localhost>`).
+    pub mail_from: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +160,45 @@ impl Config {
                     expected: "basis points from 0 to 5000 (300 is 3 %)",
                 })?,
         };
+        let shutdown_grace_secs = match non_empty("RIGSHIFT_SHUTDOWN_GRACE_SECS") {
+            None => 3,
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n <= 300)
+                .ok_or(ConfigError {
+                    var: "RIGSHIFT_SHUTDOWN_GRACE_SECS",
+                    value: v,
+                    expected: "whole seconds from 0 to 300",
+                })?,
+        };
+        let public_url = non_empty("RIGSHIFT_PUBLIC_URL")
+            .map(|u| u.trim_end_matches('/').to_string())
+            .unwrap_or_else(|| format!("http://{listen}"));
+        if !(public_url.starts_with("https://") || public_url.starts_with("http://"))
+            || public_url
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(ConfigError {
+                var: "RIGSHIFT_PUBLIC_URL",
+                value: public_url,
+                expected: "an http:// or https:// address such as https://rigshift.example",
+            });
+        }
+        let smtp_url = non_empty("RIGSHIFT_SMTP_URL");
+        if let Some(u) = &smtp_url {
+            if !(u.starts_with("smtp://") || u.starts_with("smtps://")) {
+                return Err(ConfigError {
+                    var: "RIGSHIFT_SMTP_URL",
+                    value: "(hidden)".into(),
+                    expected:
+                        "an smtp:// or smtps:// URL such as smtps://user:password@mail.example.com",
+                });
+            }
+        }
+        let mail_from = non_empty("RIGSHIFT_MAIL_FROM")
+            .unwrap_or_else(|| "Rigshift <rigshift@localhost>".into());
         let db_name = non_empty("RIGSHIFT_DB_NAME").unwrap_or_else(|| "rigshift".into());
         if !db_name
             .chars()
@@ -170,6 +225,11 @@ impl Config {
             api_rate_per_minute,
             allow_private_webhooks,
             platform_fee_bp,
+            metrics_token: non_empty("RIGSHIFT_METRICS_TOKEN"),
+            shutdown_grace_secs,
+            public_url,
+            smtp_url,
+            mail_from,
         })
     }
 }

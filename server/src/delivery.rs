@@ -1,26 +1,68 @@
 //! The webhook worker: announces reservations that started or completed, turns outbox
 //! events into deliveries for the endpoints subscribed to them, and sends due deliveries,
-//! signed, retrying with backoff. Every step claims its rows with `skip locked`, so any number
-//! of server processes can run it side by side.
+//! signed as the Standard Webhooks specification says, retrying for about three days. An
+//! endpoint whose deliveries all fail that long is disabled, and its owner is told on the
+//! webhooks page and by an `endpoint.disabled` audit of the failure. Every step claims its
+//! rows with `skip locked`, so any number of server processes can run it side by side.
 
+use app::services::webhook_address::{self, Refused};
+use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use sqlx::PgPool;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Attempts before a delivery is given up.
-pub const MAX_ATTEMPTS: i32 = 8;
+/// Minutes to wait after each failed attempt: from 30 seconds to a day, about three days in
+/// all (Standard Webhooks asks for retries over days, so a receiver's weekend outage heals).
+const RETRY_MINUTES: [f64; 11] = [
+    0.5, 2.0, 10.0, 30.0, 60.0, 120.0, 240.0, 480.0, 720.0, 1440.0, 1440.0,
+];
+/// Attempts before a delivery is given up: the first and one per retry.
+pub const MAX_ATTEMPTS: i32 = RETRY_MINUTES.len() as i32 + 1;
 /// Deliveries sent per round.
 const BATCH: i64 = 20;
 
-/// Seconds to wait after the `attempts`-th failed attempt: 30 s, 1 min, 2 min, … 32 min.
+/// Seconds to wait after the `attempts`-th failed attempt.
 pub fn backoff_secs(attempts: i32) -> i64 {
-    30 * 2_i64.pow(attempts.clamp(1, 7) as u32 - 1)
+    let i = (attempts.max(1) as usize - 1).min(RETRY_MINUTES.len() - 1);
+    (RETRY_MINUTES[i] * 60.0) as i64
 }
 
-/// `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, the `Rigshift-Signature` header.
-pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
+/// The HMAC key of an endpoint secret: the base64 after `whsec_`, decoded, as stock
+/// Standard Webhooks verifiers read it. Secrets made before the standard (`whsec_` and hex)
+/// are valid base64 too, and verifiers decode them the same way.
+fn signing_key(secret: &str) -> Vec<u8> {
+    let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
+    base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .unwrap_or_else(|_| encoded.as_bytes().to_vec())
+}
+
+/// The `webhook-signature` header: `v1,` and the base64 HMAC-SHA256 of `"<id>.<ts>.<body>"`.
+pub fn standard_signature(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(&signing_key(secret)).expect("HMAC takes any key length");
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(body);
+    format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    )
+}
+
+/// Whether `secret` is of the format made before Standard Webhooks (`whsec_` and 64 hex
+/// digits); those endpoints also get the old `Rigshift-Signature` header for this release.
+fn is_legacy_secret(secret: &str) -> bool {
+    secret
+        .strip_prefix("whsec_")
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, the old `Rigshift-Signature`
+/// header, keyed with the secret's text.
+pub fn legacy_signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
     let mut mac =
         Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
     mac.update(timestamp.to_string().as_bytes());
@@ -32,6 +74,39 @@ pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
     )
 }
 
+/// Resolves names for the webhook client and gives it only public addresses, refusing a
+/// name when any of its answers is private: the addresses checked are the addresses the
+/// client connects to, so a name cannot resolve publicly for the check and privately for
+/// the connection (DNS rebinding).
+struct PublicAddressesOnly;
+
+impl reqwest::dns::Resolve for PublicAddressesOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async move {
+            // The port is the connector's to set; 0 stands in.
+            let addrs = webhook_address::resolve_public(name.as_str(), 0)
+                .await
+                .map_err(|Refused(why)| -> Box<dyn std::error::Error + Send + Sync> {
+                    why.into()
+                })?;
+            let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+/// An error with every cause it carries, for the attempt log.
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 pub struct Worker {
     pub db: PgPool,
     pub client: reqwest::Client,
@@ -40,12 +115,15 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(db: PgPool, allow_private: bool) -> Self {
-        let client = reqwest::Client::builder()
+        let mut client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent("Rigshift-Webhooks/1")
-            .build()
-            .expect("the webhook HTTP client builds");
+            .no_proxy()
+            .user_agent("Rigshift-Webhooks/1");
+        if !allow_private {
+            client = client.dns_resolver(Arc::new(PublicAddressesOnly));
+        }
+        let client = client.build().expect("the webhook HTTP client builds");
         Self {
             db,
             client,
@@ -54,12 +132,13 @@ impl Worker {
     }
 
     /// Runs forever, a round a second.
-    pub async fn run(self) {
+    pub async fn run(self, ops: Arc<crate::ops::Operations>) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
-            if let Err(e) = self.round().await {
-                tracing::warn!(error = %e, "webhook round failed");
+            match self.round().await {
+                Ok(_) => ops.job_round("webhooks"),
+                Err(e) => tracing::warn!(error = %e, "webhook round failed"),
             }
         }
     }
@@ -107,6 +186,8 @@ impl Worker {
                    insert into webhook_delivery (endpoint_id, event_id)
                    select w.id, b.id from batch b
                    join webhook_endpoint w on w.organization_id = b.organization_id and b.kind = any(w.events)
+                       -- A disabled endpoint misses what happens while it is disabled.
+                       and w.disabled_at is null
                        -- An endpoint hears of what happens after it was registered.
                        and w.created_at <= b.created_at
                    on conflict do nothing)
@@ -121,9 +202,10 @@ impl Worker {
         // Lease the due deliveries for two minutes, so no other process sends them meanwhile.
         let due = sqlx::query!(
             r#"with due as (
-                   select id from webhook_delivery
-                   where delivered_at is null and failed_at is null and next_attempt_at <= now()
-                   order by next_attempt_at limit $1 for update skip locked)
+                   select d.id from webhook_delivery d
+                   join webhook_endpoint w on w.id = d.endpoint_id and w.disabled_at is null
+                   where d.delivered_at is null and d.failed_at is null and d.next_attempt_at <= now()
+                   order by d.next_attempt_at limit $1 for update of d skip locked)
                update webhook_delivery d set next_attempt_at = now() + interval '2 minutes'
                from due, webhook_endpoint w, event_outbox e
                where d.id = due.id and w.id = d.endpoint_id and e.id = d.event_id
@@ -159,38 +241,44 @@ impl Worker {
     ) -> Result<u16, String> {
         let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid URL: {e}"))?;
         if !self.allow_private {
-            let host = parsed.host_str().ok_or("the URL has no host")?;
-            let port = parsed.port_or_known_default().unwrap_or(443);
-            let addrs = tokio::net::lookup_host((host, port))
-                .await
-                .map_err(|e| format!("could not resolve {host}: {e}"))?;
-            for a in addrs {
-                if !is_public(a.ip()) {
-                    return Err(format!(
-                        "refused: {host} resolves to a private address ({})",
-                        a.ip()
-                    ));
-                }
+            // Names are checked by the client's resolver as it connects; literal addresses
+            // never reach a resolver, so they are checked here.
+            let literal = match parsed.host() {
+                Some(url::Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
+                Some(url::Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
+                _ => None,
+            };
+            if let Some(ip) = literal.filter(|ip| !webhook_address::is_public(*ip)) {
+                return Err(format!("refused: {ip} is a private or reserved address"));
             }
         }
         let ts = chrono::Utc::now().timestamp();
-        let res = self
+        let id = format!("msg_{delivery}");
+        let mut req = self
             .client
             .post(parsed)
             .header("content-type", "application/json")
+            .header("webhook-id", &id)
+            .header("webhook-timestamp", ts.to_string())
+            .header(
+                "webhook-signature",
+                standard_signature(secret, &id, ts, body.as_bytes()),
+            )
             .header("rigshift-event", kind)
-            .header("rigshift-delivery", delivery.to_string())
-            .header("rigshift-signature", signature(secret, ts, body.as_bytes()))
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| {
-                if e.is_timeout() {
-                    "timed out after 10 s".to_string()
-                } else {
-                    format!("could not connect: {}", e.without_url())
-                }
-            })?;
+            .header("rigshift-delivery", delivery.to_string());
+        if is_legacy_secret(secret) {
+            req = req.header(
+                "rigshift-signature",
+                legacy_signature(secret, ts, body.as_bytes()),
+            );
+        }
+        let res = req.body(body).send().await.map_err(|e| {
+            if e.is_timeout() {
+                "timed out after 10 s".to_string()
+            } else {
+                format!("could not connect: {}", with_causes(&e.without_url()))
+            }
+        })?;
         Ok(res.status().as_u16())
     }
 
@@ -236,32 +324,26 @@ impl Worker {
         )
         .execute(&mut *tx)
         .await?;
-        tx.commit().await
-    }
-}
-
-/// Whether an address is on the public internet (not loopback, private, link-local, …).
-fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            !(v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1]))
+        if give_up {
+            // The whole retry period failed. If nothing reached the endpoint since this
+            // delivery was made, it is down for good: disable it, and say why on its page.
+            sqlx::query!(
+                r#"update webhook_endpoint w
+                   set disabled_at = now(), updated_at = now(),
+                       disabled_reason = format('every delivery failed for %s attempts over about three days; the last: %s',
+                                                $2::int, coalesce($3, 'no answer'))
+                   from webhook_delivery failed
+                   where failed.id = $1 and w.id = failed.endpoint_id and w.disabled_at is null
+                     and not exists (select 1 from webhook_delivery ok
+                                     where ok.endpoint_id = w.id and ok.delivered_at >= failed.created_at)"#,
+                id,
+                attempts,
+                error.as_deref().map(|e| e.chars().take(500).collect::<String>())
+            )
+            .execute(&mut *tx)
+            .await?;
         }
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_public(IpAddr::V4(v4)),
-            None => {
-                let first = v6.segments()[0];
-                !(v6.is_loopback()
-                    || v6.is_unspecified()
-                    || (first & 0xfe00) == 0xfc00
-                    || (first & 0xffc0) == 0xfe80)
-            }
-        },
+        tx.commit().await
     }
 }
 
@@ -269,37 +351,56 @@ fn is_public(ip: IpAddr) -> bool {
 mod tests {
     use super::*;
 
-    #[test]
-    fn signatures_are_hmac_sha256_over_timestamp_and_body() {
-        // Known answer: HMAC-SHA256(key = "secret", message = "1700000000.{}").
-        let sig = signature("secret", 1_700_000_000, b"{}");
-        assert!(sig.starts_with("t=1700000000,v1="));
-        assert_eq!(sig.len(), "t=1700000000,v1=".len() + 64);
-        assert_ne!(sig, signature("other", 1_700_000_000, b"{}"));
-        assert_ne!(sig, signature("secret", 1_700_000_001, b"{}"));
+    fn headers(id: &str, ts: i64, signature: &str) -> axum::http::HeaderMap {
+        let mut h = axum::http::HeaderMap::new();
+        h.insert("webhook-id", id.parse().unwrap());
+        h.insert("webhook-timestamp", ts.to_string().parse().unwrap());
+        h.insert("webhook-signature", signature.parse().unwrap());
+        h
     }
 
     #[test]
-    fn backoff_doubles_from_thirty_seconds() {
-        assert_eq!(backoff_secs(1), 30);
-        assert_eq!(backoff_secs(2), 60);
-        assert_eq!(backoff_secs(7), 1920);
-        assert_eq!(backoff_secs(9), 1920);
-    }
-
-    #[test]
-    fn private_addresses_are_not_public() {
-        for ip in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "192.168.0.1",
-            "169.254.169.254",
-            "::1",
-            "fd00::1",
-            "100.64.0.1",
-        ] {
-            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+    fn the_stock_verifier_accepts_standard_signatures_of_new_and_old_secrets() {
+        let now = chrono::Utc::now().timestamp();
+        let body = br#"{"type":"reservation.created"}"#;
+        let new = format!("whsec_{}", app::services::token::random_base64(24));
+        let old = format!("whsec_{}", app::services::token::random_hex(32));
+        assert!(!is_legacy_secret(&new) && is_legacy_secret(&old));
+        for secret in [&new, &old] {
+            let sig = standard_signature(secret, "msg_1", now, body);
+            let verifier = standardwebhooks::Webhook::new(secret).unwrap();
+            verifier
+                .verify(body, &headers("msg_1", now, &sig))
+                .expect("a stock verifier accepts it");
+            assert!(verifier.verify(body, &headers("msg_2", now, &sig)).is_err());
+            assert!(verifier
+                .verify(b"{}", &headers("msg_1", now, &sig))
+                .is_err());
         }
-        assert!(is_public("93.184.216.34".parse().unwrap()));
+    }
+
+    #[test]
+    fn legacy_signatures_are_hmac_sha256_over_timestamp_and_body() {
+        // Known answer: HMAC-SHA256(key = "secret", message = "1700000000.{}").
+        let sig = legacy_signature("secret", 1_700_000_000, b"{}");
+        assert_eq!(
+            sig,
+            "t=1700000000,v1=b8569b78799ff9e3cbff0fc2d63a33a2b57f3282abd07c37ae5e8e7d79a5f163"
+        );
+        assert_eq!(sig.len(), "t=1700000000,v1=".len() + 64);
+        assert_ne!(sig, legacy_signature("other", 1_700_000_000, b"{}"));
+        assert_ne!(sig, legacy_signature("secret", 1_700_000_001, b"{}"));
+    }
+
+    #[test]
+    fn retries_go_on_for_about_three_days() {
+        assert_eq!(backoff_secs(1), 30);
+        assert_eq!(backoff_secs(2), 120);
+        let total: i64 = (1..MAX_ATTEMPTS).map(backoff_secs).sum();
+        assert!(
+            (3 * 86_400..4 * 86_400).contains(&total),
+            "{total} s of retries"
+        );
+        assert_eq!(backoff_secs(99), 86_400);
     }
 }

@@ -35,6 +35,13 @@ pub struct AppState {
     pub security: Security,
     /// The platform fee rate new reservations are priced at.
     pub platform_fee: app::pricing::PlatformFee,
+    /// Readiness and metrics of this process.
+    pub ops: std::sync::Arc<crate::ops::Operations>,
+    /// Where links in mail point.
+    pub public_url: app::services::mail::PublicUrl,
+    /// Whether mail stays in the local outbox (no SMTP server configured), which the
+    /// developer page then shows to visitors from this machine.
+    pub mail_outbox: bool,
 }
 
 /// How the doors are kept: session cookies, whom to believe about client addresses, how
@@ -86,6 +93,9 @@ pub fn router(state: AppState) -> Router {
 
     let app = Router::new()
         .route("/healthz", get(healthz))
+        .route("/livez", get(crate::ops::livez))
+        .route("/readyz", get(crate::ops::readyz))
+        .route("/metrics", get(crate::ops::metrics))
         .route("/statement.csv", get(crate::exports::statement))
         .route("/earnings.csv", get(crate::exports::earnings))
         .route("/operator/bookings.csv", get(crate::exports::bookings))
@@ -112,6 +122,11 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::auth::authenticate,
         ))
+        // Inside the router, so each request is counted under the route pattern it matched.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::ops::record,
+        ))
         .layer(middleware::map_response(page_policy))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(middleware::from_fn(run_to_completion))
@@ -119,7 +134,8 @@ pub fn router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
-        .layer(CompressionLayer::new());
+        // Brotli where the client takes it (smaller pages and bundles), gzip otherwise.
+        .layer(CompressionLayer::new().br(true).gzip(true));
     with_security_headers(app)
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(
@@ -175,6 +191,10 @@ async fn server_fn_handler(State(state): State<AppState>, req: Request<Body>) ->
 fn provide_app_context(state: &AppState) {
     provide_context(state.db.clone());
     provide_context(state.platform_fee);
+    provide_context(state.public_url.clone());
+    provide_context(app::pages::outbox::OutboxPolicy {
+        shown: state.mail_outbox,
+    });
     provide_context(app::pages::developers::ApiDocument(crate::api::doc::json()));
     provide_context(app::pages::webhooks::WebhookPolicy {
         allow_private: state.security.allow_private_webhooks,

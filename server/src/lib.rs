@@ -8,12 +8,15 @@
 pub mod admin_cli;
 pub mod api;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod delivery;
 pub mod embedded_pg;
 pub mod exports;
 pub mod http;
+pub mod mailer;
+pub mod ops;
 pub mod seed;
 pub mod startup;
 pub mod telemetry;

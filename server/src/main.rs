@@ -1,43 +1,15 @@
-//! `server`: run the marketplace, or one of the operations commands.
+//! `server`: run the marketplace, or one of the operations commands (`server --help`).
 
-use server::config::Config;
+use clap::Parser;
+use server::cli::{AdminCommand, Cli, Command};
 use server::embedded_pg::EmbeddedPg;
-use server::{seed, startup, telemetry};
+use server::{admin_cli, seed, startup, telemetry};
 use std::process::ExitCode;
-
-const USAGE: &str = "\
-Rigshift marketplace server
-
-USAGE:
-    server [COMMAND]
-
-COMMANDS:
-    serve      Run the marketplace (default). Starts a private PostgreSQL unless
-               DATABASE_URL is set, migrates, loads the demo market into an empty
-               database, and serves on RIGSHIFT_LISTEN (default 127.0.0.1:3000).
-    migrate    Apply database migrations and exit.
-    seed       Load the demo market into an empty database and exit.
-    pg-start   Start the private PostgreSQL in RIGSHIFT_DATA_DIR, print its admin URL
-               and leave it running (used by the test command).
-    pg-stop    Stop the private PostgreSQL in RIGSHIFT_DATA_DIR.
-    reconcile  Recompute every reservation's postings from the reservations and compare
-               them with the ledger; exit 1 on any difference.
-{ADMIN}
-    help       Print this help.
-
-Administration commands use the same database as `serve` (DATABASE_URL, or the
-private PostgreSQL, which must be running: start it with `pg-start`).
-
-Configuration comes from environment variables; see the README.";
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let command = std::env::args().nth(1).unwrap_or_else(|| "serve".into());
-    if matches!(command.as_str(), "help" | "--help" | "-h") {
-        println!("{}", USAGE.replace("{ADMIN}", server::admin_cli::USAGE));
-        return ExitCode::SUCCESS;
-    }
-    let config = match Config::from_env() {
+    let cli = Cli::parse();
+    let config = match cli.settings.config() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("rigshift: {e}");
@@ -46,9 +18,10 @@ async fn main() -> ExitCode {
     };
     telemetry::init(&config.log_format);
 
-    let result: Result<(), String> = match command.as_str() {
-        "serve" => startup::serve(config).await.map_err(|e| e.to_string()),
-        "migrate" => match startup::open_database(&config).await {
+    let command = cli.command.unwrap_or(Command::Serve);
+    let result: Result<(), String> = match command {
+        Command::Serve => startup::serve(config).await.map_err(|e| e.to_string()),
+        Command::Migrate => match startup::open_database(&config).await {
             Ok(db) => {
                 println!("migrations applied");
                 db.close().await;
@@ -56,7 +29,7 @@ async fn main() -> ExitCode {
             }
             Err(e) => Err(e.to_string()),
         },
-        "seed" => match startup::open_database(&config).await {
+        Command::Seed => match startup::open_database(&config).await {
             Ok(db) => {
                 let r = seed::seed(&db.pool).await;
                 db.close().await;
@@ -74,7 +47,7 @@ async fn main() -> ExitCode {
             }
             Err(e) => Err(e.to_string()),
         },
-        "pg-start" => {
+        Command::PgStart => {
             let dir = config.data_dir.clone();
             tokio::task::spawn_blocking(move || EmbeddedPg::start(&dir))
                 .await
@@ -85,38 +58,31 @@ async fn main() -> ExitCode {
                 })
                 .map_err(|e| e.to_string())
         }
-        "pg-stop" => {
+        Command::PgStop => {
             let dir = config.data_dir.clone();
             tokio::task::spawn_blocking(move || EmbeddedPg::stop_existing(&dir))
                 .await
                 .expect("pg-stop panicked")
                 .map_err(|e| e.to_string())
         }
-        "reconcile" => match startup::open_database(&config).await {
+        Command::Admin(admin) => match startup::open_database(&config).await {
             Ok(mut db) => {
+                // An administration command leaves a private cluster it found running.
                 db.leave_running_cluster();
-                let r = server::admin_cli::reconcile(&db.pool).await;
+                let r = match &admin {
+                    AdminCommand::Reconcile => admin_cli::reconcile(&db.pool).await,
+                    AdminCommand::CreateOrg(a) => admin_cli::create_org(&db.pool, a).await,
+                    AdminCommand::CreateUser(a) => admin_cli::create_user(&db.pool, a).await,
+                    AdminCommand::CreateKey(a) => {
+                        let url = app::services::mail::PublicUrl(config.public_url.clone());
+                        admin_cli::create_key(&db.pool, a, &url).await
+                    }
+                };
                 db.close().await;
                 r
             }
             Err(e) => Err(e.to_string()),
         },
-        "create-org" | "create-user" | "create-key" => {
-            match startup::open_database(&config).await {
-                Ok(mut db) => {
-                    db.leave_running_cluster();
-                    let args: Vec<String> = std::env::args().skip(2).collect();
-                    let r = server::admin_cli::run(&db.pool, &command, &args).await;
-                    db.close().await;
-                    r
-                }
-                Err(e) => Err(e.to_string()),
-            }
-        }
-        other => Err(format!(
-            "unknown command `{other}`\n\n{}",
-            USAGE.replace("{ADMIN}", server::admin_cli::USAGE)
-        )),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -741,7 +741,7 @@ pub async fn seed(db: &PgPool) -> Result<SeedCounts, SeedError> {
         .fetch_one(&mut *tx)
         .await?;
         sqlx::query!(
-            "insert into app_user (organization_id, email, display_name, password_hash, role) values ($1, $2, $3, $4, 'owner')",
+            "insert into app_user (organization_id, email, display_name, password_hash, role, email_verified_at) values ($1, $2, $3, $4, 'owner', now())",
             org_id,
             org.email,
             org.person,

@@ -2,10 +2,14 @@
 
 use crate::config::{Config, SeedMode};
 use crate::embedded_pg::{EmbeddedPg, EmbeddedPgError};
+use crate::mailer::Mailer;
+use crate::ops::Operations;
 use crate::{db, delivery, http, seed};
+use app::services::mail::PublicUrl;
 use leptos::prelude::LeptosOptions;
 use sqlx::PgPool;
 use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -26,6 +30,8 @@ pub enum StartupError {
     },
     #[error("the server stopped with an error: {0}")]
     Serve(std::io::Error),
+    #[error(transparent)]
+    Mail(#[from] crate::mailer::MailerError),
 }
 
 /// An open, migrated database, plus the private cluster behind it when we started one.
@@ -119,14 +125,28 @@ async fn serve_with(config: &Config, pool: &PgPool) -> Result<(), StartupError> 
     }
     let options = leptos_options(config)?;
     let security = http::Security::from_config(config);
-    tokio::spawn(purge_expired(pool.clone(), security.cookies.session));
-    tokio::spawn(delivery::Worker::new(pool.clone(), security.allow_private_webhooks).run());
-    tokio::spawn(recognize_completed(pool.clone()));
+    let ops = Operations::new(config.metrics_token.clone());
+    tokio::spawn(purge_expired(
+        pool.clone(),
+        security.cookies.session,
+        ops.clone(),
+    ));
+    tokio::spawn(
+        delivery::Worker::new(pool.clone(), security.allow_private_webhooks).run(ops.clone()),
+    );
+    tokio::spawn(recognize_completed(pool.clone(), ops.clone()));
+    let mailer = Mailer::new(pool.clone(), config.smtp_url.as_deref(), &config.mail_from)?;
+    tokio::spawn(mailer.run(ops.clone()));
     let router = http::router(http::AppState {
         leptos_options: options,
         db: pool.clone(),
         security,
         platform_fee: app::pricing::PlatformFee(config.platform_fee_bp),
+        ops: ops.clone(),
+        public_url: PublicUrl(config.public_url.clone()),
+        // The outbox holds reset links: shown only without SMTP and only on a server that
+        // listens on this machine alone.
+        mail_outbox: config.smtp_url.is_none() && config.listen.ip().is_loopback(),
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -142,17 +162,34 @@ async fn serve_with(config: &Config, pool: &PgPool) -> Result<(), StartupError> 
         listener,
         router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown(drain(ops, Duration::from_secs(config.shutdown_grace_secs)))
     .await
     .map_err(StartupError::Serve)?;
     tracing::info!("stopped accepting requests; shutting down");
     Ok(())
 }
 
+/// Resolves when the server should stop accepting connections: on SIGINT or SIGTERM,
+/// `/readyz` turns 503 at once, and the server goes on serving for `grace`, so a load
+/// balancer sees it unready and sends new requests elsewhere before connections close.
+async fn drain(ops: Arc<Operations>, grace: Duration) {
+    shutdown_signal().await;
+    ops.start_draining();
+    tracing::info!(
+        grace_secs = grace.as_secs(),
+        "shutting down: unready, draining"
+    );
+    tokio::time::sleep(grace).await;
+}
+
 /// Every ten minutes, deletes sessions past their expiry and login-failure counts long over.
 /// Expired rows are already ignored when read; this only keeps the tables small. Any process
 /// may run it: the deletes are idempotent.
-async fn purge_expired(db: PgPool, policy: app::services::sessions::SessionPolicy) {
+async fn purge_expired(
+    db: PgPool,
+    policy: app::services::sessions::SessionPolicy,
+    ops: Arc<Operations>,
+) {
     use app::services::{sessions, throttle};
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
     loop {
@@ -162,10 +199,12 @@ async fn purge_expired(db: PgPool, policy: app::services::sessions::SessionPolic
             sessions::purge(&db, policy, now).await,
             throttle::purge(&db, now).await,
         ) {
-            (Ok(s), Ok(t)) if s + t > 0 => {
-                tracing::info!(sessions = s, throttle_rows = t, "purged expired rows")
+            (Ok(s), Ok(t)) => {
+                ops.job_round("purge_expired");
+                if s + t > 0 {
+                    tracing::info!(sessions = s, throttle_rows = t, "purged expired rows")
+                }
             }
-            (Ok(_), Ok(_)) => {}
             (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "purging expired rows failed"),
         }
     }
@@ -174,11 +213,15 @@ async fn purge_expired(db: PgPool, policy: app::services::sessions::SessionPolic
 /// Every minute (and at start, which catches up whatever ended while no server ran), posts
 /// the completion of reservations that ended: the operator's share and the platform's fee
 /// are earned. Every process runs it; the database makes two runs at once post once.
-async fn recognize_completed(db: PgPool) {
+async fn recognize_completed(db: PgPool, ops: Arc<Operations>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         tick.tick().await;
-        match app::services::ledger::recognize_completed(&db, chrono::Utc::now()).await {
+        let done = app::services::ledger::recognize_completed(&db, chrono::Utc::now()).await;
+        if done.is_ok() {
+            ops.job_round("ledger_recognition");
+        }
+        match done {
             Ok(0) => {}
             Ok(n) => tracing::info!(reservations = n, "recognised completed reservations"),
             Err(e) => tracing::warn!(error = %e, "recognising completed reservations failed"),

@@ -21,9 +21,15 @@ pub async fn change_password(
         )));
     }
     let db = web::db()?;
-    accounts::change_password(&db, user_id, &current_password, &new_password)
-        .await
-        .map_err(web::fail)?;
+    accounts::change_password(
+        &db,
+        user_id,
+        &current_password,
+        &new_password,
+        &web::public_url()?,
+    )
+    .await
+    .map_err(web::fail)?;
     // Anyone else signed in as this person (a stolen session, say) is signed out.
     let presented = web::request_auth().presented_session;
     sessions::end_others(&db, user_id, presented.as_deref())
@@ -114,6 +120,7 @@ pub async fn create_api_key(
         p.organization_id,
         Some(user_id),
         &key,
+        &web::public_url()?,
         chrono::Utc::now(),
     )
     .await
@@ -148,6 +155,8 @@ fn Account(user: CurrentUser) -> impl IntoView {
             <div><dt>"Organization"</dt><dd>{user.organization_name.clone()}</dd></div>
             <div><dt>"Role"</dt><dd>{user.kind.label()}{user.platform_admin.then_some(" · platform administrator")}</dd></div>
         </dl>
+        <crate::pages::security::EmailPanel user=user.clone()/>
+        <crate::pages::security::SecondFactorPanel user=user.clone()/>
         <Members me=user.email.clone()/>
         <ApiKeys user=user.clone()/>
         <p><a href="/webhooks">"Webhooks"</a> " · " <a href="/developers">"API reference"</a></p>

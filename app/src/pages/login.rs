@@ -1,7 +1,7 @@
 //! Sign in and sign up.
 
 use crate::components::FormResult;
-use crate::session::{safe_next, use_auth, LogIn, SignUp};
+use crate::session::{safe_next, use_auth, LogIn, LogInCode, SignUp};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -12,26 +12,52 @@ pub fn LoginPage() -> impl IntoView {
     let auth = use_auth();
     let query = use_query_map();
     let next = move || safe_next(query.read().get("next").as_deref(), "/");
+    let challenge = move || query.read().get("challenge").filter(|c| !c.is_empty());
     let action: ServerAction<LogIn> = auth.log_in;
+    let code_action: ServerAction<LogInCode> = auth.log_in_code;
+    let notice = move || match query.read().get("done").as_deref() {
+        Some("reset") => Some("Your password was changed. Sign in with the new one."),
+        Some("verified") => Some("Thank you: your email address is verified. Sign in to go on."),
+        _ => None,
+    };
 
     view! {
         <Title text="Sign in"/>
         <section class="auth-card" aria-labelledby="login-title">
             <h1 id="login-title">"Sign in"</h1>
-            <ActionForm action=action attr:class="stack-form" attr:data-testid="login-form">
-                <input type="hidden" name="next" value=next/>
-                <label>"Email"
-                    <input type="email" name="email" autocomplete="username" required maxlength="254"/>
-                </label>
-                <label>"Password"
-                    <input type="password" name="password" autocomplete="current-password" required/>
-                </label>
-                <FormResult value=move || action.value().get()/>
-                <button type="submit" class="button" disabled=move || action.pending().get()>
-                    {move || if action.pending().get() { "Signing in…" } else { "Sign in" }}
-                </button>
-            </ActionForm>
-            <p class="muted">"New to Rigshift? " <a href="/signup">"Create an account"</a></p>
+            {move || notice().map(|n| view! { <p class="notice" role="status" data-testid="login-notice">{n}</p> })}
+            {move || match challenge() {
+                Some(challenge) => view! {
+                    <p>"Your password was right. Now type the six-digit code your authenticator app shows, or one of your recovery codes."</p>
+                    <ActionForm action=code_action attr:class="stack-form" attr:data-testid="login-code-form">
+                        <input type="hidden" name="challenge" value=challenge/>
+                        <input type="hidden" name="next" value=next/>
+                        <label>"Code"
+                            <input type="text" name="code" autocomplete="one-time-code" inputmode="numeric" required maxlength="20" autofocus/>
+                        </label>
+                        <FormResult value=move || code_action.value().get()/>
+                        <button type="submit" class="button" disabled=move || code_action.pending().get()>"Sign in"</button>
+                    </ActionForm>
+                    <p class="muted"><a href="/login">"Start over"</a></p>
+                }.into_any(),
+                None => view! {
+                    <ActionForm action=action attr:class="stack-form" attr:data-testid="login-form">
+                        <input type="hidden" name="next" value=next/>
+                        <label>"Email"
+                            <input type="email" name="email" autocomplete="username" required maxlength="254"/>
+                        </label>
+                        <label>"Password"
+                            <input type="password" name="password" autocomplete="current-password" required/>
+                        </label>
+                        <FormResult value=move || action.value().get()/>
+                        <button type="submit" class="button" disabled=move || action.pending().get()>
+                            {move || if action.pending().get() { "Signing in…" } else { "Sign in" }}
+                        </button>
+                    </ActionForm>
+                    <p class="muted"><a href="/forgot" data-testid="forgot-link">"Forgot your password?"</a></p>
+                    <p class="muted">"New to Rigshift? " <a href="/signup">"Create an account"</a></p>
+                }.into_any(),
+            }}
         </section>
     }
 }

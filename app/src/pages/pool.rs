@@ -187,14 +187,22 @@ pub async fn quote_request(req: BookingRequest) -> Result<Quote, ServerFnError> 
     .map_err(web::fail)
 }
 
+/// A fresh key for one reserve form. The form posts it back, so a double click, a reload
+/// or a resubmitted page books once: the key is stored with the reservation it made.
+#[server(endpoint = "reserve_form_key")]
+pub async fn reserve_form_key() -> Result<String, ServerFnError> {
+    Ok(format!("form-{}", crate::services::token::random_hex(16)))
+}
+
 /// Reserves, then goes to the new reservation. When the capacity went meanwhile, the message
-/// names the next start that fits.
+/// names the next start that fits. With `request_key` (the form's), at most once per key.
 #[server(endpoint = "reserve")]
 pub async fn reserve(
     pool_id: i64,
     quantity: String,
     start: String,
     hours: i64,
+    request_key: Option<String>,
 ) -> Result<Reservation, ServerFnError> {
     use crate::services::{error::ServiceError, reservations, web};
     let me = web::principal()?
@@ -214,7 +222,22 @@ pub async fn reserve(
         start,
         end: start + Duration::hours(hours),
     };
-    match reservations::reserve(&web::db()?, me, &req, web::platform_fee_bp(), chrono::Utc::now()).await {
+    let key = request_key.filter(|k| !k.is_empty());
+    if key
+        .as_deref()
+        .is_some_and(|k| k.len() > 200 || !k.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        return Err(web::fail(ServiceError::invalid(
+            "request_key",
+            "the form's key is malformed; reload the pool page",
+        )));
+    }
+    let (db, fee, now) = (web::db()?, web::platform_fee_bp(), chrono::Utc::now());
+    let made = match &key {
+        Some(k) => reservations::reserve_once(&db, me, &req, k, fee, now).await,
+        None => reservations::reserve(&db, me, &req, fee, now).await,
+    };
+    match made {
         Ok(r) => {
             leptos_axum::redirect(&format!("/reservations/{}", r.id));
             Ok(r)
@@ -467,6 +490,7 @@ fn ReserveForm(detail: PoolDetail, ask: Ask) -> impl IntoView {
 #[component]
 fn Review(req: BookingRequest, detail: PoolDetail) -> impl IntoView {
     let quote = crate::resource::load(move || req, quote_request);
+    let form_key = crate::resource::load(move || req, |_| reserve_form_key());
     let reserve = ServerAction::<Reserve>::new();
     let terms = detail.cancellation_terms();
     view! {
@@ -474,6 +498,7 @@ fn Review(req: BookingRequest, detail: PoolDetail) -> impl IntoView {
             {move || {
                 let terms = terms.clone();
                 Suspend::new(async move {
+                    let key = form_key.await.unwrap_or_default();
                     match quote.await {
                         Ok(q) => view! {
                             <div class="review" data-testid="review">
@@ -498,6 +523,7 @@ fn Review(req: BookingRequest, detail: PoolDetail) -> impl IntoView {
                                             <input type="hidden" name="quantity" value=request::quantity_to_field(req.quantity)/>
                                             <input type="hidden" name="start" value=q.start.to_rfc3339()/>
                                             <input type="hidden" name="hours" value=q.hours/>
+                                            <input type="hidden" name="request_key" value=key/>
                                             <button type="submit" class="button" data-testid="confirm-reserve" disabled=move || reserve.pending().get()>
                                                 {format!("Reserve for {}", format_cents(q.price.total_cents, &q.currency))}
                                             </button>

@@ -113,15 +113,21 @@ fn List() -> impl IntoView {
     }
 }
 
+/// What cancelling now would refund; `None` when the reservation can't be cancelled (it has
+/// started, or is cancelled), which is no error of the page that asks.
 #[server(endpoint = "cancel_preview")]
-pub async fn cancel_preview(id: i64) -> Result<crate::booking::CancelPreview, ServerFnError> {
-    use crate::services::{reservations, web};
+pub async fn cancel_preview(
+    id: i64,
+) -> Result<Option<crate::booking::CancelPreview>, ServerFnError> {
+    use crate::services::{error::ServiceError, reservations, web};
     let me = web::principal()?
         .customer(crate::account::Scope::Read)
         .map_err(web::fail)?;
-    reservations::cancel_preview(&web::db()?, me, id, chrono::Utc::now())
-        .await
-        .map_err(web::fail)
+    match reservations::cancel_preview(&web::db()?, me, id, chrono::Utc::now()).await {
+        Ok(p) => Ok(Some(p)),
+        Err(ServiceError::Conflict { .. }) => Ok(None),
+        Err(e) => Err(web::fail(e)),
+    }
 }
 
 #[server(endpoint = "extend_reservation")]
@@ -198,7 +204,7 @@ fn Detail(id: i64) -> impl IntoView {
                                     <h2 id="cancel-title">"Cancel"</h2>
                                     <Transition fallback=|| ()>
                                         {move || Suspend::new(async move {
-                                            preview.await.ok().map(|p| view! {
+                                            preview.await.ok().flatten().map(|p| view! {
                                                 <p data-testid="refund-preview">"Cancelling now refunds "
                                                     <strong>{format_cents(p.refund_cents, "USD")}</strong>
                                                     " of " {format_cents(p.total_cents, "USD")} " (" {p.refund_bp / 100} "% with " {p.notice_hours} " hours' notice)."</p>

@@ -59,6 +59,16 @@ pub async fn delete_webhook(id: i64) -> Result<(), ServerFnError> {
         .map_err(web::fail)
 }
 
+#[server(endpoint = "enable_webhook")]
+pub async fn enable_webhook(id: i64) -> Result<(), ServerFnError> {
+    use crate::services::{web, webhooks};
+    let p = web::principal()?;
+    p.person().map_err(web::fail)?;
+    webhooks::enable(&web::db()?, p.organization_id, id)
+        .await
+        .map_err(web::fail)
+}
+
 #[server(endpoint = "webhook_deliveries")]
 pub async fn webhook_deliveries() -> Result<Vec<Delivery>, ServerFnError> {
     use crate::services::{web, webhooks};
@@ -87,20 +97,25 @@ pub fn WebhooksPage() -> impl IntoView {
 fn Webhooks() -> impl IntoView {
     let create = ServerAction::<CreateWebhook>::new();
     let delete = ServerAction::<DeleteWebhook>::new();
-    let list = crate::resource::load(
-        move || (create.version().get(), delete.version().get()),
-        |_| webhooks(),
-    );
-    let deliveries = crate::resource::load(
-        move || (create.version().get(), delete.version().get()),
-        |_| webhook_deliveries(),
-    );
+    let enable = ServerAction::<EnableWebhook>::new();
+    let changes = move || {
+        (
+            create.version().get(),
+            delete.version().get(),
+            enable.version().get(),
+        )
+    };
+    let list = crate::resource::load(changes, |_| webhooks());
+    let deliveries = crate::resource::load(changes, |_| webhook_deliveries());
     view! {
         <h1>"Webhooks"</h1>
         <p class="muted">
-            "Rigshift POSTs each event as JSON to your endpoints, signed: "
-            <code>"Rigshift-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">"</code>
-            " with the endpoint's secret. Failed deliveries are retried with backoff (30 s, doubling, 8 attempts)."
+            "Rigshift POSTs each event as JSON to your endpoints on public addresses, signed as the "
+            <a href="https://www.standardwebhooks.com/">"Standard Webhooks"</a>
+            " specification says ("<code>"webhook-id"</code>", "<code>"webhook-timestamp"</code>", "
+            <code>"webhook-signature: v1,<base64 HMAC-SHA256>"</code>"), so its libraries verify them with the endpoint's secret. "
+            "Failed deliveries are retried for about three days (30 s, 2 min, 10 min, … then daily); an endpoint "
+            "whose deliveries all fail that long is disabled until you enable it here."
         </p>
         <section class="panel" aria-labelledby="new-hook">
             <h2 id="new-hook">"Add an endpoint"</h2>
@@ -131,6 +146,7 @@ fn Webhooks() -> impl IntoView {
         <section aria-labelledby="hooks-title">
             <h2 id="hooks-title">"Endpoints"</h2>
             <FormResult value=move || delete.value().get() ok="Endpoint deleted; its pending deliveries were dropped."/>
+            <FormResult value=move || enable.value().get() ok="Endpoint enabled; its waiting deliveries are on their way."/>
             <Transition fallback=|| view! { <p class="loading">"Loading endpoints…"</p> }>
                 {move || Suspend::new(async move {
                     match list.await {
@@ -140,7 +156,18 @@ fn Webhooks() -> impl IntoView {
                                 <thead><tr><th scope="col">"URL"</th><th scope="col">"Events"</th><th scope="col">"Added"</th><th scope="col"></th></tr></thead>
                                 <tbody>{l.into_iter().map(|w| view! {
                                     <tr>
-                                        <td><code>{w.url}</code></td>
+                                        <td><code>{w.url}</code>
+                                            {w.disabled_at.map(|at| view! {
+                                                <div class="form-error" data-testid="webhook-disabled">
+                                                    <strong>"Disabled "</strong><LocalTime at/>": "
+                                                    {w.disabled_reason.clone().unwrap_or_default()}
+                                                    <ActionForm action=enable attr:class="inline-form">
+                                                        <input type="hidden" name="id" value=w.id/>
+                                                        <button type="submit" class="button small">"Enable again"</button>
+                                                    </ActionForm>
+                                                </div>
+                                            })}
+                                        </td>
                                         <td data-label="Events">{w.events.join(", ")}</td>
                                         <td data-label="Added"><LocalTime at=w.created_at/></td>
                                         <td><ActionForm action=delete attr:class="inline-form">

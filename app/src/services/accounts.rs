@@ -70,6 +70,7 @@ pub async fn sign_up(
     db: &PgPool,
     s: &Signup,
     client: Option<IpAddr>,
+    url: &super::mail::PublicUrl,
     now: DateTime<Utc>,
 ) -> Result<i64, ServiceError> {
     let mut errors = Vec::new();
@@ -105,6 +106,7 @@ pub async fn sign_up(
         false,
     )
     .await?;
+    super::recovery::send_verification(&mut tx, user, url, now).await?;
     tx.commit().await?;
     Ok(user)
 }
@@ -264,12 +266,13 @@ fn wrong_credentials() -> ServiceError {
     )
 }
 
-/// Changes the password after checking the current one.
+/// Changes the password after checking the current one, and tells the person by mail.
 pub async fn change_password(
     db: &PgPool,
     user_id: i64,
     current: &str,
     new: &str,
+    url: &super::mail::PublicUrl,
 ) -> Result<(), ServiceError> {
     let row = sqlx::query!(
         "select email, password_hash from app_user where id = $1",
@@ -303,13 +306,22 @@ pub async fn change_password(
         ));
     }
     let phc = hash(new).await?;
+    let mut tx = db.begin().await?;
     sqlx::query!(
         "update app_user set password_hash = $2, updated_at = now() where id = $1",
         user_id,
         phc
     )
-    .execute(db)
+    .execute(&mut *tx)
     .await?;
+    super::mail::security_notice(
+        &mut tx,
+        user_id,
+        "The password of your Rigshift account was changed, and your other sessions were signed out.",
+        url,
+    )
+    .await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -429,6 +441,13 @@ pub async fn create_user(
         role,
         platform_admin,
     )
+    .await?;
+    // The administrator gave the address; it needs no link to prove it.
+    sqlx::query!(
+        "update app_user set email_verified_at = now() where id = $1",
+        id
+    )
+    .execute(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(id)

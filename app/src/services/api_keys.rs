@@ -69,11 +69,13 @@ fn check(k: &NewKey, kind: OrgKind) -> Result<(), ServiceError> {
 }
 
 /// Creates a key for `organization_id`; the returned secret is never stored or shown again.
+/// The organization's owners (or the person who made the key) get a security notice.
 pub async fn create(
     db: &PgPool,
     organization_id: i64,
     created_by: Option<i64>,
     k: &NewKey,
+    url: &super::mail::PublicUrl,
     now: DateTime<Utc>,
 ) -> Result<CreatedApiKey, ServiceError> {
     let kind = sqlx::query_scalar!(
@@ -92,6 +94,7 @@ pub async fn create(
     let expires_at = k.expires_in_days.map(|d| now + Duration::days(d));
     let prefix = token::random_alnum(10);
     let secret = format!("{KEY_PREFIX}{prefix}_{}", token::random_hex(32));
+    let mut tx = db.begin().await?;
     let row = sqlx::query!(
         r#"insert into api_key (organization_id, created_by, name, prefix, secret_hash, scopes, expires_at, created_at)
            values ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -105,8 +108,26 @@ pub async fn create(
         expires_at,
         now
     )
-    .fetch_one(db)
+    .fetch_one(&mut *tx)
     .await?;
+    let told = sqlx::query_scalar!(
+        r#"select id from app_user
+           where case when $2::bigint is null then organization_id = $1 and role = 'owner'
+                      else id = $2 end"#,
+        organization_id,
+        created_by
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let what = format!(
+        "A new API key, \"{}\" (rsk_{prefix}), was created for your organization with the scopes {}.",
+        k.name.trim(),
+        scope_names.join(", ")
+    );
+    for user_id in told {
+        super::mail::security_notice(&mut tx, user_id, &what, url).await?;
+    }
+    tx.commit().await?;
     Ok(CreatedApiKey {
         key: ApiKeyView {
             id: row.id,
@@ -226,6 +247,7 @@ pub async fn authenticate(
         organization_id: row.organization_id,
         kind: OrgKind::parse(&row.kind).unwrap_or(OrgKind::Customer),
         platform_admin: false,
+        second_factor: false,
         door: Door::ApiKey {
             key_id: row.id,
             scopes: row.scopes.iter().filter_map(|s| Scope::parse(s)).collect(),

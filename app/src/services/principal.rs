@@ -10,6 +10,8 @@ pub struct Principal {
     pub organization_id: i64,
     pub kind: OrgKind,
     pub platform_admin: bool,
+    /// The person signed in with a second factor set up (always false for API keys).
+    pub second_factor: bool,
     pub door: Door,
 }
 
@@ -81,8 +83,13 @@ impl Principal {
         })
     }
 
+    /// The platform administrator, who must have a second factor: the role reaches every
+    /// organization, so a stolen password alone must not be enough.
     pub fn admin(&self) -> Result<i64, ServiceError> {
         match self.user_id() {
+            Some(_) if self.platform_admin && !self.second_factor => Err(ServiceError::Forbidden(
+                "the platform administrator must sign in with a second factor: set up two-factor authentication on your account page first".into(),
+            )),
             Some(id) if self.platform_admin => Ok(id),
             // Not an admin: the admin pages don't exist for them.
             _ => Err(ServiceError::NotFound("page")),
@@ -99,6 +106,7 @@ mod tests {
             organization_id: 7,
             kind,
             platform_admin: false,
+            second_factor: false,
             door: Door::ApiKey {
                 key_id: 1,
                 scopes: scopes.to_vec(),

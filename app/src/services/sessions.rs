@@ -64,6 +64,8 @@ pub async fn resolve(
     let hash = token::sha256(secret);
     let row = sqlx::query!(
         r#"select u.id as user_id, u.email, u.display_name, u.platform_admin,
+                  u.email_verified_at is not null as "email_verified!",
+                  u.totp_enabled_at is not null as "second_factor!",
                   o.id as organization_id, o.name as organization_name, o.kind,
                   s.last_seen_at
            from session s
@@ -93,6 +95,7 @@ pub async fn resolve(
         organization_id: row.organization_id,
         kind,
         platform_admin: row.platform_admin,
+        second_factor: row.second_factor,
         door: Door::Session {
             user_id: row.user_id,
         },
@@ -105,6 +108,8 @@ pub async fn resolve(
         organization_name: row.organization_name,
         kind,
         platform_admin: row.platform_admin,
+        email_verified: row.email_verified,
+        second_factor: row.second_factor,
     };
     Ok(Some((principal, user)))
 }

@@ -12,6 +12,14 @@ pub fn random_hex(bytes: usize) -> String {
     hex::encode(buf)
 }
 
+/// `bytes` random bytes from the operating system, in standard base64 (with padding).
+pub fn random_base64(bytes: usize) -> String {
+    use base64::Engine as _;
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).expect("the operating system's random source failed");
+    base64::engine::general_purpose::STANDARD.encode(buf)
+}
+
 /// `len` random characters from `a-z0-9`, for public identifiers such as key prefixes.
 pub fn random_alnum(len: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";

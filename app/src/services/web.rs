@@ -126,6 +126,14 @@ pub fn platform_fee_bp() -> i64 {
         .0
 }
 
+/// Where links in mail point (the server provides it; a request without it is a bug).
+pub fn public_url() -> Result<super::mail::PublicUrl, ServerFnError> {
+    use_context::<super::mail::PublicUrl>().ok_or_else(|| {
+        tracing::error!("no PublicUrl in the request context");
+        ServerFnError::new("the server is misconfigured; please try again later")
+    })
+}
+
 pub fn db() -> Result<sqlx::PgPool, ServerFnError> {
     super::db_from_context()
 }

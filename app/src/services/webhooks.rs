@@ -4,6 +4,7 @@
 
 use super::error::{FieldError, ServiceError};
 use super::token;
+use super::webhook_address;
 use crate::webhook::{Attempt, CreatedWebhook, Delivery, Webhook, EVENTS};
 use sqlx::PgPool;
 
@@ -56,6 +57,15 @@ pub async fn create(
     events.sort();
     events.dedup();
     check(url, &events, allow_plain_http)?;
+    // `allow_plain_http` is the development setting that also allows private addresses.
+    if !allow_plain_http {
+        if let Err(webhook_address::Refused(why)) = webhook_address::check_destination(url).await {
+            return Err(ServiceError::Invalid(vec![FieldError {
+                field: "url".into(),
+                message: why,
+            }]));
+        }
+    }
     let count = sqlx::query_scalar!(
         r#"select count(*) as "n!" from webhook_endpoint where organization_id = $1"#,
         organization_id
@@ -67,7 +77,9 @@ pub async fn create(
             "an organization has at most {MAX_ENDPOINTS} webhook endpoints; delete one first"
         )));
     }
-    let secret = format!("whsec_{}", token::random_hex(32));
+    // Standard Webhooks secrets: `whsec_` and base64 of the key (24 random bytes), which
+    // stock verifiers decode. Secrets made before were `whsec_` and 64 hex digits.
+    let secret = format!("whsec_{}", token::random_base64(24));
     let row = sqlx::query!(
         r#"insert into webhook_endpoint (organization_id, url, secret, events)
            values ($1, $2, $3, $4) returning id, created_at"#,
@@ -84,6 +96,8 @@ pub async fn create(
             url: url.to_string(),
             events,
             created_at: row.created_at,
+            disabled_at: None,
+            disabled_reason: None,
         },
         secret,
     })
@@ -97,7 +111,7 @@ pub async fn list(
     limit: i64,
 ) -> Result<Vec<Webhook>, ServiceError> {
     let rows = sqlx::query!(
-        r#"select id, url, events, created_at from webhook_endpoint
+        r#"select id, url, events, created_at, disabled_at, disabled_reason from webhook_endpoint
            where organization_id = $1 and ($2::bigint is null or id < $2)
            order by id desc limit $3"#,
         organization_id,
@@ -113,8 +127,36 @@ pub async fn list(
             url: r.url,
             events: r.events,
             created_at: r.created_at,
+            disabled_at: r.disabled_at,
+            disabled_reason: r.disabled_reason,
         })
         .collect())
+}
+
+/// Enables a disabled endpoint again: its waiting deliveries go out at once, each with a
+/// fresh set of retries. Enabling an endpoint that is not disabled changes nothing.
+pub async fn enable(db: &PgPool, organization_id: i64, id: i64) -> Result<(), ServiceError> {
+    let mut tx = db.begin().await?;
+    let found = sqlx::query_scalar!(
+        r#"update webhook_endpoint set disabled_at = null, disabled_reason = null, updated_at = now()
+           where id = $1 and organization_id = $2 returning id"#,
+        id,
+        organization_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    if found.is_none() {
+        return Err(ServiceError::NotFound("webhook"));
+    }
+    sqlx::query!(
+        r#"update webhook_delivery set attempts = 0, failed_at = null, next_attempt_at = now()
+           where endpoint_id = $1 and delivered_at is null"#,
+        id
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Deletes an endpoint (its pending deliveries go with it).

@@ -31,7 +31,8 @@ Each key may make a limited number of requests a minute (429 with `Retry-After` 
         operations::create_pool, operations::update_pool, operations::open_window,
         operations::list_blackouts, operations::create_blackout, operations::delete_blackout,
         operations::list_bookings,
-        webhooks::list, webhooks::create, webhooks::delete, webhooks::deliveries,
+        webhooks::list, webhooks::create, webhooks::delete, webhooks::enable,
+        webhooks::deliveries,
         ledger::entries, ledger::statement, ledger::earnings,
     ),
     // Enums used only in query parameters are not collected from the paths.
@@ -42,7 +43,7 @@ Each key may make a limited number of requests a minute (429 with `Retry-After` 
         (name = "market", description = "Listed capacity, availability and search (any key with `read`)"),
         (name = "reservations", description = "Quotes and reservations (customers)"),
         (name = "operations", description = "Sites, pools, blackouts and bookings (operators)"),
-        (name = "webhooks", description = "Event notifications, signed with HMAC-SHA256"),
+        (name = "webhooks", description = "Event notifications, signed as Standard Webhooks says (HMAC-SHA256)"),
         (name = "ledger", description = "The books: entries, statements, earnings (integer cents)"),
     )
 )]

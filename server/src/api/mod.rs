@@ -72,6 +72,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/ledger/earnings", get(ledger::earnings))
         .route("/webhooks", get(webhooks::list).post(webhooks::create))
         .route("/webhooks/{id}", axum::routing::delete(webhooks::delete))
+        .route("/webhooks/{id}/enable", post(webhooks::enable))
         .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .fallback(no_such_route)
         .method_not_allowed_fallback(method_not_allowed)

@@ -13,7 +13,8 @@ use utoipa::ToSchema;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewWebhook {
-    /// Where to POST events: an https:// URL (http:// only where the server allows it).
+    /// Where to POST events: an https:// URL on a public address (http:// and private
+    /// addresses only where the server allows them).
     pub url: String,
     /// Any of `reservation.created`, `reservation.cancelled`, `reservation.started`,
     /// `reservation.completed`, `blackout.created`, `capacity.changed`.
@@ -55,7 +56,7 @@ pub async fn list(
         (status = 409, description = "Too many endpoints, or the same Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid URL or events", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid URL or events, or the URL's host is (or resolves to) a private or reserved address", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limit reached", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create(
@@ -97,6 +98,30 @@ pub async fn delete(
         p.require(Scope::Operate)?;
     }
     webhooks::delete(&s.db, p.organization_id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Enables an endpoint that was disabled after its deliveries failed for about three days;
+/// its waiting deliveries go out again at once, each with a fresh set of retries.
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/enable", tag = "webhooks",
+    params(("id" = i64, Path, description = "Webhook id", minimum = 1)),
+    security(("api_key" = ["reserve"]), ("api_key" = ["operate"])),
+    responses(
+        (status = 204, description = "Enabled (or it was not disabled)"),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key has neither `reserve` nor `operate`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such endpoint of this organization", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit reached", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn enable(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Id(id): Id,
+) -> ApiResult<StatusCode> {
+    if !p.allows(Scope::Reserve) && !p.allows(Scope::Operate) {
+        p.require(Scope::Operate)?;
+    }
+    webhooks::enable(&s.db, p.organization_id, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

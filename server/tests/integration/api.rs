@@ -97,6 +97,7 @@ async fn the_openapi_document_describes_every_route(db: PgPool) {
         ("/api/v1/blackouts/{id}", "delete"),
         ("/api/v1/bookings", "get"),
         ("/api/v1/webhooks", "post"),
+        ("/api/v1/webhooks/{id}/enable", "post"),
         ("/api/v1/webhooks/{id}/deliveries", "get"),
     ] {
         let op = &paths[path][method];
@@ -555,17 +556,30 @@ async fn each_key_gets_its_rate_and_then_429_with_retry_after(db: PgPool) {
     let app = TestApp::spawn_with(db, security).await;
     let a = key(&app, "ml@helixlabs.example", &["read"]).await;
     let b = key(&app, "infra@northwind.example", &["read"]).await;
+    let header = |res: &reqwest::Response, name: &str| -> i64 {
+        res.headers()[name].to_str().unwrap().parse().unwrap()
+    };
     let mut statuses = Vec::new();
+    let mut remaining = Vec::new();
     for _ in 0..6 {
-        statuses.push(
-            app.api(Method::GET, "/organization", &a)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16(),
-        );
+        let res = app
+            .api(Method::GET, "/organization", &a)
+            .send()
+            .await
+            .unwrap();
+        // Every answer tells where the key stands in its minute.
+        assert_eq!(header(&res, "ratelimit-limit"), 5);
+        assert!((1..=60).contains(&header(&res, "ratelimit-reset")));
+        assert_eq!(res.headers()["ratelimit-policy"], "5;w=60");
+        remaining.push(header(&res, "ratelimit-remaining"));
+        statuses.push(res.status().as_u16());
     }
+    // Counting down to zero (a new minute may start the count again once).
+    assert!(remaining.contains(&0), "{remaining:?}");
+    assert!(
+        remaining.windows(2).filter(|w| w[1] > w[0]).count() <= 1,
+        "{remaining:?}"
+    );
     // The minute may roll over mid-loop; at most one fresh window.
     assert!(statuses.contains(&429), "{statuses:?}");
     let res = loop {
@@ -673,20 +687,26 @@ async fn webhooks_deliver_signed_events_written_with_the_change_and_retry_failur
     assert_eq!(event["type"], "reservation.created");
     assert_eq!(event["data"]["reservation_id"], r["id"]);
     assert_eq!(headers["rigshift-event"], "reservation.created");
-    // The signature is HMAC-SHA256 over "<t>.<body>" with the endpoint's secret.
-    let sig = headers["rigshift-signature"].to_str().unwrap();
-    let t: i64 = sig
-        .split(',')
-        .next()
+    // Signed as Standard Webhooks says: the stock verifier accepts it with the secret shown
+    // at registration, and refuses it with another secret or another body.
+    assert!(secrets[0].starts_with("whsec_"));
+    let verifier = standardwebhooks::Webhook::new(&secrets[0]).unwrap();
+    verifier.verify(payload.as_bytes(), headers).unwrap();
+    assert!(verifier.verify(b"{}", headers).is_err());
+    let other = standardwebhooks::Webhook::new(&secrets[1]).unwrap();
+    assert!(other.verify(payload.as_bytes(), headers).is_err());
+    assert_eq!(
+        headers["webhook-id"],
+        format!("msg_{}", headers["rigshift-delivery"].to_str().unwrap())
+    );
+    let t: i64 = headers["webhook-timestamp"]
+        .to_str()
         .unwrap()
-        .trim_start_matches("t=")
         .parse()
         .unwrap();
-    assert_eq!(
-        sig,
-        server::delivery::signature(&secrets[0], t, payload.as_bytes())
-    );
     assert!((chrono::Utc::now().timestamp() - t).abs() < 60);
+    // New endpoints get only the standard headers.
+    assert!(headers.get("rigshift-signature").is_none());
     assert_eq!(bad_got.lock().unwrap().len(), 1);
 
     // Listed with their attempts: delivered, and pending with a retry scheduled.
@@ -782,16 +802,59 @@ async fn webhooks_refuse_private_addresses_unless_allowed(db: PgPool) {
         assert_eq!(res.status(), 422, "{url} {events}");
     }
     assert_eq!(count(&db, "webhook_endpoint").await, 0);
-    // An https endpoint on a private address is accepted but never contacted.
-    let (status, _) = json_of(
-        app.api(Method::POST, "/webhooks", &key)
-            .json(&json!({"url": "https://127.0.0.1:9/hook", "events": ["reservation.created"]}))
-            .send()
-            .await
-            .unwrap(),
+    // Private, loopback, link-local, reserved and embedded-private addresses, written in
+    // every form a URL parser accepts, and a name that resolves to loopback: all refused at
+    // registration with a 422 naming the address.
+    for url in [
+        "https://127.0.0.1/",
+        "https://[::1]/",
+        "https://169.254.169.254/latest",
+        "https://10.0.0.1/",
+        "https://0x7f000001/",
+        "https://2130706433/",
+        "https://0.0.0.0/",
+        "https://198.18.0.1/",
+        "https://224.0.0.1/",
+        "https://240.0.0.1/",
+        "https://[64:ff9b::a00:1]/",
+        "https://[2002:a00:1::]/",
+        "https://[::ffff:192.168.0.1]/",
+        "https://localhost:8443/hook",
+    ] {
+        let (status, problem) = json_of(
+            app.api(Method::POST, "/webhooks", &key)
+                .json(&json!({"url": url, "events": ["reservation.created"]}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 422, "{url}: {problem}");
+        let message = problem["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("private or reserved"), "{url}: {problem}");
+    }
+    assert_eq!(count(&db, "webhook_endpoint").await, 0);
+
+    // The worker checks the addresses it connects to: endpoints that point at private
+    // addresses now (a name whose address changed since it was registered, a literal
+    // address from before this check) are never contacted.
+    let org: i64 = sqlx::query_scalar(
+        "select organization_id from app_user where email = 'ml@helixlabs.example'",
     )
-    .await;
-    assert_eq!(status, 201);
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    for url in ["https://localhost:9/hook", "https://[::ffff:7f00:1]:9/hook"] {
+        sqlx::query(
+            "insert into webhook_endpoint (organization_id, url, secret, events) values ($1, $2, $3, '{reservation.created}')",
+        )
+        .bind(org)
+        .bind(url)
+        .bind(format!("whsec_{}", "a".repeat(32)))
+        .execute(&db)
+        .await
+        .unwrap();
+    }
     let body = bookable(&app, &key).await;
     app.api(Method::POST, "/reservations", &key)
         .json(&body)
@@ -800,11 +863,111 @@ async fn webhooks_refuse_private_addresses_unless_allowed(db: PgPool) {
         .unwrap();
     let worker = server::delivery::Worker::new(db.clone(), false);
     worker.round().await.unwrap();
-    let error: String = sqlx::query_scalar("select last_error from webhook_delivery")
-        .fetch_one(&db)
+    let errors: Vec<String> =
+        sqlx::query_scalar("select last_error from webhook_delivery order by endpoint_id")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    assert_eq!(errors.len(), 2);
+    for error in errors {
+        assert!(error.contains("private or reserved"), "{error}");
+    }
+    let delivered: i64 =
+        sqlx::query_scalar("select count(*) from webhook_delivery where delivered_at is not null")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(delivered, 0);
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn an_endpoint_failing_for_the_whole_retry_period_is_disabled_until_enabled(db: PgPool) {
+    server::seed::seed(&db).await.unwrap();
+    let security = server::http::Security {
+        allow_private_webhooks: true,
+        ..Default::default()
+    };
+    let app = TestApp::spawn_with(db.clone(), security).await;
+    let owner = key(&app, "ml@helixlabs.example", &["read", "reserve"]).await;
+    let other = key(&app, "infra@northwind.example", &["read", "reserve"]).await;
+    let (url, got) = receiver(503).await;
+    let (status, made) = json_of(
+        app.api(Method::POST, "/webhooks", &owner)
+            .json(&json!({"url": url, "events": ["reservation.created"]}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let id = made["webhook"]["id"].as_i64().unwrap();
+    assert!(made["webhook"]["disabled_at"].is_null());
+    let body = bookable(&app, &owner).await;
+    app.api(Method::POST, "/reservations", &owner)
+        .json(&body)
+        .send()
         .await
         .unwrap();
-    assert!(error.contains("private address"), "{error}");
+    let worker = server::delivery::Worker::new(db.clone(), true);
+    worker.round().await.unwrap();
+    assert_eq!(got.lock().unwrap().len(), 1);
+    // Three days of retries later: the last attempt fails too.
+    sqlx::query("update webhook_delivery set attempts = $1 - 1, next_attempt_at = now()")
+        .bind(server::delivery::MAX_ATTEMPTS)
+        .execute(&db)
+        .await
+        .unwrap();
+    worker.round().await.unwrap();
+    assert_eq!(got.lock().unwrap().len(), 2);
+    let (_, list) = json_of(
+        app.api(Method::GET, "/webhooks", &owner)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let hook = &list["items"][0];
+    assert!(hook["disabled_at"].is_string(), "{list}");
+    let reason = hook["disabled_reason"].as_str().unwrap();
+    assert!(reason.contains("503"), "{reason}");
+
+    // Disabled: new events are not sent to it, and nothing is attempted.
+    app.api(Method::POST, "/reservations", &owner)
+        .json(&bookable(&app, &owner).await)
+        .send()
+        .await
+        .unwrap();
+    sqlx::query("update webhook_delivery set next_attempt_at = now()")
+        .execute(&db)
+        .await
+        .unwrap();
+    worker.round().await.unwrap();
+    assert_eq!(got.lock().unwrap().len(), 2);
+    assert_eq!(count(&db, "webhook_delivery").await, 1);
+
+    // Another organization cannot enable it; its owner can, and the delivery goes again.
+    let res = app
+        .api(Method::POST, &format!("/webhooks/{id}/enable"), &other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let res = app
+        .api(Method::POST, &format!("/webhooks/{id}/enable"), &owner)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    worker.round().await.unwrap();
+    assert_eq!(got.lock().unwrap().len(), 3);
+    let (_, list) = json_of(
+        app.api(Method::GET, "/webhooks", &owner)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(list["items"][0]["disabled_at"].is_null());
 }
 
 /// What is tried, with which key, how, and the status it must get.

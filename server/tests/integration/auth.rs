@@ -659,7 +659,10 @@ async fn the_platform_administrator_sees_every_organization_and_suspends_one(db:
     assert_eq!(second.unwrap_err().status(), 409);
 
     let app = TestApp::spawn(db.clone()).await;
-    let admin = app.log_in("admin@rigshift.example", PASSWORD).await;
+    let secret = crate::helpers::enable_second_factor(&db, "admin@rigshift.example").await;
+    let admin = app
+        .log_in_with_code("admin@rigshift.example", PASSWORD, &secret)
+        .await;
     let customer = app
         .log_in("ml@helixlabs.example", server::seed::DEMO_PASSWORD)
         .await;
@@ -825,12 +828,7 @@ fn admin_command(db_url: &str, args: &[&str], stdin: &str) -> std::process::Outp
 
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn command_line_creates_organizations_people_and_keys(db: PgPool) {
-    let base = std::env::var("DATABASE_URL").unwrap();
-    let name = db.connect_options().get_database().unwrap().to_string();
-    let url = match base.split_once('?') {
-        Some((head, query)) => format!("{}/{name}?{query}", head.rsplit_once('/').unwrap().0),
-        None => format!("{}/{name}", base.rsplit_once('/').unwrap().0),
-    };
+    let url = crate::helpers::database_url(&db);
     let run = |args: &[&str], stdin: &str| {
         let out = admin_command(&url, args, stdin);
         (

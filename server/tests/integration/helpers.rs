@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
+    /// The server's readiness and metrics, to drive as a shutdown would.
+    pub ops: std::sync::Arc<server::ops::Operations>,
 }
 
 impl TestApp {
@@ -16,14 +18,18 @@ impl TestApp {
     pub async fn spawn_with(db: PgPool, security: server::http::Security) -> Self {
         let config = server::config::Config::from_lookup(|_| None).expect("default config");
         let options = server::startup::leptos_options(&config).expect("leptos options");
+        let ops = server::ops::Operations::new(None);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
         let app = router(AppState {
             leptos_options: options,
             db,
             security,
             platform_fee: Default::default(),
+            ops: ops.clone(),
+            public_url: app::services::mail::PublicUrl(format!("http://{addr}")),
+            mail_outbox: true,
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             axum::serve(
                 listener,
@@ -36,7 +42,7 @@ impl TestApp {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
-        Self { addr, client }
+        Self { addr, client, ops }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -84,6 +90,122 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Signs in a person who has two-factor authentication: the password, then the code
+    /// their authenticator would show now for `secret`. Returns the session cookie.
+    pub async fn log_in_with_code(&self, email: &str, password: &str, secret: &[u8]) -> String {
+        let res = self
+            .call("log_in", None, &[("email", email), ("password", password)])
+            .await;
+        assert_eq!(res.status(), 200, "password step for {email}");
+        assert!(session_cookie(&res).is_none(), "no session before the code");
+        let to = res.headers()["location"].to_str().unwrap().to_string();
+        let challenge = to
+            .split(['?', '&'])
+            .find_map(|p| p.strip_prefix("challenge="))
+            .unwrap_or_else(|| panic!("a challenge in {to}"))
+            .to_string();
+        let code = app::services::second_factor::code_at(secret, chrono::Utc::now());
+        let res = self
+            .call(
+                "log_in_code",
+                None,
+                &[("challenge", &challenge), ("code", &code)],
+            )
+            .await;
+        assert_eq!(res.status(), 200, "code step for {email}");
+        session_cookie(&res).expect("the code step sets the session cookie")
+    }
+}
+
+/// Turns on two-factor authentication for `email` directly in the database; its secret.
+pub async fn enable_second_factor(db: &PgPool, email: &str) -> Vec<u8> {
+    let secret = b"rigshift-test-secret".to_vec();
+    sqlx::query("update app_user set totp_secret = $2, totp_enabled_at = now() where email = $1")
+        .bind(email)
+        .bind(&secret)
+        .execute(db)
+        .await
+        .unwrap();
+    secret
+}
+
+/// A real SMTP listener on loopback (Debian's aiosmtpd), keeping what it receives in a
+/// maildir; stopped when dropped.
+pub struct SmtpListener {
+    pub port: u16,
+    dir: std::path::PathBuf,
+    child: std::process::Child,
+}
+
+impl SmtpListener {
+    pub async fn start() -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("rigshift-mail-{port}-{}", std::process::id()));
+        let child = std::process::Command::new("/usr/bin/python3")
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3-aiosmtpd runs (.ci/setup installs it)");
+        // Dropping it, even on the panic below, stops the listener.
+        let listener = Self { port, dir, child };
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return listener;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the SMTP listener did not start");
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Every message received so far, headers and body, quoted-printable undone.
+    pub fn messages(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.dir.join("new")) else {
+            return Vec::new();
+        };
+        let mut files: Vec<_> = entries.map(|e| e.unwrap().path()).collect();
+        files.sort_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap());
+        files
+            .iter()
+            .map(|p| {
+                std::fs::read_to_string(p)
+                    .unwrap()
+                    .replace("=\r\n", "")
+                    .replace("=\n", "")
+                    .replace("=3D", "=")
+            })
+            .collect()
+    }
+}
+
+impl Drop for SmtpListener {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The first link in `text` to `path` (such as `/reset?token=`), whole.
+pub fn link_in(text: &str, path: &str) -> Option<String> {
+    let at = text.find(path)?;
+    let start = text[..at].rfind("http").unwrap_or(at);
+    let end = text[at..]
+        .find(|c: char| c.is_whitespace())
+        .map_or(text.len(), |e| at + e);
+    Some(text[start..end].to_string())
+}
+
 /// `name=value` of the session cookie a response sets.
 pub fn session_cookie(res: &reqwest::Response) -> Option<String> {
     res.headers()
@@ -93,6 +215,17 @@ pub fn session_cookie(res: &reqwest::Response) -> Option<String> {
         .find(|c| c.contains("rigshift_session="))
         .and_then(|c| c.split(';').next())
         .map(str::to_string)
+}
+
+/// The URL of this test's own database (`#[sqlx::test]` makes one per test on the cluster
+/// of `DATABASE_URL`), for server processes started by the test.
+pub fn database_url(db: &PgPool) -> String {
+    let base = std::env::var("DATABASE_URL").unwrap();
+    let name = db.connect_options().get_database().unwrap().to_string();
+    match base.split_once('?') {
+        Some((head, query)) => format!("{}/{name}?{query}", head.rsplit_once('/').unwrap().0),
+        None => format!("{}/{name}", base.rsplit_once('/').unwrap().0),
+    }
 }
 
 /// A free TCP port on loopback (for servers started as separate processes).

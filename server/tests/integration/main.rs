@@ -4,14 +4,19 @@
 
 mod helpers;
 
+mod account_security;
 mod api;
 mod auth;
+mod browser_forms;
 mod embedded_pg;
+mod hostile_names;
 mod http;
 mod isolation;
 mod ledger;
+mod migrations;
 mod model;
 mod operator;
+mod ops;
 mod schema;
 mod seed;
 mod settlement;

@@ -1,0 +1,124 @@
+//! The browser's reserve form is idempotent: it carries a key rendered into the page, so a
+//! resubmitted form (a double click, a reload, the back button) books once.
+
+use crate::helpers::TestApp;
+use sqlx::PgPool;
+
+const PW: &str = server::seed::DEMO_PASSWORD;
+
+/// A GPU pool of a live site and the earliest 24-hour window one node is free in it.
+async fn free_window(db: &PgPool) -> (i64, String, i64) {
+    let pool: i64 = sqlx::query_scalar(
+        r#"select p.id from capacity_pool p join site s on s.id = p.site_id
+           where p.kind = 'gpu' and s.status = 'live' and p.min_lead_hours <= 48
+             and p.min_term_hours <= 24 and p.max_term_hours >= 24
+           order by p.id limit 1"#,
+    )
+    .fetch_one(db)
+    .await
+    .unwrap();
+    let start: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
+        r#"select s from generate_series(date_trunc('hour', now()) + interval '3 days',
+                                         date_trunc('hour', now()) + interval '300 days',
+                                         interval '1 day') s
+           where exists (select 1 from availability_window w where w.pool_id = $1
+                          and w.during @> tstzrange(s, s + interval '24 hours'))
+             and exists (select 1 from capacity_unit u where u.pool_id = $1
+                          and not exists (select 1 from allocation a where a.unit_id = u.id
+                                          and a.during && tstzrange(s, s + interval '24 hours')))
+           order by s limit 1"#,
+    )
+    .bind(pool)
+    .fetch_one(db)
+    .await
+    .unwrap();
+    (pool, start.to_rfc3339(), 24)
+}
+
+async fn reservations(db: &PgPool) -> i64 {
+    sqlx::query_scalar("select count(*) from reservation")
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_resubmitted_reserve_form_books_once(db: PgPool) {
+    server::seed::seed(&db).await.unwrap();
+    let app = TestApp::spawn(db.clone()).await;
+    let cookie = app.log_in("ml@helixlabs.example", PW).await;
+    let (pool, start, hours) = free_window(&db).await;
+    let pool = pool.to_string();
+    let hours = hours.to_string();
+    let before = reservations(&db).await;
+
+    // The form's key comes from the server, fresh for each review.
+    let key_of = || async {
+        let res = app.call("reserve_form_key", Some(&cookie), &[]).await;
+        assert_eq!(res.status(), 200);
+        res.json::<String>().await.unwrap()
+    };
+    let key = key_of().await;
+    assert_ne!(key, key_of().await);
+
+    // JavaScript off: the browser posts the form itself and follows the redirect.
+    let form = [
+        ("pool_id", pool.as_str()),
+        ("quantity", "units:1"),
+        ("start", start.as_str()),
+        ("hours", hours.as_str()),
+        ("request_key", key.as_str()),
+    ];
+    let mut places = Vec::new();
+    for _ in 0..2 {
+        let res = app
+            .client
+            .post(app.url("/api/reserve"))
+            .header("origin", app.origin())
+            .header("accept", "text/html,application/xhtml+xml")
+            .header("cookie", &cookie)
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_redirection(), "{}", res.status());
+        places.push(res.headers()["location"].to_str().unwrap().to_string());
+    }
+    assert_eq!(places[0], places[1], "both posts lead to one reservation");
+    assert!(places[0].starts_with("/reservations/"), "{}", places[0]);
+    assert_eq!(reservations(&db).await, before + 1);
+
+    // JavaScript on: two quick clicks send the same form twice at once.
+    let (pool2, start2, _) = free_window(&db).await;
+    let (pool2, key2) = (pool2.to_string(), key_of().await);
+    let form2 = [
+        ("pool_id", pool2.as_str()),
+        ("quantity", "units:1"),
+        ("start", start2.as_str()),
+        ("hours", hours.as_str()),
+        ("request_key", key2.as_str()),
+    ];
+    let (a, b) = tokio::join!(
+        app.call("reserve", Some(&cookie), &form2),
+        app.call("reserve", Some(&cookie), &form2)
+    );
+    let (a, b): (serde_json::Value, serde_json::Value) =
+        (a.json().await.unwrap(), b.json().await.unwrap());
+    assert_eq!(a["id"], b["id"], "{a} {b}");
+    assert!(a["id"].is_i64(), "{a}");
+    assert_eq!(reservations(&db).await, before + 2);
+    let stored: Option<String> =
+        sqlx::query_scalar("select request_key from reservation where id = $1")
+            .bind(a["id"].as_i64().unwrap())
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(stored.as_deref(), Some(key2.as_str()));
+
+    // A malformed key is refused and books nothing.
+    let mut bad = form2;
+    bad[4].1 = "a key with spaces";
+    let res = app.call("reserve", Some(&cookie), &bad).await;
+    assert_eq!(res.status(), 422);
+    assert_eq!(reservations(&db).await, before + 2);
+}
