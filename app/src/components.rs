@@ -110,6 +110,14 @@ pub fn escape_html(text: &str) -> String {
     out
 }
 
+/// A fresh key for one form that changes money (reserve, extend, cancel). The form posts it
+/// back as `request_key`; the server's idempotency layer then does the form's action once
+/// per key and replays its answer to a double click, a reload or a resubmitted page.
+#[server(endpoint = "form_key")]
+pub async fn form_key() -> Result<String, ServerFnError> {
+    Ok(format!("form-{}", crate::services::token::random_hex(16)))
+}
+
 /// Server function errors arrive wrapped by their transport; people only need the message.
 pub fn clean_error(s: &str) -> String {
     s.trim_start_matches("error running server function: ")

@@ -1,11 +1,14 @@
 //! The webhook worker: announces reservations that started or completed, turns outbox
 //! events into deliveries for the endpoints subscribed to them, and sends due deliveries,
 //! signed as the Standard Webhooks specification says, retrying for about three days. An
-//! endpoint whose deliveries all fail that long is disabled, and its owner is told on the
-//! webhooks page and by an `endpoint.disabled` audit of the failure. Every step claims its
-//! rows with `skip locked`, so any number of server processes can run it side by side.
+//! endpoint whose deliveries all fail that long is disabled, and its organization's owners
+//! are told by mail and on the webhooks page. Every step claims its rows with `skip locked`,
+//! so any number of server processes can run it side by side.
 
+use app::services::error::ServiceError;
+use app::services::mail::PublicUrl;
 use app::services::webhook_address::{self, Refused};
+use app::services::webhooks;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -111,6 +114,8 @@ pub struct Worker {
     pub db: PgPool,
     pub client: reqwest::Client,
     pub allow_private: bool,
+    /// Where links in the mail to owners of disabled endpoints point.
+    pub public_url: PublicUrl,
 }
 
 impl Worker {
@@ -128,7 +133,14 @@ impl Worker {
             db,
             client,
             allow_private,
+            public_url: PublicUrl(String::new()),
         }
+    }
+
+    /// Links in mail point at `url`.
+    pub fn with_public_url(mut self, url: PublicUrl) -> Self {
+        self.public_url = url;
+        self
     }
 
     /// Runs forever, a round a second.
@@ -144,7 +156,7 @@ impl Worker {
     }
 
     /// One round: milestones, dispatch, delivery. Returns how many deliveries were attempted.
-    pub async fn round(&self) -> Result<usize, sqlx::Error> {
+    pub async fn round(&self) -> Result<usize, ServiceError> {
         self.milestones().await?;
         self.dispatch().await?;
         self.deliver_due().await
@@ -152,7 +164,7 @@ impl Worker {
 
     /// Reservations that started or completed (in the last day: an old database coming back
     /// does not replay its whole history).
-    async fn milestones(&self) -> Result<(), sqlx::Error> {
+    async fn milestones(&self) -> Result<(), ServiceError> {
         for (kind, event) in [
             ("started", "reservation.started"),
             ("completed", "reservation.completed"),
@@ -177,7 +189,7 @@ impl Worker {
     }
 
     /// Outbox events become one delivery per subscribed endpoint of their organization.
-    async fn dispatch(&self) -> Result<(), sqlx::Error> {
+    async fn dispatch(&self) -> Result<(), ServiceError> {
         sqlx::query!(
             r#"with batch as (
                    select id, organization_id, kind, created_at from event_outbox
@@ -198,7 +210,7 @@ impl Worker {
         Ok(())
     }
 
-    async fn deliver_due(&self) -> Result<usize, sqlx::Error> {
+    async fn deliver_due(&self) -> Result<usize, ServiceError> {
         // Lease the due deliveries for two minutes, so no other process sends them meanwhile.
         let due = sqlx::query!(
             r#"with due as (
@@ -288,7 +300,7 @@ impl Worker {
         attempts: i32,
         outcome: Result<u16, String>,
         ms: i32,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), ServiceError> {
         let (status, error) = match &outcome {
             Ok(s) => (Some(*s as i16), None),
             Err(e) => (None, Some(e.chars().take(500).collect::<String>())),
@@ -325,25 +337,11 @@ impl Worker {
         .execute(&mut *tx)
         .await?;
         if give_up {
-            // The whole retry period failed. If nothing reached the endpoint since this
-            // delivery was made, it is down for good: disable it, and say why on its page.
-            sqlx::query!(
-                r#"update webhook_endpoint w
-                   set disabled_at = now(), updated_at = now(),
-                       disabled_reason = format('every delivery failed for %s attempts over about three days; the last: %s',
-                                                $2::int, coalesce($3, 'no answer'))
-                   from webhook_delivery failed
-                   where failed.id = $1 and w.id = failed.endpoint_id and w.disabled_at is null
-                     and not exists (select 1 from webhook_delivery ok
-                                     where ok.endpoint_id = w.id and ok.delivered_at >= failed.created_at)"#,
-                id,
-                attempts,
-                error.as_deref().map(|e| e.chars().take(500).collect::<String>())
-            )
-            .execute(&mut *tx)
-            .await?;
+            webhooks::disable_if_dead(&mut tx, id, attempts, error.as_deref(), &self.public_url)
+                .await?;
         }
-        tx.commit().await
+        tx.commit().await?;
+        Ok(())
     }
 }
 

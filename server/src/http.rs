@@ -118,6 +118,12 @@ pub fn router(state: AppState) -> Router {
             },
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        // Forms that carry a `request_key` are idempotent like the JSON API's POSTs (inside
+        // the auth layer: keys are per organization).
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::api::idempotency::server_function_layer,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::auth::authenticate,

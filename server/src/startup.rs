@@ -131,8 +131,11 @@ async fn serve_with(config: &Config, pool: &PgPool) -> Result<(), StartupError> 
         security.cookies.session,
         ops.clone(),
     ));
+    let public_url = PublicUrl(config.public_url.clone());
     tokio::spawn(
-        delivery::Worker::new(pool.clone(), security.allow_private_webhooks).run(ops.clone()),
+        delivery::Worker::new(pool.clone(), security.allow_private_webhooks)
+            .with_public_url(public_url.clone())
+            .run(ops.clone()),
     );
     tokio::spawn(recognize_completed(pool.clone(), ops.clone()));
     let mailer = Mailer::new(pool.clone(), config.smtp_url.as_deref(), &config.mail_from)?;
@@ -143,7 +146,7 @@ async fn serve_with(config: &Config, pool: &PgPool) -> Result<(), StartupError> 
         security,
         platform_fee: app::pricing::PlatformFee(config.platform_fee_bp),
         ops: ops.clone(),
-        public_url: PublicUrl(config.public_url.clone()),
+        public_url,
         // The outbox holds reset links: shown only without SMTP and only on a server that
         // listens on this machine alone.
         mail_outbox: config.smtp_url.is_none() && config.listen.ip().is_loopback(),

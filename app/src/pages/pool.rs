@@ -187,15 +187,10 @@ pub async fn quote_request(req: BookingRequest) -> Result<Quote, ServerFnError> 
     .map_err(web::fail)
 }
 
-/// A fresh key for one reserve form. The form posts it back, so a double click, a reload
-/// or a resubmitted page books once: the key is stored with the reservation it made.
-#[server(endpoint = "reserve_form_key")]
-pub async fn reserve_form_key() -> Result<String, ServerFnError> {
-    Ok(format!("form-{}", crate::services::token::random_hex(16)))
-}
-
 /// Reserves, then goes to the new reservation. When the capacity went meanwhile, the message
-/// names the next start that fits. With `request_key` (the form's), at most once per key.
+/// names the next start that fits. With `request_key` (the form's), at most once per key:
+/// the idempotency layer replays a repeated form's answer, and the key stored with the
+/// reservation covers a first answer that was lost.
 #[server(endpoint = "reserve")]
 pub async fn reserve(
     pool_id: i64,
@@ -490,8 +485,13 @@ fn ReserveForm(detail: PoolDetail, ask: Ask) -> impl IntoView {
 #[component]
 fn Review(req: BookingRequest, detail: PoolDetail) -> impl IntoView {
     let quote = crate::resource::load(move || req, quote_request);
-    let form_key = crate::resource::load(move || req, |_| reserve_form_key());
     let reserve = ServerAction::<Reserve>::new();
+    // A fresh key for each review and after each answer (a refused request may be changed
+    // and sent again; the same key with another request would be refused).
+    let form_key = crate::resource::load(
+        move || (req, reserve.version().get()),
+        |_| crate::components::form_key(),
+    );
     let terms = detail.cancellation_terms();
     view! {
         <Transition fallback=|| view! { <p class="loading" role="status">"Pricing…"</p> }>

@@ -1,7 +1,7 @@
 //! A customer's reservations: the contracts its organization holds, newest first.
 
 use crate::booking::Reservation;
-use crate::components::{clean_error, FormResult, LocalTime, SignedIn};
+use crate::components::{clean_error, form_key, FormResult, LocalTime, SignedIn};
 use crate::money::format_cents;
 use crate::window::ReservationState;
 use leptos::form::ActionForm;
@@ -69,10 +69,13 @@ pub fn ReservationsPage() -> impl IntoView {
 fn List() -> impl IntoView {
     let cancel = ServerAction::<CancelReservation>::new();
     let list = crate::resource::load(move || cancel.version().get(), |_| my_reservations(None));
+    // One fresh key per rendering of the list; each row's form adds its reservation's id.
+    let page_key = crate::resource::load(move || cancel.version().get(), |_| form_key());
     view! {
         <FormResult value=move || cancel.value().get() ok="Reservation cancelled; the refund follows the pool's cancellation policy."/>
         <Transition fallback=|| view! { <p class="loading">"Loading reservations…"</p> }>
             {move || Suspend::new(async move {
+                let page_key = page_key.await.unwrap_or_default();
                 match list.await {
                     Ok(l) if l.is_empty() => view! {
                         <section class="empty-state">
@@ -87,6 +90,7 @@ fn List() -> impl IntoView {
                                 <th scope="col" class="num">"Total"</th><th scope="col"></th></tr></thead>
                             <tbody>{l.into_iter().map(|r| {
                                 let cancellable = matches!(r.state, ReservationState::Confirmed | ReservationState::Held);
+                                let row_key = (!page_key.is_empty()).then(|| format!("{page_key}-{}", r.id));
                                 view! {
                                     <tr>
                                         <td><a href=format!("/reservations/{}", r.id)>"#" {r.id}</a></td><td data-label="Pool"><a href=format!("/pools/{}", r.pool_id)>{r.pool_name.clone()}</a></td><td class="num" data-label="Units">{r.units}</td>
@@ -98,6 +102,7 @@ fn List() -> impl IntoView {
                                         <td>{cancellable.then(|| view! {
                                             <ActionForm action=cancel attr:class="inline-form">
                                                 <input type="hidden" name="id" value=r.id/>
+                                                <input type="hidden" name="request_key" value=row_key.clone()/>
                                                 <button type="submit" class="button secondary small">"Cancel"</button>
                                             </ActionForm>
                                         })}</td>
@@ -180,10 +185,18 @@ fn Detail(id: i64) -> impl IntoView {
     );
     let preview =
         crate::resource::load(move || cancel.version().get(), move |_| cancel_preview(id));
+    let keys = crate::resource::load(
+        move || (cancel.version().get(), extend.version().get()),
+        |_| async { (form_key().await, form_key().await) },
+    );
     view! {
         <p class="crumbs"><a href="/reservations">"Your reservations"</a> " › #" {id}</p>
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {
+                let (cancel_key, extend_key) = match keys.await {
+                    (Ok(c), Ok(e)) => (c, e),
+                    _ => Default::default(),
+                };
                 match r.await {
                     Ok(r) => {
                         let open = matches!(r.state, ReservationState::Confirmed | ReservationState::Held);
@@ -213,6 +226,7 @@ fn Detail(id: i64) -> impl IntoView {
                                     </Transition>
                                     <ActionForm action=cancel attr:class="inline-form">
                                         <input type="hidden" name="id" value=r.id/>
+                                        <input type="hidden" name="request_key" value=cancel_key/>
                                         <button type="submit" class="button danger" data-testid="confirm-cancel">"Cancel this reservation"</button>
                                     </ActionForm>
                                 </section>
@@ -222,6 +236,7 @@ fn Detail(id: i64) -> impl IntoView {
                                     <h2 id="extend-title">"Extend"</h2>
                                     <ActionForm action=extend attr:class="inline-form">
                                         <input type="hidden" name="id" value=r.id/>
+                                        <input type="hidden" name="request_key" value=extend_key/>
                                         <label>"Add hours " <input type="number" name="hours" min="1" max="8760" value="24" required/></label>
                                         <button type="submit" class="button secondary">"Extend on the same units"</button>
                                     </ActionForm>

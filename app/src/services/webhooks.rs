@@ -3,10 +3,11 @@
 //! `integrations`); the server's delivery worker sends them.
 
 use super::error::{FieldError, ServiceError};
+use super::mail::{self, PublicUrl};
 use super::token;
 use super::webhook_address;
 use crate::webhook::{Attempt, CreatedWebhook, Delivery, Webhook, EVENTS};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 /// Endpoints per organization; plenty for real integrations, bounded against abuse.
 pub const MAX_ENDPOINTS: i64 = 20;
@@ -170,6 +171,70 @@ pub async fn delete(db: &PgPool, organization_id: i64, id: i64) -> Result<(), Se
     .await?;
     if r.rows_affected() == 0 {
         return Err(ServiceError::NotFound("webhook"));
+    }
+    Ok(())
+}
+
+/// After a delivery failed for the whole retry period: if nothing reached its endpoint since
+/// that delivery was made, the endpoint is down for good. It is disabled, with the reason
+/// on its page, and the organization's owners are told by mail, in the caller's transaction.
+pub async fn disable_if_dead(
+    conn: &mut PgConnection,
+    delivery_id: i64,
+    attempts: i32,
+    last_error: Option<&str>,
+    url: &PublicUrl,
+) -> Result<(), ServiceError> {
+    let last: String = last_error
+        .unwrap_or("no answer")
+        .chars()
+        .take(500)
+        .collect();
+    let disabled = sqlx::query!(
+        r#"update webhook_endpoint w
+           set disabled_at = now(), updated_at = now(),
+               disabled_reason = format('every delivery failed for %s attempts over about three days; the last: %s', $2::int, $3::text)
+           from webhook_delivery failed
+           where failed.id = $1 and w.id = failed.endpoint_id and w.disabled_at is null
+             and not exists (select 1 from webhook_delivery ok
+                             where ok.endpoint_id = w.id and ok.delivered_at >= failed.created_at)
+           returning w.organization_id, w.url"#,
+        delivery_id,
+        attempts,
+        last
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(endpoint) = disabled else {
+        return Ok(());
+    };
+    let owners = sqlx::query!(
+        "select id, email, display_name from app_user where organization_id = $1 and role = 'owner'",
+        endpoint.organization_id
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for owner in owners {
+        let body = format!(
+            "Hello {name},\n\nRigshift disabled your webhook endpoint {hook} because every \
+             delivery to it failed for about three days ({attempts} attempts; the last: {last}).\n\n\
+             Nothing is sent to it until you enable it again at {page}; the events meanwhile \
+             wait and go out then.{footer}",
+            name = owner.display_name,
+            hook = endpoint.url,
+            page = url.link("/webhooks"),
+            footer = mail::footer(url),
+        );
+        mail::queue(
+            conn,
+            mail::Message {
+                user_id: Some(owner.id),
+                to: &owner.email,
+                subject: "A Rigshift webhook endpoint was disabled",
+                body,
+            },
+        )
+        .await?;
     }
     Ok(())
 }

@@ -1,7 +1,12 @@
 //! `Idempotency-Key` on POST, per organization: the first request with a key runs and its
-//! answer (status and body) is kept for 24 hours; a retry with the same key and the same
-//! request replays it, with another request is 422, and while the first still runs is 409.
-//! A retried request never creates a second reservation.
+//! answer (status, body and redirect target) is kept for 24 hours; a retry with the same key
+//! and the same request replays it, with another request is 422, and while the first still
+//! runs is 409. A retried request never creates a second reservation.
+//!
+//! The browser's forms that change money (reserve, extend, cancel) carry the same kind of key
+//! in a `request_key` field rendered into the form, and their server functions pass through
+//! this same layer, so a double click, a reload or a resubmitted page does the thing once and
+//! shows the same result, with JavaScript or without.
 //!
 //! The key is claimed (a row in state `running`) before the handler runs, so concurrent
 //! retries can't both run it. A 5xx answer releases the key, so the caller may retry it.
@@ -28,8 +33,12 @@ use sha2::{Digest, Sha256};
 use std::time::Duration;
 
 pub const HEADER: &str = "idempotency-key";
+/// The form field that carries a browser form's key.
+pub const FORM_FIELD: &str = "request_key";
 /// Kept at least this long, then purged.
 pub const RETENTION_HOURS: i64 = 24;
+/// How long (in tenths of a second) a form sent again waits for the first to finish.
+const FORM_WAIT_ROUNDS: u32 = 150;
 /// Largest answer kept for replay.
 const MAX_STORED_BYTES: usize = 1024 * 1024;
 
@@ -45,11 +54,30 @@ fn valid_key(raw: &HeaderValue) -> Option<&str> {
         .filter(|k| (1..=200).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
 }
 
+enum FormKey {
+    Valid(String),
+    Absent,
+    Invalid,
+}
+
+/// A browser form's `request_key` field.
+fn form_key(body: &[u8]) -> FormKey {
+    match url::form_urlencoded::parse(body).find(|(name, _)| name == FORM_FIELD) {
+        None => FormKey::Absent,
+        Some((_, v)) if v.is_empty() => FormKey::Absent,
+        Some((_, v)) => match HeaderValue::from_str(&v).ok().as_ref().and_then(valid_key) {
+            Some(k) => FormKey::Valid(k.to_string()),
+            None => FormKey::Invalid,
+        },
+    }
+}
+
 enum Claim {
     Run,
     Replay {
         status: i16,
         content_type: Option<String>,
+        location: Option<String>,
         body: Vec<u8>,
     },
     Running,
@@ -60,13 +88,30 @@ enum Claim {
     OtherRequest,
 }
 
+/// The same layer for the browser's server functions (`/api/<name>`), whose forms carry
+/// their key in `request_key`; the JSON API under `/api/v1` has the layer on its own router.
+pub async fn server_function_layer(state: State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if path.starts_with("/api/") && !path.starts_with("/api/v1/") {
+        layer(state, req, next).await
+    } else {
+        next.run(req).await
+    }
+}
+
 pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if req.method() != Method::POST {
         return next.run(req).await;
     }
-    let Some(raw) = req.headers().get(HEADER) else {
+    let header_key = req.headers().get(HEADER).cloned();
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+    if header_key.is_none() && !is_form {
         return next.run(req).await;
-    };
+    }
     // Unauthenticated requests are refused by the handler; nothing to remember.
     let Some(org) = req
         .extensions()
@@ -75,12 +120,6 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         .map(|p| p.organization_id)
     else {
         return next.run(req).await;
-    };
-    let Some(key) = valid_key(raw).map(str::to_string) else {
-        return Problem::bad_request(
-            "Idempotency-Key is 1 to 200 visible ASCII characters, e.g. a UUID",
-        )
-        .into_response();
     };
     let (parts, body) = req.into_parts();
     let Ok(bytes) = to_bytes(body, MAX_BODY_BYTES).await else {
@@ -95,6 +134,31 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         )
         .into_response();
     };
+    let key = match &header_key {
+        Some(raw) => match valid_key(raw) {
+            Some(k) => k.to_string(),
+            None => {
+                return Problem::bad_request(
+                    "Idempotency-Key is 1 to 200 visible ASCII characters, e.g. a UUID",
+                )
+                .into_response()
+            }
+        },
+        None => match form_key(&bytes) {
+            FormKey::Valid(k) => k,
+            FormKey::Absent => {
+                return next
+                    .run(Request::from_parts(parts, Body::from(bytes)))
+                    .await
+            }
+            FormKey::Invalid => {
+                return Problem::bad_request(
+                    "the form's key is malformed; reload the page and submit the form again",
+                )
+                .into_response()
+            }
+        },
+    };
     let mut hasher = Sha256::new();
     hasher.update(parts.uri.path().as_bytes());
     hasher.update(b"?");
@@ -103,7 +167,19 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     hasher.update(&bytes);
     let hash = hasher.finalize().to_vec();
 
-    match claim(&state.db, org, &key, &hash).await {
+    let mut claimed = claim(&state.db, org, &key, &hash).await;
+    // A browser form sent twice at once (a double click): the second waits for the first
+    // and shows its answer, rather than an error about a request the person can't see.
+    if header_key.is_none() {
+        for _ in 0..FORM_WAIT_ROUNDS {
+            if !matches!(claimed, Ok(Claim::Running)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            claimed = claim(&state.db, org, &key, &hash).await;
+        }
+    }
+    match claimed {
         Err(e) => Problem::from(e).into_response(),
         Ok(Claim::Running) => {
             let mut res = Problem::new(
@@ -134,8 +210,9 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         Ok(Claim::Replay {
             status,
             content_type,
+            location,
             body,
-        }) => replay(status, content_type, body),
+        }) => replay(status, content_type, location, body),
         Ok(Claim::Run) => {
             let res = next.run(Request::from_parts(parts, Body::from(bytes))).await;
             finish(&state.db, org, &key, res).await
@@ -167,7 +244,7 @@ async fn claim(db: &sqlx::PgPool, org: i64, key: &str, hash: &[u8]) -> Result<Cl
         return Ok(Claim::Run);
     }
     let Some(row) = sqlx::query!(
-        r#"select request_hash, state, status, content_type, body,
+        r#"select request_hash, state, status, content_type, location, body,
                   created_at < now() - make_interval(secs => $3) as "abandoned!"
            from idempotency_key where organization_id = $1 and key = $2"#,
         org,
@@ -190,6 +267,7 @@ async fn claim(db: &sqlx::PgPool, org: i64, key: &str, hash: &[u8]) -> Result<Cl
         Claim::Replay {
             status: row.status.unwrap_or(200),
             content_type: row.content_type,
+            location: row.location,
             body: row.body.unwrap_or_default(),
         }
     })
@@ -206,6 +284,7 @@ enum Outcome {
     Keep {
         status: i16,
         content_type: Option<String>,
+        location: Option<String>,
         body: Bytes,
     },
 }
@@ -237,13 +316,17 @@ async fn finish(db: &sqlx::PgPool, org: i64, key: &str, res: Response) -> Respon
             Outcome::Release
         }
     } else {
+        let header = |name| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
         Outcome::Keep {
             status: parts.status.as_u16() as i16,
-            content_type: parts
-                .headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string),
+            content_type: header(header::CONTENT_TYPE),
+            location: header(header::LOCATION).filter(|l| l.len() <= 2000),
             body: bytes.clone(),
         }
     };
@@ -303,16 +386,18 @@ async fn record(
         Outcome::Keep {
             status,
             content_type,
+            location,
             body,
         } => sqlx::query!(
             r#"update idempotency_key set state = 'done', status = $3, content_type = $4, body = $5,
-                      completed_at = now()
+                      location = $6, completed_at = now()
                where organization_id = $1 and key = $2 and state = 'running'"#,
             org,
             key,
             status,
             content_type.as_deref(),
-            body.as_ref()
+            body.as_ref(),
+            location.as_deref()
         )
         .execute(db)
         .await
@@ -331,11 +416,19 @@ async fn release(db: &sqlx::PgPool, org: i64, key: &str) -> Result<(), sqlx::Err
     .map(|_| ())
 }
 
-fn replay(status: i16, content_type: Option<String>, body: Vec<u8>) -> Response {
+fn replay(
+    status: i16,
+    content_type: Option<String>,
+    location: Option<String>,
+    body: Vec<u8>,
+) -> Response {
     let mut res = Response::new(Body::from(body));
     *res.status_mut() = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
     if let Some(ct) = content_type.and_then(|c| HeaderValue::from_str(&c).ok()) {
         res.headers_mut().insert(header::CONTENT_TYPE, ct);
+    }
+    if let Some(to) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        res.headers_mut().insert(header::LOCATION, to);
     }
     res.headers_mut()
         .insert("idempotent-replayed", HeaderValue::from_static("true"));

@@ -926,10 +926,18 @@ async fn an_endpoint_failing_for_the_whole_retry_period_is_disabled_until_enable
             .unwrap(),
     )
     .await;
-    let hook = &list["items"][0];
+    let hook = &list["data"][0];
     assert!(hook["disabled_at"].is_string(), "{list}");
     let reason = hook["disabled_reason"].as_str().unwrap();
     assert!(reason.contains("503"), "{reason}");
+    // The organization's owner is told by mail.
+    let told: String = sqlx::query_scalar(
+        "select body from mail_message where subject = 'A Rigshift webhook endpoint was disabled'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert!(told.contains(&url) && told.contains("/webhooks"), "{told}");
 
     // Disabled: new events are not sent to it, and nothing is attempted.
     app.api(Method::POST, "/reservations", &owner)
@@ -967,7 +975,7 @@ async fn an_endpoint_failing_for_the_whole_retry_period_is_disabled_until_enable
             .unwrap(),
     )
     .await;
-    assert!(list["items"][0]["disabled_at"].is_null());
+    assert!(list["data"][0]["disabled_at"].is_null());
 }
 
 /// What is tried, with which key, how, and the status it must get.

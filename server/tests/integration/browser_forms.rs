@@ -1,5 +1,6 @@
-//! The browser's reserve form is idempotent: it carries a key rendered into the page, so a
-//! resubmitted form (a double click, a reload, the back button) books once.
+//! The browser's forms that move money (reserve, extend, cancel) are idempotent: each carries
+//! a key rendered into the page, so a resubmitted form (a double click, a reload, the back
+//! button) does its thing once and shows the same result.
 
 use crate::helpers::TestApp;
 use sqlx::PgPool;
@@ -54,7 +55,7 @@ async fn a_resubmitted_reserve_form_books_once(db: PgPool) {
 
     // The form's key comes from the server, fresh for each review.
     let key_of = || async {
-        let res = app.call("reserve_form_key", Some(&cookie), &[]).await;
+        let res = app.call("form_key", Some(&cookie), &[]).await;
         assert_eq!(res.status(), 200);
         res.json::<String>().await.unwrap()
     };
@@ -119,6 +120,80 @@ async fn a_resubmitted_reserve_form_books_once(db: PgPool) {
     let mut bad = form2;
     bad[4].1 = "a key with spaces";
     let res = app.call("reserve", Some(&cookie), &bad).await;
-    assert_eq!(res.status(), 422);
+    assert_eq!(res.status(), 400, "{}", res.text().await.unwrap());
     assert_eq!(reservations(&db).await, before + 2);
+
+    // Extend, twice with one form: the reservation grows once; both posts end on the same
+    // page (JavaScript off).
+    let id = a["id"].as_i64().unwrap().to_string();
+    let end = |db: PgPool, id: i64| async move {
+        sqlx::query_scalar::<_, chrono::DateTime<chrono::Utc>>(
+            "select upper(during) from reservation where id = $1",
+        )
+        .bind(id)
+        .fetch_one(&db)
+        .await
+        .unwrap()
+    };
+    let before_end = end(db.clone(), a["id"].as_i64().unwrap()).await;
+    let extend_key = key_of().await;
+    let extend = [
+        ("id", id.as_str()),
+        ("hours", "2"),
+        ("request_key", extend_key.as_str()),
+    ];
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let res = app
+            .client
+            .post(app.url("/api/extend_reservation"))
+            .header("origin", app.origin())
+            .header("accept", "text/html,application/xhtml+xml")
+            .header("referer", app.url(&format!("/reservations/{id}")))
+            .header("cookie", &cookie)
+            .form(&extend)
+            .send()
+            .await
+            .unwrap();
+        answers.push((
+            res.status().as_u16(),
+            res.headers().get("location").cloned(),
+        ));
+    }
+    assert_eq!(answers[0], answers[1], "the same answer twice");
+    assert!(
+        answers[0].1.is_some(),
+        "a redirect back to the page: {answers:?}"
+    );
+    assert_eq!(
+        end(db.clone(), a["id"].as_i64().unwrap()).await,
+        before_end + chrono::Duration::hours(2),
+        "extended once"
+    );
+
+    // Cancel, twice with one form: cancelled once, the second post gets the first's answer
+    // (JavaScript on), not an error about a reservation already cancelled.
+    let cancel_key = key_of().await;
+    let cancel = [("id", id.as_str()), ("request_key", cancel_key.as_str())];
+    let first = app.call("cancel_reservation", Some(&cookie), &cancel).await;
+    assert_eq!(first.status(), 200);
+    let first: serde_json::Value = first.json().await.unwrap();
+    let second = app.call("cancel_reservation", Some(&cookie), &cancel).await;
+    assert_eq!(second.status(), 200);
+    assert_eq!(second.headers()["idempotent-replayed"], "true");
+    let second: serde_json::Value = second.json().await.unwrap();
+    assert_eq!(first, second);
+    let refunds: i64 = sqlx::query_scalar(
+        "select count(*) from ledger_transaction where kind = 'refund' and reservation_id = $1",
+    )
+    .bind(a["id"].as_i64().unwrap())
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(refunds, 1);
+    // Without a key, a second cancel says what happened.
+    let again = app
+        .call("cancel_reservation", Some(&cookie), &[("id", id.as_str())])
+        .await;
+    assert_eq!(again.status(), 409);
 }
