@@ -39,7 +39,7 @@ test("a forgotten password is reset from the sign-in page with the link in the m
     .toBeTruthy();
   await page.goto(link!);
   await hydrated(page);
-  await page.getByLabel("New password").fill("a brand new passphrase 2026");
+  await page.getByLabel(/^New password/).fill("a brand new passphrase 2026");
   await page.getByLabel("The same again").fill("a brand new passphrase 2026");
   await page.getByRole("button", { name: "Set the new password" }).click();
   await expect(page.getByTestId("login-notice")).toContainText("password was changed");

@@ -42,7 +42,8 @@ test("a webhook registered in the browser receives a signed event and shows its 
     await form.getByLabel("reservation.created").check();
     await form.getByRole("button", { name: "Add endpoint" }).click();
     const secret = (await page.getByTestId("new-webhook-secret").textContent())!.trim();
-    expect(secret).toMatch(/^whsec_[0-9a-f]{64}$/);
+    // A Standard Webhooks secret: `whsec_` and the base64 of 24 random bytes.
+    expect(secret).toMatch(/^whsec_[A-Za-z0-9+/]{32}$/);
     await expect(page.getByTestId("webhook-table")).toContainText(url);
 
     // A reservation made through the API with a key of the same organization.
@@ -70,8 +71,14 @@ test("a webhook registered in the browser receives a signed event and shows its 
     const event = JSON.parse(got.body);
     expect(event.type).toBe("reservation.created");
     expect(event.data.reservation_id).toBe(reservation.id);
-    const [t, v1] = String(got.headers["rigshift-signature"]).split(",").map((p) => p.split("=")[1]);
-    expect(v1).toBe(createHmac("sha256", secret).update(`${t}.${got.body}`).digest("hex"));
+    // Standard Webhooks: base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<body>",
+    // keyed with the base64-decoded secret.
+    const id = String(got.headers["webhook-id"]);
+    const ts = String(got.headers["webhook-timestamp"]);
+    expect(Math.abs(Date.now() / 1000 - Number(ts))).toBeLessThan(120);
+    const signingKey = Buffer.from(secret.slice("whsec_".length), "base64");
+    const expected = createHmac("sha256", signingKey).update(`${id}.${ts}.${got.body}`).digest("base64");
+    expect(String(got.headers["webhook-signature"])).toBe(`v1,${expected}`);
 
     // The browser lists the delivery with its attempt.
     await page.goto("/webhooks");
