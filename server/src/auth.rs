@@ -5,6 +5,7 @@
 
 use crate::api::problem::Problem;
 use crate::http::AppState;
+use app::services::audit::{self, Actor};
 use app::services::{api_keys, principal::Door, sessions, web::RequestAuth};
 use axum::{
     body::Body,
@@ -80,9 +81,10 @@ pub async fn authenticate(
                         Ok(q) => q,
                         Err(problem) => return problem.into_response(),
                     };
+                    let actor = Actor::of(&p);
                     auth.principal = Some(p);
                     req.extensions_mut().insert(auth);
-                    let mut res = next.run(req).await;
+                    let mut res = audit::acting_as(actor, next.run(req)).await;
                     quota.write(res.headers_mut());
                     return res;
                 }
@@ -114,8 +116,13 @@ pub async fn authenticate(
         }
     }
     let signed_in = auth.user.is_some();
+    let actor = auth.principal.as_ref().map(Actor::of);
     req.extensions_mut().insert(auth);
-    let mut res = next.run(req).await;
+    // Whatever the request changes is recorded in the audit trail as done by its caller.
+    let mut res = match actor {
+        Some(actor) => audit::acting_as(actor, next.run(req)).await,
+        None => next.run(req).await,
+    };
     if signed_in {
         // Pages for a signed-in person hold their organization's data: never cached by
         // shared caches, nor kept by the browser for the next person at the keyboard.

@@ -161,6 +161,7 @@ fn Account(user: CurrentUser) -> impl IntoView {
         <ApiKeys user=user.clone()/>
         <p><a href="/webhooks">"Webhooks"</a> " · " <a href="/developers">"API reference"</a></p>
         <PasswordForm/>
+        <crate::pages::activity::Activity everyone=false/>
     }
 }
 

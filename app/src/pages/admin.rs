@@ -36,7 +36,7 @@ pub fn AdminPage() -> impl IntoView {
         <Title text="Administration"/>
         <SignedIn next="/admin" page=|user| {
             if user.platform_admin {
-                view! { <Organizations/> }.into_any()
+                view! { <Organizations/> <crate::pages::activity::Activity everyone=true/> }.into_any()
             } else {
                 view! { <NotFound/> }.into_any()
             }

@@ -321,6 +321,7 @@ pub async fn change_password(
         url,
     )
     .await?;
+    super::audit::record_for_user(&mut tx, user_id, "user.password_changed").await?;
     tx.commit().await?;
     Ok(())
 }

@@ -76,6 +76,19 @@ pub async fn set_suspended(
         .execute(&mut *tx)
         .await?;
     }
+    let action = if suspend {
+        "organization.suspended"
+    } else {
+        "organization.reinstated"
+    };
+    super::audit::note(
+        &mut tx,
+        organization_id,
+        action,
+        ("organization", organization_id),
+        serde_json::json!({}),
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(
         organization_id,

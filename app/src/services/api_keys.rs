@@ -127,6 +127,20 @@ pub async fn create(
     for user_id in told {
         super::mail::security_notice(&mut tx, user_id, &what, url).await?;
     }
+    super::audit::record(
+        &mut tx,
+        super::audit::Event {
+            organization_id: Some(organization_id),
+            action: "api_key.created",
+            object_type: "api_key",
+            object_id: Some(row.id),
+            detail: serde_json::json!({
+                "prefix": format!("{KEY_PREFIX}{prefix}"), "name": k.name.trim(),
+                "scopes": scope_names, "expires_at": expires_at,
+            }),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(CreatedApiKey {
         key: ApiKeyView {
@@ -174,18 +188,32 @@ pub async fn revoke(
     key_id: i64,
     now: DateTime<Utc>,
 ) -> Result<(), ServiceError> {
-    let r = sqlx::query!(
+    let mut tx = db.begin().await?;
+    let revoked = sqlx::query!(
         r#"update api_key set revoked_at = coalesce(revoked_at, $3), updated_at = $3
-           where id = $1 and organization_id = $2"#,
+           where id = $1 and organization_id = $2
+           returning prefix, name"#,
         key_id,
         organization_id,
         now
     )
-    .execute(db)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ServiceError::NotFound("API key"))?;
+    super::audit::record(
+        &mut tx,
+        super::audit::Event {
+            organization_id: Some(organization_id),
+            action: "api_key.revoked",
+            object_type: "api_key",
+            object_id: Some(key_id),
+            detail: serde_json::json!({
+                "prefix": format!("{KEY_PREFIX}{}", revoked.prefix), "name": revoked.name,
+            }),
+        },
+    )
     .await?;
-    if r.rows_affected() == 0 {
-        return Err(ServiceError::NotFound("API key"));
-    }
+    tx.commit().await?;
     Ok(())
 }
 

@@ -119,23 +119,50 @@ pub async fn add(
         }
         Err(AllocateError::Db(e)) => return Err(e.into()),
     }
+    super::audit::record(
+        &mut tx,
+        super::audit::Event {
+            organization_id: Some(operator_id),
+            action: "blackout.created",
+            object_type: "blackout",
+            object_id: Some(id),
+            detail: serde_json::json!({
+                "pool_id": pool.id, "units": wanted, "start": window.start(), "end": window.end(),
+                "reason": reason,
+            }),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(id)
 }
 
 /// Removes a blackout and frees its units.
 pub async fn remove(db: &PgPool, operator_id: i64, blackout_id: i64) -> Result<(), ServiceError> {
+    let mut tx = db.begin().await?;
     let deleted = sqlx::query!(
         r#"delete from blackout b using site s
-           where b.id = $1 and s.id = b.site_id and s.operator_id = $2"#,
+           where b.id = $1 and s.id = b.site_id and s.operator_id = $2
+           returning b.pool_id, lower(b.during) as "start!", upper(b.during) as "end!""#,
         blackout_id,
         operator_id
     )
-    .execute(db)
+    .fetch_optional(&mut *tx)
     .await?
-    .rows_affected();
-    if deleted == 0 {
-        return Err(ServiceError::NotFound("blackout"));
-    }
+    .ok_or(ServiceError::NotFound("blackout"))?;
+    super::audit::record(
+        &mut tx,
+        super::audit::Event {
+            organization_id: Some(operator_id),
+            action: "blackout.removed",
+            object_type: "blackout",
+            object_id: Some(blackout_id),
+            detail: serde_json::json!({
+                "pool_id": deleted.pool_id, "start": deleted.start, "end": deleted.end,
+            }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
     Ok(())
 }

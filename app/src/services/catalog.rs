@@ -1,6 +1,7 @@
 //! What operators list: sites, capacity pools and their availability windows.
 //! Every write is scoped to the operator's own sites.
 
+use super::audit;
 use super::error::{FieldError, ServiceError};
 use crate::power;
 use crate::pricing::{CancellationTier, TermDiscount};
@@ -249,13 +250,16 @@ pub async fn create_site(
         s.hashprice_usd_cents_per_ph_day
     )
     .fetch_optional(&mut *conn)
-    .await?;
-    id.ok_or_else(|| {
+    .await?
+    .ok_or_else(|| {
         ServiceError::invalid(
             "name",
             "you already have a site with this name; choose another",
         )
-    })
+    })?;
+    let detail = serde_json::json!({ "name": s.name.trim(), "status": s.status });
+    audit::note(&mut conn, operator_id, "site.created", ("site", id), detail).await?;
+    Ok(id)
 }
 
 /// One of the operator's sites as its edit form shows it.
@@ -328,6 +332,15 @@ pub async fn update_site(
         Some("site_operator_name_key") => ServiceError::invalid("name", "you already have a site with this name; choose another"),
         _ => e.into(),
     })?;
+    let detail = serde_json::json!({ "name": s.name.trim(), "status": s.status });
+    audit::note(
+        &mut tx,
+        operator_id,
+        "site.updated",
+        ("site", site_id),
+        detail,
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -486,6 +499,17 @@ pub async fn create_pool(
     .execute(&mut *tx)
     .await?;
     replace_policies(&mut tx, site_id, pool_id, &p.discounts, &p.cancellation).await?;
+    let detail = serde_json::json!({
+        "site_id": site_id, "name": p.name.trim(), "units": p.unit_count, "price_cents": p.price_cents,
+    });
+    audit::note(
+        &mut tx,
+        operator_id,
+        "pool.created",
+        ("pool", pool_id),
+        detail,
+    )
+    .await?;
     tx.commit().await?;
     Ok(pool_id)
 }
@@ -616,6 +640,18 @@ pub async fn update_pool(
     .execute(&mut *tx)
     .await?;
     replace_policies(&mut tx, row.site_id, pool_id, &p.discounts, &p.cancellation).await?;
+    let detail = serde_json::json!({
+        "name": p.name.trim(), "price_cents": p.price_cents, "min_term_hours": p.min_term_hours,
+        "max_term_hours": p.max_term_hours, "min_lead_hours": p.min_lead_hours,
+    });
+    audit::note(
+        &mut tx,
+        operator_id,
+        "pool.updated",
+        ("pool", pool_id),
+        detail,
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }

@@ -207,6 +207,7 @@ pub async fn reset_password(
         url,
     )
     .await?;
+    super::audit::record_for_user(&mut tx, claimed.id, "user.password_reset").await?;
     tx.commit().await?;
     throttle::clear(db, &throttle::account_key(&claimed.email)).await?;
     Ok(claimed.id)

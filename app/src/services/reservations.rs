@@ -280,6 +280,8 @@ async fn book(
     key: Option<&str>,
 ) -> Result<Option<Booked>, sqlx::Error> {
     let range = pools::to_range(&c.window);
+    // The audit event is written by the same statement: the booking commits with it or not.
+    let (actor_user, actor_key) = super::audit::current_ids();
     let row = sqlx::query!(
         r#"
         with res as (
@@ -302,6 +304,14 @@ async fn book(
             insert into allocation (site_id, pool_id, unit_id, reservation_id, during)
             select chosen.site_id, chosen.pool_id, chosen.id, res.id, $5 from chosen cross join res
             returning 1
+        ),
+        audited as (
+            insert into audit_event (organization_id, actor_user_id, actor_key_id, actor_label,
+                                     action, object_type, object_id, detail)
+            select $3, $15, $16, audit_actor_label($15, $16), 'reservation.created', 'reservation', res.id,
+                   jsonb_build_object('pool_id', $2::bigint, 'units', $4::int, 'start', lower($5::tstzrange),
+                                      'end', upper($5::tstzrange), 'total_cents', $11::bigint)
+            from res
         )
         select res.id, res.created_at, (select count(*) from taken) as "allocated!" from res
         "#,
@@ -319,6 +329,8 @@ async fn book(
         c.units,
         p.fee_bp as i32,
         key,
+        actor_user,
+        actor_key,
     )
     .fetch_optional(&mut *conn)
     .await?;
@@ -624,6 +636,17 @@ pub async fn cancel(
     )
     .execute(&mut *tx)
     .await?;
+    super::audit::record(
+        &mut tx,
+        super::audit::Event {
+            organization_id: Some(customer_id),
+            action: "reservation.cancelled",
+            object_type: "reservation",
+            object_id: Some(id),
+            detail: serde_json::json!({ "refund_cents": preview.refund_cents }),
+        },
+    )
+    .await?;
     tx.commit().await?;
     get(db, customer_id, id, now).await
 }
@@ -750,6 +773,19 @@ async fn try_extend(
     .execute(&mut *tx)
     .await
     .map_err(raw)?;
+    super::audit::record(
+        &mut tx,
+        super::audit::Event {
+            organization_id: Some(customer_id),
+            action: "reservation.extended",
+            object_type: "reservation",
+            object_id: Some(id),
+            detail: serde_json::json!({
+                "from_end": r.end, "to_end": new_end, "total_cents": p.total_cents,
+            }),
+        },
+    )
+    .await?;
     tx.commit().await.map_err(raw)?;
     Ok(())
 }

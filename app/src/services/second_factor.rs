@@ -216,6 +216,7 @@ pub async fn confirm(
         url,
     )
     .await?;
+    super::audit::record_for_user(&mut tx, user_id, "user.second_factor_enabled").await?;
     tx.commit().await?;
     Ok(codes)
 }
@@ -333,6 +334,7 @@ pub async fn disable(
         url,
     )
     .await?;
+    super::audit::record_for_user(&mut tx, user_id, "user.second_factor_disabled").await?;
     tx.commit().await?;
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! outbox by database triggers in the same transaction as the change (see the migration
 //! `integrations`); the server's delivery worker sends them.
 
+use super::audit;
 use super::error::{FieldError, ServiceError};
 use super::mail::{self, PublicUrl};
 use super::token;
@@ -81,6 +82,7 @@ pub async fn create(
     // Standard Webhooks secrets: `whsec_` and base64 of the key (24 random bytes), which
     // stock verifiers decode. Secrets made before were `whsec_` and 64 hex digits.
     let secret = format!("whsec_{}", token::random_base64(24));
+    let mut tx = db.begin().await?;
     let row = sqlx::query!(
         r#"insert into webhook_endpoint (organization_id, url, secret, events)
            values ($1, $2, $3, $4) returning id, created_at"#,
@@ -89,8 +91,18 @@ pub async fn create(
         secret,
         &events
     )
-    .fetch_one(db)
+    .fetch_one(&mut *tx)
     .await?;
+    let detail = serde_json::json!({ "url": url, "events": events });
+    audit::note(
+        &mut tx,
+        organization_id,
+        "webhook.created",
+        ("webhook", row.id),
+        detail,
+    )
+    .await?;
+    tx.commit().await?;
     Ok(CreatedWebhook {
         webhook: Webhook {
             id: row.id,
@@ -149,6 +161,14 @@ pub async fn enable(db: &PgPool, organization_id: i64, id: i64) -> Result<(), Se
     if found.is_none() {
         return Err(ServiceError::NotFound("webhook"));
     }
+    audit::note(
+        &mut tx,
+        organization_id,
+        "webhook.enabled",
+        ("webhook", id),
+        serde_json::json!({}),
+    )
+    .await?;
     sqlx::query!(
         r#"update webhook_delivery set attempts = 0, failed_at = null, next_attempt_at = now()
            where endpoint_id = $1 and delivered_at is null"#,
@@ -162,16 +182,25 @@ pub async fn enable(db: &PgPool, organization_id: i64, id: i64) -> Result<(), Se
 
 /// Deletes an endpoint (its pending deliveries go with it).
 pub async fn delete(db: &PgPool, organization_id: i64, id: i64) -> Result<(), ServiceError> {
-    let r = sqlx::query!(
-        "delete from webhook_endpoint where id = $1 and organization_id = $2",
+    let mut tx = db.begin().await?;
+    let url = sqlx::query_scalar!(
+        "delete from webhook_endpoint where id = $1 and organization_id = $2 returning url",
         id,
         organization_id
     )
-    .execute(db)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ServiceError::NotFound("webhook"))?;
+    let detail = serde_json::json!({ "url": url });
+    audit::note(
+        &mut tx,
+        organization_id,
+        "webhook.deleted",
+        ("webhook", id),
+        detail,
+    )
     .await?;
-    if r.rows_affected() == 0 {
-        return Err(ServiceError::NotFound("webhook"));
-    }
+    tx.commit().await?;
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 document of the JSON API, generated from the handlers' annotations and
 //! served at `/api/v1/openapi.json`; the app's API reference page renders the same document.
 
-use super::{ledger, market, operations, reservations, webhooks};
+use super::{audit, ledger, market, operations, reservations, webhooks};
 use axum::{http::header, response::IntoResponse};
 use std::sync::OnceLock;
 use utoipa::{
@@ -22,7 +22,7 @@ each page carries `next_cursor` until the last. Creating POSTs accept an `Idempo
 Each key may make a limited number of requests a minute (429 with `Retry-After` beyond)."
     ),
     paths(
-        operations::organization,
+        operations::organization, audit::list,
         market::list_pools, market::get_pool, market::availability, market::timeline,
         market::find_slot, market::search,
         reservations::quote, reservations::create, reservations::list, reservations::get,

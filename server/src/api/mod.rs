@@ -3,6 +3,7 @@
 //! browser's server functions, and answer JSON or a [`problem::Problem`]. The OpenAPI
 //! document ([`doc`]) is generated from these handlers' annotations.
 
+pub mod audit;
 pub mod doc;
 pub mod idempotency;
 pub mod ledger;
@@ -70,6 +71,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/ledger/entries", get(ledger::entries))
         .route("/ledger/statement", get(ledger::statement))
         .route("/ledger/earnings", get(ledger::earnings))
+        .route("/audit-events", get(audit::list))
         .route("/webhooks", get(webhooks::list).post(webhooks::create))
         .route("/webhooks/{id}", axum::routing::delete(webhooks::delete))
         .route("/webhooks/{id}/enable", post(webhooks::enable))

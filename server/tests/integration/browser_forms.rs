@@ -8,7 +8,7 @@ use sqlx::PgPool;
 const PW: &str = server::seed::DEMO_PASSWORD;
 
 /// A GPU pool of a live site and the earliest 24-hour window one node is free in it.
-async fn free_window(db: &PgPool) -> (i64, String, i64) {
+pub async fn free_window(db: &PgPool) -> (i64, String, i64) {
     let pool: i64 = sqlx::query_scalar(
         r#"select p.id from capacity_pool p join site s on s.id = p.site_id
            where p.kind = 'gpu' and s.status = 'live' and p.min_lead_hours <= 48

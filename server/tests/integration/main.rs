@@ -6,6 +6,7 @@ mod helpers;
 
 mod account_security;
 mod api;
+mod audit;
 mod auth;
 mod browser_forms;
 mod embedded_pg;
