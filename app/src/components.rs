@@ -118,6 +118,18 @@ pub async fn form_key() -> Result<String, ServerFnError> {
     Ok(format!("form-{}", crate::services::token::random_hex(16)))
 }
 
+/// The error of a form posted without JavaScript, which the server sends back to the form's
+/// page as `?form_error=` (see the server's `form_errors_back_to_the_page`).
+#[component]
+pub fn FormErrorFromRedirect() -> impl IntoView {
+    let query = leptos_router::hooks::use_query_map();
+    move || {
+        query.read().get("form_error").map(|e| {
+            view! { <p class="form-error" role="alert" data-testid="form-error">{e}</p> }
+        })
+    }
+}
+
 /// Server function errors arrive wrapped by their transport; people only need the message.
 pub fn clean_error(s: &str) -> String {
     s.trim_start_matches("error running server function: ")

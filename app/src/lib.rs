@@ -91,6 +91,7 @@ pub fn App() -> impl IntoView {
                 </nav>
             </header>
             <main id="main">
+                <components::FormErrorFromRedirect/>
                 // Pages render completely on the server before the first byte (async mode),
                 // so people without JavaScript get the data, not a loading placeholder.
                 <Routes fallback=pages::not_found::NotFound>

@@ -134,6 +134,7 @@ pub fn router(state: AppState) -> Router {
             crate::ops::record,
         ))
         .layer(middleware::map_response(page_policy))
+        .layer(middleware::from_fn(form_errors_back_to_the_page))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(middleware::from_fn(run_to_completion))
         .layer(TimeoutLayer::with_status_code(
@@ -186,6 +187,66 @@ async fn run_to_completion(req: Request<Body>, next: middleware::Next) -> Respon
             StatusCode::SERVICE_UNAVAILABLE.into_response()
         }
     }
+}
+
+/// A form posted without JavaScript that fails gets its page back with the error, rather
+/// than a bare text answer that loses the form: a 303 to the page it came from (its
+/// `Referer`, as a path on this site) with `form_error=<message>`, which the app shows at the
+/// top of the page. Requests with JavaScript ask for JSON and get the error as before.
+async fn form_errors_back_to_the_page(req: Request<Body>, next: middleware::Next) -> Response {
+    let path = req.uri().path();
+    let from_plain_form = req.method() == axum::http::Method::POST
+        && path.starts_with("/api/")
+        && !path.starts_with("/api/v1/")
+        && req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|a| a.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"));
+    let back = req
+        .headers()
+        .get(header::REFERER)
+        .and_then(|r| r.to_str().ok())
+        .and_then(|r| url::Url::parse(r).ok())
+        .map(|u| {
+            let kept: Vec<(String, String)> = u
+                .query_pairs()
+                .filter(|(k, _)| k != "form_error")
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            (u.path().to_string(), kept)
+        });
+    let res = next.run(req).await;
+    let status = res.status();
+    if !from_plain_form || !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let Some((page, mut query)) = back else {
+        return res;
+    };
+    let (_, body) = res.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes);
+    let message = match text.split_once('|') {
+        Some((_, m)) if text.starts_with("ServerError|") => m.to_string(),
+        _ => serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v["detail"].as_str().map(str::to_string))
+            .unwrap_or_else(|| format!("the form could not be sent (HTTP {})", status.as_u16())),
+    };
+    query.push(("form_error".into(), message.chars().take(500).collect()));
+    let mut to = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in &query {
+        to.append_pair(k, v);
+    }
+    let location = format!("{page}?{}", to.finish());
+    Response::builder()
+        .status(StatusCode::SEE_OTHER)
+        .header(header::LOCATION, location)
+        .body(Body::empty())
+        .unwrap_or_else(|_| StatusCode::BAD_REQUEST.into_response())
 }
 
 /// Server functions get the database pool in their reactive context.

@@ -16,13 +16,16 @@ pub async fn request_password_reset(email: String) -> Result<(), ServerFnError> 
     let now = chrono::Utc::now();
     // Each request costs a mail: a client address gets the sign-up allowance.
     if let Some(ip) = auth.client {
-        throttle::attempt(&db, &throttle::signup_key(ip), throttle::SIGNUP, now)
+        throttle::attempt(&db, &throttle::reset_key(ip), throttle::SIGNUP, now)
             .await
             .map_err(web::fail)?;
     }
     recovery::request_reset(&db, &email, &web::public_url()?, now)
         .await
-        .map_err(web::fail)
+        .map_err(web::fail)?;
+    // Without JavaScript the browser follows this; with it, the page shows the same notice.
+    leptos_axum::redirect("/forgot?sent=1");
+    Ok(())
 }
 
 /// Whether a reset link still works.
@@ -78,18 +81,21 @@ pub async fn verify_email(token: String) -> Result<(), ServerFnError> {
 #[component]
 pub fn ForgotPage() -> impl IntoView {
     let action = ServerAction::<RequestPasswordReset>::new();
+    let query = use_query_map();
+    let sent =
+        move || matches!(action.value().get(), Some(Ok(()))) || query.read().get("sent").is_some();
     view! {
         <Title text="Reset your password"/>
         <section class="auth-card" aria-labelledby="forgot-title">
             <h1 id="forgot-title">"Reset your password"</h1>
-            {move || match action.value().get() {
-                Some(Ok(())) => view! {
+            {move || match sent() {
+                true => view! {
                     <p class="notice" role="status" data-testid="reset-sent">
                         "If an account uses that address, a link to choose a new password is on its way. "
                         "It works once, for one hour. Check your spam folder if it does not arrive in a few minutes."
                     </p>
                 }.into_any(),
-                _ => view! {
+                false => view! {
                     <p class="muted">"Type the email address you sign in with; we mail you a link to choose a new password."</p>
                     <ActionForm action=action attr:class="stack-form" attr:data-testid="forgot-form">
                         <label>"Email"

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 pub struct SecondFactorSetup {
     pub secret: String,
     pub uri: String,
+    pub recovery_codes: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +47,7 @@ pub async fn second_factor_status() -> Result<TwoFactorState, ServerFnError> {
         pending: s.pending.map(|e| SecondFactorSetup {
             secret: e.secret,
             uri: e.uri,
+            recovery_codes: e.recovery_codes,
         }),
         recovery_codes_left: s.recovery_codes_left,
     })
@@ -165,6 +167,11 @@ pub fn SecondFactorPanel(user: CurrentUser) -> impl IntoView {
                                            <a href=setup.uri.clone()>"this link"</a>
                                            " on your phone, or type this key:"</p>
                                         <p><code data-testid="2fa-secret">{setup.secret.clone()}</code></p>
+                                        <p><strong>"Keep these recovery codes somewhere safe now:"</strong>
+                                           " each signs you in once if you lose your phone; they are not shown again once two-factor authentication is on."</p>
+                                        <ul class="codes" data-testid="pending-recovery-codes">
+                                            {setup.recovery_codes.iter().map(|c| view! { <li><code>{c.clone()}</code></li> }).collect_view()}
+                                        </ul>
                                         <ActionForm action=confirm attr:class="stack-form">
                                             <label>"The six-digit code it shows"
                                                 <input type="text" name="code" autocomplete="one-time-code" inputmode="numeric" required maxlength="20"/>

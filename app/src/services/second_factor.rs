@@ -70,6 +70,8 @@ pub struct Enrollment {
     pub secret: String,
     /// The `otpauth://` link authenticator apps read (as a QR code or a tap on a phone).
     pub uri: String,
+    /// The recovery codes that work once the setup is confirmed.
+    pub recovery_codes: Vec<String>,
 }
 
 /// Whether the person signs in with a second factor.
@@ -83,27 +85,36 @@ pub async fn enabled(conn: &mut PgConnection, user_id: i64) -> Result<bool, Serv
     Ok(on.unwrap_or(false))
 }
 
-/// Starts setting up TOTP: a new secret, kept until the person confirms it with a code.
+/// Starts setting up TOTP: a new secret and ten recovery codes, kept until the person
+/// confirms the secret with a code.
 pub async fn begin(db: &PgPool, user_id: i64) -> Result<Enrollment, ServiceError> {
     let mut secret = [0u8; 20];
     getrandom::fill(&mut secret).expect("the operating system's random source failed");
+    let codes: Vec<String> = (0..RECOVERY_CODES)
+        .map(|_| {
+            let raw = token::random_alnum(10);
+            format!("{}-{}", &raw[..5], &raw[5..])
+        })
+        .collect();
     let email = sqlx::query_scalar!(
-        r#"update app_user set totp_secret = $2, updated_at = now()
+        r#"update app_user set totp_secret = $2, totp_pending_codes = $3, updated_at = now()
            where id = $1 and totp_enabled_at is null returning email"#,
         user_id,
-        &secret[..]
+        &secret[..],
+        &codes
     )
     .fetch_optional(db)
     .await?
     .ok_or_else(|| {
         ServiceError::conflict("two-factor authentication is already on; turn it off first to set up a new authenticator")
     })?;
-    Ok(enrollment(&secret, &email))
+    Ok(enrollment(&secret, &email, codes))
 }
 
-fn enrollment(secret: &[u8], email: &str) -> Enrollment {
+fn enrollment(secret: &[u8], email: &str, recovery_codes: Vec<String>) -> Enrollment {
     let encoded = base32(secret);
     Enrollment {
+        recovery_codes,
         uri: format!(
             "otpauth://totp/Rigshift:{}?secret={encoded}&issuer=Rigshift&algorithm=SHA1&digits=6&period=30",
             percent_encode(email)
@@ -123,7 +134,7 @@ pub struct Status {
 
 pub async fn status(db: &PgPool, user_id: i64) -> Result<Status, ServiceError> {
     let row = sqlx::query!(
-        r#"select email, totp_secret, totp_enabled_at is not null as "enabled!",
+        r#"select email, totp_secret, totp_pending_codes, totp_enabled_at is not null as "enabled!",
                   (select count(*) from recovery_code r where r.user_id = u.id and r.used_at is null) as "left!"
            from app_user u where id = $1"#,
         user_id
@@ -135,7 +146,7 @@ pub async fn status(db: &PgPool, user_id: i64) -> Result<Status, ServiceError> {
         pending: row
             .totp_secret
             .filter(|_| !row.enabled)
-            .map(|s| enrollment(&s, &row.email)),
+            .map(|s| enrollment(&s, &row.email, row.totp_pending_codes.unwrap_or_default())),
         recovery_codes_left: row.left,
     })
 }
@@ -184,7 +195,7 @@ pub async fn confirm(
 ) -> Result<Vec<String>, ServiceError> {
     let mut tx = db.begin().await?;
     let row = sqlx::query!(
-        "select totp_secret, totp_enabled_at from app_user where id = $1 for update",
+        "select totp_secret, totp_enabled_at, totp_pending_codes from app_user where id = $1 for update",
         user_id
     )
     .fetch_one(&mut *tx)
@@ -201,14 +212,16 @@ pub async fn confirm(
     })?;
     let step = matching_step(&secret, code, None, now).ok_or_else(wrong_code)?;
     sqlx::query!(
-        "update app_user set totp_enabled_at = $2, totp_last_step = $3, updated_at = now() where id = $1",
+        r#"update app_user set totp_enabled_at = $2, totp_last_step = $3, totp_pending_codes = null,
+             updated_at = now() where id = $1"#,
         user_id,
         now,
         step
     )
     .execute(&mut *tx)
     .await?;
-    let codes = new_recovery_codes(&mut tx, user_id).await?;
+    let codes = row.totp_pending_codes.unwrap_or_default();
+    keep_recovery_codes(&mut tx, user_id, &codes).await?;
     mail::security_notice(
         &mut tx,
         user_id,
@@ -221,27 +234,24 @@ pub async fn confirm(
     Ok(codes)
 }
 
-async fn new_recovery_codes(
+/// Keeps only the hashes of `codes` as the person's recovery codes.
+async fn keep_recovery_codes(
     conn: &mut PgConnection,
     user_id: i64,
-) -> Result<Vec<String>, ServiceError> {
+    codes: &[String],
+) -> Result<(), ServiceError> {
     sqlx::query!("delete from recovery_code where user_id = $1", user_id)
         .execute(&mut *conn)
         .await?;
-    let mut codes = Vec::with_capacity(RECOVERY_CODES);
-    for _ in 0..RECOVERY_CODES {
-        let raw = token::random_alnum(10);
-        let code = format!("{}-{}", &raw[..5], &raw[5..]);
-        sqlx::query!(
-            "insert into recovery_code (user_id, code_hash) values ($1, $2)",
-            user_id,
-            token::sha256(&code)
-        )
-        .execute(&mut *conn)
-        .await?;
-        codes.push(code);
-    }
-    Ok(codes)
+    let hashes: Vec<Vec<u8>> = codes.iter().map(|c| token::sha256(c)).collect();
+    sqlx::query!(
+        "insert into recovery_code (user_id, code_hash) select $1, unnest($2::bytea[])",
+        user_id,
+        &hashes
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// Checks a code typed at sign-in: a TOTP code not used before, or an unused recovery code
@@ -318,7 +328,7 @@ pub async fn disable(
         return Err(wrong_code());
     }
     sqlx::query!(
-        r#"update app_user set totp_secret = null, totp_enabled_at = null, totp_last_step = null,
+        r#"update app_user set totp_secret = null, totp_enabled_at = null, totp_last_step = null, totp_pending_codes = null,
              updated_at = now() where id = $1"#,
         user_id
     )

@@ -57,6 +57,12 @@ pub fn signup_key(ip: IpAddr) -> String {
     format!("signup:{}", address_key(ip).trim_start_matches("address:"))
 }
 
+/// Password-reset mails asked for from a client address (each sends a mail), counted apart
+/// from sign-ups so one does not use up the other.
+pub fn reset_key(ip: IpAddr) -> String {
+    format!("reset:{}", address_key(ip).trim_start_matches("address:"))
+}
+
 /// Sign-ups per client address: ten an hour (each costs a password hash).
 pub const SIGNUP: Limit = Limit {
     failures: 10,
@@ -128,7 +134,7 @@ fn too_many(until: DateTime<Utc>, now: DateTime<Utc>) -> ServiceError {
     };
     ServiceError::TooManyRequests {
         message: format!(
-            "too many failed attempts; wait {wait} and try again, or ask your organization's owner to reset your password"
+            "too many attempts; wait {wait} and try again (a forgotten password can be reset from the sign-in page)"
         ),
         retry_after_secs: secs,
     }

@@ -74,15 +74,17 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
 pub async fn resolve_public(host: &str, port: u16) -> Result<Vec<SocketAddr>, Refused> {
     let lookup = tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, port)))
         .await
-        .map_err(|_| Refused(format!("{host} did not resolve within 5 seconds")))?
-        .map_err(|_| Refused(format!("{host} does not resolve to an address")))?;
+        .map_err(|_| Refused(format!("the host {host} did not resolve within 5 seconds")))?
+        .map_err(|_| Refused(format!("the host {host} does not resolve to an address")))?;
     let addrs: Vec<SocketAddr> = lookup.collect();
     if addrs.is_empty() {
-        return Err(Refused(format!("{host} does not resolve to an address")));
+        return Err(Refused(format!(
+            "the host {host} does not resolve to an address"
+        )));
     }
     if let Some(private) = addrs.iter().find(|a| !is_public(a.ip())) {
         return Err(Refused(format!(
-            "{host} resolves to a private or reserved address ({}); webhooks go to public addresses only",
+            "the host {host} resolves to a private or reserved address ({}); webhooks go to public addresses only",
             private.ip()
         )));
     }
@@ -108,7 +110,7 @@ fn literal(ip: IpAddr) -> Result<(), Refused> {
         Ok(())
     } else {
         Err(Refused(format!(
-            "{ip} is a private or reserved address; webhooks go to public addresses only"
+            "the address {ip} is private or reserved; webhooks go to public addresses only"
         )))
     }
 }

@@ -317,6 +317,13 @@ async fn two_factor_sign_in_takes_a_fresh_code_or_a_recovery_code_once(db: PgPoo
         .as_str()
         .unwrap()
         .starts_with("otpauth://totp/Rigshift:"));
+    let pending: Vec<String> =
+        serde_json::from_value(status["pending"]["recovery_codes"].clone()).unwrap();
+    assert_eq!(
+        pending.len(),
+        10,
+        "shown before it is turned on (no JavaScript needed)"
+    );
     let secret: Vec<u8> = sqlx::query_scalar("select totp_secret from app_user where email = $1")
         .bind(email)
         .fetch_one(&db)
@@ -340,7 +347,17 @@ async fn two_factor_sign_in_takes_a_fresh_code_or_a_recovery_code_once(db: PgPoo
         .await;
     assert_eq!(res.status(), 200);
     let recovery: Vec<String> = res.json().await.unwrap();
-    assert_eq!(recovery.len(), 10);
+    assert_eq!(
+        recovery, pending,
+        "the codes shown during setup are the ones that work"
+    );
+    let stored: Option<Vec<String>> =
+        sqlx::query_scalar("select totp_pending_codes from app_user where email = $1")
+            .bind(email)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(stored, None, "only hashes are kept once it is on");
     assert_eq!(who_am_i(&app, &cookie).await["second_factor"], true);
 
     // The password alone no longer signs in.
@@ -525,4 +542,59 @@ async fn the_outbox_keeps_mail_without_smtp_and_the_page_shows_it(db: PgPool) {
         .unwrap();
     assert!(page.contains("Reset your Rigshift password"));
     assert!(page.contains("/reset?code="));
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn without_javascript_a_refused_form_comes_back_to_its_page_with_the_error(db: PgPool) {
+    let app = TestApp::spawn(db).await;
+    let res = app
+        .client
+        .post(app.url("/api/request_password_reset"))
+        .header("origin", app.origin())
+        .header("accept", "text/html,application/xhtml+xml")
+        .header("referer", app.url("/forgot?from=login"))
+        .form(&[("email", "not an address")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let to = res.headers()["location"].to_str().unwrap().to_string();
+    assert!(to.starts_with("/forgot?from=login&form_error="), "{to}");
+    let page = app
+        .client
+        .get(app.url(&to))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(r#"data-testid="form-error""#),
+        "the error is on the page"
+    );
+    assert!(page.contains("forgot-form"), "and so is the form");
+    // A good address: the page that says the mail is on its way.
+    let res = app
+        .client
+        .post(app.url("/api/request_password_reset"))
+        .header("origin", app.origin())
+        .header("accept", "text/html,application/xhtml+xml")
+        .header("referer", app.url("/forgot"))
+        .form(&[("email", "someone@example.com")])
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_redirection());
+    assert_eq!(res.headers()["location"], "/forgot?sent=1");
+    let page = app
+        .client
+        .get(app.url("/forgot?sent=1"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("reset-sent"));
 }

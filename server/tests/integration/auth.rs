@@ -348,7 +348,7 @@ async fn repeated_failures_are_throttled_with_retry_after_and_the_lock_ends(db: 
         .unwrap();
     assert!((1..=60).contains(&retry), "first lock is a minute: {retry}");
     let body = res.text().await.unwrap();
-    assert!(body.contains("Too many failed attempts"), "{body}");
+    assert!(body.contains("Too many attempts; wait"), "{body}");
     // Even the right password waits while the lock holds...
     let res = try_password(PASSWORD).await;
     assert_eq!(res.status(), 429);
