@@ -3,7 +3,8 @@
 //! checked by [`Config::from_lookup`], the one place that says what a valid setting is.
 
 use crate::config::{Config, ConfigError};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use app::account::OrgKind;
+use clap::{Args, Parser, Subcommand};
 use std::collections::HashMap;
 
 #[derive(Debug, Parser)]
@@ -56,21 +57,9 @@ pub enum AdminCommand {
     CreateKey(CreateKey),
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum OrgKind {
-    Customer,
-    Operator,
-    Both,
-}
-
-impl OrgKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrgKind::Customer => "customer",
-            OrgKind::Operator => "operator",
-            OrgKind::Both => "both",
-        }
-    }
+/// An organization's kind, read with the app's own parser.
+fn org_kind(s: &str) -> Result<OrgKind, String> {
+    OrgKind::parse(s).ok_or_else(|| "choose customer, operator or both".to_string())
 }
 
 #[derive(Debug, Args)]
@@ -78,8 +67,8 @@ pub struct CreateOrg {
     /// The organization's name.
     #[arg(long)]
     pub name: String,
-    /// What it does on the marketplace.
-    #[arg(long, value_enum)]
+    /// What it does on the marketplace: customer, operator or both.
+    #[arg(long, value_parser = org_kind)]
     pub kind: OrgKind,
 }
 

@@ -167,10 +167,7 @@ async fn insert_user(
             "email",
             "an account with this email already exists; sign in instead",
         )),
-        Err(e)
-            if e.as_database_error().and_then(|d| d.constraint())
-                == Some("app_user_one_platform_admin") =>
-        {
+        Err(e) if super::error::refusal(&e) == Some(super::error::Refusal::SecondAdministrator) => {
             Err(ServiceError::conflict(
                 "there is already a platform administrator; there can be only one",
             ))

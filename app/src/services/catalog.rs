@@ -328,8 +328,8 @@ pub async fn update_site(
     )
     .execute(&mut *tx)
     .await
-    .map_err(|e| match constraint_of(&e).as_deref() {
-        Some("site_operator_name_key") => ServiceError::invalid("name", "you already have a site with this name; choose another"),
+    .map_err(|e| match super::error::refusal(&e) {
+        Some(super::error::Refusal::SiteNameTaken) => ServiceError::invalid("name", "you already have a site with this name; choose another"),
         _ => e.into(),
     })?;
     let detail = serde_json::json!({ "name": s.name.trim(), "status": s.status });
@@ -343,13 +343,6 @@ pub async fn update_site(
     .await?;
     tx.commit().await?;
     Ok(())
-}
-
-/// The name of the constraint a database error violated, if any.
-fn constraint_of(e: &sqlx::Error) -> Option<String> {
-    e.as_database_error()
-        .and_then(|d| d.constraint())
-        .map(str::to_owned)
 }
 
 async fn require_operator(conn: &mut PgConnection, org_id: i64) -> Result<(), ServiceError> {
@@ -714,8 +707,8 @@ pub async fn open_window(
     )
     .fetch_optional(db)
     .await
-    .map_err(|e| match constraint_of(&e).as_deref() {
-        Some("availability_window_no_overlap") => ServiceError::conflict(
+    .map_err(|e| match super::error::refusal(&e) {
+        Some(super::error::Refusal::SaleWindowOverlap) => ServiceError::conflict(
             "this window overlaps one that is already open; open only the part that is missing",
         ),
         _ => e.into(),

@@ -81,6 +81,53 @@ impl ServiceError {
     }
 }
 
+/// What PostgreSQL refused, read in one place: the named constraints and the SQLSTATEs the
+/// services act on. Call sites match on this, never on names or codes of their own, and the
+/// database's own text never reaches a client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The transaction lost a race and may be tried again: an exclusion violation (a unit
+    /// taken meanwhile, 23P01), a serialization failure (40001) or a deadlock (40P01).
+    Race,
+    /// A unit would serve two things at once (`allocation_unit_overlap`, 23P01).
+    UnitTaken,
+    /// A reservation with this request key exists (`reservation_request_key`).
+    RequestKeyTaken,
+    /// A reservation would commit holding fewer units than it sold
+    /// (`reservation_fully_allocated`).
+    PartialBooking,
+    /// There is a platform administrator already (`app_user_one_platform_admin`).
+    SecondAdministrator,
+    /// The operator has a site of that name (`site_operator_name_key`).
+    SiteNameTaken,
+    /// A payout reference is used by another payout (`ledger_transaction_payout_ref_key`).
+    PayoutReferenceTaken,
+    /// A pool's sale windows would overlap (`availability_window_no_overlap`).
+    SaleWindowOverlap,
+    /// Another check refused the change (23514): the request breaks a rule the database keeps.
+    Check,
+}
+
+/// The refusal in `err`, when it is one the services act on.
+pub fn refusal(err: &sqlx::Error) -> Option<Refusal> {
+    let db = err.as_database_error()?;
+    let by_name = match db.constraint() {
+        Some("reservation_request_key") => Some(Refusal::RequestKeyTaken),
+        Some("reservation_fully_allocated") => Some(Refusal::PartialBooking),
+        Some("app_user_one_platform_admin") => Some(Refusal::SecondAdministrator),
+        Some("site_operator_name_key") => Some(Refusal::SiteNameTaken),
+        Some("ledger_transaction_payout_ref_key") => Some(Refusal::PayoutReferenceTaken),
+        Some("allocation_unit_overlap") => Some(Refusal::UnitTaken),
+        Some("availability_window_no_overlap") => Some(Refusal::SaleWindowOverlap),
+        _ => None,
+    };
+    by_name.or(match db.code().as_deref() {
+        Some("23P01" | "40001" | "40P01") => Some(Refusal::Race),
+        Some("23514") => Some(Refusal::Check),
+        _ => None,
+    })
+}
+
 /// SQLSTATEs of transactions that lost a race and may simply be tried again:
 /// exclusion violation, serialization failure, deadlock.
 pub fn is_retryable(err: &sqlx::Error) -> bool {

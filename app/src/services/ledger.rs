@@ -3,7 +3,7 @@
 //! transaction as the change (the `reservation_ledger` trigger), so no code path can book,
 //! extend or cancel without them.
 
-use super::error::ServiceError;
+use super::error::{Refusal, ServiceError};
 use crate::ledger::{
     Difference, Earnings, EarningsRow, Month, OperatorBalance, Payout, PlatformBooks,
     Reconciliation, Statement, StatementLine,
@@ -400,14 +400,15 @@ pub async fn record_payout(
     .await;
     match posted {
         Ok(id) => Ok(id),
-        Err(e) => match e.as_database_error().and_then(|d| d.code()).as_deref() {
-            // The database's own refusals (more than owed, reused reference) are the
-            // caller's to fix; its message says what and by how much.
-            Some("23514") | Some("23505") => Err(ServiceError::conflict(
-                e.as_database_error()
-                    .map(|d| d.message().to_string())
-                    .unwrap_or_default(),
-            )),
+        Err(e) => match super::error::refusal(&e) {
+            // The database's own refusals are the caller's to fix.
+            Some(Refusal::PayoutReferenceTaken) => Err(ServiceError::conflict(format!(
+                "the reference {reference} belongs to another payout; each payment has its own reference"
+            ))),
+            Some(Refusal::Check) => Err(ServiceError::conflict(format!(
+                "a payout of {} exceeds what the operator is owed now; pay at most its balance on the books page",
+                crate::money::format_cents(amount_cents, CURRENCY)
+            ))),
             _ => Err(e.into()),
         },
     }

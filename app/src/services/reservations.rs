@@ -238,9 +238,7 @@ async fn already_made(
 
 /// `key`, when `e` says a reservation with it exists already.
 fn key_taken<'k>(e: &sqlx::Error, key: Option<&'k str>) -> Option<&'k str> {
-    key.filter(|_| {
-        e.as_database_error().and_then(|d| d.constraint()) == Some("reservation_request_key")
-    })
+    key.filter(|_| super::error::refusal(e) == Some(super::error::Refusal::RequestKeyTaken))
 }
 
 fn price_of(c: &Checked, fee_bp: i64) -> PriceBreakdown {
@@ -374,7 +372,7 @@ fn booked(
 /// The one-statement booking could not take every unit, or collided with another writer.
 fn is_partial_or_raced(e: &sqlx::Error) -> bool {
     super::error::is_retryable(e)
-        || e.as_database_error().and_then(|d| d.constraint()) == Some("reservation_fully_allocated")
+        || super::error::refusal(e) == Some(super::error::Refusal::PartialBooking)
 }
 
 /// The exact path, in one transaction: book what is free now, then wait for units other
@@ -743,7 +741,7 @@ async fn try_extend(
     .await;
     match moved {
         Ok(_) => {}
-        Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("23P01") => {
+        Err(e) if super::error::refusal(&e) == Some(super::error::Refusal::UnitTaken) => {
             return Err(ServiceError::conflict(format!(
                 "the units of this reservation are booked or under maintenance between {} and {}; it cannot be extended on the same units",
                 r.end.to_rfc3339(),

@@ -88,15 +88,7 @@ async fn a_forgotten_password_is_reset_by_a_mailed_single_use_link(db: PgPool) {
         page.contains("reset-form"),
         "the form is shown at {link}: {page}"
     );
-    let dead = app
-        .client
-        .get(app.url("/reset?code=0000"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let dead = app.page("/reset?code=0000", None).await.1;
     assert!(dead.contains("reset-dead"));
 
     // A weak password is refused and the link keeps working.
@@ -217,16 +209,7 @@ async fn sign_up_mails_a_verification_link_that_verifies_the_address(db: PgPool)
     assert_eq!(res.status(), 200);
     let cookie = session_cookie(&res).unwrap();
     assert_eq!(who_am_i(&app, &cookie).await["email_verified"], false);
-    let account = app
-        .client
-        .get(app.url("/account"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let account = app.page("/account", Some(&cookie)).await.1;
     assert!(account.contains("verify-panel"));
 
     let mail = deliver(&mailer, &smtp).await;
@@ -488,16 +471,7 @@ async fn the_administrator_must_use_a_second_factor(db: PgPool) {
     let res = app.call("admin_organizations", Some(&cookie), &[]).await;
     assert_eq!(res.status(), 403);
     assert!(res.text().await.unwrap().contains("second factor"));
-    let account = app
-        .client
-        .get(app.url("/account"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let account = app.page("/account", Some(&cookie)).await.1;
     assert!(account.contains("admin-needs-2fa"));
 
     let secret = enable_second_factor(&db, email).await;
@@ -531,15 +505,7 @@ async fn the_outbox_keeps_mail_without_smtp_and_the_page_shows_it(db: PgPool) {
     )
     .await;
     assert_eq!(mailer.round().await.unwrap(), 1);
-    let page = app
-        .client
-        .get(app.url("/developers/mail"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.page("/developers/mail", None).await.1;
     assert!(page.contains("Reset your Rigshift password"));
     assert!(page.contains("/reset?code="));
 }
@@ -560,15 +526,7 @@ async fn without_javascript_a_refused_form_comes_back_to_its_page_with_the_error
     assert_eq!(res.status(), 303);
     let to = res.headers()["location"].to_str().unwrap().to_string();
     assert!(to.starts_with("/forgot?from=login&form_error="), "{to}");
-    let page = app
-        .client
-        .get(app.url(&to))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.page(&to, None).await.1;
     assert!(
         page.contains(r#"data-testid="form-error""#),
         "the error is on the page"
@@ -587,14 +545,6 @@ async fn without_javascript_a_refused_form_comes_back_to_its_page_with_the_error
         .unwrap();
     assert!(res.status().is_redirection());
     assert_eq!(res.headers()["location"], "/forgot?sent=1");
-    let page = app
-        .client
-        .get(app.url("/forgot?sent=1"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.page("/forgot?sent=1", None).await.1;
     assert!(page.contains("reset-sent"));
 }

@@ -91,6 +91,16 @@ impl TestApp {
 }
 
 impl TestApp {
+    /// A page as a browser gets it (with `cookie` if given): its status and HTML.
+    pub async fn page(&self, path: &str, cookie: Option<&str>) -> (u16, String) {
+        let mut req = self.client.get(self.url(path));
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        let res = req.send().await.unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    }
+
     /// Signs in a person who has two-factor authentication: the password, then the code
     /// their authenticator would show now for `secret`. Returns the session cookie.
     pub async fn log_in_with_code(&self, email: &str, password: &str, secret: &[u8]) -> String {
