@@ -111,6 +111,7 @@ async fn settlement_throughput(db: &PgPool, seconds: u64) -> (f64, u64) {
             discounts: vec![],
             cancellation: vec![],
         },
+        None,
     )
     .await
     .unwrap();

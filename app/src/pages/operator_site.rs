@@ -213,13 +213,8 @@ async fn list_pool(
             "say until when the pool is on sale, e.g. 2027-12-01 00:00 (UTC)".into(),
         )
     })?;
-    // Check the window before listing, so a bad window doesn't leave a pool that sells nothing.
-    crate::window::HourWindow::new(from, until).map_err(|e| web::fail(e.into()))?;
-    let db = web::db()?;
-    let pool_id = catalog::create_pool(&db, me, site_id, &input)
-        .await
-        .map_err(web::fail)?;
-    catalog::open_window(&db, me, pool_id, from, until)
+    let window = crate::window::HourWindow::new(from, until).map_err(|e| web::fail(e.into()))?;
+    let pool_id = catalog::create_pool(&web::db()?, me, site_id, &input, Some(&window))
         .await
         .map_err(web::fail)?;
     leptos_axum::redirect(&format!("/operator/pools/{pool_id}?listed=1"));

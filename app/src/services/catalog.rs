@@ -421,12 +421,15 @@ fn check_interconnect(
     Ok(())
 }
 
-/// Lists a new pool on one of the operator's sites, with its units, discounts and policy.
+/// Lists a new pool on one of the operator's sites, with its units, discounts and policy,
+/// and, when `on_sale` is given, opens it for sale over that window in the same
+/// transaction: a pool is never left listed without the window its form asked for.
 pub async fn create_pool(
     db: &PgPool,
     operator_id: i64,
     site_id: i64,
     p: &PoolInput,
+    on_sale: Option<&crate::window::HourWindow>,
 ) -> Result<i64, ServiceError> {
     validate_pool(p)?;
     let mut tx = db.begin().await?;
@@ -503,6 +506,9 @@ pub async fn create_pool(
         detail,
     )
     .await?;
+    if let Some(w) = on_sale {
+        open_window_in(&mut tx, operator_id, pool_id, w).await?;
+    }
     tx.commit().await?;
     Ok(pool_id)
 }
@@ -695,7 +701,17 @@ pub async fn open_window(
     end: DateTime<Utc>,
 ) -> Result<i64, ServiceError> {
     let w = crate::window::HourWindow::new(start, end)?;
-    let range = super::pools::to_range(&w);
+    let mut conn = db.acquire().await?;
+    open_window_in(&mut conn, operator_id, pool_id, &w).await
+}
+
+async fn open_window_in(
+    conn: &mut PgConnection,
+    operator_id: i64,
+    pool_id: i64,
+    w: &crate::window::HourWindow,
+) -> Result<i64, ServiceError> {
+    let range = super::pools::to_range(w);
     let id = sqlx::query_scalar!(
         r#"insert into availability_window (site_id, pool_id, during)
            select p.site_id, p.id, $3 from capacity_pool p join site s on s.id = p.site_id
@@ -705,7 +721,7 @@ pub async fn open_window(
         operator_id,
         range
     )
-    .fetch_optional(db)
+    .fetch_optional(conn)
     .await
     .map_err(|e| match super::error::refusal(&e) {
         Some(super::error::Refusal::SaleWindowOverlap) => ServiceError::conflict(

@@ -9,8 +9,10 @@ use app::account::{OrgKind, Scope};
 use app::operations::{Booking, OperatorBlackout, OperatorSite};
 use app::services::blackouts::{self, BlackoutUnits};
 use app::services::catalog::{self, PoolInput, SiteInput};
+use app::services::error::ServiceError;
 use app::services::operations::{self, PoolScope};
 use app::services::principal::Door;
+use app::window::HourWindow;
 use axum::{extract::State, http::StatusCode, Json};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -158,9 +160,20 @@ pub struct Created {
     pub id: i64,
 }
 
-/// Lists a capacity pool (GPU nodes or power blocks) on one of the operator's sites; more
-/// firm load than the interconnect carries is refused.
-#[utoipa::path(post, path = "/api/v1/sites/{id}/pools", tag = "operations", request_body = PoolInput,
+/// A pool to list, and optionally the window it goes on sale for at once.
+#[derive(Deserialize, ToSchema)]
+pub struct NewPool {
+    #[serde(flatten)]
+    pub pool: PoolInput,
+    /// Opens the pool for sale over this window in the same transaction as the listing
+    /// (the browser's form does the same); without it, open windows later with
+    /// `POST /api/v1/pools/{id}/windows`.
+    pub on_sale: Option<NewWindow>,
+}
+
+/// Lists a capacity pool (GPU nodes or power blocks) on one of the operator's sites, and
+/// optionally puts it on sale; more firm load than the interconnect carries is refused.
+#[utoipa::path(post, path = "/api/v1/sites/{id}/pools", tag = "operations", request_body = NewPool,
     params(("id" = i64, Path, description = "Site id", minimum = 1),
            ("Idempotency-Key" = Option<String>, Header, description = "A unique key per intended pool", min_length = 1, max_length = 200, pattern = "^[!-~]+$")),
     security(("api_key" = ["operate"])),
@@ -173,17 +186,22 @@ pub struct Created {
         (status = 409, description = "The same Idempotency-Key is still running", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid pool, or over the interconnect", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid pool or sale window, or over the interconnect", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limit reached", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn create_pool(
     State(s): State<AppState>,
     Caller(p): Caller,
     Id(site_id): Id,
-    Body(input): Body<PoolInput>,
+    Body(input): Body<NewPool>,
 ) -> ApiResult<(StatusCode, Json<Created>)> {
     let me = p.operator(Scope::Operate)?;
-    let id = catalog::create_pool(&s.db, me, site_id, &input).await?;
+    let on_sale = input
+        .on_sale
+        .map(|w| HourWindow::new(w.start, w.end))
+        .transpose()
+        .map_err(ServiceError::from)?;
+    let id = catalog::create_pool(&s.db, me, site_id, &input.pool, on_sale.as_ref()).await?;
     Ok((StatusCode::CREATED, Json(Created { id })))
 }
 

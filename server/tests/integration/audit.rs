@@ -269,5 +269,64 @@ async fn operators_changes_to_capacity_are_on_their_trail(db: PgPool) {
             .any(|(a, who)| a == "api_key.revoked" && who.ends_with("<ops@lonestarhash.example>")),
         "{actions:?}"
     );
-    assert!(pool["id"].is_i64() || pool["pool_id"].is_i64(), "{pool}");
+    assert!(pool["id"].is_i64(), "{pool}");
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn the_api_lists_a_pool_with_its_sale_window_in_one_step(db: PgPool) {
+    server::seed::seed(&db).await.unwrap();
+    let app = TestApp::spawn(db.clone()).await;
+    let cookie = app.log_in("ops@lonestarhash.example", PW).await;
+    let made: Value = app
+        .call(
+            "create_api_key",
+            Some(&cookie),
+            &[("name", "inventory"), ("read", "on"), ("operate", "on")],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let key = made["secret"].as_str().unwrap();
+    let site: i64 = sqlx::query_scalar(
+        "select s.id from site s join app_user u on u.organization_id = s.operator_id where u.email = 'ops@lonestarhash.example' order by s.id limit 1",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    let pools = |db: PgPool| async move {
+        sqlx::query_scalar::<_, i64>("select count(*) from capacity_pool")
+            .fetch_one(&db)
+            .await
+            .unwrap()
+    };
+    let before = pools(db.clone()).await;
+    let mut body = serde_json::to_value(crate::isolation::pool_input()).unwrap();
+    // A window that ends before it starts: refused, and no pool is left without it.
+    body["on_sale"] = json!({"start": "2031-02-01T00:00:00Z", "end": "2031-01-01T00:00:00Z"});
+    let res = app
+        .api(Method::POST, &format!("/sites/{site}/pools"), key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    assert_eq!(pools(db.clone()).await, before);
+    body["on_sale"] = json!({"start": "2031-01-01T00:00:00Z", "end": "2031-02-01T00:00:00Z"});
+    let res = app
+        .api(Method::POST, &format!("/sites/{site}/pools"), key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let id = res.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let windows: i64 = sqlx::query_scalar(
+        "select count(*) from availability_window where pool_id = $1 and during = tstzrange('2031-01-01T00:00:00Z', '2031-02-01T00:00:00Z')",
+    )
+    .bind(id)
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(windows, 1);
 }

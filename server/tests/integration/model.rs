@@ -123,7 +123,7 @@ async fn run_case(db: &PgPool, case: usize, ops: Vec<Op>) {
     let site = catalog::create_site(db, operator, &site_input("site", 50_000))
         .await
         .unwrap();
-    let pool = catalog::create_pool(db, operator, site, &gpu_pool("pool", UNITS as i64))
+    let pool = catalog::create_pool(db, operator, site, &gpu_pool("pool", UNITS as i64), None)
         .await
         .unwrap();
     catalog::open_window(db, operator, pool, at(-10), at(24 * 30))

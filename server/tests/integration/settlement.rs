@@ -91,7 +91,7 @@ pub async fn market_named(db: &PgPool, nodes: i64, suffix: &str) -> Market {
     let site = catalog::create_site(db, operator, &site_input("Site", 50_000))
         .await
         .unwrap();
-    let pool = catalog::create_pool(db, operator, site, &gpu_pool("H100s", nodes))
+    let pool = catalog::create_pool(db, operator, site, &gpu_pool("H100s", nodes), None)
         .await
         .unwrap();
     catalog::open_window(db, operator, pool, hour(now, -24), hour(now, 24 * 60))
@@ -482,10 +482,10 @@ async fn listing_more_firm_load_than_the_interconnect_is_refused(db: PgPool) {
     let site = catalog::create_site(&db, operator, &site_input("Small", 1_000))
         .await
         .unwrap();
-    catalog::create_pool(&db, operator, site, &gpu_pool("fits", 80))
+    catalog::create_pool(&db, operator, site, &gpu_pool("fits", 80), None)
         .await
         .unwrap();
-    let e = catalog::create_pool(&db, operator, site, &gpu_pool("one too many", 1))
+    let e = catalog::create_pool(&db, operator, site, &gpu_pool("one too many", 1), None)
         .await
         .unwrap_err();
     assert_eq!(e.status(), 422);
@@ -515,7 +515,7 @@ async fn listing_more_firm_load_than_the_interconnect_is_refused(db: PgPool) {
     );
     let other = org(&db, "Other Ops", "operator").await;
     assert_eq!(
-        catalog::create_pool(&db, other, site, &gpu_pool("x", 1))
+        catalog::create_pool(&db, other, site, &gpu_pool("x", 1), None)
             .await
             .unwrap_err()
             .status(),
@@ -582,6 +582,7 @@ async fn search_filters_sorts_and_prices_every_hit(db: PgPool) {
             price_cents: 150,
             ..gpu_pool("cheap", 1)
         },
+        None,
     )
     .await
     .unwrap();
@@ -784,7 +785,7 @@ async fn window_search_pages_through_the_database_and_sorts_by_total(db: PgPool)
                 discount_bp: 5_000,
             }];
         }
-        let id = catalog::create_pool(&db, m.operator, m.site, &p)
+        let id = catalog::create_pool(&db, m.operator, m.site, &p, None)
             .await
             .unwrap();
         catalog::open_window(&db, m.operator, id, hour(m.now, -24), hour(m.now, 24 * 60))
