@@ -270,24 +270,33 @@ fn provide_app_context(state: &AppState) {
 
 /// 200 when the database answers within two seconds, 503 otherwise.
 async fn healthz(State(state): State<AppState>) -> Response {
-    let ping = tokio::time::timeout(
-        Duration::from_secs(2),
-        sqlx::query_scalar::<_, i32>("select 1").fetch_one(&state.db),
-    )
-    .await;
-    match ping {
-        Ok(Ok(_)) => (
+    if database_answers(&state.db).await {
+        (
             StatusCode::OK,
             Json(serde_json::json!({ "status": "ok", "database": "ok" })),
         )
-            .into_response(),
+            .into_response()
+    } else {
+        unavailable()
+    }
+}
+
+/// Whether the database answers a trivial query within two seconds (health and readiness).
+pub async fn database_answers(db: &PgPool) -> bool {
+    let ping = tokio::time::timeout(
+        Duration::from_secs(2),
+        sqlx::query_scalar::<_, i32>("select 1").fetch_one(db),
+    )
+    .await;
+    match ping {
+        Ok(Ok(_)) => true,
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "health check: database error");
-            unavailable()
+            false
         }
         Err(_) => {
             tracing::warn!("health check: database did not answer within 2 s");
-            unavailable()
+            false
         }
     }
 }

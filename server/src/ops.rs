@@ -52,11 +52,8 @@ pub struct Operations {
 impl Operations {
     pub fn new(metrics_token: Option<String>) -> Arc<Self> {
         Arc::new(Self {
-            draining: AtomicBool::new(false),
-            started: Instant::now(),
-            requests: Mutex::default(),
-            job_rounds: Mutex::default(),
             metrics_token,
+            ..Self::default()
         })
     }
 
@@ -94,7 +91,13 @@ impl Operations {
 
 impl Default for Operations {
     fn default() -> Self {
-        Arc::into_inner(Self::new(None)).expect("a new Arc has one owner")
+        Self {
+            draining: AtomicBool::new(false),
+            started: Instant::now(),
+            requests: Mutex::default(),
+            job_rounds: Mutex::default(),
+            metrics_token: None,
+        }
     }
 }
 
@@ -131,18 +134,14 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         )
             .into_response();
     }
-    let ping = tokio::time::timeout(
-        Duration::from_secs(2),
-        sqlx::query_scalar::<_, i32>("select 1").fetch_one(&state.db),
-    )
-    .await;
-    match ping {
-        Ok(Ok(_)) => Json(serde_json::json!({ "status": "ready" })).into_response(),
-        _ => (
+    if crate::http::database_answers(&state.db).await {
+        Json(serde_json::json!({ "status": "ready" })).into_response()
+    } else {
+        (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(serde_json::json!({ "status": "database unavailable" })),
         )
-            .into_response(),
+            .into_response()
     }
 }
 

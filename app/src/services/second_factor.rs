@@ -117,7 +117,7 @@ fn enrollment(secret: &[u8], email: &str, recovery_codes: Vec<String>) -> Enroll
         recovery_codes,
         uri: format!(
             "otpauth://totp/Rigshift:{}?secret={encoded}&issuer=Rigshift&algorithm=SHA1&digits=6&period=30",
-            percent_encode(email)
+            crate::request::encode(email)
         ),
         secret: encoded,
     }
@@ -149,15 +149,6 @@ pub async fn status(db: &PgPool, user_id: i64) -> Result<Status, ServiceError> {
             .map(|s| enrollment(&s, &row.email, row.totp_pending_codes.unwrap_or_default())),
         recovery_codes_left: row.left,
     })
-}
-
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' => (b as char).to_string(),
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }
 
 /// Accepts a TOTP code of `secret` near `now` whose step is after `last_step`; the step.

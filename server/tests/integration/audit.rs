@@ -197,21 +197,26 @@ async fn changes_record_who_made_them_and_the_record_cannot_change(db: PgPool) {
         .is_err());
 }
 
+/// An `inventory` key with `read` and `operate` for the signed-in operator; the answer
+/// that shows it once.
+async fn operator_key(app: &TestApp, cookie: &str) -> Value {
+    app.call(
+        "create_api_key",
+        Some(cookie),
+        &[("name", "inventory"), ("read", "on"), ("operate", "on")],
+    )
+    .await
+    .json()
+    .await
+    .unwrap()
+}
+
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn operators_changes_to_capacity_are_on_their_trail(db: PgPool) {
     server::seed::seed(&db).await.unwrap();
     let app = TestApp::spawn(db.clone()).await;
     let cookie = app.log_in("ops@lonestarhash.example", PW).await;
-    let made: Value = app
-        .call(
-            "create_api_key",
-            Some(&cookie),
-            &[("name", "inventory"), ("read", "on"), ("operate", "on")],
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let made = operator_key(&app, &cookie).await;
     let key = made["secret"].as_str().unwrap();
     let site = serde_json::to_value(crate::isolation::site_input()).unwrap();
     let res = app
@@ -277,16 +282,7 @@ async fn the_api_lists_a_pool_with_its_sale_window_in_one_step(db: PgPool) {
     server::seed::seed(&db).await.unwrap();
     let app = TestApp::spawn(db.clone()).await;
     let cookie = app.log_in("ops@lonestarhash.example", PW).await;
-    let made: Value = app
-        .call(
-            "create_api_key",
-            Some(&cookie),
-            &[("name", "inventory"), ("read", "on"), ("operate", "on")],
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let made = operator_key(&app, &cookie).await;
     let key = made["secret"].as_str().unwrap();
     let site: i64 = sqlx::query_scalar(
         "select s.id from site s join app_user u on u.organization_id = s.operator_id where u.email = 'ops@lonestarhash.example' order by s.id limit 1",
