@@ -55,8 +55,55 @@ pub struct Reservation {
     pub fee_cents: i64,
     pub total_cents: i64,
     pub refund_cents: Option<i64>,
+    /// Given back so far for hours not delivered (credits), in cents.
+    pub credited_cents: i64,
     pub created_at: DateTime<Utc>,
     pub cancelled_at: Option<DateTime<Utc>>,
+}
+
+/// How far to extend a reservation: to a new end (the API) or by a number of hours (the
+/// browser's form). Either way the service checks it against the pool's terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExtendTo {
+    End(DateTime<Utc>),
+    ByHours(i64),
+}
+
+/// The most hours one extension adds (a year).
+pub const MAX_EXTENSION_HOURS: i64 = 8760;
+
+/// One unit serving a reservation over a range of hours. A reservation booked whole has one
+/// per unit over its whole term; a move or an early end shows as more, shorter pieces.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ReservationHolding {
+    /// The unit's number in its pool (node or block 1, 2, ...).
+    pub unit: i64,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+/// A reservation with the units that serve it and the credits given on it: what its page
+/// shows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservationDetail {
+    pub reservation: Reservation,
+    pub holdings: Vec<ReservationHolding>,
+    pub credits: Vec<ReservationCredit>,
+}
+
+/// Money given back on a reservation for hours not delivered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct ReservationCredit {
+    pub id: i64,
+    pub amount_cents: i64,
+    /// The unit-hours it pays for (0 for a flat credit).
+    pub unit_hours: i64,
+    /// `ended_early`, `preempted`, `curtailed`, `incident`, `sla` or `goodwill`.
+    pub reason: String,
+    pub memo: String,
+    pub effective_at: DateTime<Utc>,
 }
 
 /// What cancelling now would refund, shown before the customer confirms.
@@ -68,4 +115,18 @@ pub struct CancelPreview {
     pub refund_bp: i64,
     pub refund_cents: i64,
     pub total_cents: i64,
+}
+
+impl ReservationCredit {
+    /// The reason in words.
+    pub fn reason_text(&self) -> &'static str {
+        match self.reason.as_str() {
+            "ended_early" => "hours ended early",
+            "preempted" => "preempted by a firm booking",
+            "curtailed" => "grid curtailment",
+            "incident" => "hardware incident",
+            "sla" => "service level credit",
+            _ => "goodwill credit",
+        }
+    }
 }

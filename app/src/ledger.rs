@@ -109,7 +109,7 @@ impl std::fmt::Display for Month {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct StatementLine {
     pub transaction_id: i64,
-    /// `charge`, `extension` or `refund`.
+    /// `charge`, `extension`, `refund` or `credit`.
     pub kind: String,
     pub effective_at: DateTime<Utc>,
     pub reservation_id: Option<i64>,
@@ -118,8 +118,8 @@ pub struct StatementLine {
     pub amount_cents: i64,
 }
 
-/// A customer's month: what it owed at the start, what was charged and refunded, what it
-/// owes at the end. Amounts in integer cents of `currency`.
+/// A customer's month: what it owed at the start, what was charged, refunded and credited
+/// (hours not delivered), what it owes at the end. Amounts in integer cents of `currency`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Statement {
@@ -129,6 +129,7 @@ pub struct Statement {
     pub opening_cents: i64,
     pub charges_cents: i64,
     pub refunds_cents: i64,
+    pub credits_cents: i64,
     pub closing_cents: i64,
     pub lines: Vec<StatementLine>,
 }

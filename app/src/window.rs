@@ -120,7 +120,7 @@ impl Terms {
     }
 }
 
-/// What a reservation's state is at `now`: the stored state plus the clock.
+/// What a reservation's state is at a time: the stored state plus the clock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
@@ -133,16 +133,17 @@ pub enum ReservationState {
 }
 
 impl ReservationState {
-    /// `stored` is the column value (`held`, `confirmed` or `cancelled`); `active` and
-    /// `completed` follow from the time.
-    pub fn at(stored: &str, w: &HourWindow, now: DateTime<Utc>) -> Self {
-        match stored {
-            "cancelled" => Self::Cancelled,
+    /// The state as the database shows it (`reservation_state_at`, the one definition of
+    /// how the clock turns a confirmed reservation active and then completed).
+    pub fn from_shown(shown: &str) -> Option<Self> {
+        Some(match shown {
             "held" => Self::Held,
-            _ if now >= w.end() => Self::Completed,
-            _ if now >= w.start() => Self::Active,
-            _ => Self::Confirmed,
-        }
+            "confirmed" => Self::Confirmed,
+            "active" => Self::Active,
+            "completed" => Self::Completed,
+            "cancelled" => Self::Cancelled,
+            _ => return None,
+        })
     }
 
     pub fn as_str(self) -> &'static str {
@@ -225,23 +226,16 @@ mod tests {
     }
 
     #[test]
-    fn state_follows_the_clock() {
-        let w = HourWindow::new(t(10, 0), t(12, 0)).unwrap();
-        assert_eq!(
-            ReservationState::at("confirmed", &w, t(9, 59)),
-            ReservationState::Confirmed
-        );
-        assert_eq!(
-            ReservationState::at("confirmed", &w, t(10, 0)),
-            ReservationState::Active
-        );
-        assert_eq!(
-            ReservationState::at("confirmed", &w, t(12, 0)),
-            ReservationState::Completed
-        );
-        assert_eq!(
-            ReservationState::at("cancelled", &w, t(11, 0)),
-            ReservationState::Cancelled
-        );
+    fn every_shown_state_reads_back() {
+        for state in [
+            ReservationState::Held,
+            ReservationState::Confirmed,
+            ReservationState::Active,
+            ReservationState::Completed,
+            ReservationState::Cancelled,
+        ] {
+            assert_eq!(ReservationState::from_shown(state.as_str()), Some(state));
+        }
+        assert_eq!(ReservationState::from_shown("paused"), None);
     }
 }

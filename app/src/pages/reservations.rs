@@ -1,6 +1,6 @@
 //! A customer's reservations: the contracts its organization holds, newest first.
 
-use crate::booking::Reservation;
+use crate::booking::{Reservation, ReservationDetail};
 use crate::components::{clean_error, form_key, FormResult, LocalTime, SignedIn};
 use crate::money::format_cents;
 use crate::window::ReservationState;
@@ -22,12 +22,12 @@ pub async fn my_reservations(before_id: Option<i64>) -> Result<Vec<Reservation>,
 }
 
 #[server(endpoint = "get_reservation")]
-pub async fn get_reservation(id: i64) -> Result<Reservation, ServerFnError> {
+pub async fn get_reservation(id: i64) -> Result<ReservationDetail, ServerFnError> {
     use crate::services::{reservations, web};
     let me = web::principal()?
         .customer(crate::account::Scope::Read)
         .map_err(web::fail)?;
-    reservations::get(&web::db()?, me, id, chrono::Utc::now())
+    reservations::detail(&web::db()?, me, id, chrono::Utc::now())
         .await
         .map_err(web::fail)
 }
@@ -137,26 +137,17 @@ pub async fn cancel_preview(
 
 #[server(endpoint = "extend_reservation")]
 pub async fn extend_reservation(id: i64, hours: i64) -> Result<Reservation, ServerFnError> {
-    use crate::services::{error::ServiceError, reservations, web};
+    use crate::booking::ExtendTo;
+    use crate::services::{reservations, web};
     let me = web::principal()?
         .customer(crate::account::Scope::Reserve)
         .map_err(web::fail)?;
-    if !(1..=8760).contains(&hours) {
-        return Err(web::fail(ServiceError::invalid(
-            "hours",
-            "extend by 1 to 8,760 hours",
-        )));
-    }
-    let db = web::db()?;
     let now = chrono::Utc::now();
-    let current = reservations::get(&db, me, id, now)
-        .await
-        .map_err(web::fail)?;
     reservations::extend(
-        &db,
+        &web::db()?,
         me,
         id,
-        current.end + chrono::Duration::hours(hours),
+        ExtendTo::ByHours(hours),
         web::platform_fee_bp(),
         now,
     )
@@ -198,7 +189,7 @@ fn Detail(id: i64) -> impl IntoView {
                     _ => Default::default(),
                 };
                 match r.await {
-                    Ok(r) => {
+                    Ok(ReservationDetail { reservation: r, holdings, credits }) => {
                         let open = matches!(r.state, ReservationState::Confirmed | ReservationState::Held);
                         let extendable = matches!(r.state, ReservationState::Confirmed | ReservationState::Active);
                         view! {
@@ -211,7 +202,10 @@ fn Detail(id: i64) -> impl IntoView {
                                 <div><dt>"Until"</dt><dd><LocalTime at=r.end/></dd></div>
                                 <div><dt>"Total"</dt><dd data-testid="reservation-total">{format_cents(r.total_cents, &r.currency)}</dd></div>
                                 {r.refund_cents.map(|c| view! { <div><dt>"Refunded"</dt><dd>{format_cents(c, &r.currency)}</dd></div> })}
+                                {(r.credited_cents > 0).then(|| view! { <div><dt>"Credited"</dt><dd data-testid="reservation-credited">{format_cents(r.credited_cents, &r.currency)}</dd></div> })}
                             </dl>
+                            <Holdings holdings=holdings/>
+                            <Credits credits=credits currency=r.currency.clone()/>
                             {open.then(|| view! {
                                 <section class="panel" aria-labelledby="cancel-title">
                                     <h2 id="cancel-title">"Cancel"</h2>
@@ -251,4 +245,47 @@ fn Detail(id: i64) -> impl IntoView {
         <FormResult value=move || cancel.value().get() ok="Cancelled. The refund follows the pool's policy."/>
         <FormResult value=move || extend.value().get() ok="Extended."/>
     }
+}
+
+/// The units serving the reservation, piece by piece: one line per unit when it was booked
+/// whole, more when part of it moved to another unit or ended early.
+#[component]
+fn Holdings(holdings: Vec<crate::booking::ReservationHolding>) -> impl IntoView {
+    (!holdings.is_empty()).then(|| {
+        view! {
+            <section class="panel" aria-labelledby="units-title">
+                <h2 id="units-title">"Units serving it"</h2>
+                <div class="table-scroll"><table class="data-table" data-testid="reservation-units">
+                    <thead><tr><th scope="col">"Unit"</th><th scope="col">"From"</th><th scope="col">"Until"</th></tr></thead>
+                    <tbody>{holdings.into_iter().map(|h| view! {
+                        <tr><td>"Unit " {h.unit}</td><td data-label="From"><LocalTime at=h.start/></td><td data-label="Until"><LocalTime at=h.end/></td></tr>
+                    }).collect_view()}</tbody>
+                </table></div>
+            </section>
+        }
+    })
+}
+
+/// Credits given for hours not delivered, oldest first.
+#[component]
+fn Credits(credits: Vec<crate::booking::ReservationCredit>, currency: String) -> impl IntoView {
+    (!credits.is_empty()).then(|| {
+        view! {
+            <section class="panel" aria-labelledby="credits-title">
+                <h2 id="credits-title">"Credits"</h2>
+                <p class="muted">"Hours not delivered are credited at the price you paid; credits show on your monthly statement."</p>
+                <div class="table-scroll"><table class="data-table" data-testid="reservation-credits">
+                    <thead><tr><th scope="col">"When"</th><th scope="col">"Why"</th><th scope="col" class="num">"Unit-hours"</th><th scope="col" class="num">"Amount"</th></tr></thead>
+                    <tbody>{credits.into_iter().map(|c| view! {
+                        <tr>
+                            <td><LocalTime at=c.effective_at/></td>
+                            <td data-label="Why">{c.reason_text()}{(!c.memo.is_empty()).then(|| view! { <div class="muted small">{c.memo.clone()}</div> })}</td>
+                            <td class="num" data-label="Unit-hours">{c.unit_hours}</td>
+                            <td class="num" data-label="Amount">{format_cents(c.amount_cents, &currency)}</td>
+                        </tr>
+                    }).collect_view()}</tbody>
+                </table></div>
+            </section>
+        }
+    })
 }

@@ -89,6 +89,7 @@ fn StatementBody(s: Statement) -> impl IntoView {
             <div><dt>"Owed at the start"</dt><dd>{money(s.opening_cents)}</dd></div>
             <div><dt>"Charges"</dt><dd data-testid="statement-charges">{money(s.charges_cents)}</dd></div>
             <div><dt>"Refunds"</dt><dd data-testid="statement-refunds">{money(s.refunds_cents)}</dd></div>
+            <div><dt>"Credits"</dt><dd data-testid="statement-credits">{money(s.credits_cents)}</dd></div>
             <div><dt>"Owed at the end"</dt><dd data-testid="statement-closing">{money(s.closing_cents)}</dd></div>
         </dl>
         <p>
@@ -97,13 +98,13 @@ fn StatementBody(s: Statement) -> impl IntoView {
             </a>
         </p>
         {if empty {
-            view! { <p class="empty-state" data-testid="statement-empty">"No charges or refunds in " {month.label()} "."</p> }.into_any()
+            view! { <p class="empty-state" data-testid="statement-empty">"No charges, refunds or credits in " {month.label()} "."</p> }.into_any()
         } else {
             let cur = s.currency.clone();
             view! {
                 <div class="table-scroll">
                     <table class="data-table" data-testid="statement-lines">
-                        <caption class="visually-hidden">"Charges and refunds of " {month.label()}</caption>
+                        <caption class="visually-hidden">"Charges, refunds and credits of " {month.label()}</caption>
                         <thead><tr><th scope="col">"Date"</th><th scope="col">"Reservation"</th><th scope="col">"What"</th><th scope="col" class="num">"Amount"</th></tr></thead>
                         <tbody>
                             {s.lines.into_iter().map(|l| {
@@ -112,6 +113,7 @@ fn StatementBody(s: Statement) -> impl IntoView {
                                     "extension" if l.amount_cents >= 0 => "Extended",
                                     "extension" => "Repriced",
                                     "refund" => "Refund",
+                                    "credit" => "Credit for hours not delivered",
                                     _ => "Adjustment",
                                 };
                                 view! {

@@ -104,6 +104,11 @@ pub enum Refusal {
     PayoutReferenceTaken,
     /// A pool's sale windows would overlap (`availability_window_no_overlap`).
     SaleWindowOverlap,
+    /// A reservation was asked to give up unit-hours it does not hold
+    /// (`allocation_piece_held`).
+    PieceNotHeld,
+    /// Only a confirmed reservation can be credited (`reservation_credit_confirmed`).
+    NotCreditable,
     /// Another check refused the change (23514): the request breaks a rule the database keeps.
     Check,
 }
@@ -119,6 +124,8 @@ pub fn refusal(err: &sqlx::Error) -> Option<Refusal> {
         Some("ledger_transaction_payout_ref_key") => Some(Refusal::PayoutReferenceTaken),
         Some("allocation_unit_overlap") => Some(Refusal::UnitTaken),
         Some("availability_window_no_overlap") => Some(Refusal::SaleWindowOverlap),
+        Some("allocation_piece_held") => Some(Refusal::PieceNotHeld),
+        Some("reservation_credit_confirmed") => Some(Refusal::NotCreditable),
         _ => None,
     };
     by_name.or(match db.code().as_deref() {

@@ -20,7 +20,7 @@ pub const CURRENCY: &str = "USD";
 pub struct LedgerEntry {
     pub id: i64,
     pub transaction_id: i64,
-    /// `charge`, `extension`, `refund`, `recognition`, `payout` or `correction`.
+    /// `charge`, `extension`, `refund`, `credit`, `recognition`, `payout` or `correction`.
     pub transaction_kind: String,
     /// `customer_receivable` or `operator_payable`.
     pub account: String,
@@ -83,14 +83,24 @@ pub async fn statement(
     .fetch_all(db)
     .await?;
     let charges: i64 = lines.iter().map(|l| l.amount_cents.max(0)).sum();
-    let refunds: i64 = lines.iter().map(|l| (-l.amount_cents).max(0)).sum();
+    let credits: i64 = lines
+        .iter()
+        .filter(|l| l.kind == "credit")
+        .map(|l| -l.amount_cents)
+        .sum();
+    let refunds: i64 = lines
+        .iter()
+        .filter(|l| l.kind != "credit")
+        .map(|l| (-l.amount_cents).max(0))
+        .sum();
     Ok(Statement {
         month: month.to_string(),
         currency: CURRENCY.into(),
         opening_cents: opening,
         charges_cents: charges,
         refunds_cents: refunds,
-        closing_cents: opening + charges - refunds,
+        credits_cents: credits,
+        closing_cents: opening + charges - refunds - credits,
         lines,
     })
 }
@@ -117,11 +127,14 @@ pub async fn earnings(db: &PgPool, operator_id: i64) -> Result<Earnings, Service
     )
     .fetch_all(db)
     .await?;
-    // Pending: confirmed, not yet recognised, by the month the reservation ends.
+    // Pending: confirmed, not yet recognised, by the month the reservation ends, less the
+    // operator's part of any credits given on it (as the recognition will be).
     let pending = sqlx::query!(
         r#"select s.id as site_id, s.name as site_name,
                   to_char(date_trunc('month', upper(r.during) at time zone 'UTC'), 'YYYY-MM') as "month!",
-                  sum(r.base_cents - r.discount_cents)::bigint as "pending!"
+                  sum(r.base_cents - r.discount_cents
+                      - (r.credited_cents - ledger_fee_part(r.fee_cents, r.total_cents, r.credited_cents)))::bigint
+                      as "pending!"
              from reservation r
              join site s on s.id = r.site_id
             where s.operator_id = $1 and r.currency = $2 and r.state = 'confirmed'
@@ -228,12 +241,15 @@ pub async fn entries(
 /// refund) and compares with the books. Also checks that all entries sum to zero and that
 /// every transaction balances. Reads only.
 pub async fn reconcile(db: &PgPool, now: DateTime<Utc>) -> Result<Reconciliation, ServiceError> {
-    // Expected per reservation, by its state:
+    // Expected per reservation, by its state (credited: the credits given on it):
     //   held                       nothing posted.
-    //   confirmed, not recognised  charged = total, unearned = total.
-    //   confirmed, recognised      charged = total, operator = base - discount, fee = fee.
-    //   cancelled                  charged = total, refunded = refund, the retained part split
-    //                              floor(fee × retained / total) to the fee, the rest to the operator.
+    //   confirmed, not recognised  charged = total, credited, unearned = total - credited.
+    //   confirmed, recognised      charged = total, credited, operator = base - discount less
+    //                              its part of the credits, fee = fee less its part
+    //                              (ledger_fee_part of the credits).
+    //   cancelled                  charged = total, credited, refunded = refund, the retained
+    //                              part (total - credited - refund) split ledger_fee_part to
+    //                              the fee, the rest to the operator.
     let differences = sqlx::query_as!(
         Difference,
         r#"with expected as (
@@ -241,24 +257,25 @@ pub async fn reconcile(db: &PgPool, now: DateTime<Utc>) -> Result<Reconciliation
                       exists (select 1 from ledger_transaction t
                                where t.reservation_id = r.id and t.kind = 'recognition') as recognised,
                       r.total_cents, r.base_cents - r.discount_cents as subtotal, r.fee_cents,
-                      coalesce(r.refund_cents, 0) as refund
+                      coalesce(r.refund_cents, 0) as refund, r.credited_cents as credited,
+                      r.total_cents - r.credited_cents - coalesce(r.refund_cents, 0) as retained
                  from reservation r
            ), want as (
                select x.id,
                       case when x.state = 'held' then 0 else x.total_cents end as charged,
                       case when x.state = 'cancelled' then x.refund else 0 end as refunded,
+                      case when x.state = 'held' then 0 else x.credited end as credited,
                       case when x.state = 'cancelled' then
-                               (x.total_cents - x.refund)
-                               - case when x.total_cents > 0
-                                      then floor(x.fee_cents::numeric * (x.total_cents - x.refund) / x.total_cents)::bigint
-                                      else 0 end
-                           when x.state = 'confirmed' and x.recognised then x.subtotal
+                               x.retained - ledger_fee_part(x.fee_cents, x.total_cents, x.retained)
+                           when x.state = 'confirmed' and x.recognised then
+                               x.subtotal - (x.credited - ledger_fee_part(x.fee_cents, x.total_cents, x.credited))
                            else 0 end as operator,
-                      case when x.state = 'cancelled' and x.total_cents > 0 then
-                               floor(x.fee_cents::numeric * (x.total_cents - x.refund) / x.total_cents)::bigint
-                           when x.state = 'confirmed' and x.recognised then x.fee_cents
+                      case when x.state = 'cancelled' then ledger_fee_part(x.fee_cents, x.total_cents, x.retained)
+                           when x.state = 'confirmed' and x.recognised then
+                               x.fee_cents - ledger_fee_part(x.fee_cents, x.total_cents, x.credited)
                            else 0 end as fee,
-                      case when x.state = 'confirmed' and not x.recognised then x.total_cents else 0 end as unearned
+                      case when x.state = 'confirmed' and not x.recognised then x.total_cents - x.credited
+                           else 0 end as unearned
                  from expected x
            )
            select w.id as "reservation_id!", m.what as "what!", m.expected as "expected_cents!",
@@ -268,6 +285,7 @@ pub async fn reconcile(db: &PgPool, now: DateTime<Utc>) -> Result<Reconciliation
              cross join lateral (values
                  ('charged', w.charged, coalesce(l.charged_cents, 0)),
                  ('refunded', w.refunded, coalesce(l.refunded_cents, 0)),
+                 ('credited', w.credited, coalesce(l.credited_cents, 0)),
                  ('operator', w.operator, coalesce(l.operator_cents, 0)),
                  ('fee', w.fee, coalesce(l.fee_cents_recognised, 0)),
                  ('unearned', w.unearned, coalesce(l.unearned_cents, 0))
@@ -281,7 +299,8 @@ pub async fn reconcile(db: &PgPool, now: DateTime<Utc>) -> Result<Reconciliation
     let counts = sqlx::query!(
         r#"select (select count(*) from reservation) as "checked!",
                   (select count(*) from reservation r
-                    where r.state = 'confirmed' and upper(r.during) <= $1 and r.total_cents > 0
+                    where r.state = 'confirmed' and upper(r.during) <= $1
+                      and r.total_cents - r.credited_cents > 0
                       and not exists (select 1 from ledger_transaction t
                                        where t.reservation_id = r.id and t.kind = 'recognition')) as "awaiting!",
                   (select coalesce(sum(amount_cents), 0) from ledger_entry)::bigint as "sum!",

@@ -48,6 +48,8 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(reservations::list).post(reservations::create),
         )
         .route("/reservations/{id}", get(reservations::get))
+        .route("/reservations/{id}/units", get(reservations::units))
+        .route("/reservations/{id}/credits", get(reservations::credits))
         .route("/reservations/{id}/cancel", post(reservations::cancel))
         .route("/reservations/{id}/extend", post(reservations::extend))
         .route(

@@ -6,7 +6,9 @@ use super::problem::Problem;
 use super::{ApiResult, Body, Caller, Id, Params};
 use crate::http::AppState;
 use app::account::Scope;
-use app::booking::{BookingRequest, Quote, Reservation};
+use app::booking::{
+    BookingRequest, ExtendTo, Quote, Reservation, ReservationCredit, ReservationHolding,
+};
 use app::services::reservations;
 use axum::{
     extract::State,
@@ -119,6 +121,51 @@ pub async fn get(
     Ok(Json(reservations::get(&s.db, me, id, Utc::now()).await?))
 }
 
+/// The units serving one of the organization's reservations, piece by piece: one per unit
+/// over the whole term as booked, more when part of it moved to another unit or ended early.
+#[utoipa::path(get, path = "/api/v1/reservations/{id}/units", tag = "reservations",
+    params(("id" = i64, Path, description = "Reservation id", minimum = 1)),
+    security(("api_key" = ["read"])),
+    responses(
+        (status = 200, description = "The units and their hours, by unit number then time", body = Vec<ReservationHolding>),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a customer organization, or no `read` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such reservation of this organization", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit reached", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn units(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Id(id): Id,
+) -> ApiResult<Json<Vec<ReservationHolding>>> {
+    let me = p.customer(Scope::Read)?;
+    // "Not found" for another organization's reservation, not an empty list.
+    reservations::get(&s.db, me, id, Utc::now()).await?;
+    Ok(Json(reservations::holdings(&s.db, me, id).await?))
+}
+
+/// The credits given on one of the organization's reservations for hours not delivered,
+/// oldest first.
+#[utoipa::path(get, path = "/api/v1/reservations/{id}/credits", tag = "reservations",
+    params(("id" = i64, Path, description = "Reservation id", minimum = 1)),
+    security(("api_key" = ["read"])),
+    responses(
+        (status = 200, description = "The credits", body = Vec<ReservationCredit>),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a customer organization, or no `read` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such reservation of this organization", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit reached", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn credits(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Id(id): Id,
+) -> ApiResult<Json<Vec<ReservationCredit>>> {
+    let me = p.customer(Scope::Read)?;
+    reservations::get(&s.db, me, id, Utc::now()).await?;
+    Ok(Json(reservations::credits(&s.db, me, id).await?))
+}
+
 /// Cancels a reservation that has not started; the refund follows the pool's policy.
 #[utoipa::path(post, path = "/api/v1/reservations/{id}/cancel", tag = "reservations",
     params(("id" = i64, Path, description = "Reservation id", minimum = 1)),
@@ -170,6 +217,14 @@ pub async fn extend(
 ) -> ApiResult<Json<Reservation>> {
     let me = p.customer(Scope::Reserve)?;
     Ok(Json(
-        reservations::extend(&s.db, me, id, body.end, s.platform_fee.0, Utc::now()).await?,
+        reservations::extend(
+            &s.db,
+            me,
+            id,
+            ExtendTo::End(body.end),
+            s.platform_fee.0,
+            Utc::now(),
+        )
+        .await?,
     ))
 }

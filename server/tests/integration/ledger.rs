@@ -3,7 +3,7 @@
 //! after an outage, payouts, reconciliation (service and command), and a property test over
 //! random reserve / extend / cancel / complete sequences.
 
-use app::booking::BookingRequest;
+use app::booking::{BookingRequest, ExtendTo};
 use app::ledger::Month;
 use app::pricing::{self, Priced, Quantity, TermDiscount};
 use app::services::error::ServiceError;
@@ -111,9 +111,16 @@ async fn an_extension_charges_the_difference(db: PgPool) {
     let r = reservations::reserve(&db, m.customer, &req(&m, 8, 2, 10), FEE_BP, m.now)
         .await
         .unwrap();
-    let x = reservations::extend(&db, m.customer, r.id, hour(m.now, 22), FEE_BP, m.now)
-        .await
-        .unwrap();
+    let x = reservations::extend(
+        &db,
+        m.customer,
+        r.id,
+        ExtendTo::End(hour(m.now, 22)),
+        FEE_BP,
+        m.now,
+    )
+    .await
+    .unwrap();
     // 20 h: $320.00 + $9.60 = $329.60; the extension charges $164.80 more.
     assert_eq!(x.total_cents, 32_960);
     let b = books(&db, r.id).await;
@@ -518,8 +525,15 @@ async fn run_case(db: &PgPool, case: usize, ops: Vec<Op>) {
             Op::Extend { pick, extra } if !expected.is_empty() => {
                 let i = pick % expected.len();
                 let new_end = expected[i].end + Duration::hours(extra);
-                match reservations::extend(db, m.customer, expected[i].id, new_end, FEE_BP, clock)
-                    .await
+                match reservations::extend(
+                    db,
+                    m.customer,
+                    expected[i].id,
+                    ExtendTo::End(new_end),
+                    FEE_BP,
+                    clock,
+                )
+                .await
                 {
                     Ok(_) => expected[i].end = new_end,
                     Err(ServiceError::Conflict { .. } | ServiceError::Invalid(_)) => {}

@@ -18,6 +18,7 @@ mod migrations;
 mod model;
 mod operator;
 mod ops;
+mod reallocation;
 mod schema;
 mod seed;
 mod settlement;

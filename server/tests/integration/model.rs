@@ -1,7 +1,7 @@
 //! Property test: random sequences of reserve / cancel / extend / blackout against one pool,
 //! checked after every step against an in-memory model of the pool's units.
 
-use app::booking::BookingRequest;
+use app::booking::{BookingRequest, ExtendTo};
 use app::pricing::{self, Quantity};
 use app::services::blackouts::{self, BlackoutUnits};
 use app::services::catalog;
@@ -188,8 +188,15 @@ async fn run_case(db: &PgPool, case: usize, ops: Vec<Op>) {
                 }
                 let i = pick % model.reservations.len();
                 let (id, start, end, cancelled) = model.reservations[i];
-                let got =
-                    reservations::extend(db, customer, id, at(end + extra), FEE_BP, now).await;
+                let got = reservations::extend(
+                    db,
+                    customer,
+                    id,
+                    ExtendTo::End(at(end + extra)),
+                    FEE_BP,
+                    now,
+                )
+                .await;
                 let me = Owner::Reservation(id);
                 let fits = !cancelled
                     && (0..UNITS).all(|u| {

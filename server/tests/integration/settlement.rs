@@ -1,7 +1,7 @@
 //! Settlement services against PostgreSQL: quotes, reservations, races, cancellations,
 //! extensions, blackouts, the interconnect limit, availability and search.
 
-use app::booking::BookingRequest;
+use app::booking::{BookingRequest, ExtendTo};
 use app::pricing::{self, Quantity, TermDiscount};
 use app::services::blackouts::{self, BlackoutUnits};
 use app::services::catalog::{self, PoolInput, PoolSpec, SiteInput};
@@ -375,9 +375,16 @@ async fn extend_keeps_the_same_units_or_refuses_with_the_reason(db: PgPool) {
             .fetch_all(&db)
             .await
             .unwrap();
-    let longer = reservations::extend(&db, m.customer, r.id, hour(m.now, 10 + 200), FEE_BP, m.now)
-        .await
-        .unwrap();
+    let longer = reservations::extend(
+        &db,
+        m.customer,
+        r.id,
+        ExtendTo::End(hour(m.now, 10 + 200)),
+        FEE_BP,
+        m.now,
+    )
+    .await
+    .unwrap();
     assert_eq!(longer.end, hour(m.now, 210));
     // 200 h crosses the 168 h tier: a discount now applies.
     assert!(longer.discount_cents > 0);
@@ -394,9 +401,16 @@ async fn extend_keeps_the_same_units_or_refuses_with_the_reason(db: PgPool) {
     reservations::reserve(&db, m.other_customer, &req(&m, 8, 210, 24), FEE_BP, m.now)
         .await
         .unwrap();
-    let e = reservations::extend(&db, m.customer, r.id, hour(m.now, 220), FEE_BP, m.now)
-        .await
-        .unwrap_err();
+    let e = reservations::extend(
+        &db,
+        m.customer,
+        r.id,
+        ExtendTo::End(hour(m.now, 220)),
+        FEE_BP,
+        m.now,
+    )
+    .await
+    .unwrap_err();
     assert!(
         e.to_string()
             .contains("cannot be extended on the same units"),
@@ -409,9 +423,16 @@ async fn extend_keeps_the_same_units_or_refuses_with_the_reason(db: PgPool) {
             .end,
         hour(m.now, 210)
     );
-    let e = reservations::extend(&db, m.customer, r.id, hour(m.now, 200), FEE_BP, m.now)
-        .await
-        .unwrap_err();
+    let e = reservations::extend(
+        &db,
+        m.customer,
+        r.id,
+        ExtendTo::End(hour(m.now, 200)),
+        FEE_BP,
+        m.now,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.status(), 422);
 }
 

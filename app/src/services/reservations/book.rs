@@ -1,25 +1,22 @@
-//! Quotes, reservations, cancellations and extensions: the settlement of contracts
-//! against a pool's availability.
+//! Quotes and bookings: the settlement of a new contract against a pool's availability.
 //!
 //! Settlement happens in PostgreSQL, whichever server process runs the request: units are
-//! chosen under row locks (see [`settlement::allocate`]) and the exclusion constraint on
+//! chosen by the database's one rule (`choose_free_units`) and the exclusion constraint on
 //! `allocation` has the last word. A transaction that loses a race (SQLSTATE 23P01, 40001,
 //! 40P01) is retried and, if it keeps losing, answered as a conflict; never an error 500,
 //! never a partial reservation.
 
-use super::availability::{self, DEFAULT_HORIZON_DAYS};
-use super::error::ServiceError;
-use super::pools::{self, PoolInfo};
-use super::settlement::{self, AllocateError, AllocationOwner};
-use crate::booking::{BookingRequest, CancelPreview, Quote, Reservation};
+use super::read::{self, Row};
+use super::{raw, MAX_ATTEMPTS};
+use crate::booking::{BookingRequest, Quote, Reservation};
 use crate::pricing::{self, PriceBreakdown};
-use crate::window::{HourWindow, ReservationState};
+use crate::services::availability::{self, DEFAULT_HORIZON_DAYS};
+use crate::services::error::{self, Refusal, ServiceError};
+use crate::services::pools::{self, PoolInfo};
+use crate::services::settlement::{self, AllocateError, AllocationOwner};
+use crate::window::HourWindow;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
-
-/// Each retry follows another transaction's commit on the same units, so retries always
-/// make progress; the cap only bounds the worst case before answering "conflict".
-const MAX_ATTEMPTS: u32 = 16;
 
 /// A validated request: the pool, the window and the whole units it needs.
 struct Checked {
@@ -171,8 +168,8 @@ async fn reserve_keyed(
         let mut conn = db.acquire().await?;
         let c = check_request(&mut conn, req, now).await?;
         let p = price_of(&c, fee_bp);
-        match book(&mut conn, &c, &p, customer_id, key).await {
-            Ok(Some(b)) if b.allocated == c.units => return Ok(booked(c, p, customer_id, b, now)),
+        match book(&mut conn, &c, &p, customer_id, key, now).await {
+            Ok(Some(b)) if b.allocated == c.units => return booked(c, p, customer_id, b),
             Ok(Some(_)) => {} // unreachable: the trigger refuses a partial commit
             Ok(None) => {
                 require_customer(&mut conn, customer_id).await?;
@@ -192,7 +189,7 @@ async fn reserve_keyed(
         attempt += 1;
         match try_reserve(db, customer_id, req, key, fee_bp, now).await {
             Err(ServiceError::Unavailable(e))
-                if super::error::is_retryable(&e) && attempt < MAX_ATTEMPTS =>
+                if error::is_retryable(&e) && attempt < MAX_ATTEMPTS =>
             {
                 continue
             }
@@ -216,7 +213,7 @@ async fn made_for_key(
     .fetch_optional(db)
     .await?;
     match id {
-        Some(id) => get(db, customer_id, id, now).await.map(Some),
+        Some(id) => read::get(db, customer_id, id, now).await.map(Some),
         None => Ok(None),
     }
 }
@@ -238,7 +235,7 @@ async fn already_made(
 
 /// `key`, when `e` says a reservation with it exists already.
 fn key_taken<'k>(e: &sqlx::Error, key: Option<&'k str>) -> Option<&'k str> {
-    key.filter(|_| super::error::refusal(e) == Some(super::error::Refusal::RequestKeyTaken))
+    key.filter(|_| error::refusal(e) == Some(Refusal::RequestKeyTaken))
 }
 
 fn price_of(c: &Checked, fee_bp: i64) -> PriceBreakdown {
@@ -255,10 +252,13 @@ struct Booked {
     id: i64,
     created_at: DateTime<Utc>,
     allocated: i64,
+    /// The state it shows now (`reservation_state_at`): confirmed, or active when it starts
+    /// at once.
+    shown_state: String,
 }
 
-/// Inserts the reservation and, in the same statement, allocates the units free in this
-/// statement's snapshot, lowest numbers first (as [`settlement::allocate`] chooses them),
+/// Inserts the reservation and, in the same statement, allocates the free units the
+/// database's one rule chooses (`choose_free_units`, as [`settlement::allocate`] does),
 /// passing over units another booking has locked at this moment.
 ///
 /// The lock is what keeps concurrent bookings apart. Without it two bookings of
@@ -276,10 +276,11 @@ async fn book(
     p: &PriceBreakdown,
     customer_id: i64,
     key: Option<&str>,
+    now: DateTime<Utc>,
 ) -> Result<Option<Booked>, sqlx::Error> {
     let range = pools::to_range(&c.window);
     // The audit event is written by the same statement: the booking commits with it or not.
-    let (actor_user, actor_key) = super::audit::current_ids();
+    let (actor_user, actor_key) = crate::services::audit::current_ids();
     let row = sqlx::query!(
         r#"
         with res as (
@@ -291,16 +292,11 @@ async fn book(
             returning id, created_at
         ),
         chosen as (
-            select u.id, u.site_id, u.pool_id from capacity_unit u
-            where u.pool_id = $2
-              and not exists (select 1 from allocation a where a.unit_id = u.id and a.during && $5)
-            order by u.ordinal
-            limit $12
-            for no key update of u skip locked
+            select * from choose_free_units($2, $5, $12, false)
         ),
         taken as (
             insert into allocation (site_id, pool_id, unit_id, reservation_id, during)
-            select chosen.site_id, chosen.pool_id, chosen.id, res.id, $5 from chosen cross join res
+            select chosen.site_id, chosen.pool_id, chosen.unit_id, res.id, $5 from chosen cross join res
             returning 1
         ),
         audited as (
@@ -311,7 +307,9 @@ async fn book(
                                       'end', upper($5::tstzrange), 'total_cents', $11::bigint)
             from res
         )
-        select res.id, res.created_at, (select count(*) from taken) as "allocated!" from res
+        select res.id, res.created_at, (select count(*) from taken) as "allocated!",
+               reservation_state_at('confirmed', $5, $17) as "shown_state!"
+          from res
         "#,
         c.pool.site_id,
         c.pool.id,
@@ -329,6 +327,7 @@ async fn book(
         key,
         actor_user,
         actor_key,
+        now,
     )
     .fetch_optional(&mut *conn)
     .await?;
@@ -336,27 +335,27 @@ async fn book(
         id: r.id,
         created_at: r.created_at,
         allocated: r.allocated,
+        shown_state: r.shown_state,
     }))
 }
 
-/// The reservation just committed for a checked request, without reading it back.
+/// The reservation just committed for a checked request, without reading it back: the
+/// row the booking statement wrote, in the shape every read has.
 fn booked(
     c: Checked,
     p: PriceBreakdown,
     customer_id: i64,
     b: Booked,
-    now: DateTime<Utc>,
-) -> Reservation {
-    Reservation {
+) -> Result<Reservation, ServiceError> {
+    Row {
         id: b.id,
         pool_id: c.pool.id,
         pool_name: c.pool.name,
         site_id: c.pool.site_id,
         customer_id,
-        units: c.units,
-        start: c.window.start(),
-        end: c.window.end(),
-        state: ReservationState::at("confirmed", &c.window, now),
+        unit_count: c.units as i32,
+        during: pools::to_range(&c.window),
+        shown_state: b.shown_state,
         currency: c.pool.currency,
         unit_price_cents: c.pool.price_cents,
         base_cents: p.base_cents,
@@ -364,15 +363,16 @@ fn booked(
         fee_cents: p.fee_cents,
         total_cents: p.total_cents,
         refund_cents: None,
+        credited_cents: 0,
         created_at: b.created_at,
         cancelled_at: None,
     }
+    .shown()
 }
 
 /// The one-statement booking could not take every unit, or collided with another writer.
 fn is_partial_or_raced(e: &sqlx::Error) -> bool {
-    super::error::is_retryable(e)
-        || super::error::refusal(e) == Some(super::error::Refusal::PartialBooking)
+    error::is_retryable(e) || error::refusal(e) == Some(Refusal::PartialBooking)
 }
 
 /// The exact path, in one transaction: book what is free now, then wait for units other
@@ -388,7 +388,7 @@ async fn try_reserve(
     let mut tx = db.begin().await.map_err(raw)?;
     let c = check_request(&mut tx, req, now).await?;
     let p = price_of(&c, fee_bp);
-    let booking = match book(&mut tx, &c, &p, customer_id, key).await {
+    let booking = match book(&mut tx, &c, &p, customer_id, key, now).await {
         Err(e) => match key_taken(&e, key) {
             Some(key) => {
                 tx.rollback().await.map_err(raw)?;
@@ -427,7 +427,7 @@ async fn try_reserve(
         }
     }
     tx.commit().await.map_err(raw)?;
-    Ok(booked(c, p, customer_id, b, now))
+    booked(c, p, customer_id, b)
 }
 
 /// The conflict for a request that found only `free` units, with the next window that fits.
@@ -469,321 +469,4 @@ async fn not_enough(db: &PgPool, c: &Checked, free: i64, now: DateTime<Utc>) -> 
         next_start,
         conflicting_reservations: Vec::new(),
     }
-}
-
-/// Keeps retryable database errors raw (for the retry loop); `From` would turn them into
-/// conflicts straight away.
-fn raw(e: sqlx::Error) -> ServiceError {
-    if super::error::is_retryable(&e) {
-        ServiceError::Unavailable(e)
-    } else {
-        ServiceError::from(e)
-    }
-}
-
-/// One of the customer's reservations; another organization's is "not found".
-pub async fn get(
-    db: &PgPool,
-    customer_id: i64,
-    id: i64,
-    now: DateTime<Utc>,
-) -> Result<Reservation, ServiceError> {
-    let mut conn = db.acquire().await?;
-    fetch(&mut conn, customer_id, id, false, now).await
-}
-
-async fn fetch(
-    conn: &mut PgConnection,
-    customer_id: i64,
-    id: i64,
-    lock: bool,
-    now: DateTime<Utc>,
-) -> Result<Reservation, ServiceError> {
-    if lock {
-        sqlx::query_scalar!(
-            "select id from reservation where id = $1 and customer_id = $2 for update",
-            id,
-            customer_id
-        )
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or(ServiceError::NotFound("reservation"))?;
-    }
-    let r = sqlx::query!(
-        r#"select r.id, r.pool_id, p.name as pool_name, r.site_id, r.customer_id, r.unit_count, r.during,
-                  r.state, r.currency, r.unit_price_cents, r.base_cents, r.discount_cents, r.fee_cents,
-                  r.total_cents, r.refund_cents, r.created_at, r.cancelled_at
-           from reservation r join capacity_pool p on p.id = r.pool_id
-           where r.id = $1 and r.customer_id = $2"#,
-        id,
-        customer_id
-    )
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or(ServiceError::NotFound("reservation"))?;
-    let (start, end) = pools::from_range(&r.during).ok_or(ServiceError::NotFound("reservation"))?;
-    let window = HourWindow::new(start, end)?;
-    Ok(Reservation {
-        id: r.id,
-        pool_id: r.pool_id,
-        pool_name: r.pool_name,
-        site_id: r.site_id,
-        customer_id: r.customer_id,
-        units: i64::from(r.unit_count),
-        start,
-        end,
-        state: ReservationState::at(&r.state, &window, now),
-        currency: r.currency,
-        unit_price_cents: r.unit_price_cents,
-        base_cents: r.base_cents,
-        discount_cents: r.discount_cents,
-        fee_cents: r.fee_cents,
-        total_cents: r.total_cents,
-        refund_cents: r.refund_cents,
-        created_at: r.created_at,
-        cancelled_at: r.cancelled_at,
-    })
-}
-
-/// The customer's reservations, newest first, `limit` at a time after `before_id`.
-pub async fn list(
-    db: &PgPool,
-    customer_id: i64,
-    before_id: Option<i64>,
-    limit: i64,
-    now: DateTime<Utc>,
-) -> Result<Vec<Reservation>, ServiceError> {
-    let limit = limit.clamp(1, 500);
-    let ids = sqlx::query_scalar!(
-        "select id from reservation where customer_id = $1 and ($2::bigint is null or id < $2) order by id desc limit $3",
-        customer_id,
-        before_id,
-        limit
-    )
-    .fetch_all(db)
-    .await?;
-    let mut conn = db.acquire().await?;
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        out.push(fetch(&mut conn, customer_id, id, false, now).await?);
-    }
-    Ok(out)
-}
-
-fn cancel_terms(
-    pool: &PoolInfo,
-    r: &Reservation,
-    now: DateTime<Utc>,
-) -> Result<CancelPreview, ServiceError> {
-    match r.state {
-        ReservationState::Cancelled => {
-            return Err(ServiceError::conflict(
-                "this reservation is already cancelled",
-            ))
-        }
-        ReservationState::Active | ReservationState::Completed => {
-            return Err(ServiceError::conflict(
-                "this reservation has already started; a started contract cannot be cancelled",
-            ))
-        }
-        ReservationState::Held | ReservationState::Confirmed => {}
-    }
-    let notice_hours = (r.start - now).num_hours();
-    let refund_bp = pricing::refund_bp_for(notice_hours, &pool.cancellation);
-    Ok(CancelPreview {
-        reservation_id: r.id,
-        notice_hours,
-        refund_bp,
-        refund_cents: pricing::refund_cents(r.total_cents, refund_bp),
-        total_cents: r.total_cents,
-    })
-}
-
-/// What cancelling now would refund, by the pool's policy.
-pub async fn cancel_preview(
-    db: &PgPool,
-    customer_id: i64,
-    id: i64,
-    now: DateTime<Utc>,
-) -> Result<CancelPreview, ServiceError> {
-    let mut conn = db.acquire().await?;
-    let r = fetch(&mut conn, customer_id, id, false, now).await?;
-    let pool = pools::load(&mut conn, r.pool_id, false).await?;
-    cancel_terms(&pool, &r, now)
-}
-
-/// Cancels a reservation that has not started, releasing its units and locking the refund.
-pub async fn cancel(
-    db: &PgPool,
-    customer_id: i64,
-    id: i64,
-    now: DateTime<Utc>,
-) -> Result<Reservation, ServiceError> {
-    let mut tx = db.begin().await?;
-    let r = fetch(&mut tx, customer_id, id, true, now).await?;
-    let pool = pools::load(&mut tx, r.pool_id, false).await?;
-    let preview = cancel_terms(&pool, &r, now)?;
-    sqlx::query!("delete from allocation where reservation_id = $1", id)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query!(
-        "update reservation set state = 'cancelled', cancelled_at = $2, refund_cents = $3, updated_at = now() where id = $1",
-        id,
-        now,
-        preview.refund_cents
-    )
-    .execute(&mut *tx)
-    .await?;
-    super::audit::record(
-        &mut tx,
-        super::audit::Event {
-            organization_id: Some(customer_id),
-            action: "reservation.cancelled",
-            object_type: "reservation",
-            object_id: Some(id),
-            detail: serde_json::json!({ "refund_cents": preview.refund_cents }),
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    get(db, customer_id, id, now).await
-}
-
-/// Extends a reservation to `new_end` on the same units, charging the new term's price
-/// (at the locked unit price). Refused with the reason when the units are not free.
-pub async fn extend(
-    db: &PgPool,
-    customer_id: i64,
-    id: i64,
-    new_end: DateTime<Utc>,
-    fee_bp: i64,
-    now: DateTime<Utc>,
-) -> Result<Reservation, ServiceError> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match try_extend(db, customer_id, id, new_end, fee_bp, now).await {
-            Err(ServiceError::Unavailable(e))
-                if super::error::is_retryable(&e) && attempt < MAX_ATTEMPTS =>
-            {
-                continue
-            }
-            Ok(()) => return get(db, customer_id, id, now).await,
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-async fn try_extend(
-    db: &PgPool,
-    customer_id: i64,
-    id: i64,
-    new_end: DateTime<Utc>,
-    fee_bp: i64,
-    now: DateTime<Utc>,
-) -> Result<(), ServiceError> {
-    let mut tx = db.begin().await.map_err(raw)?;
-    // Lock order everywhere: pool, then reservation.
-    let current = fetch(&mut tx, customer_id, id, false, now).await?;
-    let pool = pools::load(&mut tx, current.pool_id, true).await?;
-    let r = fetch(&mut tx, customer_id, id, true, now).await?;
-    match r.state {
-        ReservationState::Confirmed | ReservationState::Active => {}
-        ReservationState::Cancelled => {
-            return Err(ServiceError::conflict(
-                "a cancelled reservation cannot be extended",
-            ))
-        }
-        ReservationState::Completed => {
-            return Err(ServiceError::conflict(
-                "a completed reservation cannot be extended",
-            ))
-        }
-        ReservationState::Held => {
-            return Err(ServiceError::conflict(
-                "confirm the reservation before extending it",
-            ))
-        }
-    }
-    if new_end <= r.end {
-        return Err(ServiceError::invalid(
-            "end",
-            format!(
-                "the new end must be after the current end ({})",
-                r.end.to_rfc3339()
-            ),
-        ));
-    }
-    let window = HourWindow::new(r.start, new_end)?;
-    if window.hours() > pool.terms.max_term_hours {
-        return Err(ServiceError::invalid(
-            "end",
-            format!(
-                "the term would be {} hours; this pool sells at most {} hours",
-                window.hours(),
-                pool.terms.max_term_hours
-            ),
-        ));
-    }
-    if !pools::is_open(&mut tx, pool.id, &window).await? {
-        return Err(ServiceError::invalid(
-            "end",
-            "the pool is not on sale until that end; see its availability",
-        ));
-    }
-    let range = pools::to_range(&window);
-    let moved = sqlx::query!(
-        "update allocation set during = $2, updated_at = now() where reservation_id = $1",
-        id,
-        range
-    )
-    .execute(&mut *tx)
-    .await;
-    match moved {
-        Ok(_) => {}
-        Err(e) if super::error::refusal(&e) == Some(super::error::Refusal::UnitTaken) => {
-            return Err(ServiceError::conflict(format!(
-                "the units of this reservation are booked or under maintenance between {} and {}; it cannot be extended on the same units",
-                r.end.to_rfc3339(),
-                new_end.to_rfc3339()
-            )));
-        }
-        Err(e) => return Err(raw(e)),
-    }
-    let p: PriceBreakdown = pricing::price(
-        pool.priced_at(r.units, r.unit_price_cents),
-        window.hours(),
-        &pool.discounts,
-        fee_bp,
-    );
-    sqlx::query!(
-        r#"update reservation set during = $2, base_cents = $3, discount_cents = $4, fee_cents = $5,
-                                  total_cents = $6, fee_bp = $7, updated_at = now()
-           where id = $1"#,
-        id,
-        range,
-        p.base_cents,
-        p.discount_cents,
-        p.fee_cents,
-        p.total_cents,
-        p.fee_bp as i32
-    )
-    .execute(&mut *tx)
-    .await
-    .map_err(raw)?;
-    super::audit::record(
-        &mut tx,
-        super::audit::Event {
-            organization_id: Some(customer_id),
-            action: "reservation.extended",
-            object_type: "reservation",
-            object_id: Some(id),
-            detail: serde_json::json!({
-                "from_end": r.end, "to_end": new_end, "total_cents": p.total_cents,
-            }),
-        },
-    )
-    .await?;
-    tx.commit().await.map_err(raw)?;
-    Ok(())
 }
