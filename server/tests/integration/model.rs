@@ -1,12 +1,15 @@
-//! Property test: random sequences of reserve / cancel / extend / blackout against one pool,
-//! checked after every step against an in-memory model of the pool's units.
+//! Property test: random sequences of reserve / cancel / extend / blackout / move / early end
+//! against one pool, checked after every step against an in-memory model of the pool's
+//! units, and the books reconciled after every sequence.
 
 use app::booking::{BookingRequest, ExtendTo};
 use app::pricing::{self, Quantity};
 use app::services::blackouts::{self, BlackoutUnits};
 use app::services::catalog;
 use app::services::error::ServiceError;
-use app::services::reservations;
+use app::services::ledger;
+use app::services::reservations::{self, reallocation};
+use app::window::HourWindow;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -20,10 +23,36 @@ const UNITS: usize = 3;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Reserve { units: i64, start: i64, len: i64 },
-    Cancel { pick: usize },
-    Extend { pick: usize, extra: i64 },
-    Blackout { units: i64, start: i64, len: i64 },
+    Reserve {
+        units: i64,
+        start: i64,
+        len: i64,
+    },
+    Cancel {
+        pick: usize,
+    },
+    Extend {
+        pick: usize,
+        extra: i64,
+    },
+    Blackout {
+        units: i64,
+        start: i64,
+        len: i64,
+    },
+    /// Moves a reservation's piece, from an hour inside it to its end, to another unit.
+    Move {
+        pick: usize,
+        piece: usize,
+        to: usize,
+        from: i64,
+    },
+    /// Ends a reservation's piece early, from an hour inside it, with a credit.
+    Cut {
+        pick: usize,
+        piece: usize,
+        from: i64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -32,6 +61,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => any::<usize>().prop_map(|pick| Op::Cancel { pick }),
         2 => (any::<usize>(), 1..10_i64).prop_map(|(pick, extra)| Op::Extend { pick, extra }),
         1 => (1..=UNITS as i64, 0..40_i64, 1..6_i64).prop_map(|(units, start, len)| Op::Blackout { units, start, len }),
+        2 => (any::<usize>(), any::<usize>(), 0..UNITS, 0..12_i64).prop_map(|(pick, piece, to, from)| Op::Move { pick, piece, to, from }),
+        1 => (any::<usize>(), any::<usize>(), 0..12_i64).prop_map(|(pick, piece, from)| Op::Cut { pick, piece, from }),
     ]
 }
 
@@ -50,6 +81,9 @@ struct Model {
     reservations: Vec<(i64, i64, i64, bool)>,
 }
 
+/// A piece of a reservation in the model: (unit index, start, end).
+type Piece = (usize, i64, i64);
+
 impl Model {
     fn free(&self, u: usize, s: i64, e: i64, except: Option<Owner>) -> bool {
         self.units[u]
@@ -63,6 +97,32 @@ impl Model {
             .take(k as usize)
             .collect();
         (free.len() == k as usize).then_some(free)
+    }
+    /// The pieces `owner` holds, by unit then start.
+    fn pieces(&self, owner: Owner) -> Vec<Piece> {
+        let mut v: Vec<Piece> = (0..UNITS)
+            .flat_map(|u| {
+                self.units[u]
+                    .iter()
+                    .filter(move |(o, _, _)| *o == owner)
+                    .map(move |&(_, s, e)| (u, s, e))
+            })
+            .collect();
+        v.sort();
+        v
+    }
+    /// Takes [from, e) out of the piece (u, s, e) of `owner`.
+    fn take_out(&mut self, owner: Owner, (u, s, e): Piece, from: i64) {
+        let list = &mut self.units[u];
+        let i = list
+            .iter()
+            .position(|&x| x == (owner, s, e))
+            .expect("the piece is in the model");
+        if from == s {
+            list.remove(i);
+        } else {
+            list[i].2 = from;
+        }
     }
     fn snapshot(&self) -> Vec<(i32, Owner, i64, i64)> {
         let mut v: Vec<_> = self
@@ -130,6 +190,12 @@ async fn run_case(db: &PgPool, case: usize, ops: Vec<Op>) {
         .await
         .unwrap();
 
+    let unit_ids: Vec<i64> =
+        sqlx::query_scalar("select id from capacity_unit where pool_id = $1 order by ordinal")
+            .bind(pool)
+            .fetch_all(db)
+            .await
+            .unwrap();
     let mut model = Model {
         units: vec![Vec::new(); UNITS],
         ..Default::default()
@@ -174,7 +240,10 @@ async fn run_case(db: &PgPool, case: usize, ops: Vec<Op>) {
                     let bp = pricing::refund_bp_for((at(start) - now).num_hours(), &[]);
                     assert_eq!(
                         res.refund_cents,
-                        Some(pricing::refund_cents(res.total_cents, bp))
+                        Some(pricing::refund_cents(
+                            res.total_cents - res.credited_cents,
+                            bp
+                        ))
                     );
                     for list in &mut model.units {
                         list.retain(|(o, _, _)| *o != Owner::Reservation(id));
@@ -198,16 +267,29 @@ async fn run_case(db: &PgPool, case: usize, ops: Vec<Op>) {
                 )
                 .await;
                 let me = Owner::Reservation(id);
+                // The pieces that reach the end carry on; all the units must still be there.
+                let reaching: Vec<Piece> = model
+                    .pieces(me)
+                    .into_iter()
+                    .filter(|&(_, _, e)| e == end)
+                    .collect();
+                let units = sqlx::query_scalar::<_, i32>(
+                    "select unit_count from reservation where id = $1",
+                )
+                .bind(id)
+                .fetch_one(db)
+                .await
+                .unwrap() as usize;
                 let fits = !cancelled
-                    && (0..UNITS).all(|u| {
-                        !model.units[u].iter().any(|(o, _, _)| *o == me)
-                            || model.free(u, start, end + extra, Some(me))
-                    });
+                    && reaching.len() == units
+                    && reaching
+                        .iter()
+                        .all(|&(u, _, _)| model.free(u, end, end + extra, None));
                 match (fits, got) {
                     (true, Ok(res)) => {
                         assert_eq!(res.end, at(end + extra));
                         for list in &mut model.units {
-                            for iv in list.iter_mut().filter(|(o, _, _)| *o == me) {
+                            for iv in list.iter_mut().filter(|(o, _, e)| *o == me && *e == end) {
                                 iv.2 = end + extra;
                             }
                         }
@@ -243,6 +325,71 @@ async fn run_case(db: &PgPool, case: usize, ops: Vec<Op>) {
                     ),
                 }
             }
+            Op::Move {
+                pick,
+                piece,
+                to,
+                from,
+            } => {
+                let Some((id, owner, p @ (u, ps, pe), at_hour)) =
+                    choose_piece(&model, pick, piece, from)
+                else {
+                    continue;
+                };
+                if to == u {
+                    continue;
+                }
+                let mut tx = db.begin().await.unwrap();
+                let got = reallocation::move_piece(
+                    &mut tx,
+                    id,
+                    unit_ids[u],
+                    unit_ids[to],
+                    &HourWindow::new(at(at_hour), at(pe)).unwrap(),
+                )
+                .await;
+                let fits = model.free(to, at_hour, pe, None);
+                match (fits, got) {
+                    (true, Ok(())) => {
+                        tx.commit().await.unwrap();
+                        model.take_out(owner, p, at_hour);
+                        model.units[to].push((owner, at_hour, pe));
+                    }
+                    (false, Err(ServiceError::Conflict { .. })) => {}
+                    (fits, got) => panic!(
+                        "move #{id} unit {u} [{ps},{pe}) from {at_hour} to unit {to}: model fits={fits}, db {got:?}"
+                    ),
+                }
+            }
+            Op::Cut { pick, piece, from } => {
+                let Some((id, owner, p @ (u, _, pe), at_hour)) =
+                    choose_piece(&model, pick, piece, from)
+                else {
+                    continue;
+                };
+                let mut tx = db.begin().await.unwrap();
+                reallocation::cut(
+                    &mut tx,
+                    id,
+                    unit_ids[u],
+                    &HourWindow::new(at(at_hour), at(pe)).unwrap(),
+                    reallocation::CutReason::EndedEarly,
+                )
+                .await
+                .unwrap();
+                reallocation::credit_hours(
+                    &mut tx,
+                    id,
+                    pe - at_hour,
+                    reallocation::CreditReason::EndedEarly,
+                    "",
+                    now,
+                )
+                .await
+                .unwrap();
+                tx.commit().await.unwrap();
+                model.take_out(owner, p, at_hour);
+            }
         }
         assert_eq!(
             db_snapshot(db, pool, t0).await,
@@ -250,6 +397,33 @@ async fn run_case(db: &PgPool, case: usize, ops: Vec<Op>) {
             "database and model disagree"
         );
     }
+    let books = ledger::reconcile(db, now).await.unwrap();
+    assert!(
+        books.is_clean(),
+        "the books disagree: {:?}",
+        books.differences
+    );
+}
+
+/// A piece of a live reservation and an hour inside it, picked by the op's numbers:
+/// (reservation id, owner, piece, hour).
+fn choose_piece(
+    model: &Model,
+    pick: usize,
+    piece: usize,
+    from: i64,
+) -> Option<(i64, Owner, Piece, i64)> {
+    let live: Vec<i64> = model
+        .reservations
+        .iter()
+        .filter(|r| !r.3)
+        .map(|r| r.0)
+        .collect();
+    let id = *live.get(pick % live.len().max(1))?;
+    let owner = Owner::Reservation(id);
+    let pieces = model.pieces(owner);
+    let p @ (_, s, e) = *pieces.get(piece % pieces.len().max(1))?;
+    Some((id, owner, p, s + from % (e - s)))
 }
 
 /// A migrated database of its own for a property test (`label` keeps two tests apart),
