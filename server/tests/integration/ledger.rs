@@ -1,55 +1,15 @@
 //! The ledger against PostgreSQL: the postings of every operation, the database's own
 //! refusals (unbalanced or edited books), the completion job run twice, concurrently and
-//! after an outage, payouts, reconciliation (service and command), and a property test over
-//! random reserve / extend / cancel / complete sequences.
+//! after an outage, payouts, and reconciliation (service and command). The property test
+//! over random sequences is in `ledger_property`.
 
-use app::booking::{BookingRequest, ExtendTo};
+use crate::fixtures::{books, hour, ledger_sum, market, req, Books, FEE_BP};
+use app::booking::ExtendTo;
 use app::ledger::Month;
-use app::pricing::{self, Priced, Quantity, TermDiscount};
 use app::services::error::ServiceError;
 use app::services::{ledger, payments, reservations};
 use chrono::{DateTime, Duration, DurationRound, Utc};
-use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
 use sqlx::PgPool;
-
-use crate::settlement::{hour, market, market_named, req, FEE_BP};
-
-/// What the books say about one reservation (the `ledger_reservation_totals` view).
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Books {
-    charged: i64,
-    refunded: i64,
-    operator: i64,
-    fee: i64,
-    unearned: i64,
-}
-
-async fn books(db: &PgPool, reservation: i64) -> Books {
-    let row: Option<(i64, i64, i64, i64, i64)> = sqlx::query_as(
-        "select charged_cents, refunded_cents, operator_cents, fee_cents_recognised, unearned_cents
-           from ledger_reservation_totals where reservation_id = $1",
-    )
-    .bind(reservation)
-    .fetch_optional(db)
-    .await
-    .unwrap();
-    row.map(|(charged, refunded, operator, fee, unearned)| Books {
-        charged,
-        refunded,
-        operator,
-        fee,
-        unearned,
-    })
-    .unwrap_or_default()
-}
-
-async fn ledger_sum(db: &PgPool) -> i64 {
-    sqlx::query_scalar("select coalesce(sum(amount_cents), 0)::bigint from ledger_entry")
-        .fetch_one(db)
-        .await
-        .unwrap()
-}
 
 async fn postings(db: &PgPool, reservation: i64) -> Vec<(String, Option<i32>)> {
     sqlx::query_as(
@@ -386,12 +346,7 @@ async fn payouts_never_exceed_what_is_owed_and_retries_pay_once(db: PgPool) {
 
 /// The server binary's `reconcile` command against this test's database.
 fn reconcile_command(db: &PgPool) -> (bool, String) {
-    let base = std::env::var("DATABASE_URL").unwrap();
-    let name = db.connect_options().get_database().unwrap().to_string();
-    let url = match base.split_once('?') {
-        Some((head, query)) => format!("{}/{name}?{query}", head.rsplit_once('/').unwrap().0),
-        None => format!("{}/{name}", base.rsplit_once('/').unwrap().0),
-    };
+    let url = crate::helpers::database_url(db);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
         .arg("reconcile")
         .env("DATABASE_URL", url)
@@ -439,188 +394,6 @@ async fn reconciliation_passes_on_the_demo_market_and_catches_a_wrong_posting(db
     );
     assert!(out.contains("unearned"), "{out}");
     assert_eq!(ledger_sum(&db).await, 0);
-}
-
-// ---- property test ------------------------------------------------------------------
-
-#[derive(Clone, Debug)]
-enum Op {
-    Reserve {
-        nodes: i64,
-        start: i64,
-        len: i64,
-    },
-    Extend {
-        pick: usize,
-        extra: i64,
-    },
-    Cancel {
-        pick: usize,
-    },
-    /// The clock moves on by `hours` and the completion job runs.
-    Complete {
-        hours: i64,
-    },
-}
-
-fn op() -> impl Strategy<Value = Op> {
-    prop_oneof![
-        4 => (1..=2_i64, 1..200_i64, 1..30_i64).prop_map(|(nodes, start, len)| Op::Reserve { nodes, start, len }),
-        2 => (any::<usize>(), 1..200_i64).prop_map(|(pick, extra)| Op::Extend { pick, extra }),
-        2 => any::<usize>().prop_map(|pick| Op::Cancel { pick }),
-        2 => (1..60_i64).prop_map(|hours| Op::Complete { hours }),
-    ]
-}
-
-/// What the policy says a reservation owes, kept by the test itself.
-struct Expected {
-    id: i64,
-    nodes: i64,
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
-    refund: Option<i64>,
-}
-
-fn policy_price(nodes: i64, hours: i64) -> pricing::PriceBreakdown {
-    pricing::price(
-        Priced::Gpu {
-            nodes,
-            gpus_per_node: 8,
-            cents_per_gpu_hour: 200,
-        },
-        hours,
-        &[TermDiscount {
-            min_hours: 168,
-            discount_bp: 500,
-        }],
-        FEE_BP,
-    )
-}
-
-async fn run_case(db: &PgPool, case: usize, ops: Vec<Op>) {
-    let m = market_named(db, 3, &format!(" {case}")).await;
-    let mut clock = m.now;
-    let mut expected: Vec<Expected> = Vec::new();
-    for op in ops {
-        match op {
-            Op::Reserve { nodes, start, len } => {
-                let r = BookingRequest {
-                    pool_id: m.pool,
-                    quantity: Quantity::Units(nodes),
-                    start: hour(m.now, start),
-                    end: hour(m.now, start + len),
-                };
-                match reservations::reserve(db, m.customer, &r, FEE_BP, clock).await {
-                    Ok(res) => expected.push(Expected {
-                        id: res.id,
-                        nodes,
-                        start: r.start,
-                        end: r.end,
-                        refund: None,
-                    }),
-                    Err(ServiceError::Conflict { .. } | ServiceError::Invalid(_)) => {}
-                    Err(e) => panic!("reserve: {e}"),
-                }
-            }
-            Op::Extend { pick, extra } if !expected.is_empty() => {
-                let i = pick % expected.len();
-                let new_end = expected[i].end + Duration::hours(extra);
-                match reservations::extend(
-                    db,
-                    m.customer,
-                    expected[i].id,
-                    ExtendTo::End(new_end),
-                    FEE_BP,
-                    clock,
-                )
-                .await
-                {
-                    Ok(_) => expected[i].end = new_end,
-                    Err(ServiceError::Conflict { .. } | ServiceError::Invalid(_)) => {}
-                    Err(e) => panic!("extend: {e}"),
-                }
-            }
-            Op::Cancel { pick } if !expected.is_empty() => {
-                let i = pick % expected.len();
-                match reservations::cancel(db, m.customer, expected[i].id, clock).await {
-                    Ok(res) => {
-                        let e = &mut expected[i];
-                        let total =
-                            policy_price(e.nodes, (e.end - e.start).num_hours()).total_cents;
-                        let bp = pricing::refund_bp_for((e.start - clock).num_hours(), &[]);
-                        assert_eq!(res.refund_cents, Some(pricing::refund_cents(total, bp)));
-                        e.refund = res.refund_cents;
-                    }
-                    Err(ServiceError::Conflict { .. }) => {
-                        let e = &expected[i];
-                        assert!(
-                            e.refund.is_some() || clock >= e.start,
-                            "cancel refused before the start"
-                        );
-                    }
-                    Err(e) => panic!("cancel: {e}"),
-                }
-            }
-            Op::Complete { hours } => {
-                clock += Duration::hours(hours);
-                ledger::recognize_completed(db, clock).await.unwrap();
-            }
-            _ => {}
-        }
-        // After every step: each reservation's books are what the policy says...
-        for e in &expected {
-            let price = policy_price(e.nodes, (e.end - e.start).num_hours());
-            let b = books(db, e.id).await;
-            assert_eq!(
-                b.charged, price.total_cents,
-                "charged, reservation {}",
-                e.id
-            );
-            match e.refund {
-                Some(refund) => {
-                    assert_eq!(b.refunded, refund, "refund, reservation {}", e.id);
-                    assert_eq!(b.charged - b.refunded, b.operator + b.fee);
-                    assert_eq!(b.unearned, 0);
-                }
-                None if e.end <= clock => {
-                    assert_eq!(b.operator, price.base_cents - price.discount_cents);
-                    assert_eq!(b.fee, price.fee_cents);
-                    assert_eq!((b.refunded, b.unearned), (0, 0));
-                }
-                None => assert_eq!(
-                    (b.refunded, b.operator, b.fee, b.unearned),
-                    (0, 0, 0, price.total_cents)
-                ),
-            }
-        }
-        // ...and all accounts together sum to zero, and the reconciliation agrees.
-        assert_eq!(ledger_sum(db).await, 0);
-        let r = ledger::reconcile(db, clock).await.unwrap();
-        assert!(r.is_clean(), "{r:?}");
-    }
-}
-
-#[test]
-fn random_reserve_extend_cancel_complete_sequences_keep_the_books_right() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let (db, name) = rt.block_on(crate::model::fresh_database("ledger"));
-    let mut runner = TestRunner::new(Config {
-        cases: 32,
-        failure_persistence: None,
-        ..Config::default()
-    });
-    let case = std::sync::atomic::AtomicUsize::new(0);
-    let result = runner.run(&proptest::collection::vec(op(), 1..25), |ops| {
-        let n = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        rt.block_on(run_case(&db, n, ops));
-        Ok(())
-    });
-    rt.block_on(crate::model::drop_database(db, &name));
-    result.unwrap();
 }
 
 #[test]

@@ -2,18 +2,24 @@
 //! test (`#[sqlx::test]` creates and drops them on the cluster in `DATABASE_URL`).
 //! All integration tests compile into this one binary.
 
+mod fixtures;
 mod helpers;
 
 mod account_security;
 mod api;
+mod api_requests;
+mod api_webhooks;
 mod audit;
 mod auth;
+mod auth_defences;
+mod auth_keys;
 mod browser_forms;
 mod embedded_pg;
 mod hostile_names;
 mod http;
 mod isolation;
 mod ledger;
+mod ledger_property;
 mod migrations;
 mod model;
 mod operator;
@@ -22,3 +28,4 @@ mod reallocation;
 mod schema;
 mod seed;
 mod settlement;
+mod settlement_listing;

@@ -17,7 +17,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgPool};
 use std::str::FromStr;
 
-use crate::settlement::{gpu_pool, site_input, FEE_BP};
+use crate::fixtures::{gpu_pool, site_input, FEE_BP};
 
 const UNITS: usize = 3;
 

@@ -3,7 +3,7 @@
 //! a booking of the same unit; and the books reconciling with credits before and after
 //! completion.
 
-use crate::settlement::{hour, market, req, FEE_BP};
+use crate::fixtures::{hour, market, req, FEE_BP};
 use app::ledger::Month;
 use app::services::error::ServiceError;
 use app::services::reservations::reallocation::{self, CreditReason, CutReason};
@@ -31,7 +31,7 @@ async fn pieces(db: &PgPool, customer: i64, id: i64) -> Vec<(i64, DateTime<Utc>,
         .collect()
 }
 
-fn span(m: &crate::settlement::Market, from_h: i64, to_h: i64) -> HourWindow {
+fn span(m: &crate::fixtures::Market, from_h: i64, to_h: i64) -> HourWindow {
     HourWindow::new(hour(m.now, from_h), hour(m.now, to_h)).unwrap()
 }
 

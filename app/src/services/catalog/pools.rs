@@ -1,0 +1,282 @@
+//! Capacity pools: listing one (with its units, discounts, cancellation policy and, if asked,
+//! its first sale window), reading it back for its edit form, and changing its terms.
+
+use super::inputs::{validate_pool, PoolInput, PoolSpec};
+use super::interconnect::{check_interconnect, firm_load_w, lock_site};
+use super::windows::open_window_in;
+use crate::power;
+use crate::pricing::{CancellationTier, TermDiscount};
+use crate::services::audit;
+use crate::services::error::ServiceError;
+use sqlx::{PgConnection, PgPool};
+
+/// Lists a new pool on one of the operator's sites, with its units, discounts and policy,
+/// and, when `on_sale` is given, opens it for sale over that window in the same
+/// transaction: a pool is never left listed without the window its form asked for.
+pub async fn create_pool(
+    db: &PgPool,
+    operator_id: i64,
+    site_id: i64,
+    p: &PoolInput,
+    on_sale: Option<&crate::window::HourWindow>,
+) -> Result<i64, ServiceError> {
+    validate_pool(p)?;
+    let mut tx = db.begin().await?;
+    let (interconnect_kw, pue) = lock_site(&mut tx, operator_id, site_id).await?;
+    let committed = firm_load_w(&mut tx, site_id, pue).await?;
+    let adding = match &p.spec {
+        PoolSpec::Gpu { node_power_w, .. } => power::gpu_firm_w(p.unit_count, *node_power_w, pue),
+        PoolSpec::Power { block_kw, .. } => power::blocks_firm_w(p.unit_count, *block_kw),
+    };
+    check_interconnect(committed, interconnect_kw, adding, "unit_count")?;
+    let (kind, gpu_model, gpus, mem, fabric, node_w, block_kw, redundancy, cooling) = match &p.spec
+    {
+        PoolSpec::Gpu {
+            gpu_model,
+            gpus_per_node,
+            gpu_memory_gb,
+            interconnect,
+            node_power_w,
+        } => (
+            "gpu",
+            Some(gpu_model.trim()),
+            Some(*gpus_per_node as i32),
+            Some(*gpu_memory_gb as i32),
+            Some(interconnect.as_str()),
+            Some(*node_power_w as i32),
+            None,
+            None,
+            None,
+        ),
+        PoolSpec::Power {
+            block_kw,
+            redundancy,
+            cooling,
+        } => (
+            "power",
+            None,
+            None,
+            None,
+            None,
+            None,
+            Some(*block_kw as i32),
+            Some(redundancy.as_str()),
+            Some(cooling.trim()),
+        ),
+    };
+    let pool_id = sqlx::query_scalar!(
+        r#"insert into capacity_pool (site_id, kind, name, unit_count, gpu_model, gpus_per_node, gpu_memory_gb,
+                                      interconnect, node_power_w, block_kw, redundancy, cooling, price_cents,
+                                      min_term_hours, max_term_hours, min_lead_hours)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+           returning id"#,
+        site_id, kind, p.name.trim(), p.unit_count as i32, gpu_model, gpus, mem, fabric, node_w, block_kw,
+        redundancy, cooling, p.price_cents, p.min_term_hours as i32, p.max_term_hours as i32, p.min_lead_hours as i32
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let prefix = if kind == "gpu" { "node" } else { "block" };
+    sqlx::query!(
+        r#"insert into capacity_unit (site_id, pool_id, ordinal, label)
+           select $1, $2, n, $3 || '-' || lpad(n::text, 3, '0') from generate_series(1, $4::int) n"#,
+        site_id, pool_id, prefix, p.unit_count as i32
+    )
+    .execute(&mut *tx)
+    .await?;
+    replace_policies(&mut tx, site_id, pool_id, &p.discounts, &p.cancellation).await?;
+    let detail = serde_json::json!({
+        "site_id": site_id, "name": p.name.trim(), "units": p.unit_count, "price_cents": p.price_cents,
+    });
+    audit::note(
+        &mut tx,
+        operator_id,
+        "pool.created",
+        ("pool", pool_id),
+        detail,
+    )
+    .await?;
+    if let Some(w) = on_sale {
+        open_window_in(&mut tx, operator_id, pool_id, w).await?;
+    }
+    tx.commit().await?;
+    Ok(pool_id)
+}
+
+/// One of the operator's pools as listed, in the shape [`update_pool`] takes, so an edit
+/// form can change its terms and send the hardware back unchanged.
+pub async fn pool_input(
+    db: &PgPool,
+    operator_id: i64,
+    pool_id: i64,
+) -> Result<PoolInput, ServiceError> {
+    let r = sqlx::query!(
+        r#"select p.kind, p.name, p.unit_count, p.gpu_model, p.gpus_per_node, p.gpu_memory_gb, p.interconnect,
+                  p.node_power_w, p.block_kw, p.redundancy, p.cooling
+           from capacity_pool p join site s on s.id = p.site_id
+           where p.id = $1 and s.operator_id = $2"#,
+        pool_id,
+        operator_id
+    )
+    .fetch_optional(db)
+    .await?
+    .ok_or(ServiceError::NotFound("pool"))?;
+    let mut conn = db.acquire().await?;
+    let info = crate::services::pools::load(&mut conn, pool_id, false).await?;
+    let spec = if r.kind == "gpu" {
+        PoolSpec::Gpu {
+            gpu_model: r.gpu_model.unwrap_or_default(),
+            gpus_per_node: r.gpus_per_node.map(i64::from).unwrap_or(0),
+            gpu_memory_gb: r.gpu_memory_gb.map(i64::from).unwrap_or(0),
+            interconnect: r.interconnect.unwrap_or_default(),
+            node_power_w: r.node_power_w.map(i64::from).unwrap_or(0),
+        }
+    } else {
+        PoolSpec::Power {
+            block_kw: r.block_kw.map(i64::from).unwrap_or(0),
+            redundancy: r.redundancy.unwrap_or_default(),
+            cooling: r.cooling.unwrap_or_default(),
+        }
+    };
+    Ok(PoolInput {
+        name: r.name,
+        spec,
+        unit_count: i64::from(r.unit_count),
+        price_cents: info.price_cents,
+        min_term_hours: info.terms.min_term_hours,
+        max_term_hours: info.terms.max_term_hours,
+        min_lead_hours: info.terms.min_lead_hours,
+        discounts: info.discounts,
+        cancellation: info.cancellation,
+    })
+}
+
+/// Changes a pool's name, price, terms, discounts and cancellation policy. Its hardware and
+/// size stay as listed: reservations were sold against them.
+pub async fn update_pool(
+    db: &PgPool,
+    operator_id: i64,
+    pool_id: i64,
+    p: &PoolInput,
+) -> Result<(), ServiceError> {
+    validate_pool(p)?;
+    let mut tx = db.begin().await?;
+    let row = sqlx::query!(
+        r#"select p.site_id, p.kind, p.unit_count, p.gpu_model, p.gpus_per_node, p.gpu_memory_gb,
+                  p.interconnect, p.node_power_w, p.block_kw, p.redundancy, p.cooling
+           from capacity_pool p join site s on s.id = p.site_id
+           where p.id = $1 and s.operator_id = $2
+           for update of p"#,
+        pool_id,
+        operator_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ServiceError::NotFound("pool"))?;
+    let same_hardware = match &p.spec {
+        PoolSpec::Gpu {
+            gpu_model,
+            gpus_per_node,
+            gpu_memory_gb,
+            interconnect,
+            node_power_w,
+        } => {
+            row.kind == "gpu"
+                && row.gpu_model.as_deref() == Some(gpu_model.trim())
+                && row.gpus_per_node.map(i64::from) == Some(*gpus_per_node)
+                && row.gpu_memory_gb.map(i64::from) == Some(*gpu_memory_gb)
+                && row.interconnect.as_deref() == Some(interconnect.as_str())
+                && row.node_power_w.map(i64::from) == Some(*node_power_w)
+        }
+        PoolSpec::Power {
+            block_kw,
+            redundancy,
+            cooling,
+        } => {
+            row.kind == "power"
+                && row.block_kw.map(i64::from) == Some(*block_kw)
+                && row.redundancy.as_deref() == Some(redundancy.as_str())
+                && row.cooling.as_deref() == Some(cooling.trim())
+        }
+    };
+    if !same_hardware {
+        return Err(ServiceError::invalid(
+            "spec",
+            "a pool's hardware can't change once listed; send its current spec, or list a new pool",
+        ));
+    }
+    if i64::from(row.unit_count) != p.unit_count {
+        return Err(ServiceError::invalid(
+            "unit_count",
+            format!(
+                "a pool's size can't change once listed (it has {}); list another pool for more units",
+                row.unit_count
+            ),
+        ));
+    }
+    sqlx::query!(
+        r#"update capacity_pool
+           set name = $2, price_cents = $3, min_term_hours = $4, max_term_hours = $5,
+               min_lead_hours = $6, updated_at = now()
+           where id = $1"#,
+        pool_id,
+        p.name.trim(),
+        p.price_cents,
+        p.min_term_hours as i32,
+        p.max_term_hours as i32,
+        p.min_lead_hours as i32
+    )
+    .execute(&mut *tx)
+    .await?;
+    replace_policies(&mut tx, row.site_id, pool_id, &p.discounts, &p.cancellation).await?;
+    let detail = serde_json::json!({
+        "name": p.name.trim(), "price_cents": p.price_cents, "min_term_hours": p.min_term_hours,
+        "max_term_hours": p.max_term_hours, "min_lead_hours": p.min_lead_hours,
+    });
+    audit::note(
+        &mut tx,
+        operator_id,
+        "pool.updated",
+        ("pool", pool_id),
+        detail,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn replace_policies(
+    conn: &mut PgConnection,
+    site_id: i64,
+    pool_id: i64,
+    discounts: &[TermDiscount],
+    cancellation: &[CancellationTier],
+) -> Result<(), ServiceError> {
+    sqlx::query!("delete from pool_term_discount where pool_id = $1", pool_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query!(
+        "delete from pool_cancellation_tier where pool_id = $1",
+        pool_id
+    )
+    .execute(&mut *conn)
+    .await?;
+    for d in discounts {
+        sqlx::query!(
+            "insert into pool_term_discount (site_id, pool_id, min_hours, discount_bp) values ($1, $2, $3, $4)
+             on conflict (pool_id, min_hours) do update set discount_bp = excluded.discount_bp",
+            site_id, pool_id, d.min_hours as i32, d.discount_bp as i32
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    for t in cancellation {
+        sqlx::query!(
+            "insert into pool_cancellation_tier (site_id, pool_id, min_notice_hours, refund_bp) values ($1, $2, $3, $4)
+             on conflict (pool_id, min_notice_hours) do update set refund_bp = excluded.refund_bp",
+            site_id, pool_id, t.min_notice_hours as i32, t.refund_bp as i32
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
