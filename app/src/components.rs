@@ -1,5 +1,6 @@
 //! Small pieces many pages use: times in the reader's zone, form messages, sign-in prompts.
 
+use crate::app_error::AppError;
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use leptos::prelude::*;
 
@@ -114,7 +115,7 @@ pub fn escape_html(text: &str) -> String {
 /// back as `request_key`; the server's idempotency layer then does the form's action once
 /// per key and replays its answer to a double click, a reload or a resubmitted page.
 #[server(endpoint = "form_key")]
-pub async fn form_key() -> Result<String, ServerFnError> {
+pub async fn form_key() -> Result<String, AppError> {
     Ok(format!("form-{}", crate::services::token::random_hex(16)))
 }
 
@@ -133,7 +134,6 @@ pub fn FormErrorFromRedirect() -> impl IntoView {
 /// Server function errors arrive wrapped by their transport; people only need the message.
 pub fn clean_error(s: &str) -> String {
     s.trim_start_matches("error running server function: ")
-        .trim_start_matches("ServerFnError: ")
         .to_string()
 }
 
@@ -142,7 +142,7 @@ pub fn clean_error(s: &str) -> String {
 pub fn FormResult<T, F>(value: F, #[prop(optional, into)] ok: Option<String>) -> impl IntoView
 where
     T: Send + Sync + 'static,
-    F: Fn() -> Option<Result<T, ServerFnError>> + Send + Sync + 'static,
+    F: Fn() -> Option<Result<T, AppError>> + Send + Sync + 'static,
 {
     move || match value() {
         Some(Err(e)) => {

@@ -5,6 +5,7 @@
 #![recursion_limit = "256"]
 
 pub mod account;
+pub mod app_error;
 pub mod audit;
 pub mod availability;
 pub mod booking;

@@ -1,8 +1,9 @@
 //! The public market: what is listed, shared by the server and the browser.
 
-use crate::pricing::PriceBreakdown;
+use crate::availability::Step;
+use crate::pricing::{self, CancellationTier, PriceBreakdown, Quantity, TermDiscount, UnitShape};
+use crate::window::Terms;
 use chrono::{DateTime, Utc};
-use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// What kind of capacity a pool sells.
@@ -81,24 +82,6 @@ pub struct LiveTotals {
     pub power_kw: i64,
 }
 
-/// The market overview: headline counts and every listed pool.
-#[server(endpoint = "market_overview")]
-pub async fn market_overview() -> Result<Overview, ServerFnError> {
-    let db = crate::services::db_from_context()?;
-    crate::services::market::overview(&db)
-        .await
-        .map_err(crate::services::unavailable)
-}
-
-/// Counts the GPUs, sites and power listed right now (the "refresh" control).
-#[server(endpoint = "live_count")]
-pub async fn live_count() -> Result<LiveTotals, ServerFnError> {
-    let db = crate::services::db_from_context()?;
-    crate::services::market::live_count(&db)
-        .await
-        .map_err(crate::services::unavailable)
-}
-
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
@@ -133,4 +116,73 @@ pub struct SearchHit {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     pub price: PriceBreakdown,
+}
+
+/// How far ahead a pool's page charts its free units.
+pub const POOL_CHART_DAYS: i64 = 90;
+
+/// A pool's page: the listing, its terms and site facts, and its free units over the next
+/// [`POOL_CHART_DAYS`] days.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PoolDetail {
+    pub listing: PoolListing,
+    pub shape: UnitShape,
+    pub terms: Terms,
+    pub discounts: Vec<TermDiscount>,
+    pub cancellation: Vec<CancellationTier>,
+    pub fee_bp: i64,
+    pub pue: f64,
+    pub cooling: String,
+    pub interconnect_kw: i64,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub steps: Vec<Step>,
+}
+
+impl PoolDetail {
+    /// The price the browser previews while the customer types; the server re-prices.
+    pub fn preview(
+        &self,
+        quantity: Quantity,
+        hours: i64,
+    ) -> Result<(i64, Option<String>, PriceBreakdown), String> {
+        if hours < self.terms.min_term_hours || hours > self.terms.max_term_hours {
+            return Err(format!(
+                "this pool sells terms of {} to {} hours",
+                self.terms.min_term_hours, self.terms.max_term_hours
+            ));
+        }
+        let need = pricing::units_for(self.shape, quantity).map_err(|e| e.to_string())?;
+        if need.units > i64::from(self.listing.unit_count) {
+            return Err(format!(
+                "this pool has {} units in all",
+                self.listing.unit_count
+            ));
+        }
+        let priced = match self.shape {
+            UnitShape::GpuNode { gpus_per_node } => pricing::Priced::Gpu {
+                nodes: need.units,
+                gpus_per_node,
+                cents_per_gpu_hour: self.listing.price_cents,
+            },
+            UnitShape::PowerBlock { block_kw } => pricing::Priced::Power {
+                blocks: need.units,
+                block_kw,
+                cents_per_kw_month: self.listing.price_cents,
+            },
+        };
+        Ok((
+            need.units,
+            need.note,
+            pricing::price(priced, hours, &self.discounts, self.fee_bp),
+        ))
+    }
+
+    pub fn cancellation_terms(&self) -> Vec<CancellationTier> {
+        if self.cancellation.is_empty() {
+            pricing::DEFAULT_CANCELLATION.to_vec()
+        } else {
+            self.cancellation.clone()
+        }
+    }
 }

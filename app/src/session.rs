@@ -2,11 +2,12 @@
 //! and the context every page reads to know its visitor.
 
 use crate::account::CurrentUser;
+use crate::app_error::AppError;
 use leptos::prelude::*;
 
 /// Who is signed in (`None`: nobody). Resolved by the server's auth layer; no query here.
 #[server(endpoint = "who_am_i")]
-pub async fn who_am_i() -> Result<Option<CurrentUser>, ServerFnError> {
+pub async fn who_am_i() -> Result<Option<CurrentUser>, AppError> {
     Ok(crate::services::web::request_auth().user)
 }
 
@@ -29,11 +30,7 @@ pub fn safe_next(next: Option<&str>, default: &str) -> String {
 }
 
 #[server(endpoint = "log_in")]
-pub async fn log_in(
-    email: String,
-    password: String,
-    next: Option<String>,
-) -> Result<(), ServerFnError> {
+pub async fn log_in(email: String, password: String, next: Option<String>) -> Result<(), AppError> {
     use crate::services::{accounts, second_factor, web};
     let auth = web::request_auth();
     let db = web::db()?;
@@ -69,7 +66,7 @@ pub async fn log_in_code(
     challenge: String,
     code: String,
     next: Option<String>,
-) -> Result<(), ServerFnError> {
+) -> Result<(), AppError> {
     use crate::services::{second_factor, web};
     let auth = web::request_auth();
     let db = web::db()?;
@@ -90,7 +87,7 @@ async fn start_session(
     auth: &crate::services::web::RequestAuth,
     user_id: i64,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<(), ServerFnError> {
+) -> Result<(), AppError> {
     use crate::services::{sessions, web};
     if let Some(old) = &auth.presented_session {
         sessions::end(db, old).await.map_err(web::fail)?;
@@ -109,7 +106,7 @@ pub async fn sign_up(
     display_name: String,
     email: String,
     password: String,
-) -> Result<(), ServerFnError> {
+) -> Result<(), AppError> {
     use crate::services::{accounts, web};
     let auth = web::request_auth();
     let db = web::db()?;
@@ -135,7 +132,7 @@ pub async fn sign_up(
 }
 
 #[server(endpoint = "log_out")]
-pub async fn log_out() -> Result<(), ServerFnError> {
+pub async fn log_out() -> Result<(), AppError> {
     use crate::services::{sessions, web};
     let auth = web::request_auth();
     if let Some(secret) = &auth.presented_session {
@@ -156,7 +153,7 @@ pub struct Auth {
     pub log_in_code: ServerAction<LogInCode>,
     pub log_out: ServerAction<LogOut>,
     pub sign_up: ServerAction<SignUp>,
-    pub user: crate::resource::Loaded<Result<Option<CurrentUser>, ServerFnError>>,
+    pub user: crate::resource::Loaded<Result<Option<CurrentUser>, AppError>>,
 }
 
 impl Auth {

@@ -3,17 +3,19 @@ import { sql } from "./db";
 
 const PASSWORD = "amber canyon 7 lighthouses";
 
-/** A fresh customer account, signed in. */
-async function signUp(page: Page, tag: string) {
+/** A fresh customer account, signed in; returns its organization's name. */
+async function signUp(page: Page, tag: string): Promise<string> {
   const email = `buyer-${tag}-${Date.now()}@example.com`;
+  const organization = `Buyer ${tag} ${Date.now()}`;
   await page.goto("/signup");
   const form = page.getByTestId("signup-form");
-  await form.getByLabel("Organization").fill(`Buyer ${tag} ${Date.now()}`);
+  await form.getByLabel("Organization").fill(organization);
   await form.getByLabel("Your name").fill(`Buyer ${tag}`);
   await form.getByLabel("Email").fill(email);
   await form.getByLabel("Password").fill(PASSWORD);
   await form.getByRole("button", { name: "Create account" }).click();
   await expect(page).toHaveURL(/\/account$/);
+  return organization;
 }
 
 /** Search from the home page, open the first hit, review and reserve; returns the reservation id. */
@@ -58,6 +60,24 @@ for (const js of [true, false]) {
     });
   });
 }
+
+test("a double click on reserve books once and shows that reservation", async ({ page }) => {
+  const organization = await signUp(page, "double");
+  const pool = sql(`select id from capacity_pool where kind = 'gpu' and listed order by id limit 1`);
+  const start = sql(`select to_char(date_trunc('hour', now()) + interval '5 days', 'YYYY-MM-DD"T"HH24:MI')`);
+  await page.goto(`/pools/${pool}?units=1&start=${encodeURIComponent(start)}&hours=24&review=1`);
+  // Hydrated, so both clicks go through the app's action, each with the form's one key.
+  await expect(page.locator("body[data-hydrated=true]")).toBeAttached();
+  await expect(page.getByTestId("confirm-reserve")).toBeVisible();
+  await page.getByTestId("confirm-reserve").dblclick();
+  await expect(page).toHaveURL(/\/reservations\/\d+$/);
+  const id = new URL(page.url()).pathname.split("/").pop();
+  const made = sql(
+    `select string_agg(r.id::text, ',') from reservation r join organization o on o.id = r.customer_id
+      where o.name = '${organization.replace(/'/g, "''")}'`,
+  );
+  expect(made).toBe(id);
+});
 
 test("the quote preview updates as the customer types", async ({ page }) => {
   const pool = sql(`select id from capacity_pool where kind = 'gpu' and listed order by id limit 1`);

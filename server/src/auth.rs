@@ -4,7 +4,7 @@
 //! [`RequestAuth`] for pages, server functions and the JSON API.
 
 use crate::api::problem::Problem;
-use crate::http::AppState;
+use crate::state::AppState;
 use app::services::audit::{self, Actor};
 use app::services::{api_keys, principal::Door, sessions, web::RequestAuth};
 use axum::{
@@ -173,22 +173,12 @@ async fn rate_limit(
     per_minute: u32,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Quota, Response> {
-    let count = sqlx::query_scalar!(
-        r#"insert into api_rate_window as w (api_key_id, window_start, requests)
-           values ($1, date_trunc('minute', $2::timestamptz), 1)
-           on conflict (api_key_id) do update set
-             requests = case when w.window_start = excluded.window_start then w.requests + 1 else 1 end,
-             window_start = excluded.window_start
-           returning requests"#,
-        key_id,
-        now
-    )
-    .fetch_one(db)
-    .await
-    .map_err(|e| Problem::from(e).into_response())?;
+    let count = api_keys::count_request(db, key_id, now)
+        .await
+        .map_err(|e| Problem::from(e).into_response())?;
     let quota = Quota {
         limit: per_minute,
-        used: i64::from(count),
+        used: count,
         reset_secs: 60 - now.timestamp().rem_euclid(60) as u64,
     };
     if quota.used > i64::from(per_minute) {

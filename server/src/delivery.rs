@@ -8,7 +8,9 @@
 use app::services::error::ServiceError;
 use app::services::mail::PublicUrl;
 use app::services::webhook_address::{self, Refused};
-use app::services::webhooks;
+use app::services::webhook_queue;
+/// Attempts before a delivery is given up (the queue's retry policy).
+pub use app::services::webhook_queue::MAX_ATTEMPTS;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -17,21 +19,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Minutes to wait after each failed attempt: from 30 seconds to a day, about three days in
-/// all (Standard Webhooks asks for retries over days, so a receiver's weekend outage heals).
-const RETRY_MINUTES: [f64; 11] = [
-    0.5, 2.0, 10.0, 30.0, 60.0, 120.0, 240.0, 480.0, 720.0, 1440.0, 1440.0,
-];
-/// Attempts before a delivery is given up: the first and one per retry.
-pub const MAX_ATTEMPTS: i32 = RETRY_MINUTES.len() as i32 + 1;
 /// Deliveries sent per round.
 const BATCH: i64 = 20;
-
-/// Seconds to wait after the `attempts`-th failed attempt.
-pub fn backoff_secs(attempts: i32) -> i64 {
-    let i = (attempts.max(1) as usize - 1).min(RETRY_MINUTES.len() - 1);
-    (RETRY_MINUTES[i] * 60.0) as i64
-}
 
 /// The HMAC key of an endpoint secret: the base64 after `whsec_`, decoded, as stock
 /// Standard Webhooks verifiers read it. Secrets made before the standard (`whsec_` and hex)
@@ -165,67 +154,16 @@ impl Worker {
     /// Reservations that started or completed (in the last day: an old database coming back
     /// does not replay its whole history).
     async fn milestones(&self) -> Result<(), ServiceError> {
-        for (kind, event) in [
-            ("started", "reservation.started"),
-            ("completed", "reservation.completed"),
-        ] {
-            sqlx::query(
-                r#"with due as (
-                       insert into reservation_milestone (reservation_id, kind)
-                       select r.id, $1 from reservation r
-                       where r.state = 'confirmed'
-                         and (case when $1 = 'started' then lower(r.during) else upper(r.during) end)
-                             between now() - interval '1 day' and now()
-                       on conflict do nothing
-                       returning reservation_id)
-                   select emit_reservation_event($2, r) from reservation r join due on due.reservation_id = r.id"#,
-            )
-            .bind(kind)
-            .bind(event)
-            .fetch_all(&self.db)
-            .await?;
-        }
-        Ok(())
+        webhook_queue::announce_milestones(&self.db).await
     }
 
     /// Outbox events become one delivery per subscribed endpoint of their organization.
     async fn dispatch(&self) -> Result<(), ServiceError> {
-        sqlx::query!(
-            r#"with batch as (
-                   select id, organization_id, kind, created_at from event_outbox
-                   where dispatched_at is null order by id limit 500 for update skip locked),
-               made as (
-                   insert into webhook_delivery (endpoint_id, event_id)
-                   select w.id, b.id from batch b
-                   join webhook_endpoint w on w.organization_id = b.organization_id and b.kind = any(w.events)
-                       -- A disabled endpoint misses what happens while it is disabled.
-                       and w.disabled_at is null
-                       -- An endpoint hears of what happens after it was registered.
-                       and w.created_at <= b.created_at
-                   on conflict do nothing)
-               update event_outbox e set dispatched_at = now() from batch b where e.id = b.id"#
-        )
-        .execute(&self.db)
-        .await?;
-        Ok(())
+        webhook_queue::dispatch(&self.db).await
     }
 
     async fn deliver_due(&self) -> Result<usize, ServiceError> {
-        // Lease the due deliveries for two minutes, so no other process sends them meanwhile.
-        let due = sqlx::query!(
-            r#"with due as (
-                   select d.id from webhook_delivery d
-                   join webhook_endpoint w on w.id = d.endpoint_id and w.disabled_at is null
-                   where d.delivered_at is null and d.failed_at is null and d.next_attempt_at <= now()
-                   order by d.next_attempt_at limit $1 for update of d skip locked)
-               update webhook_delivery d set next_attempt_at = now() + interval '2 minutes'
-               from due, webhook_endpoint w, event_outbox e
-               where d.id = due.id and w.id = d.endpoint_id and e.id = d.event_id
-               returning d.id, d.attempts, w.url, w.secret, e.id as event_id, e.kind, e.payload, e.created_at"#,
-            BATCH
-        )
-        .fetch_all(&self.db)
-        .await?;
+        let due = webhook_queue::lease_due(&self.db, BATCH).await?;
         let n = due.len();
         for d in due {
             let body = serde_json::json!({
@@ -294,6 +232,8 @@ impl Worker {
         Ok(res.status().as_u16())
     }
 
+    /// Records the attempt: the next one is scheduled by the retry policy, or the delivery
+    /// is given up (and a dead endpoint disabled).
     async fn record(
         &self,
         id: i64,
@@ -308,46 +248,26 @@ impl Worker {
         let ok = matches!(outcome, Ok(s) if (200..300).contains(&s));
         let error = error
             .or_else(|| (!ok).then(|| format!("the endpoint answered {}", status.unwrap_or(0))));
-        let mut tx = self.db.begin().await?;
-        sqlx::query!(
-            "insert into webhook_attempt (delivery_id, status, error, duration_ms) values ($1, $2, $3, $4)",
-            id,
-            status,
-            error,
-            ms
+        webhook_queue::record_attempt(
+            &self.db,
+            webhook_queue::Attempt {
+                delivery_id: id,
+                attempts,
+                status,
+                error,
+                delivered: ok,
+                duration_ms: ms,
+            },
+            &self.public_url,
         )
-        .execute(&mut *tx)
-        .await?;
-        let give_up = !ok && attempts >= MAX_ATTEMPTS;
-        sqlx::query!(
-            r#"update webhook_delivery set
-                 attempts = $2, last_status = $3, last_error = $4,
-                 delivered_at = case when $5 then now() end,
-                 failed_at = case when $6 then now() end,
-                 next_attempt_at = now() + make_interval(secs => $7::bigint::double precision)
-               where id = $1"#,
-            id,
-            attempts,
-            status,
-            error,
-            ok,
-            give_up,
-            backoff_secs(attempts)
-        )
-        .execute(&mut *tx)
-        .await?;
-        if give_up {
-            webhooks::disable_if_dead(&mut tx, id, attempts, error.as_deref(), &self.public_url)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        .await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use app::services::webhook_queue::backoff_secs;
 
     fn headers(id: &str, ts: i64, signature: &str) -> axum::http::HeaderMap {
         let mut h = axum::http::HeaderMap::new();

@@ -3,7 +3,7 @@
 //! `/api/v1/ledger`.
 
 use crate::api::{ledger::month_or_now, problem::Problem, Caller};
-use crate::http::AppState;
+use crate::state::AppState;
 use app::account::Scope;
 use app::operations::{bookings_csv, BookingFilter};
 use app::services::{error::ServiceError, ledger, operations};

@@ -2,11 +2,13 @@
 //! assets, and the layers every response passes through (request ids, access logs,
 //! security headers, compression).
 
-use app::services::web::CookiePolicy;
+/// The state, security settings and body limit the router is built with (defined in
+/// [`crate::state`]).
+pub use crate::state::{AppState, Security, MAX_BODY_BYTES};
 use app::{shell, App};
 use axum::{
     body::Body,
-    extract::{FromRef, State},
+    extract::State,
     http::{header, HeaderName, HeaderValue, Request, StatusCode},
     middleware,
     response::{IntoResponse, Response},
@@ -15,7 +17,6 @@ use axum::{
 };
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, handle_server_fns_with_context, LeptosRoutes};
-use sqlx::PgPool;
 use std::time::Duration;
 use tower_http::{
     compression::CompressionLayer,
@@ -27,62 +28,6 @@ use tower_http::{
 };
 use tracing::Level;
 
-/// Everything a handler may need; cheap to clone.
-#[derive(Clone, FromRef)]
-pub struct AppState {
-    pub leptos_options: LeptosOptions,
-    pub db: PgPool,
-    pub security: Security,
-    /// The platform fee rate new reservations are priced at.
-    pub platform_fee: app::pricing::PlatformFee,
-    /// Readiness and metrics of this process.
-    pub ops: std::sync::Arc<crate::ops::Operations>,
-    /// Where links in mail point.
-    pub public_url: app::services::mail::PublicUrl,
-    /// Whether mail stays in the local outbox (no SMTP server configured), which the
-    /// developer page then shows to visitors from this machine.
-    pub mail_outbox: bool,
-}
-
-/// How the doors are kept: session cookies, whom to believe about client addresses, how
-/// much each API key may ask, and where webhooks may point.
-#[derive(Clone, Copy, Debug)]
-pub struct Security {
-    pub cookies: CookiePolicy,
-    pub trust_proxy: bool,
-    /// Requests per API key per minute.
-    pub api_rate_per_minute: u32,
-    /// Webhooks may use plain http:// and private or loopback addresses (development, tests).
-    pub allow_private_webhooks: bool,
-}
-
-impl Default for Security {
-    fn default() -> Self {
-        Self {
-            cookies: CookiePolicy::default(),
-            trust_proxy: false,
-            api_rate_per_minute: 600,
-            allow_private_webhooks: false,
-        }
-    }
-}
-
-impl Security {
-    pub fn from_config(config: &crate::config::Config) -> Self {
-        Self {
-            cookies: CookiePolicy {
-                secure: config.secure_cookies,
-                ..Default::default()
-            },
-            trust_proxy: config.trust_proxy,
-            api_rate_per_minute: config.api_rate_per_minute,
-            allow_private_webhooks: config.allow_private_webhooks,
-        }
-    }
-}
-
-/// Largest request body accepted (larger ones get 413); the API's bodies are small.
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// Longest a request may take before it is answered 408 (`REQUEST_TIMEOUT`).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -228,14 +173,17 @@ async fn form_errors_back_to_the_page(req: Request<Body>, next: middleware::Next
     let bytes = axum::body::to_bytes(body, 64 * 1024)
         .await
         .unwrap_or_default();
-    let text = String::from_utf8_lossy(&bytes);
-    let message = match text.split_once('|') {
-        Some((_, m)) if text.starts_with("ServerError|") => m.to_string(),
-        _ => serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|v| v["detail"].as_str().map(str::to_string))
-            .unwrap_or_else(|| format!("the form could not be sent (HTTP {})", status.as_u16())),
-    };
+    // Server functions answer with the app's typed error (`message`), the layers before
+    // them with a problem document (`detail`).
+    let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| {
+            v["message"]
+                .as_str()
+                .or_else(|| v["detail"].as_str())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| format!("the form could not be sent (HTTP {})", status.as_u16()));
     query.push(("form_error".into(), message.chars().take(500).collect()));
     let mut to = url::form_urlencoded::Serializer::new(String::new());
     for (k, v) in &query {
@@ -270,7 +218,7 @@ fn provide_app_context(state: &AppState) {
 
 /// 200 when the database answers within two seconds, 503 otherwise.
 async fn healthz(State(state): State<AppState>) -> Response {
-    if database_answers(&state.db).await {
+    if app::services::health::database_answers(&state.db).await {
         (
             StatusCode::OK,
             Json(serde_json::json!({ "status": "ok", "database": "ok" })),
@@ -278,26 +226,6 @@ async fn healthz(State(state): State<AppState>) -> Response {
             .into_response()
     } else {
         unavailable()
-    }
-}
-
-/// Whether the database answers a trivial query within two seconds (health and readiness).
-pub async fn database_answers(db: &PgPool) -> bool {
-    let ping = tokio::time::timeout(
-        Duration::from_secs(2),
-        sqlx::query_scalar::<_, i32>("select 1").fetch_one(db),
-    )
-    .await;
-    match ping {
-        Ok(Ok(_)) => true,
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "health check: database error");
-            false
-        }
-        Err(_) => {
-            tracing::warn!("health check: database did not answer within 2 s");
-            false
-        }
     }
 }
 

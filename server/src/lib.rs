@@ -19,4 +19,5 @@ pub mod mailer;
 pub mod ops;
 pub mod seed;
 pub mod startup;
+pub mod state;
 pub mod telemetry;

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::http::AppState;
+use sqlx::PgPool;
 
 /// Upper bounds of the latency histogram's buckets, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -103,7 +103,11 @@ impl Default for Operations {
 
 /// Counts each request under the route that matched it (its pattern, such as
 /// `/api/v1/reservations/{id}`, so the label's values stay few), or `unmatched`.
-pub async fn record(State(state): State<AppState>, req: Request<Body>, next: Next) -> Response {
+pub async fn record(
+    State(ops): State<Arc<Operations>>,
+    req: Request<Body>,
+    next: Next,
+) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -112,9 +116,7 @@ pub async fn record(State(state): State<AppState>, req: Request<Body>, next: Nex
     let method = req.method().as_str().to_string();
     let started = Instant::now();
     let res = next.run(req).await;
-    state
-        .ops
-        .observe(route, method, res.status().as_u16(), started.elapsed());
+    ops.observe(route, method, res.status().as_u16(), started.elapsed());
     res
 }
 
@@ -126,15 +128,15 @@ pub async fn livez() -> Response {
 
 /// Readiness: 200 while this process should get traffic (the database answers and it is
 /// not shutting down), 503 otherwise.
-pub async fn readyz(State(state): State<AppState>) -> Response {
-    if state.ops.is_draining() {
+pub async fn readyz(State(ops): State<Arc<Operations>>, State(db): State<PgPool>) -> Response {
+    if ops.is_draining() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(serde_json::json!({ "status": "draining" })),
         )
             .into_response();
     }
-    if crate::http::database_answers(&state.db).await {
+    if app::services::health::database_answers(&db).await {
         Json(serde_json::json!({ "status": "ready" })).into_response()
     } else {
         (
@@ -146,8 +148,12 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 /// The Prometheus text exposition of this process's metrics.
-pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(token) = &state.ops.metrics_token {
+pub async fn metrics(
+    State(ops): State<Arc<Operations>>,
+    State(db): State<PgPool>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(token) = &ops.metrics_token {
         let presented = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -162,8 +168,8 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
                 .into_response();
         }
     }
-    let backlog = app::services::health::backlog(&state.db).await;
-    let text = render(&state, backlog.ok());
+    let backlog = app::services::health::backlog(&db).await;
+    let text = render(&ops, &db, backlog.ok());
     (
         [(
             header::CONTENT_TYPE,
@@ -174,8 +180,11 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
         .into_response()
 }
 
-fn render(state: &AppState, backlog: Option<app::services::health::Backlog>) -> String {
-    let ops = &state.ops;
+fn render(
+    ops: &Operations,
+    pool: &PgPool,
+    backlog: Option<app::services::health::Backlog>,
+) -> String {
     let mut out = String::new();
     head(
         &mut out,
@@ -224,7 +233,6 @@ fn render(state: &AppState, backlog: Option<app::services::health::Backlog>) -> 
         head(out, name, "gauge", text);
         let _ = writeln!(out, "{name} {value}");
     };
-    let pool = &state.db;
     let idle = pool.num_idle() as u64;
     gauge(
         &mut out,

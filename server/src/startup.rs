@@ -124,7 +124,7 @@ async fn serve_with(config: &Config, pool: &PgPool) -> Result<(), StartupError> 
         }
     }
     let options = leptos_options(config)?;
-    let security = http::Security::from_config(config);
+    let security = crate::state::Security::from_config(config);
     let ops = Operations::new(config.metrics_token.clone());
     tokio::spawn(purge_expired(
         pool.clone(),
@@ -140,7 +140,7 @@ async fn serve_with(config: &Config, pool: &PgPool) -> Result<(), StartupError> 
     tokio::spawn(recognize_completed(pool.clone(), ops.clone()));
     let mailer = Mailer::new(pool.clone(), config.smtp_url.as_deref(), &config.mail_from)?;
     tokio::spawn(mailer.run(ops.clone()));
-    let router = http::router(http::AppState {
+    let router = http::router(crate::state::AppState {
         leptos_options: options,
         db: pool.clone(),
         security,
@@ -185,15 +185,15 @@ async fn drain(ops: Arc<Operations>, grace: Duration) {
     tokio::time::sleep(grace).await;
 }
 
-/// Every ten minutes, deletes sessions past their expiry and login-failure counts long over.
-/// Expired rows are already ignored when read; this only keeps the tables small. Any process
-/// may run it: the deletes are idempotent.
+/// Every ten minutes, deletes sessions past their expiry, login-failure counts long over and
+/// idempotency keys past their retention. Expired rows are already ignored when read; this
+/// only keeps the tables small. Any process may run it: the deletes are idempotent.
 async fn purge_expired(
     db: PgPool,
     policy: app::services::sessions::SessionPolicy,
     ops: Arc<Operations>,
 ) {
-    use app::services::{sessions, throttle};
+    use app::services::{error::ServiceError, idempotency, sessions, throttle};
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
     loop {
         tick.tick().await;
@@ -201,14 +201,22 @@ async fn purge_expired(
         match (
             sessions::purge(&db, policy, now).await,
             throttle::purge(&db, now).await,
+            idempotency::purge(&db).await.map_err(ServiceError::from),
         ) {
-            (Ok(s), Ok(t)) => {
+            (Ok(s), Ok(t), Ok(k)) => {
                 ops.job_round("purge_expired");
-                if s + t > 0 {
-                    tracing::info!(sessions = s, throttle_rows = t, "purged expired rows")
+                if s + t + k > 0 {
+                    tracing::info!(
+                        sessions = s,
+                        throttle_rows = t,
+                        idempotency_keys = k,
+                        "purged expired rows"
+                    )
                 }
             }
-            (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "purging expired rows failed"),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                tracing::warn!(error = %e, "purging expired rows failed")
+            }
         }
     }
 }

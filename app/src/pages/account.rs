@@ -1,6 +1,7 @@
 //! The account page: who you are, your organization's API keys, your password.
 
 use crate::account::{ApiKeyView, CreatedApiKey, CurrentUser};
+use crate::app_error::AppError;
 use crate::components::{clean_error, FormResult, LocalTime, SignedIn};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
@@ -11,7 +12,7 @@ pub async fn change_password(
     current_password: String,
     new_password: String,
     confirm_password: String,
-) -> Result<(), ServerFnError> {
+) -> Result<(), AppError> {
     use crate::services::{accounts, error::ServiceError, sessions, web};
     let user_id = web::principal()?.person().map_err(web::fail)?;
     if new_password != confirm_password {
@@ -39,7 +40,7 @@ pub async fn change_password(
 }
 
 #[server(endpoint = "members")]
-pub async fn members() -> Result<Vec<crate::account::Member>, ServerFnError> {
+pub async fn members() -> Result<Vec<crate::account::Member>, AppError> {
     use crate::services::{accounts, web};
     let p = web::principal()?;
     p.person().map_err(web::fail)?;
@@ -56,7 +57,7 @@ pub struct AddedMember {
 }
 
 #[server(endpoint = "add_member")]
-pub async fn add_member(email: String, display_name: String) -> Result<AddedMember, ServerFnError> {
+pub async fn add_member(email: String, display_name: String) -> Result<AddedMember, AppError> {
     use crate::services::{accounts, web};
     let p = web::principal()?;
     let me = p.person().map_err(web::fail)?;
@@ -71,7 +72,7 @@ pub async fn add_member(email: String, display_name: String) -> Result<AddedMemb
 }
 
 #[server(endpoint = "api_keys")]
-pub async fn api_keys() -> Result<Vec<ApiKeyView>, ServerFnError> {
+pub async fn api_keys() -> Result<Vec<ApiKeyView>, AppError> {
     use crate::services::{api_keys, web};
     let p = web::principal()?;
     p.person().map_err(web::fail)?;
@@ -88,7 +89,7 @@ pub async fn create_api_key(
     reserve: Option<String>,
     operate: Option<String>,
     expires_in_days: Option<String>,
-) -> Result<CreatedApiKey, ServerFnError> {
+) -> Result<CreatedApiKey, AppError> {
     use crate::account::Scope;
     use crate::services::{api_keys, error::ServiceError, web};
     let p = web::principal()?;
@@ -128,7 +129,7 @@ pub async fn create_api_key(
 }
 
 #[server(endpoint = "revoke_api_key")]
-pub async fn revoke_api_key(id: i64) -> Result<(), ServerFnError> {
+pub async fn revoke_api_key(id: i64) -> Result<(), AppError> {
     use crate::services::{api_keys, web};
     let p = web::principal()?;
     p.person().map_err(web::fail)?;

@@ -1,6 +1,7 @@
 //! The audit trail in the browser: an organization's recent activity on its account page,
 //! and everyone's on the administrator's page. Pages of 50, older ones behind a link.
 
+use crate::app_error::AppError;
 use crate::audit::AuditEvent;
 use crate::components::{clean_error, LocalTime};
 use leptos::prelude::*;
@@ -10,7 +11,7 @@ const PAGE: i64 = 50;
 
 /// The signed-in person's organization's trail, newest first.
 #[server(endpoint = "audit_events")]
-pub async fn audit_events(before_id: Option<i64>) -> Result<Vec<AuditEvent>, ServerFnError> {
+pub async fn audit_events(before_id: Option<i64>) -> Result<Vec<AuditEvent>, AppError> {
     use crate::services::{audit, web};
     let p = web::principal()?;
     p.person().map_err(web::fail)?;
@@ -21,7 +22,7 @@ pub async fn audit_events(before_id: Option<i64>) -> Result<Vec<AuditEvent>, Ser
 
 /// Every organization's trail, for the platform administrator.
 #[server(endpoint = "admin_audit_events")]
-pub async fn admin_audit_events(before_id: Option<i64>) -> Result<Vec<AuditEvent>, ServerFnError> {
+pub async fn admin_audit_events(before_id: Option<i64>) -> Result<Vec<AuditEvent>, AppError> {
     use crate::services::{audit, web};
     web::principal()?.admin().map_err(web::fail)?;
     audit::list(&web::db()?, None, before_id, PAGE)

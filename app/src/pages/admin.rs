@@ -2,6 +2,7 @@
 //! administrator gets this page; to anyone else it does not exist.
 
 use crate::account::OrgSummary;
+use crate::app_error::AppError;
 use crate::components::{clean_error, FormResult, LocalTime, SignedIn};
 use crate::pages::not_found::NotFound;
 use leptos::form::ActionForm;
@@ -9,14 +10,14 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 #[server(endpoint = "admin_organizations")]
-pub async fn admin_organizations() -> Result<Vec<OrgSummary>, ServerFnError> {
+pub async fn admin_organizations() -> Result<Vec<OrgSummary>, AppError> {
     use crate::services::{admin, web};
     web::principal()?.admin().map_err(web::fail)?;
     admin::organizations(&web::db()?).await.map_err(web::fail)
 }
 
 #[server(endpoint = "set_suspended")]
-pub async fn set_suspended(organization_id: i64, suspend: bool) -> Result<(), ServerFnError> {
+pub async fn set_suspended(organization_id: i64, suspend: bool) -> Result<(), AppError> {
     use crate::services::{admin, web};
     let admin_id = web::principal()?.admin().map_err(web::fail)?;
     admin::set_suspended(

@@ -2,6 +2,7 @@
 //! of every platform account, what is owed to each operator (with payouts), and the
 //! reconciliation of the ledger with the reservations.
 
+use crate::app_error::AppError;
 use crate::components::{clean_error, FormResult, SignedIn};
 use crate::ledger::{Month, PlatformBooks};
 use crate::money::format_cents;
@@ -11,7 +12,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 #[server(endpoint = "books")]
-pub async fn books() -> Result<PlatformBooks, ServerFnError> {
+pub async fn books() -> Result<PlatformBooks, AppError> {
     use crate::services::{ledger, web};
     web::principal()?.admin().map_err(web::fail)?;
     ledger::platform_books(&web::db()?, chrono::Utc::now())
@@ -20,11 +21,7 @@ pub async fn books() -> Result<PlatformBooks, ServerFnError> {
 }
 
 #[server(endpoint = "pay_out")]
-pub async fn pay_out(
-    operator_id: i64,
-    amount: String,
-    reference: String,
-) -> Result<i64, ServerFnError> {
+pub async fn pay_out(operator_id: i64, amount: String, reference: String) -> Result<i64, AppError> {
     use crate::services::{error::ServiceError, payments, web};
     web::principal()?.admin().map_err(web::fail)?;
     let cents = crate::request::parse_dollars(&amount)

@@ -1,6 +1,7 @@
 //! The API reference: the OpenAPI document the server generates from its handlers,
 //! rendered for people, with the conventions every route shares.
 
+use crate::app_error::AppError;
 use crate::components::clean_error;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -31,10 +32,13 @@ pub struct Param {
 }
 
 #[server(endpoint = "api_reference")]
-pub async fn api_reference() -> Result<(String, Vec<Operation>), ServerFnError> {
+pub async fn api_reference() -> Result<(String, Vec<Operation>), AppError> {
     let doc = use_context::<ApiDocument>()
-        .ok_or_else(|| ServerFnError::new("The API reference is not available right now."))?;
-    let v: serde_json::Value = serde_json::from_str(doc.0)?;
+        .ok_or_else(|| AppError::unavailable("The API reference is not available right now."))?;
+    let v: serde_json::Value = serde_json::from_str(doc.0).map_err(|e| {
+        tracing::error!(error = %e, "the OpenAPI document does not parse");
+        AppError::unavailable("The API reference is not available right now.")
+    })?;
     Ok((
         v["info"]["description"].as_str().unwrap_or("").to_string(),
         operations(&v),

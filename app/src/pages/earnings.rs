@@ -1,6 +1,7 @@
 //! An operator's money: what the platform owes it now, what its bookings will earn, the
 //! history per site and month with the platform's fee, and the payouts; also as CSV.
 
+use crate::app_error::AppError;
 use crate::components::{clean_error, LocalTime, SignedIn};
 use crate::ledger::{Earnings, Month};
 use crate::money::format_cents;
@@ -8,7 +9,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 #[server(endpoint = "my_earnings")]
-pub async fn my_earnings() -> Result<Earnings, ServerFnError> {
+pub async fn my_earnings() -> Result<Earnings, AppError> {
     use crate::services::{ledger, web};
     let me = web::principal()?
         .operator(crate::account::Scope::Read)

@@ -3,6 +3,7 @@
 //! price that breaks even, and a what-if price. The what-if is a GET form, so it works
 //! without JavaScript and the figures can be shared by URL.
 
+use crate::app_error::AppError;
 use crate::components::{clean_error, NotOperator, SignedIn};
 use crate::economics::{format_rate, PoolEconomics};
 use crate::money::format_cents;
@@ -11,7 +12,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 #[server(endpoint = "site_economics")]
-pub async fn site_economics() -> Result<Vec<PoolEconomics>, ServerFnError> {
+pub async fn site_economics() -> Result<Vec<PoolEconomics>, AppError> {
     use crate::services::{economics, web};
     let me = web::principal()?
         .operator(crate::account::Scope::Read)

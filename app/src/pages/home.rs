@@ -1,10 +1,29 @@
 //! The market overview: the first page a newcomer sees.
 
+use crate::app_error::AppError;
 use crate::components::clean_error;
-use crate::market::{market_overview, LiveCount, LiveTotals, PoolKind, PoolListing};
+use crate::market::{LiveTotals, Overview, PoolKind, PoolListing};
 use crate::money::{format_cents, group_thousands};
 use leptos::prelude::*;
 use leptos_meta::Title;
+
+/// The market overview: headline counts and every listed pool.
+#[server(endpoint = "market_overview")]
+pub async fn market_overview() -> Result<Overview, AppError> {
+    let db = crate::services::db_from_context()?;
+    crate::services::market::overview(&db)
+        .await
+        .map_err(crate::services::unavailable)
+}
+
+/// Counts the GPUs, sites and power listed right now (the "refresh" control).
+#[server(endpoint = "live_count")]
+pub async fn live_count() -> Result<LiveTotals, AppError> {
+    let db = crate::services::db_from_context()?;
+    crate::services::market::live_count(&db)
+        .await
+        .map_err(crate::services::unavailable)
+}
 
 #[component]
 pub fn HomePage() -> impl IntoView {

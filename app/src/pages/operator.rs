@@ -2,6 +2,7 @@
 //! (filtered by site, pool, state and dates, with totals, pages and a CSV export).
 //! Only for operator organizations; every read is scoped to the caller's organization.
 
+use crate::app_error::AppError;
 use crate::components::{clean_error, FormResult, LocalTime, NotOperator, SignedIn};
 use crate::money::format_cents;
 use crate::operations::{
@@ -14,7 +15,7 @@ use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
 #[server(endpoint = "operator_sites")]
-pub async fn operator_sites() -> Result<Vec<OperatorSite>, ServerFnError> {
+pub async fn operator_sites() -> Result<Vec<OperatorSite>, AppError> {
     use crate::services::{operations, web};
     let me = web::principal()?
         .operator(crate::account::Scope::Read)
@@ -25,7 +26,7 @@ pub async fn operator_sites() -> Result<Vec<OperatorSite>, ServerFnError> {
 }
 
 #[server(endpoint = "operator_blackouts")]
-pub async fn operator_blackouts() -> Result<Vec<OperatorBlackout>, ServerFnError> {
+pub async fn operator_blackouts() -> Result<Vec<OperatorBlackout>, AppError> {
     use crate::services::{operations, web};
     let me = web::principal()?
         .operator(crate::account::Scope::Read)
@@ -56,7 +57,7 @@ pub async fn operator_bookings(
     from: String,
     to: String,
     before: Option<i64>,
-) -> Result<BookingsPage, ServerFnError> {
+) -> Result<BookingsPage, AppError> {
     use crate::operations::BookingFilter;
     use crate::services::{error::ServiceError, operations, web};
     let me = web::principal()?
@@ -87,7 +88,7 @@ pub async fn operator_bookings(
 }
 
 #[server(endpoint = "remove_blackout")]
-pub async fn remove_blackout(id: i64) -> Result<(), ServerFnError> {
+pub async fn remove_blackout(id: i64) -> Result<(), AppError> {
     use crate::services::{blackouts, web};
     let me = web::principal()?
         .operator(crate::account::Scope::Operate)
@@ -124,7 +125,7 @@ pub fn OperatorPage() -> impl IntoView {
     }
 }
 
-fn error_view(e: ServerFnError) -> AnyView {
+fn error_view(e: AppError) -> AnyView {
     view! { <p class="form-error" role="alert">{clean_error(&e.to_string())}</p> }.into_any()
 }
 

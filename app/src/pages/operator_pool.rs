@@ -2,6 +2,7 @@
 //! booked share of each week, its sale windows, and maintenance: add a blackout on free
 //! units (refused with the reservations in the way when they are booked) or remove one.
 
+use crate::app_error::AppError;
 use crate::components::{
     clean_error, input_minute, short_day, utc_minute, FormResult, LocalTime, NotOperator, SignedIn,
 };
@@ -30,7 +31,7 @@ pub struct PoolAdmin {
 }
 
 #[server(endpoint = "load_pool_admin")]
-pub async fn load_pool_admin(id: i64) -> Result<PoolAdmin, ServerFnError> {
+pub async fn load_pool_admin(id: i64) -> Result<PoolAdmin, AppError> {
     use crate::services::operations::{self, PoolScope};
     use crate::services::{pools, utilization, web};
     let me = web::principal()?
@@ -76,7 +77,7 @@ pub async fn add_blackout(
     start: String,
     end: String,
     reason: String,
-) -> Result<i64, ServerFnError> {
+) -> Result<i64, AppError> {
     use crate::request::{parse_count, parse_start};
     use crate::services::{blackouts, blackouts::BlackoutUnits, error::ServiceError, web};
     let me = web::principal()?
@@ -105,7 +106,7 @@ pub async fn add_blackout(
 
 /// Changes the pool's name, price and terms; its hardware and size stay as listed.
 #[server(endpoint = "update_pool_terms")]
-pub async fn update_pool_terms(pool_id: i64, terms: PoolTermsForm) -> Result<(), ServerFnError> {
+pub async fn update_pool_terms(pool_id: i64, terms: PoolTermsForm) -> Result<(), AppError> {
     use crate::services::{catalog, error::ServiceError, web};
     let me = web::principal()?
         .operator(crate::account::Scope::Operate)
@@ -129,11 +130,7 @@ pub async fn update_pool_terms(pool_id: i64, terms: PoolTermsForm) -> Result<(),
 
 /// Puts the pool on sale for another window.
 #[server(endpoint = "open_pool_window")]
-pub async fn open_pool_window(
-    pool_id: i64,
-    start: String,
-    end: String,
-) -> Result<i64, ServerFnError> {
+pub async fn open_pool_window(pool_id: i64, start: String, end: String) -> Result<i64, AppError> {
     use crate::request::parse_start;
     use crate::services::{catalog, error::ServiceError, web};
     let me = web::principal()?
@@ -175,7 +172,7 @@ pub fn OperatorPoolPage() -> impl IntoView {
                     {move || Suspend::new(async move {
                         match data.await {
                             Ok(p) => view! { <Pool admin=p remove/> }.into_any(),
-                            Err(e) if e.to_string().contains("not found") => view! { <crate::pages::not_found::NotFound/> }.into_any(),
+                            Err(e) if e.is_not_found() => view! { <crate::pages::not_found::NotFound/> }.into_any(),
                             Err(e) => view! { <p class="form-error" role="alert">{clean_error(&e.to_string())}</p> }.into_any(),
                         }
                     })}

@@ -2,6 +2,7 @@
 //! (interconnect, firm AI load committed by reservations, what is left for mining), the
 //! booked revenue ahead, its pools, and the forms that list new GPU or power-block pools.
 
+use crate::app_error::AppError;
 use crate::components::{clean_error, FormResult, LocalTime, NotOperator, SignedIn};
 use crate::listing_form::SiteForm;
 use crate::money::format_cents;
@@ -26,7 +27,7 @@ pub struct SiteOverview {
 }
 
 #[server(endpoint = "load_site_overview")]
-pub async fn load_site_overview(id: i64) -> Result<SiteOverview, ServerFnError> {
+pub async fn load_site_overview(id: i64) -> Result<SiteOverview, AppError> {
     use crate::services::{catalog, operations, utilization, web};
     let me = web::principal()?
         .operator(crate::account::Scope::Read)
@@ -50,7 +51,7 @@ pub async fn load_site_overview(id: i64) -> Result<SiteOverview, ServerFnError> 
 
 /// Creates a site (`site_id` blank) or updates one, then shows it.
 #[server(endpoint = "save_site")]
-pub async fn save_site(site_id: String, site: SiteForm) -> Result<i64, ServerFnError> {
+pub async fn save_site(site_id: String, site: SiteForm) -> Result<i64, AppError> {
     use crate::services::{catalog, error::ServiceError, web};
     let me = web::principal()?
         .operator(crate::account::Scope::Operate)
@@ -88,7 +89,7 @@ pub async fn add_gpu_pool(
     name: String,
     gpu: GpuForm,
     terms: TermsForm,
-) -> Result<i64, ServerFnError> {
+) -> Result<i64, AppError> {
     use crate::request::parse_count;
     use crate::services::catalog::PoolSpec;
     let count = |s: &str, field: &str, what: &str, r| {
@@ -125,7 +126,7 @@ pub async fn add_power_pool(
     redundancy: String,
     block_cooling: String,
     terms: TermsForm,
-) -> Result<i64, ServerFnError> {
+) -> Result<i64, AppError> {
     use crate::request::parse_count;
     use crate::services::catalog::PoolSpec;
     let spec = parse_count(&block_kw, "the block size (kW)", 1..=100_000)
@@ -168,7 +169,7 @@ async fn list_pool(
     name: String,
     spec: Result<crate::services::catalog::PoolSpec, (String, String)>,
     t: TermsForm,
-) -> Result<i64, ServerFnError> {
+) -> Result<i64, AppError> {
     use crate::listing_form::PoolTermsForm;
     use crate::request::{parse_count, parse_start};
     use crate::services::{catalog, error::ServiceError, web};
@@ -261,7 +262,7 @@ pub fn SitePage() -> impl IntoView {
                     {move || Suspend::new(async move {
                         match data.await {
                             Ok(s) => view! { <Site overview=s/> }.into_any(),
-                            Err(e) if e.to_string().contains("not found") => view! { <crate::pages::not_found::NotFound/> }.into_any(),
+                            Err(e) if e.is_not_found() => view! { <crate::pages::not_found::NotFound/> }.into_any(),
                             Err(e) => view! { <p class="form-error" role="alert">{clean_error(&e.to_string())}</p> }.into_any(),
                         }
                     })}

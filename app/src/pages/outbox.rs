@@ -3,6 +3,7 @@
 //! only on a server that listens on this machine alone, since the mail holds reset links.
 
 use crate::account::OutboxMessage;
+use crate::app_error::AppError;
 use crate::components::{clean_error, LocalTime};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -14,7 +15,7 @@ pub struct OutboxPolicy {
 }
 
 #[server(endpoint = "outbox")]
-pub async fn outbox() -> Result<Vec<OutboxMessage>, ServerFnError> {
+pub async fn outbox() -> Result<Vec<OutboxMessage>, AppError> {
     use crate::services::{error::ServiceError, mail, web};
     if !use_context::<OutboxPolicy>().is_some_and(|p| p.shown) {
         return Err(web::fail(ServiceError::NotFound("page")));
@@ -45,7 +46,7 @@ pub fn OutboxPage() -> impl IntoView {
                             }).collect_view()}
                         </ol>
                     }.into_any(),
-                    Err(e) if e.to_string().contains("not found") => view! { <crate::pages::not_found::NotFound/> }.into_any(),
+                    Err(e) if e.is_not_found() => view! { <crate::pages::not_found::NotFound/> }.into_any(),
                     Err(e) => view! { <p class="form-error" role="alert">{clean_error(&e.to_string())}</p> }.into_any(),
                 }
             })}

@@ -2,125 +2,27 @@
 //! and the reserve form (a live quote while typing, a review step with the server's exact
 //! quote and the cancellation terms, then the reservation).
 
-use crate::availability::Step;
+use crate::app_error::AppError;
 use crate::booking::{BookingRequest, Quote, Reservation};
 use crate::components::{clean_error, LocalTime};
-use crate::market::{PoolKind, PoolListing};
+use crate::market::{PoolDetail, PoolKind};
 use crate::money::format_cents;
-use crate::pricing::{self, CancellationTier, PriceBreakdown, Quantity, TermDiscount, UnitShape};
+use crate::pricing::Quantity;
 use crate::request;
-use crate::window::Terms;
 use chrono::{DateTime, Duration, Utc};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
-use serde::{Deserialize, Serialize};
 
-pub const CHART_DAYS: i64 = 90;
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PoolDetail {
-    pub listing: PoolListing,
-    pub shape: UnitShape,
-    pub terms: Terms,
-    pub discounts: Vec<TermDiscount>,
-    pub cancellation: Vec<CancellationTier>,
-    pub fee_bp: i64,
-    pub pue: f64,
-    pub cooling: String,
-    pub interconnect_kw: i64,
-    pub from: DateTime<Utc>,
-    pub to: DateTime<Utc>,
-    pub steps: Vec<Step>,
-}
-
-impl PoolDetail {
-    /// The price the browser previews while the customer types; the server re-prices.
-    pub fn preview(
-        &self,
-        quantity: Quantity,
-        hours: i64,
-    ) -> Result<(i64, Option<String>, PriceBreakdown), String> {
-        if hours < self.terms.min_term_hours || hours > self.terms.max_term_hours {
-            return Err(format!(
-                "this pool sells terms of {} to {} hours",
-                self.terms.min_term_hours, self.terms.max_term_hours
-            ));
-        }
-        let need = pricing::units_for(self.shape, quantity).map_err(|e| e.to_string())?;
-        if need.units > i64::from(self.listing.unit_count) {
-            return Err(format!(
-                "this pool has {} units in all",
-                self.listing.unit_count
-            ));
-        }
-        let priced = match self.shape {
-            UnitShape::GpuNode { gpus_per_node } => pricing::Priced::Gpu {
-                nodes: need.units,
-                gpus_per_node,
-                cents_per_gpu_hour: self.listing.price_cents,
-            },
-            UnitShape::PowerBlock { block_kw } => pricing::Priced::Power {
-                blocks: need.units,
-                block_kw,
-                cents_per_kw_month: self.listing.price_cents,
-            },
-        };
-        Ok((
-            need.units,
-            need.note,
-            pricing::price(priced, hours, &self.discounts, self.fee_bp),
-        ))
-    }
-
-    pub fn cancellation_terms(&self) -> Vec<CancellationTier> {
-        if self.cancellation.is_empty() {
-            pricing::DEFAULT_CANCELLATION.to_vec()
-        } else {
-            self.cancellation.clone()
-        }
-    }
-}
+use crate::market::POOL_CHART_DAYS as CHART_DAYS;
 
 #[server(endpoint = "load_pool")]
-pub async fn load_pool(id: i64) -> Result<PoolDetail, ServerFnError> {
-    use crate::services::{availability, error::ServiceError, market, pools, web};
-    let db = web::db()?;
-    let listing = market::listings(&db, None, Some(id), 1)
+pub async fn load_pool(id: i64) -> Result<PoolDetail, AppError> {
+    use crate::services::{market, web};
+    market::pool_detail(&web::db()?, id, web::platform_fee_bp(), chrono::Utc::now())
         .await
-        .map_err(|e| web::fail(e.into()))?
-        .pop()
-        .ok_or_else(|| web::fail(ServiceError::NotFound("pool")))?;
-    let mut conn = db.acquire().await.map_err(|e| web::fail(e.into()))?;
-    let pool = pools::load(&mut conn, id, false).await.map_err(web::fail)?;
-    let site = sqlx::query!(
-        "select pue, cooling, interconnect_kw from site where id = $1",
-        pool.site_id
-    )
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(|e| web::fail(e.into()))?;
-    let from = crate::window::ceil_hour(chrono::Utc::now());
-    let to = from + Duration::days(CHART_DAYS);
-    let range = crate::window::HourWindow::new(from, to).map_err(|e| web::fail(e.into()))?;
-    let steps = availability::timeline(&mut conn, &pool, &range)
-        .await
-        .map_err(web::fail)?;
-    Ok(PoolDetail {
-        listing,
-        shape: pool.shape,
-        terms: pool.terms,
-        discounts: pool.discounts,
-        cancellation: pool.cancellation,
-        fee_bp: web::platform_fee_bp(),
-        pue: site.pue,
-        cooling: site.cooling,
-        interconnect_kw: i64::from(site.interconnect_kw),
-        from,
-        to,
-        steps,
-    })
+        .map_err(web::fail)
 }
 
 /// The request in the page's URL, as typed.
@@ -175,7 +77,7 @@ impl Ask {
 }
 
 #[server(endpoint = "quote_request")]
-pub async fn quote_request(req: BookingRequest) -> Result<Quote, ServerFnError> {
+pub async fn quote_request(req: BookingRequest) -> Result<Quote, AppError> {
     use crate::services::{reservations, web};
     reservations::quote(
         &web::db()?,
@@ -198,7 +100,7 @@ pub async fn reserve(
     start: String,
     hours: i64,
     request_key: Option<String>,
-) -> Result<Reservation, ServerFnError> {
+) -> Result<Reservation, AppError> {
     use crate::services::{error::ServiceError, reservations, web};
     let me = web::principal()?
         .customer(crate::account::Scope::Reserve)
@@ -254,7 +156,7 @@ pub fn PoolPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match detail.await {
                     Ok(d) => view! { <Pool detail=d/> }.into_any(),
-                    Err(e) if e.to_string().contains("not found") => view! { <crate::pages::not_found::NotFound/> }.into_any(),
+                    Err(e) if e.is_not_found() => view! { <crate::pages::not_found::NotFound/> }.into_any(),
                     Err(e) => view! { <p class="form-error" role="alert">{clean_error(&e.to_string())}</p> }.into_any(),
                 }
             })}

@@ -1,6 +1,7 @@
 //! Getting back into an account: ask for a reset link by mail, choose a new password with
 //! it; and confirm an email address with the link mailed at sign-up.
 
+use crate::app_error::AppError;
 use crate::components::{clean_error, FormResult};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
@@ -9,7 +10,7 @@ use leptos_router::hooks::use_query_map;
 
 /// Mails a reset link if the address has an account; the answer is the same either way.
 #[server(endpoint = "request_password_reset")]
-pub async fn request_password_reset(email: String) -> Result<(), ServerFnError> {
+pub async fn request_password_reset(email: String) -> Result<(), AppError> {
     use crate::services::{recovery, throttle, web};
     let auth = web::request_auth();
     let db = web::db()?;
@@ -30,7 +31,7 @@ pub async fn request_password_reset(email: String) -> Result<(), ServerFnError> 
 
 /// Whether a reset link still works.
 #[server(endpoint = "reset_link_works")]
-pub async fn reset_link_works(token: String) -> Result<bool, ServerFnError> {
+pub async fn reset_link_works(token: String) -> Result<bool, AppError> {
     use crate::services::{recovery, web};
     recovery::reset_link_works(&web::db()?, &token, chrono::Utc::now())
         .await
@@ -42,7 +43,7 @@ pub async fn reset_password(
     token: String,
     new_password: String,
     confirm_password: String,
-) -> Result<(), ServerFnError> {
+) -> Result<(), AppError> {
     use crate::services::{error::ServiceError, recovery, web};
     if new_password != confirm_password {
         return Err(web::fail(ServiceError::invalid(
@@ -64,7 +65,7 @@ pub async fn reset_password(
 }
 
 #[server(endpoint = "verify_email")]
-pub async fn verify_email(token: String) -> Result<(), ServerFnError> {
+pub async fn verify_email(token: String) -> Result<(), AppError> {
     use crate::services::{recovery, web};
     recovery::verify_email(&web::db()?, &token, chrono::Utc::now())
         .await

@@ -1,5 +1,6 @@
 //! A customer's reservations: the contracts its organization holds, newest first.
 
+use crate::app_error::AppError;
 use crate::booking::{Reservation, ReservationDetail};
 use crate::components::{clean_error, form_key, FormResult, LocalTime, SignedIn};
 use crate::money::format_cents;
@@ -11,7 +12,7 @@ use leptos_meta::Title;
 pub const PAGE_SIZE: i64 = 50;
 
 #[server(endpoint = "my_reservations")]
-pub async fn my_reservations(before_id: Option<i64>) -> Result<Vec<Reservation>, ServerFnError> {
+pub async fn my_reservations(before_id: Option<i64>) -> Result<Vec<Reservation>, AppError> {
     use crate::services::{reservations, web};
     let me = web::principal()?
         .customer(crate::account::Scope::Read)
@@ -22,7 +23,7 @@ pub async fn my_reservations(before_id: Option<i64>) -> Result<Vec<Reservation>,
 }
 
 #[server(endpoint = "get_reservation")]
-pub async fn get_reservation(id: i64) -> Result<ReservationDetail, ServerFnError> {
+pub async fn get_reservation(id: i64) -> Result<ReservationDetail, AppError> {
     use crate::services::{reservations, web};
     let me = web::principal()?
         .customer(crate::account::Scope::Read)
@@ -33,7 +34,7 @@ pub async fn get_reservation(id: i64) -> Result<ReservationDetail, ServerFnError
 }
 
 #[server(endpoint = "cancel_reservation")]
-pub async fn cancel_reservation(id: i64) -> Result<Reservation, ServerFnError> {
+pub async fn cancel_reservation(id: i64) -> Result<Reservation, AppError> {
     use crate::services::{reservations, web};
     let me = web::principal()?
         .customer(crate::account::Scope::Reserve)
@@ -121,9 +122,7 @@ fn List() -> impl IntoView {
 /// What cancelling now would refund; `None` when the reservation can't be cancelled (it has
 /// started, or is cancelled), which is no error of the page that asks.
 #[server(endpoint = "cancel_preview")]
-pub async fn cancel_preview(
-    id: i64,
-) -> Result<Option<crate::booking::CancelPreview>, ServerFnError> {
+pub async fn cancel_preview(id: i64) -> Result<Option<crate::booking::CancelPreview>, AppError> {
     use crate::services::{error::ServiceError, reservations, web};
     let me = web::principal()?
         .customer(crate::account::Scope::Read)
@@ -136,7 +135,7 @@ pub async fn cancel_preview(
 }
 
 #[server(endpoint = "extend_reservation")]
-pub async fn extend_reservation(id: i64, hours: i64) -> Result<Reservation, ServerFnError> {
+pub async fn extend_reservation(id: i64, hours: i64) -> Result<Reservation, AppError> {
     use crate::booking::ExtendTo;
     use crate::services::{reservations, web};
     let me = web::principal()?

@@ -1,6 +1,7 @@
 //! Market search, the home of the app: the request in a GET form (so the URL holds the
 //! search and it works without JavaScript), and the pools that fit with their quotes.
 
+use crate::app_error::AppError;
 use crate::components::{clean_error, LocalTime};
 use crate::market::{PoolKind, SearchHit};
 use crate::money::format_cents;
@@ -19,7 +20,7 @@ pub struct SearchResults {
 }
 
 #[server(endpoint = "search_market")]
-pub async fn search_market(form: SearchForm) -> Result<SearchResults, ServerFnError> {
+pub async fn search_market(form: SearchForm) -> Result<SearchResults, AppError> {
     use crate::market::SearchSort;
     use crate::services::{error::ServiceError, search, web};
     let invalid = |field: &str, m: String| web::fail(ServiceError::invalid(field, m));

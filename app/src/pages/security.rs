@@ -2,6 +2,7 @@
 //! authentication (set up with an authenticator app, recovery codes, turn off).
 
 use crate::account::CurrentUser;
+use crate::app_error::AppError;
 use crate::components::{clean_error, FormResult};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
@@ -24,7 +25,7 @@ pub struct TwoFactorState {
 }
 
 #[server(endpoint = "resend_verification")]
-pub async fn resend_verification() -> Result<(), ServerFnError> {
+pub async fn resend_verification() -> Result<(), AppError> {
     use crate::services::{recovery, web};
     let user_id = web::principal()?.person().map_err(web::fail)?;
     let db = web::db()?;
@@ -36,7 +37,7 @@ pub async fn resend_verification() -> Result<(), ServerFnError> {
 }
 
 #[server(endpoint = "second_factor_status")]
-pub async fn second_factor_status() -> Result<TwoFactorState, ServerFnError> {
+pub async fn second_factor_status() -> Result<TwoFactorState, AppError> {
     use crate::services::{second_factor, web};
     let user_id = web::principal()?.person().map_err(web::fail)?;
     let s = second_factor::status(&web::db()?, user_id)
@@ -55,7 +56,7 @@ pub async fn second_factor_status() -> Result<TwoFactorState, ServerFnError> {
 
 /// Starts the setup; the page then shows the new secret (from the status).
 #[server(endpoint = "begin_second_factor")]
-pub async fn begin_second_factor() -> Result<(), ServerFnError> {
+pub async fn begin_second_factor() -> Result<(), AppError> {
     use crate::services::{second_factor, web};
     let user_id = web::principal()?.person().map_err(web::fail)?;
     second_factor::begin(&web::db()?, user_id)
@@ -66,7 +67,7 @@ pub async fn begin_second_factor() -> Result<(), ServerFnError> {
 
 /// Turns two-factor authentication on; the recovery codes, shown once.
 #[server(endpoint = "confirm_second_factor")]
-pub async fn confirm_second_factor(code: String) -> Result<Vec<String>, ServerFnError> {
+pub async fn confirm_second_factor(code: String) -> Result<Vec<String>, AppError> {
     use crate::services::{second_factor, web};
     let user_id = web::principal()?.person().map_err(web::fail)?;
     second_factor::confirm(
@@ -81,10 +82,7 @@ pub async fn confirm_second_factor(code: String) -> Result<Vec<String>, ServerFn
 }
 
 #[server(endpoint = "disable_second_factor")]
-pub async fn disable_second_factor(
-    current_password: String,
-    code: String,
-) -> Result<(), ServerFnError> {
+pub async fn disable_second_factor(current_password: String, code: String) -> Result<(), AppError> {
     use crate::services::{second_factor, web};
     let user_id = web::principal()?.person().map_err(web::fail)?;
     second_factor::disable(

@@ -1,6 +1,7 @@
 //! A customer's monthly statement: what it owed when the month began, every charge and
 //! refund of the month by reservation, and what it owes at the end; also as CSV.
 
+use crate::app_error::AppError;
 use crate::components::{clean_error, LocalTime, SignedIn};
 use crate::ledger::{Month, Statement};
 use crate::money::format_cents;
@@ -9,7 +10,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 #[server(endpoint = "my_statement")]
-pub async fn my_statement(month: Option<String>) -> Result<Statement, ServerFnError> {
+pub async fn my_statement(month: Option<String>) -> Result<Statement, AppError> {
     use crate::services::{error::ServiceError, ledger, web};
     let me = web::principal()?
         .customer(crate::account::Scope::Read)

@@ -1,6 +1,7 @@
 //! Webhooks in the browser: register endpoints for events, see every delivery with its
 //! attempts, delete endpoints. The same services back `/api/v1/webhooks`.
 
+use crate::app_error::AppError;
 use crate::components::{clean_error, FormResult, LocalTime, SignedIn};
 use crate::webhook::{CreatedWebhook, Delivery, Webhook, EVENTS};
 use leptos::form::ActionForm;
@@ -8,7 +9,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 #[server(endpoint = "webhooks")]
-pub async fn webhooks() -> Result<Vec<Webhook>, ServerFnError> {
+pub async fn webhooks() -> Result<Vec<Webhook>, AppError> {
     use crate::services::{web, webhooks};
     let p = web::principal()?;
     webhooks::list(&web::db()?, p.organization_id, None, 100)
@@ -26,7 +27,7 @@ pub async fn create_webhook(
     reservation_completed: Option<String>,
     blackout_created: Option<String>,
     capacity_changed: Option<String>,
-) -> Result<CreatedWebhook, ServerFnError> {
+) -> Result<CreatedWebhook, AppError> {
     use crate::services::{web, webhooks};
     let p = web::principal()?;
     p.person().map_err(web::fail)?;
@@ -50,7 +51,7 @@ pub async fn create_webhook(
 }
 
 #[server(endpoint = "delete_webhook")]
-pub async fn delete_webhook(id: i64) -> Result<(), ServerFnError> {
+pub async fn delete_webhook(id: i64) -> Result<(), AppError> {
     use crate::services::{web, webhooks};
     let p = web::principal()?;
     p.person().map_err(web::fail)?;
@@ -60,7 +61,7 @@ pub async fn delete_webhook(id: i64) -> Result<(), ServerFnError> {
 }
 
 #[server(endpoint = "enable_webhook")]
-pub async fn enable_webhook(id: i64) -> Result<(), ServerFnError> {
+pub async fn enable_webhook(id: i64) -> Result<(), AppError> {
     use crate::services::{web, webhooks};
     let p = web::principal()?;
     p.person().map_err(web::fail)?;
@@ -70,7 +71,7 @@ pub async fn enable_webhook(id: i64) -> Result<(), ServerFnError> {
 }
 
 #[server(endpoint = "webhook_deliveries")]
-pub async fn webhook_deliveries() -> Result<Vec<Delivery>, ServerFnError> {
+pub async fn webhook_deliveries() -> Result<Vec<Delivery>, AppError> {
     use crate::services::{web, webhooks};
     let p = web::principal()?;
     webhooks::deliveries(&web::db()?, p.organization_id, None, None, 50)

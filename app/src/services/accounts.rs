@@ -450,3 +450,14 @@ pub async fn create_user(
     tx.commit().await?;
     Ok(id)
 }
+
+/// The organization's name; "not found" for an id that does not exist.
+pub async fn organization_name(db: &PgPool, organization_id: i64) -> Result<String, ServiceError> {
+    sqlx::query_scalar!(
+        "select name from organization where id = $1",
+        organization_id
+    )
+    .fetch_optional(db)
+    .await?
+    .ok_or(ServiceError::NotFound("organization"))
+}

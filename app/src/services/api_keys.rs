@@ -282,3 +282,25 @@ pub async fn authenticate(
         },
     })
 }
+
+/// Counts one request of API key `key_id` in the minute of `now` and returns how many it has
+/// made in that minute. One statement, so every server process counts the same requests.
+pub async fn count_request(
+    db: &PgPool,
+    key_id: i64,
+    now: DateTime<Utc>,
+) -> Result<i64, ServiceError> {
+    let count = sqlx::query_scalar!(
+        r#"insert into api_rate_window as w (api_key_id, window_start, requests)
+           values ($1, date_trunc('minute', $2::timestamptz), 1)
+           on conflict (api_key_id) do update set
+             requests = case when w.window_start = excluded.window_start then w.requests + 1 else 1 end,
+             window_start = excluded.window_start
+           returning requests"#,
+        key_id,
+        now
+    )
+    .fetch_one(db)
+    .await?;
+    Ok(i64::from(count))
+}

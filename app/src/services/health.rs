@@ -1,7 +1,28 @@
-//! What an operator of Rigshift itself watches: the queues behind the marketplace, read
-//! for `/metrics`.
+//! What an operator of Rigshift itself watches: whether the database answers (health and
+//! readiness) and the queues behind the marketplace, read for `/metrics`.
 
 use sqlx::PgPool;
+use std::time::Duration;
+
+/// Whether the database answers a trivial query within two seconds.
+pub async fn database_answers(db: &PgPool) -> bool {
+    let ping = tokio::time::timeout(
+        Duration::from_secs(2),
+        sqlx::query_scalar::<_, i32>("select 1").fetch_one(db),
+    )
+    .await;
+    match ping {
+        Ok(Ok(_)) => true,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "health check: database error");
+            false
+        }
+        Err(_) => {
+            tracing::warn!("health check: database did not answer within 2 s");
+            false
+        }
+    }
+}
 
 /// Work waiting in the database, across every server process.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -1,6 +1,10 @@
 //! Read-only queries over the public market.
 
-use crate::market::{LiveTotals, Overview, PoolKind, PoolListing};
+use super::error::ServiceError;
+use super::{availability, pools};
+use crate::market::{LiveTotals, Overview, PoolDetail, PoolKind, PoolListing, POOL_CHART_DAYS};
+use crate::window::HourWindow;
+use chrono::{DateTime, Duration, Utc};
 use sqlx::PgPool;
 
 /// Totals of listed capacity on live sites.
@@ -158,4 +162,45 @@ fn interconnect_label(code: &str) -> &str {
         "ethernet" => "Ethernet",
         other => other,
     }
+}
+
+/// What a pool's page shows: the listing, its terms, its site's facts and its free units
+/// over the next [`POOL_CHART_DAYS`] days from the next whole hour. "Not found" for a pool
+/// that is not listed.
+pub async fn pool_detail(
+    db: &PgPool,
+    id: i64,
+    fee_bp: i64,
+    now: DateTime<Utc>,
+) -> Result<PoolDetail, ServiceError> {
+    let listing = listings(db, None, Some(id), 1)
+        .await?
+        .pop()
+        .ok_or(ServiceError::NotFound("pool"))?;
+    let mut conn = db.acquire().await?;
+    let pool = pools::load(&mut conn, id, false).await?;
+    let site = sqlx::query!(
+        "select pue, cooling, interconnect_kw from site where id = $1",
+        pool.site_id
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let from = crate::window::ceil_hour(now);
+    let to = from + Duration::days(POOL_CHART_DAYS);
+    let range = HourWindow::new(from, to)?;
+    let steps = availability::timeline(&mut conn, &pool, &range).await?;
+    Ok(PoolDetail {
+        listing,
+        shape: pool.shape,
+        terms: pool.terms,
+        discounts: pool.discounts,
+        cancellation: pool.cancellation,
+        fee_bp,
+        pue: site.pue,
+        cooling: site.cooling,
+        interconnect_kw: i64::from(site.interconnect_kw),
+        from,
+        to,
+        steps,
+    })
 }

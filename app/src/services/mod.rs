@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod economics;
 pub mod error;
 pub mod health;
+pub mod idempotency;
 pub mod ledger;
 pub mod mail;
 pub mod market;
@@ -30,23 +31,22 @@ pub mod token;
 pub mod utilization;
 pub mod web;
 pub mod webhook_address;
+pub mod webhook_queue;
 pub mod webhooks;
 
+use crate::app_error::AppError;
 use leptos::prelude::*;
 use sqlx::PgPool;
 
 /// The database pool the server provides to every request's reactive context.
-pub fn db_from_context() -> Result<PgPool, ServerFnError> {
+pub fn db_from_context() -> Result<PgPool, AppError> {
     use_context::<PgPool>().ok_or_else(|| {
         tracing::error!("no PgPool in the request context");
-        ServerFnError::new("The marketplace is misconfigured; please try again later.")
+        AppError::unavailable("The marketplace is misconfigured; please try again later.")
     })
 }
 
-/// Logs a database failure and returns a message that is safe to show to anyone.
-pub fn unavailable(err: sqlx::Error) -> ServerFnError {
-    tracing::error!(error = %err, "database error in a server function");
-    ServerFnError::new(
-        "The marketplace database is unavailable right now; please try again in a moment.",
-    )
+/// Logs a database failure and returns an error that is safe to show to anyone.
+pub fn unavailable(err: sqlx::Error) -> AppError {
+    web::fail(error::ServiceError::from(err))
 }

@@ -1,11 +1,12 @@
 //! The browser's door, as server functions see it: who is signed in (resolved by the
 //! server's auth layer and left in the request's extensions), the session cookie, and the
-//! mapping of service errors to HTTP statuses and readable messages.
+//! mapping of service errors to HTTP statuses and the typed [`AppError`] pages branch on.
 
 use super::error::ServiceError;
 use super::principal::Principal;
 use super::sessions::SessionPolicy;
 use crate::account::CurrentUser;
+use crate::app_error::{AppError, ErrorKind, FieldProblem};
 use http::{header, HeaderValue, StatusCode};
 use leptos::prelude::*;
 use leptos_axum::ResponseOptions;
@@ -75,7 +76,7 @@ pub fn request_auth() -> RequestAuth {
 }
 
 /// The signed-in caller, or a 401 asking them to sign in.
-pub fn principal() -> Result<Principal, ServerFnError> {
+pub fn principal() -> Result<Principal, AppError> {
     request_auth().principal.ok_or_else(|| {
         fail(ServiceError::Unauthorized(
             "please sign in first; your session may have expired".into(),
@@ -83,11 +84,13 @@ pub fn principal() -> Result<Principal, ServerFnError> {
     })
 }
 
-/// Maps a service error to the response status (and `Retry-After`) and a message that is
-/// safe to show: the services' messages say what was wrong and how to fix it.
-pub fn fail(err: ServiceError) -> ServerFnError {
+/// Maps a service error to the response status (and `Retry-After`) and the typed error the
+/// page gets: its kind, a message that is safe to show (the services' messages say what was
+/// wrong and how to fix it) and the fields to fix. The one mapping for every server function.
+pub fn fail(err: ServiceError) -> AppError {
+    let status = err.status();
     if let Some(res) = use_context::<ResponseOptions>() {
-        res.set_status(StatusCode::from_u16(err.status()).unwrap_or(StatusCode::BAD_REQUEST));
+        res.set_status(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST));
         if let ServiceError::TooManyRequests {
             retry_after_secs, ..
         } = &err
@@ -95,11 +98,43 @@ pub fn fail(err: ServiceError) -> ServerFnError {
             res.insert_header(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
         }
     }
-    let message = match &err {
-        ServiceError::Invalid(errors) if errors.len() == 1 => errors[0].message.clone(),
-        other => other.to_string(),
+    let kind = match &err {
+        ServiceError::Invalid(_) => ErrorKind::Invalid,
+        ServiceError::NotFound(_) => ErrorKind::NotFound,
+        ServiceError::Unauthorized(_) => ErrorKind::Unauthorized,
+        ServiceError::Forbidden(_) => ErrorKind::Forbidden,
+        ServiceError::TooManyRequests { .. } => ErrorKind::TooManyRequests,
+        ServiceError::Conflict { .. } => ErrorKind::Conflict,
+        ServiceError::Unavailable(_) => ErrorKind::Unavailable,
     };
-    ServerFnError::new(capitalize(&message))
+    let (message, fields) = match &err {
+        ServiceError::Invalid(errors) => (
+            match errors.as_slice() {
+                [one] => one.message.clone(),
+                _ => err.to_string(),
+            },
+            errors
+                .iter()
+                .map(|e| FieldProblem {
+                    field: e.field.clone(),
+                    message: capitalize(&e.message),
+                })
+                .collect(),
+        ),
+        other => (other.to_string(), Vec::new()),
+    };
+    AppError {
+        status,
+        kind,
+        message: capitalize(&message),
+        fields,
+    }
+}
+
+impl From<ServiceError> for AppError {
+    fn from(err: ServiceError) -> Self {
+        fail(err)
+    }
 }
 
 fn capitalize(s: &str) -> String {
@@ -127,14 +162,14 @@ pub fn platform_fee_bp() -> i64 {
 }
 
 /// Where links in mail point (the server provides it; a request without it is a bug).
-pub fn public_url() -> Result<super::mail::PublicUrl, ServerFnError> {
+pub fn public_url() -> Result<super::mail::PublicUrl, AppError> {
     use_context::<super::mail::PublicUrl>().ok_or_else(|| {
         tracing::error!("no PublicUrl in the request context");
-        ServerFnError::new("the server is misconfigured; please try again later")
+        AppError::unavailable("The server is misconfigured; please try again later.")
     })
 }
 
-pub fn db() -> Result<sqlx::PgPool, ServerFnError> {
+pub fn db() -> Result<sqlx::PgPool, AppError> {
     super::db_from_context()
 }
 

@@ -3,7 +3,7 @@
 use super::page::{Page, PageParams};
 use super::problem::Problem;
 use super::{ApiResult, Caller, Params};
-use crate::http::AppState;
+use crate::state::AppState;
 use app::account::Scope;
 use app::audit::AuditEvent;
 use app::services::audit;

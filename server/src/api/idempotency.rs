@@ -20,10 +20,11 @@
 //! minutes on, it too reads as "outcome unknown".
 
 use super::problem::{MayHaveTakenEffect, Problem};
-use crate::http::{AppState, MAX_BODY_BYTES};
+use crate::state::{AppState, MAX_BODY_BYTES};
+use app::services::idempotency::{claim, record, Claim, Outcome};
 use app::services::web::RequestAuth;
 use axum::{
-    body::{to_bytes, Body, Bytes},
+    body::{to_bytes, Body},
     extract::{Request, State},
     http::{header, HeaderMap, HeaderValue, Method, StatusCode},
     middleware::Next,
@@ -35,8 +36,6 @@ use std::time::Duration;
 pub const HEADER: &str = "idempotency-key";
 /// The form field that carries a browser form's key.
 pub const FORM_FIELD: &str = "request_key";
-/// Kept at least this long, then purged.
-pub const RETENTION_HOURS: i64 = 24;
 /// How long (in tenths of a second) a form sent again waits for the first to finish.
 const FORM_WAIT_ROUNDS: u32 = 150;
 /// Largest answer kept for replay.
@@ -70,22 +69,6 @@ fn form_key(body: &[u8]) -> FormKey {
             None => FormKey::Invalid,
         },
     }
-}
-
-enum Claim {
-    Run,
-    Replay {
-        status: i16,
-        content_type: Option<String>,
-        location: Option<String>,
-        body: Vec<u8>,
-    },
-    Running,
-    /// The first request may or may not have taken effect: it failed after reaching the
-    /// database (state `unknown`), or it is still `running` long after any request could
-    /// have ended (its process stopped).
-    Unknown,
-    OtherRequest,
 }
 
 /// The same layer for the browser's server functions (`/api/<name>`), whose forms carry
@@ -220,75 +203,6 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     }
 }
 
-async fn claim(db: &sqlx::PgPool, org: i64, key: &str, hash: &[u8]) -> Result<Claim, sqlx::Error> {
-    // A key past its retention is gone, even if the purge has not run yet.
-    sqlx::query!(
-        "delete from idempotency_key where organization_id = $1 and key = $2 and created_at < now() - make_interval(hours => $3)",
-        org,
-        key,
-        RETENTION_HOURS as i32
-    )
-    .execute(db)
-    .await?;
-    let fresh = sqlx::query_scalar!(
-        r#"insert into idempotency_key (organization_id, key, request_hash, state)
-           values ($1, $2, $3, 'running')
-           on conflict do nothing returning 1 as "one!""#,
-        org,
-        key,
-        hash
-    )
-    .fetch_optional(db)
-    .await?;
-    if fresh.is_some() {
-        return Ok(Claim::Run);
-    }
-    let Some(row) = sqlx::query!(
-        r#"select request_hash, state, status, content_type, location, body,
-                  created_at < now() - make_interval(secs => $3) as "abandoned!"
-           from idempotency_key where organization_id = $1 and key = $2"#,
-        org,
-        key,
-        f64::from(ABANDONED_AFTER_SECONDS)
-    )
-    .fetch_optional(db)
-    .await?
-    else {
-        // Released by a failed first attempt in between: this request may run.
-        return Box::pin(claim(db, org, key, hash)).await;
-    };
-    Ok(if row.request_hash != hash {
-        Claim::OtherRequest
-    } else if row.state == "unknown" || row.state == "running" && row.abandoned {
-        Claim::Unknown
-    } else if row.state == "running" {
-        Claim::Running
-    } else {
-        Claim::Replay {
-            status: row.status.unwrap_or(200),
-            content_type: row.content_type,
-            location: row.location,
-            body: row.body.unwrap_or_default(),
-        }
-    })
-}
-
-/// What becomes of a key once its request has answered.
-enum Outcome {
-    /// A 5xx before anything reached the database: the key is released so the caller may
-    /// retry.
-    Release,
-    /// A 5xx after the request may have taken effect: the key is never run again.
-    Unknown,
-    /// Anything else is kept and replayed to retries.
-    Keep {
-        status: i16,
-        content_type: Option<String>,
-        location: Option<String>,
-        body: Bytes,
-    },
-}
-
 /// Keeps the answer for replay (or releases the key after a 5xx) and returns it. When the
 /// database can't take the record now (it is restarting), the answer still goes out and the
 /// record is retried in the background for a while, so retries find it rather than a key
@@ -327,7 +241,7 @@ async fn finish(db: &sqlx::PgPool, org: i64, key: &str, res: Response) -> Respon
             status: parts.status.as_u16() as i16,
             content_type: header(header::CONTENT_TYPE),
             location: header(header::LOCATION).filter(|l| l.len() <= 2000),
-            body: bytes.clone(),
+            body: bytes.to_vec(),
         }
     };
     record_soon(db, org, key, outcome).await;
@@ -337,11 +251,6 @@ async fn finish(db: &sqlx::PgPool, org: i64, key: &str, res: Response) -> Respon
 /// How long a failed record is retried in the background before the key is left `running`
 /// (it then reads as abandoned once [`ABANDONED_AFTER_SECONDS`] have passed).
 const RECORD_RETRY_FOR: Duration = Duration::from_secs(120);
-/// A key still `running` this long after its claim lost its request (the process stopped):
-/// no request runs that long (the 408 timeout, run to completion, and the background retry
-/// of its record all end sooner).
-const ABANDONED_AFTER_SECONDS: i32 = 300;
-
 /// Records `outcome` now, or keeps trying in a background task if the database refuses.
 async fn record_soon(db: &sqlx::PgPool, org: i64, key: &str, outcome: Outcome) {
     let Err(e) = record(db, org, key, &outcome).await else {
@@ -366,56 +275,6 @@ async fn record_soon(db: &sqlx::PgPool, org: i64, key: &str, outcome: Outcome) {
     });
 }
 
-async fn record(
-    db: &sqlx::PgPool,
-    org: i64,
-    key: &str,
-    outcome: &Outcome,
-) -> Result<(), sqlx::Error> {
-    match outcome {
-        Outcome::Release => release(db, org, key).await,
-        Outcome::Unknown => sqlx::query!(
-            "update idempotency_key set state = 'unknown', completed_at = now()
-             where organization_id = $1 and key = $2 and state = 'running'",
-            org,
-            key
-        )
-        .execute(db)
-        .await
-        .map(|_| ()),
-        Outcome::Keep {
-            status,
-            content_type,
-            location,
-            body,
-        } => sqlx::query!(
-            r#"update idempotency_key set state = 'done', status = $3, content_type = $4, body = $5,
-                      location = $6, completed_at = now()
-               where organization_id = $1 and key = $2 and state = 'running'"#,
-            org,
-            key,
-            status,
-            content_type.as_deref(),
-            body.as_ref(),
-            location.as_deref()
-        )
-        .execute(db)
-        .await
-        .map(|_| ()),
-    }
-}
-
-async fn release(db: &sqlx::PgPool, org: i64, key: &str) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "delete from idempotency_key where organization_id = $1 and key = $2 and state = 'running'",
-        org,
-        key
-    )
-    .execute(db)
-    .await
-    .map(|_| ())
-}
-
 fn replay(
     status: i16,
     content_type: Option<String>,
@@ -433,15 +292,4 @@ fn replay(
     res.headers_mut()
         .insert("idempotent-replayed", HeaderValue::from_static("true"));
     res
-}
-
-/// Drops keys past their retention.
-pub async fn purge(db: &sqlx::PgPool) -> Result<u64, sqlx::Error> {
-    let r = sqlx::query!(
-        "delete from idempotency_key where created_at < now() - make_interval(hours => $1)",
-        RETENTION_HOURS as i32
-    )
-    .execute(db)
-    .await?;
-    Ok(r.rows_affected())
 }

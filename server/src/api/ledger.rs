@@ -4,7 +4,7 @@
 use super::page::{Page, PageParams};
 use super::problem::Problem;
 use super::{ApiResult, Caller, Params};
-use crate::http::AppState;
+use crate::state::AppState;
 use app::account::Scope;
 use app::ledger::{Earnings, Month, Statement};
 use app::services::{error::ServiceError, ledger, ledger::LedgerEntry};

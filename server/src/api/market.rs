@@ -4,7 +4,7 @@
 use super::page::{Page, PageParams};
 use super::problem::Problem;
 use super::{ApiResult, Caller, Id, Params};
-use crate::http::AppState;
+use crate::state::AppState;
 use app::account::Scope;
 use app::availability::Step;
 use app::market::{PoolKind, PoolListing};

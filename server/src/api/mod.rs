@@ -14,7 +14,7 @@ pub mod problem;
 pub mod reservations;
 pub mod webhooks;
 
-use crate::http::AppState;
+use crate::state::AppState;
 use app::services::{error::ServiceError, principal::Principal, web::RequestAuth};
 use axum::{
     extract::{rejection::JsonRejection, FromRequest, FromRequestParts, Request},
@@ -154,7 +154,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
                 "The body is too large",
                 format!(
                     "request bodies are limited to {} KiB",
-                    crate::http::MAX_BODY_BYTES / 1024
+                    crate::state::MAX_BODY_BYTES / 1024
                 ),
             )),
             Err(e) => Err(Problem::bad_request(format!(

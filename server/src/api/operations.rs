@@ -4,7 +4,7 @@
 use super::page::{Page, PageParams};
 use super::problem::Problem;
 use super::{ApiResult, Body, Caller, Id, Params};
-use crate::http::AppState;
+use crate::state::AppState;
 use app::account::{OrgKind, Scope};
 use app::operations::{Booking, OperatorBlackout, OperatorSite};
 use app::services::blackouts::{self, BlackoutUnits};
@@ -41,12 +41,7 @@ pub async fn organization(
     Caller(p): Caller,
 ) -> ApiResult<Json<Organization>> {
     p.require(Scope::Read)?;
-    let name = sqlx::query_scalar!(
-        "select name from organization where id = $1",
-        p.organization_id
-    )
-    .fetch_one(&s.db)
-    .await?;
+    let name = app::services::accounts::organization_name(&s.db, p.organization_id).await?;
     let scopes = match &p.door {
         Door::ApiKey { scopes, .. } => scopes.clone(),
         Door::Session { .. } => Scope::ALL.to_vec(),

@@ -4,7 +4,7 @@ use super::idempotency;
 use super::page::{Page, PageParams};
 use super::problem::Problem;
 use super::{ApiResult, Body, Caller, Id, Params};
-use crate::http::AppState;
+use crate::state::AppState;
 use app::account::Scope;
 use app::booking::{
     BookingRequest, ExtendTo, Quote, Reservation, ReservationCredit, ReservationHolding,

@@ -3,7 +3,7 @@
 use super::page::{Page, PageParams};
 use super::problem::Problem;
 use super::{ApiResult, Body, Caller, Id, Params};
-use crate::http::AppState;
+use crate::state::AppState;
 use app::account::Scope;
 use app::services::webhooks;
 use app::webhook::{CreatedWebhook, Delivery, Webhook};

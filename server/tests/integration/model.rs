@@ -256,7 +256,7 @@ async fn run_case(db: &PgPool, case: usize, ops: Vec<Op>) {
                     continue;
                 }
                 let i = pick % model.reservations.len();
-                let (id, start, end, cancelled) = model.reservations[i];
+                let (id, _, end, cancelled) = model.reservations[i];
                 let got = reservations::extend(
                     db,
                     customer,

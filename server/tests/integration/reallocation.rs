@@ -112,54 +112,45 @@ async fn the_database_keeps_every_reservation_whole_whatever_writes_the_rows(db:
     let r = reservations::reserve(&db, m.customer, &req(&m, 16, 10, 10), FEE_BP, m.now)
         .await
         .unwrap();
-    let refused = |e: sqlx::Error| {
+    // Each write runs in a transaction of its own (with the reservation and a unit as $1
+    // and $2) and is refused when it commits.
+    for (what, write, unit) in [
+        (
+            "dropping a unit's hours without recording a cut",
+            "update allocation set during = tstzrange(lower(during), lower(during) + interval '2 hours') where reservation_id = $1 and unit_id = $2",
+            units[0],
+        ),
+        (
+            "a third unit the reservation did not buy",
+            "insert into allocation (site_id, pool_id, unit_id, reservation_id, during) select site_id, pool_id, $2, id, during from reservation where id = $1",
+            units[2],
+        ),
+        (
+            "a cut recorded for hours the reservation still holds (counted twice)",
+            "insert into allocation_cut (reservation_id, unit_id, during, reason) select id, $2, during, 'ended_early' from reservation where id = $1",
+            units[0],
+        ),
+        (
+            "a piece moved outside the term",
+            "update allocation set during = tstzrange(lower(during) + interval '1 hour', upper(during) + interval '1 hour') where reservation_id = $1 and unit_id = $2",
+            units[1],
+        ),
+    ] {
+        let mut tx = db.begin().await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(write))
+            .bind(r.id)
+            .bind(unit)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let e = tx.commit().await.expect_err(what);
         assert_eq!(
             e.as_database_error()
                 .and_then(|d| d.constraint().map(str::to_owned)),
             Some("reservation_fully_allocated".to_owned()),
-            "{e}"
-        )
-    };
-
-    // Dropping a unit's hours without recording a cut.
-    let mut tx = db.begin().await.unwrap();
-    sqlx::query("update allocation set during = tstzrange(lower(during), lower(during) + interval '2 hours') where reservation_id = $1 and unit_id = $2")
-        .bind(r.id)
-        .bind(units[0])
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    refused(tx.commit().await.unwrap_err());
-
-    // A third unit the reservation did not buy.
-    let mut tx = db.begin().await.unwrap();
-    sqlx::query("insert into allocation (site_id, pool_id, unit_id, reservation_id, during) select site_id, pool_id, $2, id, during from reservation where id = $1")
-        .bind(r.id)
-        .bind(units[2])
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    refused(tx.commit().await.unwrap_err());
-
-    // A cut recorded for hours the reservation still holds (counted twice).
-    let mut tx = db.begin().await.unwrap();
-    sqlx::query("insert into allocation_cut (reservation_id, unit_id, during, reason) select id, $2, during, 'ended_early' from reservation where id = $1")
-        .bind(r.id)
-        .bind(units[0])
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    refused(tx.commit().await.unwrap_err());
-
-    // A piece moved outside the term.
-    let mut tx = db.begin().await.unwrap();
-    sqlx::query("update allocation set during = tstzrange(lower(during) + interval '1 hour', upper(during) + interval '1 hour') where reservation_id = $1 and unit_id = $2")
-        .bind(r.id)
-        .bind(units[1])
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    refused(tx.commit().await.unwrap_err());
+            "{what}: {e}"
+        );
+    }
 
     // Cuts are history: they cannot be edited away.
     let mut tx = db.begin().await.unwrap();

@@ -7,7 +7,7 @@
 //! never a partial reservation.
 
 use super::read::{self, Row};
-use super::{raw, MAX_ATTEMPTS};
+use super::{raw, retrying};
 use crate::booking::{BookingRequest, Quote, Reservation};
 use crate::pricing::{self, PriceBreakdown};
 use crate::services::availability::{self, DEFAULT_HORIZON_DAYS};
@@ -184,18 +184,7 @@ async fn reserve_keyed(
             },
         }
     }
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match try_reserve(db, customer_id, req, key, fee_bp, now).await {
-            Err(ServiceError::Unavailable(e))
-                if error::is_retryable(&e) && attempt < MAX_ATTEMPTS =>
-            {
-                continue
-            }
-            other => return other,
-        }
-    }
+    retrying(|| try_reserve(db, customer_id, req, key, fee_bp, now)).await
 }
 
 /// The reservation an earlier request with `key` made, if one did.

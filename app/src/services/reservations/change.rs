@@ -1,7 +1,7 @@
 //! Changes a customer makes to a reservation: cancelling before it starts, extending it.
 
 use super::read;
-use super::{raw, MAX_ATTEMPTS};
+use super::{raw, retrying};
 use crate::booking::{CancelPreview, ExtendTo, Reservation, MAX_EXTENSION_HOURS};
 use crate::pricing::{self, PriceBreakdown};
 use crate::services::audit;
@@ -103,19 +103,8 @@ pub async fn extend(
     fee_bp: i64,
     now: DateTime<Utc>,
 ) -> Result<Reservation, ServiceError> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match try_extend(db, customer_id, id, to, fee_bp, now).await {
-            Err(ServiceError::Unavailable(e))
-                if error::is_retryable(&e) && attempt < MAX_ATTEMPTS =>
-            {
-                continue
-            }
-            Ok(()) => return read::get(db, customer_id, id, now).await,
-            Err(e) => return Err(e),
-        }
-    }
+    retrying(|| try_extend(db, customer_id, id, to, fee_bp, now)).await?;
+    read::get(db, customer_id, id, now).await
 }
 
 async fn try_extend(

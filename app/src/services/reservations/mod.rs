@@ -17,6 +17,28 @@ use crate::services::error::{self, ServiceError};
 /// make progress; the cap only bounds the worst case before answering "conflict".
 const MAX_ATTEMPTS: u32 = 16;
 
+/// Runs `attempt` until it does not lose a race (a raw retryable error, see [`raw`]), at
+/// most [`MAX_ATTEMPTS`] times; the last loss is answered as a conflict by the caller's
+/// `From`.
+async fn retrying<T, F, Fut>(mut attempt: F) -> Result<T, ServiceError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ServiceError>>,
+{
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match attempt().await {
+            Err(ServiceError::Unavailable(e))
+                if error::is_retryable(&e) && tries < MAX_ATTEMPTS =>
+            {
+                continue
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Keeps retryable database errors raw (for the retry loop); `From` would turn them into
 /// conflicts straight away.
 fn raw(e: sqlx::Error) -> ServiceError {
