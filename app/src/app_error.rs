@@ -76,8 +76,43 @@ impl AppError {
     }
 }
 
+impl ErrorKind {
+    /// The kind an HTTP status stands for, for answers that carry only a status.
+    pub fn of_status(status: u16) -> Self {
+        match status {
+            400 | 413 | 415 | 422 => Self::Invalid,
+            401 => Self::Unauthorized,
+            403 => Self::Forbidden,
+            404 => Self::NotFound,
+            409 => Self::Conflict,
+            429 => Self::TooManyRequests,
+            503 => Self::Unavailable,
+            _ => Self::Transport,
+        }
+    }
+}
+
+/// A problem document (RFC 9457), as the layers in front of the server functions answer
+/// (a repeated form still running, a body too large).
+#[derive(Deserialize)]
+struct ProblemDocument {
+    status: u16,
+    detail: String,
+}
+
 impl FromServerFnError for AppError {
     type Encoder = JsonEncoding;
+
+    /// The app's own error, or a problem document from a layer in front of the function.
+    fn de(data: leptos::server_fn::Bytes) -> Self {
+        if let Ok(e) = serde_json::from_slice::<AppError>(&data) {
+            return e;
+        }
+        match serde_json::from_slice::<ProblemDocument>(&data) {
+            Ok(p) => Self::new(p.status, ErrorKind::of_status(p.status), p.detail),
+            Err(e) => Self::from_server_fn_error(ServerFnErrorErr::Deserialization(e.to_string())),
+        }
+    }
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         match value {
@@ -120,5 +155,12 @@ mod tests {
         assert_eq!(e.to_string(), "Give a name");
         let garbled = AppError::de(leptos::server_fn::Bytes::from_static(b"not json"));
         assert_eq!(garbled.kind, ErrorKind::Transport);
+        let problem = AppError::de(leptos::server_fn::Bytes::from_static(
+            br#"{"type":"about:blank","title":"Still running","status":409,"detail":"retry in a moment"}"#,
+        ));
+        assert_eq!(
+            (problem.status, problem.kind, problem.message.as_str()),
+            (409, ErrorKind::Conflict, "retry in a moment")
+        );
     }
 }

@@ -115,6 +115,8 @@ pub struct CancelPreview {
     pub refund_bp: i64,
     pub refund_cents: i64,
     pub total_cents: i64,
+    /// Already given back as credits; the policy refunds a share of the rest.
+    pub credited_cents: i64,
 }
 
 impl ReservationCredit {

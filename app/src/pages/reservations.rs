@@ -213,7 +213,9 @@ fn Detail(id: i64) -> impl IntoView {
                                             preview.await.ok().flatten().map(|p| view! {
                                                 <p data-testid="refund-preview">"Cancelling now refunds "
                                                     <strong>{format_cents(p.refund_cents, "USD")}</strong>
-                                                    " of " {format_cents(p.total_cents, "USD")} " (" {p.refund_bp / 100} "% with " {p.notice_hours} " hours' notice)."</p>
+                                                    " of " {format_cents(p.total_cents - p.credited_cents, "USD")} " (" {p.refund_bp / 100} "% with " {p.notice_hours} " hours' notice)"
+                                                    {(p.credited_cents > 0).then(|| view! { "; " {format_cents(p.credited_cents, "USD")} " was credited already" })}
+                                                    "."</p>
                                             })
                                         })}
                                     </Transition>

@@ -503,3 +503,89 @@ async fn a_reservation_that_ended_early_is_not_extended_on_units_it_gave_up(db: 
     .unwrap_err();
     assert!(matches!(e, ServiceError::Invalid { .. }), "{e:?}");
 }
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_cut_and_a_cancellation_of_one_reservation_take_turns_without_a_deadlock(db: PgPool) {
+    let m = market(&db, 2).await;
+    let units = unit_ids(&db, m.pool).await;
+    let r = reservations::reserve(&db, m.customer, &req(&m, 16, 100, 10), FEE_BP, m.now)
+        .await
+        .unwrap();
+    // A cancellation as `reservations::cancel` makes it, paused halfway: the reservation is
+    // locked, its allocations not yet released.
+    let mut cancelling = db.begin().await.unwrap();
+    sqlx::query("select 1 from reservation where id = $1 for update")
+        .bind(r.id)
+        .execute(&mut *cancelling)
+        .await
+        .unwrap();
+    // A cut of the same reservation starts meanwhile. It locks the reservation first too, so
+    // it waits here instead of taking an allocation the cancellation is about to release.
+    let cut = {
+        let db = db.clone();
+        let (id, unit, piece) = (r.id, units[1], span(&m, 105, 110));
+        tokio::spawn(async move {
+            let mut tx = db.begin().await.unwrap();
+            let cut = reallocation::cut(&mut tx, id, unit, &piece, CutReason::Incident).await;
+            if cut.is_ok() {
+                tx.commit().await.unwrap();
+            }
+            cut
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!cut.is_finished(), "the cut waits for the cancellation");
+    let started = std::time::Instant::now();
+    sqlx::query("delete from allocation where reservation_id = $1")
+        .bind(r.id)
+        .execute(&mut *cancelling)
+        .await
+        .unwrap();
+    sqlx::query("update reservation set state = 'cancelled', cancelled_at = now(), refund_cents = 0 where id = $1")
+        .bind(r.id)
+        .execute(&mut *cancelling)
+        .await
+        .unwrap();
+    cancelling.commit().await.unwrap();
+    // The cut then finds nothing to take: a clean refusal, no deadlock waited out (PostgreSQL
+    // breaks a cycle only after a second).
+    let refused = cut.await.unwrap().unwrap_err();
+    assert!(started.elapsed() < std::time::Duration::from_millis(900));
+    assert!(
+        matches!(&refused, ServiceError::Conflict { message, .. } if message.contains("does not hold")),
+        "{refused:?}"
+    );
+    let books = ledger::reconcile(&db, m.now).await.unwrap();
+    assert!(books.is_clean(), "{:?}", books.differences);
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn cuts_and_credits_carry_their_reservations_site(db: PgPool) {
+    let m = market(&db, 2).await;
+    let units = unit_ids(&db, m.pool).await;
+    let r = reservations::reserve(&db, m.customer, &req(&m, 16, 100, 10), FEE_BP, m.now)
+        .await
+        .unwrap();
+    let mut tx = db.begin().await.unwrap();
+    reallocation::cut(
+        &mut tx,
+        r.id,
+        units[1],
+        &span(&m, 105, 110),
+        CutReason::Incident,
+    )
+    .await
+    .unwrap();
+    reallocation::credit_hours(&mut tx, r.id, 5, CreditReason::Incident, "", m.now)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let sites: Vec<i64> = sqlx::query_scalar(
+        "select site_id from allocation_cut where reservation_id = $1 union all select site_id from reservation_credit where reservation_id = $1",
+    )
+    .bind(r.id)
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(sites, vec![m.site, m.site]);
+}

@@ -38,6 +38,7 @@ fn cancel_terms(
         refund_bp,
         refund_cents: pricing::refund_cents(r.total_cents - r.credited_cents, refund_bp),
         total_cents: r.total_cents,
+        credited_cents: r.credited_cents,
     })
 }
 
@@ -211,6 +212,12 @@ async fn try_extend(
         &pool.discounts,
         fee_bp,
     );
+    if p.total_cents < r.credited_cents {
+        // A longer term can earn a deeper discount; it may not fall below what was credited.
+        return Err(ServiceError::conflict(
+            "the new term's price would be less than what this reservation was credited; book the extra time as a new reservation",
+        ));
+    }
     sqlx::query!(
         r#"update reservation set during = $2, base_cents = $3, discount_cents = $4, fee_cents = $5,
                                   total_cents = $6, fee_bp = $7, updated_at = now()

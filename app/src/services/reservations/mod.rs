@@ -18,8 +18,7 @@ use crate::services::error::{self, ServiceError};
 const MAX_ATTEMPTS: u32 = 16;
 
 /// Runs `attempt` until it does not lose a race (a raw retryable error, see [`raw`]), at
-/// most [`MAX_ATTEMPTS`] times; the last loss is answered as a conflict by the caller's
-/// `From`.
+/// most [`MAX_ATTEMPTS`] times; a race lost every time is answered as a conflict.
 async fn retrying<T, F, Fut>(mut attempt: F) -> Result<T, ServiceError>
 where
     F: FnMut() -> Fut,
@@ -29,10 +28,12 @@ where
     loop {
         tries += 1;
         match attempt().await {
-            Err(ServiceError::Unavailable(e))
-                if error::is_retryable(&e) && tries < MAX_ATTEMPTS =>
-            {
-                continue
+            Err(ServiceError::Unavailable(e)) if error::is_retryable(&e) => {
+                if tries < MAX_ATTEMPTS {
+                    continue;
+                }
+                // Out of retries: a race lost every time is the caller's conflict.
+                return Err(ServiceError::from(e));
             }
             other => return other,
         }

@@ -112,6 +112,20 @@ pub async fn move_piece(
     to_unit: i64,
     piece: &HourWindow,
 ) -> Result<(), ServiceError> {
+    let same_pool = sqlx::query_scalar!(
+        r#"select exists (select 1 from capacity_unit u join reservation r on r.pool_id = u.pool_id
+                           where u.id = $1 and r.id = $2) as "same!""#,
+        to_unit,
+        reservation_id
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if !same_pool {
+        return Err(ServiceError::invalid(
+            "to_unit",
+            "a reservation moves only to another unit of its own pool",
+        ));
+    }
     sqlx::query!(
         "select reservation_move($1, $2, $3, $4)",
         reservation_id,
@@ -167,6 +181,12 @@ pub async fn credit_hours(
         return Err(ServiceError::invalid(
             "unit_hours",
             "a credit for hours pays for at least one unit-hour",
+        ));
+    }
+    if memo.chars().count() > 500 {
+        return Err(ServiceError::invalid(
+            "memo",
+            "keep the note under 500 characters",
         ));
     }
     let row = sqlx::query!(
