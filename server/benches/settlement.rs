@@ -300,9 +300,9 @@ fn main() {
             return;
         }
         let gen_started = Instant::now();
-        // The books are append-only (truncate refused); this scratch database is the one
-        // place they are wiped, so their guards are lifted here only.
-        for table in ["ledger_entry", "ledger_transaction", "ledger_account"] {
+        // The books and the audit trail are append-only (truncate refused); this scratch
+        // database is the one place they are wiped, so their guards are lifted here only.
+        for table in ["ledger_entry", "ledger_transaction", "ledger_account", "audit_event"] {
             let guard = format!("alter table {table} disable trigger {}_no_truncate", table);
             sqlx::query(sqlx::AssertSqlSafe(guard)).execute(&db).await.unwrap();
         }
