@@ -5,6 +5,35 @@ use crate::window::ReservationState;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+/// Which kind of contract: firm capacity keeps every hour it was sold; interruptible is
+/// cheaper, and a firm booking may take its units after the pool's notice period, crediting
+/// the hours lost at the price paid.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    #[default]
+    Firm,
+    Interruptible,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Firm => "firm",
+            Self::Interruptible => "interruptible",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "firm" => Some(Self::Firm),
+            "interruptible" => Some(Self::Interruptible),
+            _ => None,
+        }
+    }
+}
+
 /// What a customer asks to price or reserve.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
@@ -13,6 +42,19 @@ pub struct BookingRequest {
     pub quantity: Quantity,
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
+    /// `firm` (the default) or `interruptible`.
+    #[serde(default)]
+    pub tier: Tier,
+}
+
+/// A firm request that fits only by preempting interruptible capacity: how many units it
+/// would take from interruptible reservations, and from when (never before the pool's
+/// notice period has run).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Preemption {
+    pub units: i64,
+    pub from: DateTime<Utc>,
 }
 
 /// The exact price of a request; holds no capacity.
@@ -33,6 +75,9 @@ pub struct Quote {
     pub free_units: i64,
     /// The earliest start that fits when the window itself does not.
     pub next_start: Option<DateTime<Utc>>,
+    pub tier: Tier,
+    /// Set when a firm request fits only by preempting interruptible reservations.
+    pub preemption: Option<Preemption>,
 }
 
 /// A reservation (the contract), with its state at the time it was read.
@@ -48,6 +93,7 @@ pub struct Reservation {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     pub state: ReservationState,
+    pub tier: Tier,
     pub currency: String,
     pub unit_price_cents: i64,
     pub base_cents: i64,

@@ -128,6 +128,11 @@ pub struct PoolTermsForm {
     pub min_lead_hours: String,
     pub discounts: String,
     pub cancellation: String,
+    /// Blank: the pool sells firm capacity only.
+    #[serde(default)]
+    pub interruptible_price_usd: String,
+    #[serde(default)]
+    pub interruptible_notice_hours: String,
 }
 
 #[cfg(feature = "ssr")]
@@ -141,6 +146,11 @@ impl PoolTermsForm {
             min_lead_hours: p.min_lead_hours.to_string(),
             discounts: discounts_text(&p.discounts),
             cancellation: cancellation_text(&p.cancellation),
+            interruptible_price_usd: p
+                .interruptible
+                .map(|o| dollars_text(o.price_cents))
+                .unwrap_or_default(),
+            interruptible_notice_hours: p.interruptible.map_or(0, |o| o.notice_hours).to_string(),
         }
     }
 
@@ -170,8 +180,36 @@ impl PoolTermsForm {
             discounts: parse_discounts(&self.discounts).map_err(|m| ("discounts", m))?,
             cancellation: parse_cancellation(&self.cancellation)
                 .map_err(|m| ("cancellation", m))?,
+            interruptible: self.interruptible()?,
             ..listed
         })
+    }
+
+    /// The interruptible tier as typed: a price (blank for none) and a notice in hours
+    /// (blank for none).
+    fn interruptible(
+        &self,
+    ) -> Result<Option<crate::market::InterruptibleOffer>, (&'static str, String)> {
+        if self.interruptible_price_usd.trim().is_empty() {
+            return Ok(None);
+        }
+        let price_cents = parse_dollars(&self.interruptible_price_usd).map_err(|_| {
+            (
+                "interruptible_price_usd",
+                "the interruptible price is in dollars, e.g. 1.40".to_string(),
+            )
+        })?;
+        let notice = self.interruptible_notice_hours.trim();
+        let notice_hours = if notice.is_empty() {
+            0
+        } else {
+            parse_count(notice, "the interruption notice (hours)", 0..=720)
+                .map_err(|m| ("interruptible_notice_hours", m))?
+        };
+        Ok(Some(crate::market::InterruptibleOffer {
+            price_cents,
+            notice_hours,
+        }))
     }
 }
 

@@ -43,6 +43,17 @@ impl PoolKind {
     }
 }
 
+/// A pool's interruptible tier: cheaper than its firm capacity, and preemptible by firm
+/// bookings after `notice_hours` whole hours' notice (0 allowed), with every lost hour
+/// credited at the price paid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct InterruptibleOffer {
+    /// Per GPU-hour or per kW-month, as the pool's firm price; lower than it.
+    pub price_cents: i64,
+    pub notice_hours: i64,
+}
+
 /// One listed pool as the market overview shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
@@ -65,6 +76,8 @@ pub struct PoolListing {
     pub power_kw: Option<i64>,
     pub price_cents: i64,
     pub currency: String,
+    /// The interruptible tier, when the pool sells one.
+    pub interruptible: Option<InterruptibleOffer>,
 }
 
 /// The headline figures of the market plus its listed pools.
@@ -145,7 +158,15 @@ impl PoolDetail {
         &self,
         quantity: Quantity,
         hours: i64,
+        tier: crate::booking::Tier,
     ) -> Result<(i64, Option<String>, PriceBreakdown), String> {
+        let unit_price = match (tier, self.listing.interruptible) {
+            (crate::booking::Tier::Firm, _) => self.listing.price_cents,
+            (crate::booking::Tier::Interruptible, Some(o)) => o.price_cents,
+            (crate::booking::Tier::Interruptible, None) => {
+                return Err("this pool sells firm capacity only".into())
+            }
+        };
         if hours < self.terms.min_term_hours || hours > self.terms.max_term_hours {
             return Err(format!(
                 "this pool sells terms of {} to {} hours",
@@ -163,12 +184,12 @@ impl PoolDetail {
             UnitShape::GpuNode { gpus_per_node } => pricing::Priced::Gpu {
                 nodes: need.units,
                 gpus_per_node,
-                cents_per_gpu_hour: self.listing.price_cents,
+                cents_per_gpu_hour: unit_price,
             },
             UnitShape::PowerBlock { block_kw } => pricing::Priced::Power {
                 blocks: need.units,
                 block_kw,
-                cents_per_kw_month: self.listing.price_cents,
+                cents_per_kw_month: unit_price,
             },
         };
         Ok((

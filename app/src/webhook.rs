@@ -5,11 +5,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// The events an endpoint can subscribe to.
-pub const EVENTS: [&str; 6] = [
+pub const EVENTS: [&str; 7] = [
     "reservation.created",
     "reservation.cancelled",
     "reservation.started",
     "reservation.completed",
+    "reservation.preempted",
     "blackout.created",
     "capacity.changed",
 ];

@@ -110,6 +110,7 @@ async fn settlement_throughput(db: &PgPool, seconds: u64) -> (f64, u64) {
             min_lead_hours: 0,
             discounts: vec![],
             cancellation: vec![],
+            interruptible: None,
         },
         None,
     )
@@ -137,6 +138,7 @@ async fn settlement_throughput(db: &PgPool, seconds: u64) -> (f64, u64) {
                     quantity: Quantity::Units(1),
                     start,
                     end: start + Duration::hours(4),
+                    tier: app::booking::Tier::Firm,
                 };
                 match reservations::reserve(&db, customer, &r, FEE_BP, Utc::now()).await {
                     Ok(_) => committed.fetch_add(1, Ordering::Relaxed),

@@ -436,7 +436,13 @@ fn TermsEditForm(pool_id: i64, terms: PoolTermsForm, gpu: bool) -> impl IntoView
                 {field("Minimum lead time (hours)", "min_lead_hours", terms.min_lead_hours)}
                 {field("Term discounts (hours:percent)", "discounts", terms.discounts)}
                 {field("Cancellation (notice hours:refund percent)", "cancellation", terms.cancellation)}
+                <label>{if gpu { "Interruptible price (USD per GPU-hour)" } else { "Interruptible price (USD per kW-month)" }}
+                    <input type="text" name="terms[interruptible_price_usd]" value=terms.interruptible_price_usd/>
+                    <span class="small muted">"lower than the firm price; blank to sell firm capacity only"</span></label>
+                <label>"Interruption notice (hours)"
+                    <input type="text" name="terms[interruptible_notice_hours]" value=terms.interruptible_notice_hours/></label>
             </div>
+            <p class="small muted">"Interruptible capacity is cheaper: a firm booking may take its units after the notice, and the customer is credited for every hour lost."</p>
             <p class="small muted">"New prices and terms apply to new reservations; those already made keep what they were sold at."</p>
             <FormResult value=move || save.value().get()/>
             <p><button type="submit" class="button" disabled=move || save.pending().get()>"Save price and terms"</button></p>

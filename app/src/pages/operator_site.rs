@@ -159,6 +159,10 @@ pub struct TermsForm {
     pub min_lead_hours: String,
     pub discounts: String,
     pub cancellation: String,
+    #[serde(default)]
+    pub interruptible_price_usd: String,
+    #[serde(default)]
+    pub interruptible_notice_hours: String,
     pub open_from: String,
     pub open_until: String,
 }
@@ -189,6 +193,8 @@ async fn list_pool(
         min_lead_hours: t.min_lead_hours,
         discounts: t.discounts,
         cancellation: t.cancellation,
+        interruptible_price_usd: t.interruptible_price_usd,
+        interruptible_notice_hours: t.interruptible_notice_hours,
     };
     let hardware = catalog::PoolInput {
         name: String::new(),
@@ -200,6 +206,7 @@ async fn list_pool(
         min_lead_hours: 0,
         discounts: Vec::new(),
         cancellation: Vec::new(),
+        interruptible: None,
     };
     let input = terms.apply(hardware).map_err(|(field, m)| bad(field, m))?;
     let from = parse_start(&t.open_from).map_err(|_| {
@@ -504,6 +511,9 @@ fn TermsFields(gpu: bool) -> impl IntoView {
             <Field label="Minimum lead time (hours)" name="terms[min_lead_hours]" value="24" required=true/>
             <Field label="Term discounts (hours:percent)" name="terms[discounts]" value="168:5, 720:10" hint="blank for none"/>
             <Field label="Cancellation (notice hours:refund percent)" name="terms[cancellation]" value="168:100, 24:50" hint="blank for the default policy"/>
+            <Field label=if gpu { "Interruptible price (USD per GPU-hour)" } else { "Interruptible price (USD per kW-month)" } name="terms[interruptible_price_usd]"
+                hint="lower than the firm price; blank to sell firm capacity only"/>
+            <Field label="Interruption notice (hours)" name="terms[interruptible_notice_hours]" value="2" hint="0 to 720"/>
             <label>"On sale from (UTC)" <input type="datetime-local" name="terms[open_from]" step="3600" required value=open_from/></label>
             <label>"On sale until (UTC)" <input type="datetime-local" name="terms[open_until]" step="3600" required value=open_until/></label>
         </div>

@@ -3,7 +3,7 @@
 //! quote and the cancellation terms, then the reservation).
 
 use crate::app_error::AppError;
-use crate::booking::{BookingRequest, Quote, Reservation};
+use crate::booking::{BookingRequest, Quote, Reservation, Tier};
 use crate::components::{clean_error, LocalTime};
 use crate::market::{PoolDetail, PoolKind};
 use crate::money::format_cents;
@@ -33,6 +33,7 @@ struct Ask {
     kw: String,
     start: String,
     hours: String,
+    tier: Tier,
     review: bool,
 }
 
@@ -52,6 +53,7 @@ impl Ask {
             kw: get("kw"),
             start: get("start"),
             hours: get("hours"),
+            tier: Tier::parse(&get("tier")).unwrap_or_default(),
             review: q.get("review").is_some(),
         }
     }
@@ -72,6 +74,7 @@ impl Ask {
             quantity: self.quantity()?,
             start,
             end: start + Duration::hours(hours),
+            tier: self.tier,
         })
     }
 }
@@ -100,6 +103,7 @@ pub async fn reserve(
     start: String,
     hours: i64,
     request_key: Option<String>,
+    tier: Option<String>,
 ) -> Result<Reservation, AppError> {
     use crate::services::{error::ServiceError, reservations, web};
     let me = web::principal()?
@@ -113,11 +117,21 @@ pub async fn reserve(
     })?;
     let start =
         request::parse_start(&start).map_err(|m| web::fail(ServiceError::invalid("start", m)))?;
+    let tier = match tier.as_deref() {
+        None | Some("") => Tier::Firm,
+        Some(t) => Tier::parse(t).ok_or_else(|| {
+            web::fail(ServiceError::invalid(
+                "tier",
+                "choose firm or interruptible capacity",
+            ))
+        })?,
+    };
     let req = BookingRequest {
         pool_id,
         quantity,
         start,
         end: start + Duration::hours(hours),
+        tier,
     };
     let key = request_key.filter(|k| !k.is_empty());
     if key
@@ -184,6 +198,10 @@ fn Pool(detail: PoolDetail) -> impl IntoView {
                 <h2 id="facts-title">"The pool and its site"</h2>
                 <dl class="facts" data-testid="pool-facts">
                     <div><dt>"Price"</dt><dd>{format_cents(l.price_cents, &l.currency)} " per " {per}</dd></div>
+                    {l.interruptible.map(|o| view! {
+                        <div><dt>"Interruptible"</dt><dd data-testid="interruptible-price">{format_cents(o.price_cents, &l.currency)} " per " {per}
+                            ", " {o.notice_hours} " h notice"</dd></div>
+                    })}
                     <div><dt>"Units"</dt><dd>{l.unit_count} {match l.kind { PoolKind::Gpu => " nodes", PoolKind::Power => " blocks" }}</dd></div>
                     <div><dt>"Grid · energy"</dt><dd>{l.grid_region.clone()} " · " {l.energy_source.clone()}</dd></div>
                     <div><dt>"PUE · cooling"</dt><dd>{format!("{:.2}", detail.pue)} " · " {detail.cooling.clone()}</dd></div>
@@ -304,6 +322,7 @@ fn ReserveForm(detail: PoolDetail, ask: Ask) -> impl IntoView {
         ask.kw.clone()
     });
     let units = RwSignal::new(ask.units.clone());
+    let tier = RwSignal::new(ask.tier);
     let hours = RwSignal::new(if ask.hours.is_empty() {
         detail.terms.min_term_hours.max(24).to_string()
     } else {
@@ -327,7 +346,7 @@ fn ReserveForm(detail: PoolDetail, ask: Ask) -> impl IntoView {
         let h = request::parse_count(&hours.get(), "hours", 1..=8760);
         match (q, h) {
             (Some(q), Ok(h)) => preview_detail
-                .preview(q, h)
+                .preview(q, h, tier.get())
                 .map(|(u, note, p)| (u, note, p, h)),
             (None, _) => Err("say how many".into()),
             (_, Err(m)) => Err(m),
@@ -360,6 +379,7 @@ fn ReserveForm(detail: PoolDetail, ask: Ask) -> impl IntoView {
                             on:input=move |ev| hours.set(event_target_value(&ev))/>
                     </label>
                 </div>
+                <TierChoice listing=detail.listing.clone() tier/>
                 <p class="preview" role="status" aria-live="polite" data-testid="quote-preview">
                     {move || match preview() {
                         Ok((u, note, p, h)) => format!(
@@ -406,6 +426,7 @@ fn Review(req: BookingRequest, detail: PoolDetail) -> impl IntoView {
                             <div class="review" data-testid="review">
                                 <h3>"Review"</h3>
                                 <dl class="facts">
+                                    <div><dt>"Tier"</dt><dd data-testid="review-tier">{q.tier.as_str()}</dd></div>
                                     <div><dt>"Units"</dt><dd>{q.units}{q.note.clone().map(|n| format!(" ({n})"))}</dd></div>
                                     <div><dt>"From"</dt><dd><LocalTime at=q.start/></dd></div>
                                     <div><dt>"Until"</dt><dd><LocalTime at=q.end/></dd></div>
@@ -418,7 +439,12 @@ fn Review(req: BookingRequest, detail: PoolDetail) -> impl IntoView {
                                 <p class="small">"Cancellation: "
                                     {terms.iter().map(|t| format!("{}% back with {} h notice", t.refund_bp / 100, t.min_notice_hours)).collect::<Vec<_>>().join("; ")}
                                     "; nothing once it has started."</p>
-                                {if q.free_units >= q.units {
+                                {q.preemption.map(|p| view! {
+                                    <p class="notice" data-testid="review-preemption">"Only " {q.free_units} " units are free: this firm booking takes "
+                                        {p.units} " from interruptible reservations from " <LocalTime at=p.from/>
+                                        ". Their customers are credited for the hours they lose."</p>
+                                })}
+                                {if q.free_units >= q.units || q.preemption.is_some() {
                                     view! {
                                         <ActionForm action=reserve attr:class="inline-form">
                                             <input type="hidden" name="pool_id" value=q.pool_id/>
@@ -426,6 +452,7 @@ fn Review(req: BookingRequest, detail: PoolDetail) -> impl IntoView {
                                             <input type="hidden" name="start" value=q.start.to_rfc3339()/>
                                             <input type="hidden" name="hours" value=q.hours/>
                                             <input type="hidden" name="request_key" value=key/>
+                                            <input type="hidden" name="tier" value=q.tier.as_str()/>
                                             <button type="submit" class="button" data-testid="confirm-reserve" disabled=move || reserve.pending().get()>
                                                 {format!("Reserve for {}", format_cents(q.price.total_cents, &q.currency))}
                                             </button>
@@ -448,4 +475,39 @@ fn Review(req: BookingRequest, detail: PoolDetail) -> impl IntoView {
             }}
         </Transition>
     }
+}
+
+/// Firm or interruptible, with the price of each and what interruption means, in plain
+/// words. Only pools that sell an interruptible tier show the choice.
+#[component]
+fn TierChoice(listing: crate::market::PoolListing, tier: RwSignal<Tier>) -> impl IntoView {
+    let offer = listing.interruptible?;
+    let per = match listing.kind {
+        PoolKind::Gpu => "GPU-hour",
+        PoolKind::Power => "kW-month",
+    };
+    let firm_price = format_cents(listing.price_cents, &listing.currency);
+    let flex_price = format_cents(offer.price_cents, &listing.currency);
+    let saving = 100 - offer.price_cents * 100 / listing.price_cents.max(1);
+    let notice = match offer.notice_hours {
+        0 => "without notice".to_string(),
+        1 => "with 1 hour's notice".to_string(),
+        n => format!("with {n} hours' notice"),
+    };
+    Some(view! {
+        <fieldset class="tier-choice" data-testid="tier-choice">
+            <legend>"Tier"</legend>
+            <label class="choice">
+                <input type="radio" name="tier" value="firm" checked=tier.get_untracked() == Tier::Firm
+                    on:change=move |_| tier.set(Tier::Firm)/>
+                " Firm: " {firm_price} " per " {per} ". Yours for every hour you book."
+            </label>
+            <label class="choice">
+                <input type="radio" name="tier" value="interruptible" checked=tier.get_untracked() == Tier::Interruptible
+                    on:change=move |_| tier.set(Tier::Interruptible)/>
+                " Interruptible: " {flex_price} " per " {per} " (" {saving} "% less). "
+                "A firm booking may take your units " {notice} "; every hour you lose is credited at the price you paid."
+            </label>
+        </fieldset>
+    })
 }

@@ -196,6 +196,8 @@ fn Detail(id: i64) -> impl IntoView {
                             <dl class="facts" data-testid="reservation-facts">
                                 <div><dt>"State"</dt><dd><span class=format!("tag tag-{}", r.state.as_str())>{r.state.as_str()}</span></dd></div>
                                 <div><dt>"Pool"</dt><dd><a href=format!("/pools/{}", r.pool_id)>{r.pool_name.clone()}</a></dd></div>
+                                <div><dt>"Tier"</dt><dd data-testid="reservation-tier">{r.tier.as_str()}
+                                    {(r.tier == crate::booking::Tier::Interruptible).then(|| view! { <span class="muted small">" (a firm booking may take its units after the pool's notice; lost hours are credited)"</span> })}</dd></div>
                                 <div><dt>"Units"</dt><dd>{r.units}</dd></div>
                                 <div><dt>"From"</dt><dd><LocalTime at=r.start/></dd></div>
                                 <div><dt>"Until"</dt><dd><LocalTime at=r.end/></dd></div>

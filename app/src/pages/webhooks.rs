@@ -17,37 +17,31 @@ pub async fn webhooks() -> Result<Vec<Webhook>, AppError> {
         .map_err(web::fail)
 }
 
-/// Each event is a checkbox (posted as "on" when ticked).
+/// Each event is a checkbox named `events[<event with _ for .>]`, posted as "on" when
+/// ticked; events the form does not know are refused by the service.
 #[server(endpoint = "create_webhook")]
 pub async fn create_webhook(
     url: String,
-    reservation_created: Option<String>,
-    reservation_cancelled: Option<String>,
-    reservation_started: Option<String>,
-    reservation_completed: Option<String>,
-    blackout_created: Option<String>,
-    capacity_changed: Option<String>,
+    events: Option<std::collections::HashMap<String, String>>,
 ) -> Result<CreatedWebhook, AppError> {
     use crate::services::{web, webhooks};
     let p = web::principal()?;
     p.person().map_err(web::fail)?;
-    let ticked = [
-        reservation_created,
-        reservation_cancelled,
-        reservation_started,
-        reservation_completed,
-        blackout_created,
-        capacity_changed,
-    ];
+    let ticked = events.unwrap_or_default();
     let events: Vec<String> = EVENTS
         .iter()
-        .zip(ticked)
-        .filter_map(|(e, on)| on.map(|_| e.to_string()))
+        .filter(|e| ticked.contains_key(&field_name(e)))
+        .map(|e| e.to_string())
         .collect();
     let allow_plain = use_context::<WebhookPolicy>().is_some_and(|w| w.allow_private);
     webhooks::create(&web::db()?, p.organization_id, &url, &events, allow_plain)
         .await
         .map_err(web::fail)
+}
+
+/// An event's checkbox key: `reservation.created` → `reservation_created`.
+fn field_name(event: &str) -> String {
+    event.replace('.', "_")
 }
 
 #[server(endpoint = "delete_webhook")]
@@ -127,7 +121,7 @@ fn Webhooks() -> impl IntoView {
                 <fieldset>
                     <legend>"Events"</legend>
                     {EVENTS.iter().map(|e| {
-                        let name = e.replace('.', "_");
+                        let name = format!("events[{}]", field_name(e));
                         view! { <label class="choice"><input type="checkbox" name=name/>" " <code>{*e}</code></label> }
                     }).collect_view()}
                 </fieldset>

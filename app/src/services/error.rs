@@ -109,6 +109,9 @@ pub enum Refusal {
     PieceNotHeld,
     /// Only a confirmed reservation can be credited (`reservation_credit_confirmed`).
     NotCreditable,
+    /// A firm reservation's hours were to be taken for something other than an incident
+    /// (`firm_reservation_keeps_its_hours`).
+    FirmKeepsItsHours,
     /// Another check refused the change (23514): the request breaks a rule the database keeps.
     Check,
 }
@@ -126,6 +129,7 @@ pub fn refusal(err: &sqlx::Error) -> Option<Refusal> {
         Some("availability_window_no_overlap") => Some(Refusal::SaleWindowOverlap),
         Some("allocation_piece_held") => Some(Refusal::PieceNotHeld),
         Some("reservation_credit_confirmed") => Some(Refusal::NotCreditable),
+        Some("firm_reservation_keeps_its_hours") => Some(Refusal::FirmKeepsItsHours),
         _ => None,
     };
     by_name.or(match db.code().as_deref() {

@@ -44,6 +44,8 @@ struct ListingRow {
     pool_cooling: Option<String>,
     price_cents: i64,
     currency: String,
+    interruptible_price_cents: Option<i64>,
+    interruptible_notice_hours: i32,
     site_name: String,
     country: String,
     region: String,
@@ -61,7 +63,7 @@ pub async fn overview(db: &PgPool) -> Result<Overview, sqlx::Error> {
         select
             p.id, p.name, p.kind, p.unit_count, p.gpu_model, p.gpus_per_node, p.gpu_memory_gb,
             p.interconnect, p.block_kw, p.redundancy, p.cooling as pool_cooling,
-            p.price_cents, p.currency,
+            p.price_cents, p.currency, p.interruptible_price_cents, p.interruptible_notice_hours,
             s.name as site_name, s.country, s.region, s.grid_region, s.energy_source,
             s.status as site_status
         from capacity_pool p
@@ -89,7 +91,7 @@ pub async fn listings(
         select
             p.id, p.name, p.kind, p.unit_count, p.gpu_model, p.gpus_per_node, p.gpu_memory_gb,
             p.interconnect, p.block_kw, p.redundancy, p.cooling as pool_cooling,
-            p.price_cents, p.currency,
+            p.price_cents, p.currency, p.interruptible_price_cents, p.interruptible_notice_hours,
             s.name as site_name, s.country, s.region, s.grid_region, s.energy_source,
             s.status as site_status
         from capacity_pool p
@@ -152,6 +154,12 @@ fn to_listing(r: ListingRow) -> Option<PoolListing> {
         power_kw,
         price_cents: r.price_cents,
         currency: r.currency,
+        interruptible: r.interruptible_price_cents.map(|price_cents| {
+            crate::market::InterruptibleOffer {
+                price_cents,
+                notice_hours: i64::from(r.interruptible_notice_hours),
+            }
+        }),
     })
 }
 

@@ -3,7 +3,8 @@
 
 use super::error::ServiceError;
 use crate::availability::Interval;
-use crate::market::PoolKind;
+use crate::booking::Tier;
+use crate::market::{InterruptibleOffer, PoolKind};
 use crate::pricing::{CancellationTier, Priced, TermDiscount, UnitShape};
 use crate::window::{HourWindow, Terms};
 use chrono::{DateTime, Utc};
@@ -27,9 +28,26 @@ pub struct PoolInfo {
     pub site_live: bool,
     pub discounts: Vec<TermDiscount>,
     pub cancellation: Vec<CancellationTier>,
+    /// The interruptible tier, when the pool sells one.
+    pub interruptible: Option<InterruptibleOffer>,
 }
 
 impl PoolInfo {
+    /// The unit price of `tier`; `None` when the pool does not sell that tier.
+    pub fn price_of(&self, tier: Tier) -> Option<i64> {
+        match tier {
+            Tier::Firm => Some(self.price_cents),
+            Tier::Interruptible => self.interruptible.map(|o| o.price_cents),
+        }
+    }
+
+    /// The first hour a firm booking made at `now` may take from interruptible
+    /// reservations: the next whole hour plus the pool's notice period.
+    pub fn preemption_from(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let notice = self.interruptible.map_or(0, |o| o.notice_hours);
+        crate::window::ceil_hour(now) + chrono::Duration::hours(notice)
+    }
+
     /// What `units` units of this pool are, for pricing.
     pub fn priced(&self, units: i64) -> Priced {
         self.priced_at(units, self.price_cents)
@@ -103,6 +121,7 @@ async fn fetch(
     let r = sqlx::query!(
         r#"select p.id, p.site_id, s.operator_id, p.name, p.kind, p.unit_count, p.gpus_per_node, p.block_kw,
                   p.price_cents, p.currency, p.min_term_hours, p.max_term_hours, p.min_lead_hours,
+                  p.interruptible_price_cents, p.interruptible_notice_hours,
                   p.listed, s.status = 'live' as "site_live!",
                   coalesce(d.hours, '{}') as "discount_hours!", coalesce(d.bp, '{}') as "discount_bp!",
                   coalesce(c.hours, '{}') as "notice_hours!", coalesce(c.bp, '{}') as "refund_bp!",
@@ -176,6 +195,12 @@ async fn fetch(
         site_live: r.site_live,
         discounts,
         cancellation,
+        interruptible: r
+            .interruptible_price_cents
+            .map(|price_cents| InterruptibleOffer {
+                price_cents,
+                notice_hours: i64::from(r.interruptible_notice_hours),
+            }),
     };
     Ok((pool, r.open))
 }

@@ -111,3 +111,46 @@ async fn insert_chosen(
     .await?;
     Ok(done.rows_affected() as i64)
 }
+
+/// Frees up to `wanted` units of `pool_id` over `during` for a firm booking by preempting
+/// interruptible reservations (the database's `preempt_interruptible`: lowest price paid
+/// first, then the latest booked; never before `from`, never a firm reservation's unit),
+/// crediting their customers, inside the caller's transaction. Returns how many it freed;
+/// the caller then allocates them.
+pub async fn preempt(
+    tx: &mut Transaction<'_, Postgres>,
+    pool_id: i64,
+    during: &PgRange<DateTime<Utc>>,
+    wanted: i64,
+    from: DateTime<Utc>,
+) -> Result<i64, sqlx::Error> {
+    let conn: &mut PgConnection = tx;
+    let freed = sqlx::query_scalar!(
+        r#"select preempt_interruptible($1, $2, $3, $4) as "freed!""#,
+        pool_id,
+        during,
+        wanted,
+        from
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(i64::from(freed))
+}
+
+/// How many units of `pool_id` a firm booking over `during` could take from interruptible
+/// reservations from `from` on (read only: what a quote says).
+pub async fn preemptable(
+    conn: &mut PgConnection,
+    pool_id: i64,
+    during: &PgRange<DateTime<Utc>>,
+    from: DateTime<Utc>,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"select count(*) as "n!" from preemption_candidates($1, $2, $3)"#,
+        pool_id,
+        during,
+        from
+    )
+    .fetch_one(conn)
+    .await
+}

@@ -17,7 +17,7 @@ use sqlx::PgPool;
 
 use calendar::{BLACKOUTS, RESERVATIONS};
 use organizations::ORGS;
-use pools::{gpu_spec, pools, PoolSpec, CANCELLATION, DISCOUNTS};
+use pools::{gpu_spec, interruptible_price, pools, PoolSpec, CANCELLATION, DISCOUNTS};
 use sites::SITES;
 
 pub const DEMO_PASSWORD: &str = "rigshift-demo-2026";
@@ -167,15 +167,17 @@ pub async fn seed(db: &PgPool) -> Result<SeedCounts, SeedError> {
                 cents_per_gpu_hour,
             } => {
                 let (mem, watts, fabric) = gpu_spec(model);
+                let interruptible = interruptible_price(model, cents_per_gpu_hour);
                 let id = sqlx::query_scalar!(
                     r#"
                     insert into capacity_pool (site_id, kind, name, unit_count, gpu_model, gpus_per_node,
                                                gpu_memory_gb, interconnect, node_power_w, price_cents,
-                                               min_term_hours, max_term_hours, min_lead_hours)
-                    values ($1, 'gpu', $2, $3, $4, 8, $5, $6, $7, $8, 24, 8760, 12)
+                                               min_term_hours, max_term_hours, min_lead_hours,
+                                               interruptible_price_cents, interruptible_notice_hours)
+                    values ($1, 'gpu', $2, $3, $4, 8, $5, $6, $7, $8, 24, 8760, 12, $9, 2)
                     returning id
                     "#,
-                    site_id, name, nodes, model, mem, fabric, watts, cents_per_gpu_hour
+                    site_id, name, nodes, model, mem, fabric, watts, cents_per_gpu_hour, interruptible
                 )
                 .fetch_one(&mut *tx)
                 .await?;

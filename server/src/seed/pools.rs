@@ -14,6 +14,12 @@ pub(super) fn gpu_spec(model: &str) -> (i32, i32, &'static str) {
     }
 }
 
+/// The interruptible price the demo's H100 and MI300X pools offer beside their firm price
+/// (about a third less, with two hours' notice); the other models sell firm capacity only.
+pub(super) fn interruptible_price(model: &str, firm_cents: i64) -> Option<i64> {
+    matches!(model, "H100 SXM" | "MI300X").then(|| firm_cents * 65 / 100)
+}
+
 pub(super) enum PoolSpec {
     Gpu {
         model: &'static str,

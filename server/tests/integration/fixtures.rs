@@ -75,6 +75,7 @@ pub fn gpu_pool(name: &str, nodes: i64) -> PoolInput {
             discount_bp: 500,
         }],
         cancellation: vec![],
+        interruptible: None,
     }
 }
 
@@ -115,6 +116,7 @@ pub fn req(m: &Market, gpus: i64, from_h: i64, hours: i64) -> BookingRequest {
         quantity: Quantity::Gpus(gpus),
         start: hour(m.now, from_h),
         end: hour(m.now, from_h + hours),
+        tier: app::booking::Tier::Firm,
     }
 }
 

@@ -76,6 +76,7 @@ pub fn pool_input() -> PoolInput {
         min_lead_hours: 0,
         discounts: vec![],
         cancellation: vec![],
+        interruptible: None,
     }
 }
 

@@ -78,6 +78,7 @@ async fn run_case(db: &PgPool, case: usize, ops: Vec<Op>) {
                     quantity: Quantity::Units(nodes),
                     start: hour(m.now, start),
                     end: hour(m.now, start + len),
+                    tier: app::booking::Tier::Firm,
                 };
                 match reservations::reserve(db, m.customer, &r, FEE_BP, clock).await {
                     Ok(res) => expected.push(Expected {

@@ -24,6 +24,7 @@ mod migrations;
 mod model;
 mod operator;
 mod ops;
+mod preemption;
 mod reallocation;
 mod schema;
 mod seed;

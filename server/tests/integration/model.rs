@@ -208,6 +208,7 @@ async fn run_case(db: &PgPool, case: usize, ops: Vec<Op>) {
                     quantity: Quantity::Units(units),
                     start: at(start),
                     end: at(start + len),
+                    tier: app::booking::Tier::Firm,
                 };
                 let got = reservations::reserve(db, customer, &r, FEE_BP, now).await;
                 match (model.pick(units, start, start + len), got) {
@@ -373,7 +374,7 @@ async fn run_case(db: &PgPool, case: usize, ops: Vec<Op>) {
                     id,
                     unit_ids[u],
                     &HourWindow::new(at(at_hour), at(pe)).unwrap(),
-                    reallocation::CutReason::EndedEarly,
+                    reallocation::CutReason::Incident,
                 )
                 .await
                 .unwrap();

@@ -158,6 +158,7 @@ async fn an_operator_lists_capacity_and_sees_how_it_is_booked(db: PgPool) {
             quantity: Quantity::Units(3),
             start,
             end: start + Duration::hours(24),
+            tier: app::booking::Tier::Firm,
         },
         300,
         Utc::now(),

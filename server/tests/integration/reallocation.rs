@@ -127,7 +127,7 @@ async fn the_database_keeps_every_reservation_whole_whatever_writes_the_rows(db:
         ),
         (
             "a cut recorded for hours the reservation still holds (counted twice)",
-            "insert into allocation_cut (reservation_id, unit_id, during, reason) select id, $2, during, 'ended_early' from reservation where id = $1",
+            "insert into allocation_cut (reservation_id, unit_id, during, reason) select id, $2, during, 'incident' from reservation where id = $1",
             units[0],
         ),
         (
@@ -159,7 +159,7 @@ async fn the_database_keeps_every_reservation_whole_whatever_writes_the_rows(db:
         r.id,
         units[1],
         &span(&m, 18, 20),
-        CutReason::EndedEarly,
+        CutReason::Incident,
     )
     .await
     .unwrap();
@@ -196,7 +196,7 @@ async fn a_cut_with_a_credit_is_posted_reconciled_and_shown(db: PgPool) {
         r.id,
         units[1],
         &span(&m, 16, 20),
-        CutReason::EndedEarly,
+        CutReason::Incident,
     )
     .await
     .unwrap();
@@ -333,7 +333,7 @@ async fn a_cancellation_after_a_credit_refunds_by_policy_from_what_is_left(db: P
         r.id,
         units[0],
         &span(&m, 205, 210),
-        CutReason::EndedEarly,
+        CutReason::Incident,
     )
     .await
     .unwrap();
@@ -471,7 +471,7 @@ async fn a_reservation_that_ended_early_is_not_extended_on_units_it_gave_up(db: 
         r.id,
         units[1],
         &span(&m, 18, 20),
-        CutReason::EndedEarly,
+        CutReason::Incident,
     )
     .await
     .unwrap();

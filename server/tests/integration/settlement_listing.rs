@@ -137,6 +137,7 @@ async fn search_filters_sorts_and_prices_every_hit(db: PgPool) {
         quantity: Quantity::Units(1),
         start: hour(m.now, 1),
         end: hour(m.now, 72),
+        tier: app::booking::Tier::Firm,
     };
     reservations::reserve(&db, m.customer, &busy, FEE_BP, m.now)
         .await

@@ -55,6 +55,9 @@ pub struct PoolInput {
     pub discounts: Vec<TermDiscount>,
     /// Empty: the default policy ([`crate::pricing::DEFAULT_CANCELLATION`]).
     pub cancellation: Vec<CancellationTier>,
+    /// The interruptible tier, when the pool sells one (absent: firm only).
+    #[serde(default)]
+    pub interruptible: Option<crate::market::InterruptibleOffer>,
 }
 
 struct Errors(Vec<FieldError>);
@@ -151,6 +154,18 @@ pub(super) fn validate_pool(p: &PoolInput) -> Result<(), ServiceError> {
         "min_lead_hours",
         "between 0 hours and a year",
     );
+    if let Some(o) = &p.interruptible {
+        e.check(
+            o.price_cents >= 1 && o.price_cents < p.price_cents,
+            "interruptible_price_cents",
+            "the interruptible price is positive and lower than the firm price",
+        );
+        e.check(
+            (0..=720).contains(&o.notice_hours),
+            "interruptible_notice_hours",
+            "a notice of 0 to 720 whole hours",
+        );
+    }
     for d in &p.discounts {
         e.check(
             d.min_hours >= 1 && (1..=9_000).contains(&d.discount_bp),
@@ -223,6 +238,7 @@ mod tests {
     #[test]
     fn pool_validation_lists_every_problem() {
         let p = PoolInput {
+            interruptible: None,
             name: " ".into(),
             spec: PoolSpec::Gpu {
                 gpu_model: "H100".into(),

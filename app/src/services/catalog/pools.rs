@@ -67,11 +67,13 @@ pub async fn create_pool(
     let pool_id = sqlx::query_scalar!(
         r#"insert into capacity_pool (site_id, kind, name, unit_count, gpu_model, gpus_per_node, gpu_memory_gb,
                                       interconnect, node_power_w, block_kw, redundancy, cooling, price_cents,
-                                      min_term_hours, max_term_hours, min_lead_hours)
-           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                                      min_term_hours, max_term_hours, min_lead_hours,
+                                      interruptible_price_cents, interruptible_notice_hours)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
            returning id"#,
         site_id, kind, p.name.trim(), p.unit_count as i32, gpu_model, gpus, mem, fabric, node_w, block_kw,
-        redundancy, cooling, p.price_cents, p.min_term_hours as i32, p.max_term_hours as i32, p.min_lead_hours as i32
+        redundancy, cooling, p.price_cents, p.min_term_hours as i32, p.max_term_hours as i32, p.min_lead_hours as i32,
+        p.interruptible.map(|o| o.price_cents), p.interruptible.map_or(0, |o| o.notice_hours as i32)
     )
     .fetch_one(&mut *tx)
     .await?;
@@ -147,6 +149,7 @@ pub async fn pool_input(
         min_lead_hours: info.terms.min_lead_hours,
         discounts: info.discounts,
         cancellation: info.cancellation,
+        interruptible: info.interruptible,
     })
 }
 
@@ -216,14 +219,17 @@ pub async fn update_pool(
     sqlx::query!(
         r#"update capacity_pool
            set name = $2, price_cents = $3, min_term_hours = $4, max_term_hours = $5,
-               min_lead_hours = $6, updated_at = now()
+               min_lead_hours = $6, interruptible_price_cents = $7, interruptible_notice_hours = $8,
+               updated_at = now()
            where id = $1"#,
         pool_id,
         p.name.trim(),
         p.price_cents,
         p.min_term_hours as i32,
         p.max_term_hours as i32,
-        p.min_lead_hours as i32
+        p.min_lead_hours as i32,
+        p.interruptible.map(|o| o.price_cents),
+        p.interruptible.map_or(0, |o| o.notice_hours as i32)
     )
     .execute(&mut *tx)
     .await?;
@@ -231,6 +237,7 @@ pub async fn update_pool(
     let detail = serde_json::json!({
         "name": p.name.trim(), "price_cents": p.price_cents, "min_term_hours": p.min_term_hours,
         "max_term_hours": p.max_term_hours, "min_lead_hours": p.min_lead_hours,
+        "interruptible": p.interruptible,
     });
     audit::note(
         &mut tx,

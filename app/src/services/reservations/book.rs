@@ -8,7 +8,7 @@
 
 use super::read::{self, Row};
 use super::{raw, retrying};
-use crate::booking::{BookingRequest, Quote, Reservation};
+use crate::booking::{BookingRequest, Preemption, Quote, Reservation, Tier};
 use crate::pricing::{self, PriceBreakdown};
 use crate::services::availability::{self, DEFAULT_HORIZON_DAYS};
 use crate::services::error::{self, Refusal, ServiceError};
@@ -18,12 +18,15 @@ use crate::window::HourWindow;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
 
-/// A validated request: the pool, the window and the whole units it needs.
+/// A validated request: the pool, the window, the whole units it needs, its tier and the
+/// unit price of that tier.
 struct Checked {
     pool: PoolInfo,
     window: HourWindow,
     units: i64,
     note: Option<String>,
+    tier: Tier,
+    unit_price_cents: i64,
 }
 
 async fn check_request(
@@ -37,6 +40,12 @@ async fn check_request(
         return Err(ServiceError::NotFound("pool"));
     }
     pool.terms.check(&window, now)?;
+    let unit_price_cents = pool.price_of(req.tier).ok_or_else(|| {
+        ServiceError::invalid(
+            "tier",
+            "this pool sells firm capacity only; ask for the firm tier",
+        )
+    })?;
     let need = pricing::units_for(pool.shape, req.quantity)?;
     if need.units > pool.unit_count {
         return Err(ServiceError::invalid(
@@ -59,6 +68,8 @@ async fn check_request(
         window,
         units: need.units,
         note: need.note,
+        tier: req.tier,
+        unit_price_cents,
     })
 }
 
@@ -71,14 +82,22 @@ pub async fn quote(
 ) -> Result<Quote, ServiceError> {
     let mut conn = db.acquire().await?;
     let c = check_request(&mut conn, req, now).await?;
-    let price = pricing::price(
-        c.pool.priced(c.units),
-        c.window.hours(),
-        &c.pool.discounts,
-        fee_bp,
-    );
+    let price = price_of(&c, fee_bp);
     let free_units = availability::free_units(&mut conn, &c.pool, &c.window).await?;
-    let next_start = if free_units < c.units {
+    // A firm request that finds too few free units may fit by preempting interruptible ones.
+    let preemption =
+        if free_units < c.units && c.tier == Tier::Firm && c.pool.interruptible.is_some() {
+            let from = c.pool.preemption_from(now);
+            let range = pools::to_range(&c.window);
+            let takeable = settlement::preemptable(&mut conn, c.pool.id, &range, from).await?;
+            (free_units + takeable >= c.units).then(|| Preemption {
+                units: c.units - free_units,
+                from: c.window.start().max(from),
+            })
+        } else {
+            None
+        };
+    let next_start = if free_units < c.units && preemption.is_none() {
         availability::find_slot(
             &mut conn,
             &c.pool,
@@ -99,10 +118,12 @@ pub async fn quote(
         end: c.window.end(),
         hours: c.window.hours(),
         currency: c.pool.currency.clone(),
-        unit_price_cents: c.pool.price_cents,
+        unit_price_cents: c.unit_price_cents,
         price,
         free_units,
         next_start,
+        tier: c.tier,
+        preemption,
     })
 }
 
@@ -229,7 +250,7 @@ fn key_taken<'k>(e: &sqlx::Error, key: Option<&'k str>) -> Option<&'k str> {
 
 fn price_of(c: &Checked, fee_bp: i64) -> PriceBreakdown {
     pricing::price(
-        c.pool.priced(c.units),
+        c.pool.priced_at(c.units, c.unit_price_cents),
         c.window.hours(),
         &c.pool.discounts,
         fee_bp,
@@ -275,8 +296,8 @@ async fn book(
         with res as (
             insert into reservation (site_id, pool_id, customer_id, unit_count, during, state, currency,
                                      unit_price_cents, base_cents, discount_cents, fee_cents, total_cents, fee_bp,
-                                     request_key)
-            select $1, $2, $3, $4, $5, 'confirmed', $6, $7, $8, $9, $10, $11, $13, $14
+                                     request_key, tier)
+            select $1, $2, $3, $4, $5, 'confirmed', $6, $7, $8, $9, $10, $11, $13, $14, $18
             where exists (select 1 from organization where id = $3 and kind <> 'operator')
             returning id, created_at
         ),
@@ -306,7 +327,7 @@ async fn book(
         c.units as i32,
         range,
         c.pool.currency,
-        c.pool.price_cents,
+        c.unit_price_cents,
         p.base_cents,
         p.discount_cents,
         p.fee_cents,
@@ -317,6 +338,7 @@ async fn book(
         actor_user,
         actor_key,
         now,
+        c.tier.as_str(),
     )
     .fetch_optional(&mut *conn)
     .await?;
@@ -345,8 +367,9 @@ fn booked(
         unit_count: c.units as i32,
         during: pools::to_range(&c.window),
         shown_state: b.shown_state,
+        tier: c.tier.as_str().to_string(),
         currency: c.pool.currency,
-        unit_price_cents: c.pool.price_cents,
+        unit_price_cents: c.unit_price_cents,
         base_cents: p.base_cents,
         discount_cents: p.discount_cents,
         fee_cents: p.fee_cents,
@@ -409,14 +432,55 @@ async fn try_reserve(
         {
             Ok(()) => {}
             Err(AllocateError::Insufficient { free, .. }) => {
-                tx.rollback().await.map_err(raw)?;
-                return Err(not_enough(db, &c, b.allocated + free, now).await);
+                let short = rest - free;
+                let taken = if c.tier == Tier::Firm && c.pool.interruptible.is_some() {
+                    preempt_and_allocate(&mut tx, &c, &range, short, b.id, now).await?
+                } else {
+                    false
+                };
+                if !taken {
+                    tx.rollback().await.map_err(raw)?;
+                    return Err(not_enough(db, &c, b.allocated + free, now).await);
+                }
             }
             Err(AllocateError::Db(e)) => return Err(raw(e)),
         }
     }
     tx.commit().await.map_err(raw)?;
     booked(c, p, customer_id, b)
+}
+
+/// A firm booking short of `short` units takes them from interruptible reservations (see
+/// [`settlement::preempt`]) and allocates them to reservation `id`. `false` when too few can
+/// be taken; the caller then rolls back, preemptions included.
+async fn preempt_and_allocate(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    c: &Checked,
+    range: &sqlx::postgres::types::PgRange<DateTime<Utc>>,
+    short: i64,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<bool, ServiceError> {
+    let from = c.pool.preemption_from(now);
+    let freed = settlement::preempt(tx, c.pool.id, range, short, from)
+        .await
+        .map_err(raw)?;
+    if freed < short {
+        return Ok(false);
+    }
+    match settlement::allocate(
+        tx,
+        c.pool.id,
+        range,
+        short,
+        AllocationOwner::Reservation(id),
+    )
+    .await
+    {
+        Ok(()) => Ok(true),
+        Err(AllocateError::Insufficient { .. }) => Ok(false),
+        Err(AllocateError::Db(e)) => Err(raw(e)),
+    }
 }
 
 /// The conflict for a request that found only `free` units, with the next window that fits.

@@ -1,7 +1,7 @@
 //! Reading reservations: one row shape ([`Row`]), one conversion to what the doors show, and
 //! the shown state from the database's `reservation_state_at`, its one definition.
 
-use crate::booking::{Reservation, ReservationCredit, ReservationDetail, ReservationHolding};
+use crate::booking::{Reservation, ReservationCredit, ReservationDetail, ReservationHolding, Tier};
 use crate::services::error::ServiceError;
 use crate::services::pools;
 use crate::window::ReservationState;
@@ -20,6 +20,7 @@ pub(super) struct Row {
     pub unit_count: i32,
     pub during: PgRange<DateTime<Utc>>,
     pub shown_state: String,
+    pub tier: String,
     pub currency: String,
     pub unit_price_cents: i64,
     pub base_cents: i64,
@@ -43,6 +44,7 @@ impl Row {
         };
         let (start, end) = pools::from_range(&self.during).ok_or_else(corrupt)?;
         let state = ReservationState::from_shown(&self.shown_state).ok_or_else(corrupt)?;
+        let tier = Tier::parse(&self.tier).ok_or_else(corrupt)?;
         Ok(Reservation {
             id: self.id,
             pool_id: self.pool_id,
@@ -53,6 +55,7 @@ impl Row {
             start,
             end,
             state,
+            tier,
             currency: self.currency,
             unit_price_cents: self.unit_price_cents,
             base_cents: self.base_cents,
@@ -88,7 +91,7 @@ pub(super) async fn one(
     sqlx::query_as!(
         Row,
         r#"select r.id, r.pool_id, p.name as pool_name, r.site_id, r.customer_id, r.unit_count, r.during,
-                  reservation_state_at(r.state, r.during, $3) as "shown_state!", r.currency,
+                  reservation_state_at(r.state, r.during, $3) as "shown_state!", r.tier, r.currency,
                   r.unit_price_cents, r.base_cents, r.discount_cents, r.fee_cents, r.total_cents,
                   r.refund_cents, r.credited_cents, r.created_at, r.cancelled_at
              from reservation r join capacity_pool p on p.id = r.pool_id
@@ -133,7 +136,7 @@ pub async fn list(
     sqlx::query_as!(
         Row,
         r#"select r.id, r.pool_id, p.name as pool_name, r.site_id, r.customer_id, r.unit_count, r.during,
-                  reservation_state_at(r.state, r.during, $4) as "shown_state!", r.currency,
+                  reservation_state_at(r.state, r.during, $4) as "shown_state!", r.tier, r.currency,
                   r.unit_price_cents, r.base_cents, r.discount_cents, r.fee_cents, r.total_cents,
                   r.refund_cents, r.credited_cents, r.created_at, r.cancelled_at
              from reservation r join capacity_pool p on p.id = r.pool_id

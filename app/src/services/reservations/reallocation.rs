@@ -76,6 +76,9 @@ fn refused(e: sqlx::Error, reservation_id: i64, unit_id: i64, piece: &HourWindow
         Some(Refusal::UnitTaken) => ServiceError::conflict(format!(
             "the unit with id {unit_id} is booked or under maintenance during {span}"
         )),
+        Some(Refusal::FirmKeepsItsHours) => ServiceError::conflict(format!(
+            "reservation #{reservation_id} is firm: it keeps every hour it was sold, and only an incident on its unit may take some"
+        )),
         _ => e.into(),
     }
 }

@@ -1,0 +1,371 @@
+//! The interruptible tier against PostgreSQL: priced at the pool's interruptible price,
+//! preempted by firm bookings only after the notice period and in the rule's order, credited
+//! to the cent, never taking a firm reservation's hours, and two firm bookings racing for
+//! the same interruptible units.
+
+use crate::fixtures::{gpu_pool, hour, market, Market, FEE_BP};
+use app::booking::{BookingRequest, Tier};
+use app::market::InterruptibleOffer;
+use app::pricing::Quantity;
+use app::services::catalog::{self, PoolInput};
+use app::services::error::ServiceError;
+use app::services::reservations::reallocation::{self, CutReason};
+use app::services::{ledger, reservations};
+use app::window::HourWindow;
+use sqlx::PgPool;
+
+/// Firm at 200 cents per GPU-hour, interruptible at 120 with `notice` hours' notice.
+fn flexible_pool(name: &str, nodes: i64, notice: i64) -> PoolInput {
+    PoolInput {
+        interruptible: Some(InterruptibleOffer {
+            price_cents: 120,
+            notice_hours: notice,
+        }),
+        ..gpu_pool(name, nodes)
+    }
+}
+
+/// A market whose pool sells both tiers.
+async fn flexible_market(db: &PgPool, nodes: i64, notice: i64) -> Market {
+    let mut m = market(db, 1).await;
+    m.pool = catalog::create_pool(
+        db,
+        m.operator,
+        m.site,
+        &flexible_pool("Flex", nodes, notice),
+        None,
+    )
+    .await
+    .unwrap();
+    catalog::open_window(
+        db,
+        m.operator,
+        m.pool,
+        hour(m.now, -24),
+        hour(m.now, 24 * 60),
+    )
+    .await
+    .unwrap();
+    m
+}
+
+fn ask(m: &Market, nodes: i64, from_h: i64, hours: i64, tier: Tier) -> BookingRequest {
+    BookingRequest {
+        pool_id: m.pool,
+        quantity: Quantity::Units(nodes),
+        start: hour(m.now, from_h),
+        end: hour(m.now, from_h + hours),
+        tier,
+    }
+}
+
+async fn org(db: &PgPool, name: &str) -> i64 {
+    sqlx::query_scalar("insert into organization (name, kind) values ($1, 'customer') returning id")
+        .bind(name)
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
+
+/// (unit number, start hour, end hour) of what the reservation holds.
+async fn holds(db: &PgPool, m: &Market, customer: i64, id: i64) -> Vec<(i64, i64, i64)> {
+    reservations::holdings(db, customer, id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| {
+            (
+                h.unit,
+                (h.start - hour(m.now, 0)).num_hours(),
+                (h.end - hour(m.now, 0)).num_hours(),
+            )
+        })
+        .collect()
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn interruptible_capacity_is_priced_lower_and_refused_where_not_sold(db: PgPool) {
+    let m = flexible_market(&db, 2, 2).await;
+    let firm = reservations::quote(&db, &ask(&m, 1, 10, 10, Tier::Firm), FEE_BP, m.now)
+        .await
+        .unwrap();
+    let flex = reservations::quote(&db, &ask(&m, 1, 10, 10, Tier::Interruptible), FEE_BP, m.now)
+        .await
+        .unwrap();
+    assert_eq!((firm.unit_price_cents, flex.unit_price_cents), (200, 120));
+    assert_eq!(flex.price.base_cents, 120 * 8 * 10);
+    let r = reservations::reserve(
+        &db,
+        m.customer,
+        &ask(&m, 1, 10, 10, Tier::Interruptible),
+        FEE_BP,
+        m.now,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (r.tier, r.unit_price_cents, r.total_cents),
+        (Tier::Interruptible, 120, flex.price.total_cents)
+    );
+
+    // A pool that sells firm capacity only refuses the tier, naming it.
+    let firm_only = crate::fixtures::market_named(&db, 1, " firm only").await;
+    let e = reservations::quote(
+        &db,
+        &BookingRequest {
+            tier: Tier::Interruptible,
+            ..crate::fixtures::req(&firm_only, 8, 10, 5)
+        },
+        FEE_BP,
+        m.now,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&e, ServiceError::Invalid(f) if f[0].field == "tier"),
+        "{e:?}"
+    );
+
+    // The offer must be cheaper than firm capacity.
+    let e = catalog::create_pool(
+        &db,
+        m.operator,
+        m.site,
+        &PoolInput {
+            interruptible: Some(InterruptibleOffer {
+                price_cents: 250,
+                notice_hours: 0,
+            }),
+            ..gpu_pool("Too dear", 1)
+        },
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&e, ServiceError::Invalid(f) if f[0].field == "interruptible_price_cents"),
+        "{e:?}"
+    );
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_firm_booking_preempts_after_the_notice_in_order_and_credits_to_the_cent(db: PgPool) {
+    let m = flexible_market(&db, 2, 3).await;
+    let (a, b) = (org(&db, "Flex A").await, org(&db, "Flex B").await);
+    // A books unit 1 first, B unit 2 later; same price, so B (the latest booked) goes first.
+    let ra = reservations::reserve(
+        &db,
+        a,
+        &ask(&m, 1, 1, 20, Tier::Interruptible),
+        FEE_BP,
+        m.now,
+    )
+    .await
+    .unwrap();
+    let rb = reservations::reserve(
+        &db,
+        b,
+        &ask(&m, 1, 1, 20, Tier::Interruptible),
+        FEE_BP,
+        m.now,
+    )
+    .await
+    .unwrap();
+
+    // Within the notice (3 hours from the next whole hour), nothing may be taken.
+    let early = ask(&m, 1, 2, 5, Tier::Firm);
+    let q = reservations::quote(&db, &early, FEE_BP, m.now)
+        .await
+        .unwrap();
+    assert_eq!(q.preemption, None);
+    let e = reservations::reserve(&db, m.customer, &early, FEE_BP, m.now)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ServiceError::Conflict { .. }), "{e:?}");
+
+    // From hour 10 on it may: the quote says so, and the booking takes B's unit.
+    let firm = ask(&m, 1, 10, 6, Tier::Firm);
+    let q = reservations::quote(&db, &firm, FEE_BP, m.now)
+        .await
+        .unwrap();
+    let p = q.preemption.expect("the quote says it would preempt");
+    assert_eq!((p.units, p.from), (1, hour(m.now, 10)));
+    let f = reservations::reserve(&db, m.customer, &firm, FEE_BP, m.now)
+        .await
+        .unwrap();
+    assert_eq!(f.tier, Tier::Firm);
+    assert_eq!(holds(&db, &m, m.customer, f.id).await, vec![(2, 10, 16)]);
+    assert_eq!(holds(&db, &m, b, rb.id).await, vec![(2, 1, 10)]);
+    assert_eq!(holds(&db, &m, a, ra.id).await, vec![(1, 1, 21)]);
+
+    // B lost hours 10 to 21 of its 20: credited 11/20 of what it paid, to the cent.
+    let b_now = reservations::get(&db, b, rb.id, m.now).await.unwrap();
+    assert_eq!(b_now.credited_cents, rb.total_cents * 11 / 20);
+    let credits = reservations::credits(&db, b, rb.id).await.unwrap();
+    assert_eq!(
+        (credits[0].reason.as_str(), credits[0].unit_hours),
+        ("preempted", 11)
+    );
+    assert!(
+        credits[0].memo.contains("preempted from"),
+        "{}",
+        credits[0].memo
+    );
+    // B and the operator are told.
+    let told: Vec<i64> = sqlx::query_scalar(
+        "select organization_id from event_outbox where kind = 'reservation.preempted' and (payload->>'reservation_id')::bigint = $1 order by 1",
+    )
+    .bind(rb.id)
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(told, {
+        let mut v = vec![m.operator, b];
+        v.sort();
+        v
+    });
+
+    // Cheaper first: a third customer's interruptible booking at a lower price (after a price
+    // cut) goes before A's.
+    catalog::update_pool(
+        &db,
+        m.operator,
+        m.pool,
+        &PoolInput {
+            interruptible: Some(InterruptibleOffer {
+                price_cents: 90,
+                notice_hours: 3,
+            }),
+            ..flexible_pool("Flex", 2, 3)
+        },
+    )
+    .await
+    .unwrap();
+    let c = org(&db, "Flex C").await;
+    let rc = reservations::reserve(
+        &db,
+        c,
+        &ask(&m, 1, 16, 10, Tier::Interruptible),
+        FEE_BP,
+        m.now,
+    )
+    .await
+    .unwrap();
+    assert_eq!(holds(&db, &m, c, rc.id).await, vec![(2, 16, 26)]);
+    let f2 = reservations::reserve(
+        &db,
+        m.customer,
+        &ask(&m, 1, 18, 2, Tier::Firm),
+        FEE_BP,
+        m.now,
+    )
+    .await
+    .unwrap();
+    assert_eq!(holds(&db, &m, m.customer, f2.id).await, vec![(2, 18, 20)]);
+    assert_eq!(holds(&db, &m, c, rc.id).await, vec![(2, 16, 18)]);
+    assert_eq!(
+        holds(&db, &m, a, ra.id).await,
+        vec![(1, 1, 21)],
+        "A paid more: kept"
+    );
+
+    let books = ledger::reconcile(&db, m.now).await.unwrap();
+    assert!(books.is_clean(), "{:?}", books.differences);
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn firm_hours_are_never_preempted_nor_cut_for_anything_but_an_incident(db: PgPool) {
+    let m = flexible_market(&db, 1, 0).await;
+    let held = reservations::reserve(
+        &db,
+        m.customer,
+        &ask(&m, 1, 5, 10, Tier::Firm),
+        FEE_BP,
+        m.now,
+    )
+    .await
+    .unwrap();
+    // Another firm booking finds nothing to take.
+    let e = reservations::reserve(
+        &db,
+        m.other_customer,
+        &ask(&m, 1, 8, 2, Tier::Firm),
+        FEE_BP,
+        m.now,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, ServiceError::Conflict { .. }), "{e:?}");
+    // PostgreSQL refuses to cut a firm reservation for preemption or curtailment, whatever
+    // code asks; an incident may.
+    let unit: i64 = sqlx::query_scalar("select id from capacity_unit where pool_id = $1")
+        .bind(m.pool)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    let piece = HourWindow::new(hour(m.now, 12), hour(m.now, 15)).unwrap();
+    for why in [
+        CutReason::Preempted,
+        CutReason::Curtailed,
+        CutReason::EndedEarly,
+    ] {
+        let mut tx = db.begin().await.unwrap();
+        let e = reallocation::cut(&mut tx, held.id, unit, &piece, why)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ServiceError::Conflict { .. }), "{why:?}: {e:?}");
+    }
+    let mut tx = db.begin().await.unwrap();
+    reallocation::cut(&mut tx, held.id, unit, &piece, CutReason::Incident)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn two_firm_bookings_racing_for_interruptible_units_never_book_half(db: PgPool) {
+    let m = flexible_market(&db, 3, 0).await;
+    let flex = org(&db, "Flex").await;
+    let r = reservations::reserve(
+        &db,
+        flex,
+        &ask(&m, 3, 5, 10, Tier::Interruptible),
+        FEE_BP,
+        m.now,
+    )
+    .await
+    .unwrap();
+    // Two firm bookings of two units each over the same hours: only one fits.
+    let (x, y) = (org(&db, "Firm X").await, org(&db, "Firm Y").await);
+    let book = |customer: i64| {
+        let db = db.clone();
+        let request = ask(&m, 2, 6, 4, Tier::Firm);
+        let now = m.now;
+        tokio::spawn(
+            async move { reservations::reserve(&db, customer, &request, FEE_BP, now).await },
+        )
+    };
+    let (bx, by) = (book(x), book(y));
+    let (bx, by) = (bx.await.unwrap(), by.await.unwrap());
+    let won = [&bx, &by].iter().filter(|b| b.is_ok()).count();
+    assert_eq!(won, 1, "x {bx:?}, y {by:?}");
+    let lost = if bx.is_ok() { by } else { bx };
+    assert!(
+        matches!(lost, Err(ServiceError::Conflict { .. })),
+        "{lost:?}"
+    );
+    // The interruptible reservation lost exactly two units from hour 6, credited once each.
+    let credits = reservations::credits(&db, flex, r.id).await.unwrap();
+    assert_eq!(credits.iter().map(|c| c.unit_hours).sum::<i64>(), 2 * 9);
+    let units: i64 = sqlx::query_scalar(
+        "select count(*) from allocation where reservation_id = $1 and upper(during) = $2",
+    )
+    .bind(r.id)
+    .bind(hour(m.now, 15))
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(units, 1);
+    let books = ledger::reconcile(&db, m.now).await.unwrap();
+    assert!(books.is_clean(), "{:?}", books.differences);
+}
