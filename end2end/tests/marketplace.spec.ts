@@ -130,3 +130,53 @@ test("two customers race for the last units: one wins, the other is shown the ne
   await a.close();
   await b.close();
 });
+
+for (const js of [true, false]) {
+  test.describe(js ? "hydrated" : "without JavaScript", () => {
+    test.use({ javaScriptEnabled: js });
+
+    test("interruptible capacity is booked cheaper, preempted by a firm booking and credited", async ({ browser }) => {
+      // A one-node pool selling both tiers, interruptible without notice.
+      const pool = sql(`
+        with site as (select id from site where status = 'live' order by id limit 1),
+        p as (insert into capacity_pool (site_id, kind, name, unit_count, gpu_model, gpus_per_node, gpu_memory_gb,
+                                         interconnect, node_power_w, price_cents, min_lead_hours,
+                                         interruptible_price_cents, interruptible_notice_hours)
+              select id, 'gpu', 'Flex pool ${js ? "js" : "nojs"}', 1, 'H100 SXM', 8, 80, 'infiniband', 10200, 250, 0, 150, 0
+                from site returning id, site_id),
+        u as (insert into capacity_unit (site_id, pool_id, ordinal, label) select site_id, id, 1, 'node-1' from p)
+        insert into availability_window (site_id, pool_id, during)
+        select site_id, id, tstzrange(date_trunc('hour', now()), date_trunc('hour', now()) + interval '365 days') from p
+        returning pool_id`);
+      const start = sql(`select to_char(date_trunc('hour', now()) + interval '4 days', 'YYYY-MM-DD"T"HH24:MI')`);
+      const url = (tier: string) =>
+        `/pools/${pool}?units=1&start=${encodeURIComponent(start)}&hours=24&tier=${tier}&review=1`;
+
+      const flex = await (await browser.newContext({ javaScriptEnabled: js })).newPage();
+      await signUp(flex, `flex-${js ? "js" : "nojs"}`);
+      await flex.goto(url("interruptible"));
+      await expect(flex.getByTestId("tier-choice")).toContainText("40% less");
+      await expect(flex.getByTestId("review-tier")).toHaveText("interruptible");
+      await flex.getByTestId("confirm-reserve").click();
+      await expect(flex).toHaveURL(/\/reservations\/\d+$/);
+      await expect(flex.getByTestId("reservation-tier")).toContainText("interruptible");
+      const flexPath = new URL(flex.url()).pathname;
+
+      const firm = await (await browser.newContext({ javaScriptEnabled: js })).newPage();
+      await signUp(firm, `firm-${js ? "js" : "nojs"}`);
+      await firm.goto(url("firm"));
+      await expect(firm.getByTestId("review-preemption")).toContainText("takes 1 from interruptible reservations");
+      await firm.getByTestId("confirm-reserve").click();
+      await expect(firm).toHaveURL(/\/reservations\/\d+$/);
+      await expect(firm.getByTestId("reservation-tier")).toContainText("firm");
+
+      await flex.goto(flexPath);
+      await expect(flex.getByTestId("reservation-credits")).toContainText("preempted by a firm booking");
+      await expect(flex.getByTestId("reservation-credited")).toBeVisible();
+      const id = flexPath.split("/").pop();
+      expect(sql(`select credited_cents = total_cents from reservation where id = ${id}`)).toBe("t");
+      await flex.context().close();
+      await firm.context().close();
+    });
+  });
+}
