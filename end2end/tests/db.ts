@@ -7,6 +7,23 @@ export function sql(query: string): string {
   return execFileSync("psql", [url, "-q", "-v", "ON_ERROR_STOP=1", "-tAc", query], { encoding: "utf8" }).trim();
 }
 
+/**
+ * A new customer organization with one owner who signs in with the demo password (its hash
+ * is copied from a demo account), made in the database so that tests do not spend the
+ * sign-up form's ten-an-hour allowance. Returns the owner's email.
+ */
+export function demoCustomer(tag: string): { email: string; organization: string } {
+  const stamp = `${tag}-${Date.now()}-${Math.floor(Math.random() * 1e6)}`;
+  const organization = `Customer ${stamp}`;
+  const email = `customer-${stamp}@example.com`;
+  sql(`
+    with o as (insert into organization (name, kind) values ('${organization}', 'customer') returning id)
+    insert into app_user (organization_id, email, display_name, password_hash, role)
+    select o.id, '${email}', 'Customer ${stamp}', u.password_hash, 'owner'
+      from o, app_user u where u.email = 'ops@lonestarhash.example'`);
+  return { email, organization };
+}
+
 /** Lists a new 4-node × 8-GPU pool on a live demo site and returns the number of GPUs added. */
 export function listExtraGpuPool(name: string): number {
   sql(`

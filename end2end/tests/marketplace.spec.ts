@@ -1,5 +1,5 @@
 import { test, expect, Page } from "@playwright/test";
-import { sql } from "./db";
+import { demoCustomer, sql } from "./db";
 
 const PASSWORD = "amber canyon 7 lighthouses";
 
@@ -15,6 +15,17 @@ async function signUp(page: Page, tag: string): Promise<string> {
   await form.getByLabel("Password").fill(PASSWORD);
   await form.getByRole("button", { name: "Create account" }).click();
   await expect(page).toHaveURL(/\/account$/);
+  return organization;
+}
+
+/** A customer made in the database, signed in through the login form; returns its organization. */
+async function signInAsNewCustomer(page: Page, tag: string): Promise<string> {
+  const { email, organization } = demoCustomer(tag);
+  await page.goto("/login");
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill("rigshift-demo-2026");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await expect(page.getByTestId("nav-user")).toBeVisible();
   return organization;
 }
 
@@ -62,7 +73,7 @@ for (const js of [true, false]) {
 }
 
 test("a double click on reserve books once and shows that reservation", async ({ page }) => {
-  const organization = await signUp(page, "double");
+  const organization = await signInAsNewCustomer(page, "double");
   const pool = sql(`select id from capacity_pool where kind = 'gpu' and listed order by id limit 1`);
   const start = sql(`select to_char(date_trunc('hour', now()) + interval '5 days', 'YYYY-MM-DD"T"HH24:MI')`);
   await page.goto(`/pools/${pool}?units=1&start=${encodeURIComponent(start)}&hours=24&review=1`);
@@ -153,7 +164,7 @@ for (const js of [true, false]) {
         `/pools/${pool}?units=1&start=${encodeURIComponent(start)}&hours=24&tier=${tier}&review=1`;
 
       const flex = await (await browser.newContext({ javaScriptEnabled: js })).newPage();
-      await signUp(flex, `flex-${js ? "js" : "nojs"}`);
+      await signInAsNewCustomer(flex, `flex-${js ? "js" : "nojs"}`);
       await flex.goto(url("interruptible"));
       await expect(flex.getByTestId("tier-choice")).toContainText("40% less");
       await expect(flex.getByTestId("review-tier")).toHaveText("interruptible");
@@ -163,7 +174,7 @@ for (const js of [true, false]) {
       const flexPath = new URL(flex.url()).pathname;
 
       const firm = await (await browser.newContext({ javaScriptEnabled: js })).newPage();
-      await signUp(firm, `firm-${js ? "js" : "nojs"}`);
+      await signInAsNewCustomer(firm, `firm-${js ? "js" : "nojs"}`);
       await firm.goto(url("firm"));
       await expect(firm.getByTestId("review-preemption")).toContainText("takes 1 from interruptible reservations");
       await firm.getByTestId("confirm-reserve").click();

@@ -436,7 +436,7 @@ fn TermsEditForm(pool_id: i64, terms: PoolTermsForm, gpu: bool) -> impl IntoView
                 {field("Minimum lead time (hours)", "min_lead_hours", terms.min_lead_hours)}
                 {field("Term discounts (hours:percent)", "discounts", terms.discounts)}
                 {field("Cancellation (notice hours:refund percent)", "cancellation", terms.cancellation)}
-                <label>{if gpu { "Interruptible price (USD per GPU-hour)" } else { "Interruptible price (USD per kW-month)" }}
+                <label>{if gpu { "Interruptible tier: USD per GPU-hour" } else { "Interruptible tier: USD per kW-month" }}
                     <input type="text" name="terms[interruptible_price_usd]" value=terms.interruptible_price_usd/>
                     <span class="small muted">"lower than the firm price; blank to sell firm capacity only"</span></label>
                 <label>"Interruption notice (hours)"

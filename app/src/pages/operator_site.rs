@@ -511,7 +511,7 @@ fn TermsFields(gpu: bool) -> impl IntoView {
             <Field label="Minimum lead time (hours)" name="terms[min_lead_hours]" value="24" required=true/>
             <Field label="Term discounts (hours:percent)" name="terms[discounts]" value="168:5, 720:10" hint="blank for none"/>
             <Field label="Cancellation (notice hours:refund percent)" name="terms[cancellation]" value="168:100, 24:50" hint="blank for the default policy"/>
-            <Field label=if gpu { "Interruptible price (USD per GPU-hour)" } else { "Interruptible price (USD per kW-month)" } name="terms[interruptible_price_usd]"
+            <Field label=if gpu { "Interruptible tier: USD per GPU-hour" } else { "Interruptible tier: USD per kW-month" } name="terms[interruptible_price_usd]"
                 hint="lower than the firm price; blank to sell firm capacity only"/>
             <Field label="Interruption notice (hours)" name="terms[interruptible_notice_hours]" value="2" hint="0 to 720"/>
             <label>"On sale from (UTC)" <input type="datetime-local" name="terms[open_from]" step="3600" required value=open_from/></label>

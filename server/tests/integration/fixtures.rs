@@ -249,3 +249,19 @@ pub async fn ledger_sum(db: &PgPool) -> i64 {
         .await
         .unwrap()
 }
+
+/// Asserts that `reconcile` finds the books right as of `at`: every reservation's postings
+/// as its row says, the ledger summing to zero, every transaction balanced.
+pub async fn assert_books_reconcile(db: &PgPool, at: DateTime<Utc>) {
+    let books = app::services::ledger::reconcile(db, at).await.unwrap();
+    assert!(books.is_clean(), "the books disagree: {books:?}");
+}
+
+/// The units of a pool by number, as their database ids.
+pub async fn unit_ids(db: &PgPool, pool: i64) -> Vec<i64> {
+    sqlx::query_scalar("select id from capacity_unit where pool_id = $1 order by ordinal")
+        .bind(pool)
+        .fetch_all(db)
+        .await
+        .unwrap()
+}

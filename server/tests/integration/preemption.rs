@@ -3,14 +3,14 @@
 //! to the cent, never taking a firm reservation's hours, and two firm bookings racing for
 //! the same interruptible units.
 
-use crate::fixtures::{gpu_pool, hour, market, Market, FEE_BP};
+use crate::fixtures::{assert_books_reconcile, gpu_pool, hour, market, unit_ids, Market, FEE_BP};
 use app::booking::{BookingRequest, Tier};
 use app::market::InterruptibleOffer;
 use app::pricing::Quantity;
 use app::services::catalog::{self, PoolInput};
 use app::services::error::ServiceError;
+use app::services::reservations;
 use app::services::reservations::reallocation::{self, CutReason};
-use app::services::{ledger, reservations};
 use app::window::HourWindow;
 use sqlx::PgPool;
 
@@ -269,8 +269,7 @@ async fn a_firm_booking_preempts_after_the_notice_in_order_and_credits_to_the_ce
         "A paid more: kept"
     );
 
-    let books = ledger::reconcile(&db, m.now).await.unwrap();
-    assert!(books.is_clean(), "{:?}", books.differences);
+    assert_books_reconcile(&db, m.now).await;
 }
 
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
@@ -298,11 +297,7 @@ async fn firm_hours_are_never_preempted_nor_cut_for_anything_but_an_incident(db:
     assert!(matches!(e, ServiceError::Conflict { .. }), "{e:?}");
     // PostgreSQL refuses to cut a firm reservation for preemption or curtailment, whatever
     // code asks; an incident may.
-    let unit: i64 = sqlx::query_scalar("select id from capacity_unit where pool_id = $1")
-        .bind(m.pool)
-        .fetch_one(&db)
-        .await
-        .unwrap();
+    let unit = unit_ids(&db, m.pool).await[0];
     let piece = HourWindow::new(hour(m.now, 12), hour(m.now, 15)).unwrap();
     for why in [
         CutReason::Preempted,
@@ -366,6 +361,5 @@ async fn two_firm_bookings_racing_for_interruptible_units_never_book_half(db: Pg
     .await
     .unwrap();
     assert_eq!(units, 1);
-    let books = ledger::reconcile(&db, m.now).await.unwrap();
-    assert!(books.is_clean(), "{:?}", books.differences);
+    assert_books_reconcile(&db, m.now).await;
 }

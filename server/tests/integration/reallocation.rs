@@ -3,7 +3,7 @@
 //! a booking of the same unit; and the books reconciling with credits before and after
 //! completion.
 
-use crate::fixtures::{hour, market, req, FEE_BP};
+use crate::fixtures::{assert_books_reconcile, hour, market, req, unit_ids, FEE_BP};
 use app::ledger::Month;
 use app::services::error::ServiceError;
 use app::services::reservations::reallocation::{self, CreditReason, CutReason};
@@ -12,13 +12,13 @@ use app::window::HourWindow;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
-/// The units of the pool by number, with their database ids.
-async fn unit_ids(db: &PgPool, pool: i64) -> Vec<i64> {
-    sqlx::query_scalar("select id from capacity_unit where pool_id = $1 order by ordinal")
-        .bind(pool)
-        .fetch_all(db)
+/// Ends `reservation`'s hold on `unit` over `piece`, committed on its own.
+async fn cut_now(db: &PgPool, reservation: i64, unit: i64, piece: &HourWindow, why: CutReason) {
+    let mut tx = db.begin().await.unwrap();
+    reallocation::cut(&mut tx, reservation, unit, piece, why)
         .await
-        .unwrap()
+        .unwrap();
+    tx.commit().await.unwrap();
 }
 
 /// (unit number, start, end) of every piece the reservation holds.
@@ -153,17 +153,7 @@ async fn the_database_keeps_every_reservation_whole_whatever_writes_the_rows(db:
     }
 
     // Cuts are history: they cannot be edited away.
-    let mut tx = db.begin().await.unwrap();
-    reallocation::cut(
-        &mut tx,
-        r.id,
-        units[1],
-        &span(&m, 18, 20),
-        CutReason::Incident,
-    )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
+    cut_now(&db, r.id, units[1], &span(&m, 18, 20), CutReason::Incident).await;
     assert!(
         sqlx::query("delete from allocation_cut where reservation_id = $1")
             .bind(r.id)
@@ -238,9 +228,7 @@ async fn a_cut_with_a_credit_is_posted_reconciled_and_shown(db: PgPool) {
         .unwrap();
     let other_subtotal = other.base_cents - other.discount_cents;
 
-    let books = ledger::reconcile(&db, m.now).await.unwrap();
-    assert!(books.differences.is_empty(), "{:?}", books.differences);
-    assert_eq!(books.ledger_sum_cents, 0);
+    assert_books_reconcile(&db, m.now).await;
 
     // On the customer's statement for the month of the credit.
     let month = Month::of(hour(m.now, 16));
@@ -265,8 +253,7 @@ async fn a_cut_with_a_credit_is_posted_reconciled_and_shown(db: PgPool) {
     ledger::recognize_completed(&db, hour(m.now, 21))
         .await
         .unwrap();
-    let books = ledger::reconcile(&db, hour(m.now, 21)).await.unwrap();
-    assert!(books.differences.is_empty(), "{:?}", books.differences);
+    assert_books_reconcile(&db, hour(m.now, 21)).await;
     let earnings = ledger::earnings(&db, m.operator).await.unwrap();
     assert_eq!(earnings.pending_cents, 0);
     assert_eq!(
@@ -281,9 +268,7 @@ async fn a_cut_with_a_credit_is_posted_reconciled_and_shown(db: PgPool) {
         .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(late.amount_cents, r.total_cents * 2 / 20);
-    let books = ledger::reconcile(&db, hour(m.now, 23)).await.unwrap();
-    assert!(books.differences.is_empty(), "{:?}", books.differences);
-    assert_eq!(books.unbalanced_transactions, 0);
+    assert_books_reconcile(&db, hour(m.now, 23)).await;
 
     // Never more than was paid: a credit for every hour again is capped at what is left.
     let mut tx = db.begin().await.unwrap();
@@ -316,8 +301,7 @@ async fn a_cut_with_a_credit_is_posted_reconciled_and_shown(db: PgPool) {
     .unwrap();
     assert_eq!(none, None);
     drop(tx);
-    let books = ledger::reconcile(&db, hour(m.now, 23)).await.unwrap();
-    assert!(books.differences.is_empty(), "{:?}", books.differences);
+    assert_books_reconcile(&db, hour(m.now, 23)).await;
 }
 
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
@@ -353,8 +337,7 @@ async fn a_cancellation_after_a_credit_refunds_by_policy_from_what_is_left(db: P
         preview.refund_cents,
         app::pricing::refund_cents(r.total_cents - c.amount_cents, preview.refund_bp)
     );
-    let books = ledger::reconcile(&db, m.now).await.unwrap();
-    assert!(books.differences.is_empty(), "{:?}", books.differences);
+    assert_books_reconcile(&db, m.now).await;
     // A cancelled reservation is settled: no more credits.
     let mut tx = db.begin().await.unwrap();
     let e = reallocation::credit_hours(&mut tx, r.id, 1, CreditReason::Goodwill, "", m.now)
@@ -453,8 +436,7 @@ async fn a_move_and_a_booking_racing_for_one_unit_never_overlap(db: PgPool) {
         pieces(&db, m.customer, third.id).await,
         vec![(1, hour(m.now, 30), hour(m.now, 35))]
     );
-    let books = ledger::reconcile(&db, m.now).await.unwrap();
-    assert!(books.differences.is_empty(), "{:?}", books.differences);
+    assert_books_reconcile(&db, m.now).await;
 }
 
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
@@ -465,17 +447,7 @@ async fn a_reservation_that_ended_early_is_not_extended_on_units_it_gave_up(db: 
         .await
         .unwrap();
     // A move keeps the reservation extendable: the moved piece reaches the end.
-    let mut tx = db.begin().await.unwrap();
-    reallocation::cut(
-        &mut tx,
-        r.id,
-        units[1],
-        &span(&m, 18, 20),
-        CutReason::Incident,
-    )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
+    cut_now(&db, r.id, units[1], &span(&m, 18, 20), CutReason::Incident).await;
     let e = reservations::extend(
         &db,
         m.customer,
@@ -555,8 +527,7 @@ async fn a_cut_and_a_cancellation_of_one_reservation_take_turns_without_a_deadlo
         matches!(&refused, ServiceError::Conflict { message, .. } if message.contains("does not hold")),
         "{refused:?}"
     );
-    let books = ledger::reconcile(&db, m.now).await.unwrap();
-    assert!(books.is_clean(), "{:?}", books.differences);
+    assert_books_reconcile(&db, m.now).await;
 }
 
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
