@@ -129,6 +129,8 @@ pub struct SearchHit {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     pub price: PriceBreakdown,
+    /// The tier the hit is priced at.
+    pub tier: crate::booking::Tier,
 }
 
 /// How far ahead a pool's page charts its free units.

@@ -27,11 +27,14 @@ pub struct SearchForm {
     pub max_price: String,
     /// `price`, `earliest_start` or `total_cost`.
     pub sort: String,
+    /// `interruptible` for that tier only (empty: firm prices, every pool).
+    #[serde(default)]
+    pub tier: String,
     /// 1-based page number.
     pub page: String,
 }
 
-pub const FIELDS: [&str; 13] = [
+pub const FIELDS: [&str; 14] = [
     "kind",
     "gpu_model",
     "gpus",
@@ -44,6 +47,7 @@ pub const FIELDS: [&str; 13] = [
     "interconnect",
     "max_price",
     "sort",
+    "tier",
     "page",
 ];
 
@@ -70,6 +74,7 @@ impl SearchForm {
             interconnect: get("interconnect"),
             max_price: get("max_price"),
             sort: get("sort"),
+            tier: get("tier"),
             page: get("page"),
         }
     }
@@ -82,7 +87,7 @@ impl SearchForm {
             || !self.gpu_model.is_empty()
     }
 
-    pub fn values(&self) -> [(&'static str, &str); 13] {
+    pub fn values(&self) -> [(&'static str, &str); 14] {
         [
             ("kind", &self.kind),
             ("gpu_model", &self.gpu_model),
@@ -96,6 +101,7 @@ impl SearchForm {
             ("interconnect", &self.interconnect),
             ("max_price", &self.max_price),
             ("sort", &self.sort),
+            ("tier", &self.tier),
             ("page", &self.page),
         ]
     }

@@ -440,9 +440,14 @@ fn Review(req: BookingRequest, detail: PoolDetail) -> impl IntoView {
                                     {terms.iter().map(|t| format!("{}% back with {} h notice", t.refund_bp / 100, t.min_notice_hours)).collect::<Vec<_>>().join("; ")}
                                     "; nothing once it has started."</p>
                                 {q.preemption.map(|p| view! {
-                                    <p class="notice" data-testid="review-preemption">"Only " {q.free_units} " units are free: this firm booking takes "
-                                        {p.units} " from interruptible reservations from " <LocalTime at=p.from/>
+                                    <p class="notice" data-testid="review-preemption">
+                                        {match q.free_units { 0 => "No units are free".to_string(), 1 => "Only 1 unit is free".to_string(), n => format!("Only {n} units are free") }}
+                                        ": this firm booking takes " {p.units} {if p.units == 1 { " unit" } else { " units" }}
+                                        " from interruptible reservations from " <LocalTime at=p.from/>
                                         ". Their customers are credited for the hours they lose."</p>
+                                })}
+                                {(q.tier == Tier::Interruptible).then(|| view! {
+                                    <p class="notice" data-testid="review-interruptible">"Interruptible: a firm booking may take these units after the pool's notice period; every hour you lose is credited at the price you pay."</p>
                                 })}
                                 {if q.free_units >= q.units || q.preemption.is_some() {
                                     view! {
@@ -488,7 +493,9 @@ fn TierChoice(listing: crate::market::PoolListing, tier: RwSignal<Tier>) -> impl
     };
     let firm_price = format_cents(listing.price_cents, &listing.currency);
     let flex_price = format_cents(offer.price_cents, &listing.currency);
-    let saving = 100 - offer.price_cents * 100 / listing.price_cents.max(1);
+    // Rounded to the nearest whole percent: 1.29 against 1.99 is 35% less, not 36.
+    let firm = listing.price_cents.max(1);
+    let saving = ((firm - offer.price_cents) * 100 + firm / 2) / firm;
     let notice = match offer.notice_hours {
         0 => "without notice".to_string(),
         1 => "with 1 hour's notice".to_string(),

@@ -189,8 +189,12 @@ fn Detail(id: i64) -> impl IntoView {
                 };
                 match r.await {
                     Ok(ReservationDetail { reservation: r, holdings, credits }) => {
-                        let open = matches!(r.state, ReservationState::Confirmed | ReservationState::Held);
-                        let extendable = matches!(r.state, ReservationState::Confirmed | ReservationState::Active);
+                        // Hours taken by preemption or an incident: nothing left, or no longer
+                        // all the units at the end (so it cannot be extended on them).
+                        let nothing_left = holdings.is_empty() && r.state != ReservationState::Cancelled;
+                        let reaches_end = holdings.iter().filter(|h| h.end == r.end).count() as i64 == r.units;
+                        let open = matches!(r.state, ReservationState::Confirmed | ReservationState::Held) && !nothing_left;
+                        let extendable = matches!(r.state, ReservationState::Confirmed | ReservationState::Active) && reaches_end;
                         view! {
                             <h1>"Reservation #" {r.id}</h1>
                             <dl class="facts" data-testid="reservation-facts">
@@ -205,6 +209,12 @@ fn Detail(id: i64) -> impl IntoView {
                                 {r.refund_cents.map(|c| view! { <div><dt>"Refunded"</dt><dd>{format_cents(c, &r.currency)}</dd></div> })}
                                 {(r.credited_cents > 0).then(|| view! { <div><dt>"Credited"</dt><dd data-testid="reservation-credited">{format_cents(r.credited_cents, &r.currency)}</dd></div> })}
                             </dl>
+                            {nothing_left.then(|| view! {
+                                <p class="notice" data-testid="reservation-taken">"Every hour of this reservation was taken (see the credits below); nothing is left to deliver."</p>
+                            })}
+                            {(!nothing_left && !reaches_end && r.state != ReservationState::Cancelled).then(|| view! {
+                                <p class="notice">"Part of this reservation was taken before its end (see the units and credits below), so it can't be extended on the same units."</p>
+                            })}
                             <Holdings holdings=holdings/>
                             <Credits credits=credits currency=r.currency.clone()/>
                             {open.then(|| view! {

@@ -52,6 +52,11 @@ pub async fn search_market(form: SearchForm) -> Result<SearchResults, AppError> 
         "total_cost" => SearchSort::TotalCost,
         _ => SearchSort::Price,
     };
+    let tier = match form.tier.as_str() {
+        "" | "firm" => crate::booking::Tier::Firm,
+        "interruptible" => crate::booking::Tier::Interruptible,
+        _ => return Err(invalid("tier", "choose firm or interruptible".into())),
+    };
     let page = form.page();
     let text = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
     let query = search::MarketQuery {
@@ -65,6 +70,7 @@ pub async fn search_market(form: SearchForm) -> Result<SearchResults, AppError> 
         energy_source: text(&form.energy_source),
         interconnect: text(&form.interconnect),
         max_price_cents,
+        tier,
         sort,
         limit: PAGE_SIZE,
         offset: (page - 1) * PAGE_SIZE,
@@ -133,6 +139,12 @@ pub fn SearchPanel(form: SearchForm) -> impl IntoView {
                         <option value="infiniband" selected=sel(&form.interconnect, "infiniband")>"InfiniBand"</option>
                         <option value="roce" selected=sel(&form.interconnect, "roce")>"RoCE"</option>
                         <option value="ethernet" selected=sel(&form.interconnect, "ethernet")>"Ethernet"</option>
+                    </select>
+                </label>
+                <label>"Tier"
+                    <select name="tier">
+                        <option value="" selected=form.tier.is_empty() || sel(&form.tier, "firm")>"Firm"</option>
+                        <option value="interruptible" selected=sel(&form.tier, "interruptible")>"Interruptible (cheaper, may be preempted)"</option>
                     </select>
                 </label>
                 <label>"Max price ($ per unit)"
@@ -220,11 +232,12 @@ fn Hit(hit: SearchHit) -> impl IntoView {
         ),
     };
     let href = format!(
-        "/pools/{}?units={}&start={}&hours={}",
+        "/pools/{}?units={}&start={}&hours={}&tier={}",
         hit.pool_id,
         hit.units,
         request::encode(&crate::components::input_minute(hit.start)),
-        hours
+        hours,
+        hit.tier.as_str()
     );
     view! {
         <li class="hit">
@@ -240,7 +253,8 @@ fn Hit(hit: SearchHit) -> impl IntoView {
             <dl class="hit-figures">
                 <div><dt>"Starts"</dt><dd><LocalTime at=hit.start/></dd></div>
                 <div><dt>"Units"</dt><dd>{units}</dd></div>
-                <div><dt>"Unit price"</dt><dd>{format_cents(hit.unit_price_cents, &hit.currency)} <span class="muted small">"/ " {per}</span></dd></div>
+                <div><dt>"Unit price"</dt><dd>{format_cents(hit.unit_price_cents, &hit.currency)} <span class="muted small">"/ " {per}</span>
+                    {(hit.tier == crate::booking::Tier::Interruptible).then(|| view! { <div class="small muted">"interruptible"</div> })}</dd></div>
                 <div><dt>"Total"</dt><dd><strong>{format_cents(hit.price.total_cents, &hit.currency)}</strong></dd></div>
             </dl>
             <a href=href class="button secondary small">"View and reserve"</a>

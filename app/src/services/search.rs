@@ -4,6 +4,7 @@
 use super::availability::find_slot;
 use super::error::ServiceError;
 use super::pools;
+use crate::booking::Tier;
 use crate::market::PoolKind;
 use crate::pricing::{self, Quantity, TermDiscount, UnitShape};
 use crate::window::{ceil_hour, HourWindow};
@@ -35,8 +36,12 @@ pub struct MarketQuery {
     pub energy_source: Option<String>,
     /// GPU fabric: infiniband, roce or ethernet.
     pub interconnect: Option<String>,
-    /// Highest unit price (per GPU-hour or per kW-month) in cents.
+    /// Highest unit price (per GPU-hour or per kW-month) in cents, of the tier asked for.
     pub max_price_cents: Option<i64>,
+    /// `Interruptible`: only pools that sell that tier, priced at it. `Firm` (the default):
+    /// every pool at its firm price.
+    #[serde(default)]
+    pub tier: Tier,
     pub sort: SearchSort,
     pub limit: i64,
     pub offset: i64,
@@ -145,7 +150,7 @@ pub async fn search(
                c.grid_region as "grid_region!", c.energy_source as "energy_source!", c.need as "need!"
         from (
             select p.id, p.name, p.kind, p.unit_count, p.gpu_model, p.gpus_per_node, p.block_kw, p.interconnect,
-                   p.price_cents, p.currency, p.min_lead_hours,
+                   t.price_cents, p.currency, p.min_lead_hours,
                    s.name as site_name, s.country, s.region, s.grid_region, s.energy_source, n.need
             from capacity_pool p
             join site s on s.id = p.site_id
@@ -156,25 +161,30 @@ pub async fn search(
                     when $11 = 'kw' and p.kind = 'power' then ($12::bigint + p.block_kw - 1) / p.block_kw
                 end)::bigint as need
             ) n
+            cross join lateral (
+                select case when $15 = 'interruptible' then p.interruptible_price_cents
+                            else p.price_cents end as price_cents
+            ) t
             where p.listed and s.status = 'live'
+              and t.price_cents is not null
               and n.need is not null and n.need <= p.unit_count
               and ($1::text is null or p.kind = $1)
               and ($2::text is null or lower(p.gpu_model) = $2)
               and ($3::text is null or lower(s.country) = $3 or lower(s.region) = $3 or lower(s.grid_region) = $3)
               and ($4::text is null or strpos(lower(s.energy_source), $4) > 0)
               and ($5::text is null or p.interconnect = $5)
-              and ($6::bigint is null or p.price_cents <= $6)
+              and ($6::bigint is null or t.price_cents <= $6)
               and p.min_term_hours <= $7 and p.max_term_hours >= $7
               and ($9::tstzrange is null or lower($9::tstzrange) >= $10::timestamptz + make_interval(hours => p.min_lead_hours))
             order by
                 case when $13 = 'total' then
                     -- The total before rounding: base × (1 − best discount); the fee is proportional.
-                    (case when p.kind = 'gpu' then n.need * p.gpus_per_node * $7::bigint * p.price_cents
-                          else n.need * p.block_kw * p.price_cents * $7::bigint / 730.0 end)::numeric
+                    (case when p.kind = 'gpu' then n.need * p.gpus_per_node * $7::bigint * t.price_cents
+                          else n.need * p.block_kw * t.price_cents * $7::bigint / 730.0 end)::numeric
                     * (10000 - coalesce((select max(d.discount_bp) from pool_term_discount d
                                          where d.pool_id = p.id and d.min_hours <= $7), 0))
                 end,
-                p.price_cents, p.id
+                t.price_cents, p.id
             offset 0
         ) c
         where $9::tstzrange is null or (
@@ -199,6 +209,7 @@ pub async fn search(
         amount,
         sort,
         sql_offset,
+        q.tier.as_str(),
     )
     .fetch_all(db)
     .await?;
@@ -295,6 +306,7 @@ pub async fn search(
             start,
             end: start + Duration::hours(q.hours),
             price,
+            tier: q.tier,
         });
     }
     if window.is_some() {

@@ -282,6 +282,9 @@ pub struct SearchParams {
     pub max_price_cents: Option<i64>,
     /// `price` (default), `earliest_start` or `total_cost`.
     pub sort: Option<SearchSort>,
+    /// `interruptible`: only pools that sell that tier, priced at it; `firm` (default): every
+    /// pool at its firm price.
+    pub tier: Option<app::booking::Tier>,
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// The `next_cursor` of the previous page.
@@ -353,6 +356,7 @@ pub async fn search(
         energy_source: q.energy_source,
         interconnect: q.interconnect,
         max_price_cents: q.max_price_cents,
+        tier: q.tier.unwrap_or_default(),
         sort: q.sort.unwrap_or_default(),
         limit,
         offset,

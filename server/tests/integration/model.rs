@@ -356,7 +356,12 @@ async fn run_case(db: &PgPool, case: usize, ops: Vec<Op>) {
                         model.take_out(owner, p, at_hour);
                         model.units[to].push((owner, at_hour, pe));
                     }
-                    (false, Err(ServiceError::Conflict { .. })) => {}
+                    (false, Err(ServiceError::Conflict { .. })) => {
+                        // Rolled back now, not when the connection is next used: the refused move
+                        // locked its target unit, and a lock left behind would make the next
+                        // booking pass that unit over and differ from the model's choice.
+                        tx.rollback().await.unwrap();
+                    }
                     (fits, got) => panic!(
                         "move #{id} unit {u} [{ps},{pe}) from {at_hour} to unit {to}: model fits={fits}, db {got:?}"
                     ),

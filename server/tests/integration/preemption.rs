@@ -363,3 +363,61 @@ async fn two_firm_bookings_racing_for_interruptible_units_never_book_half(db: Pg
     assert_eq!(units, 1);
     assert_books_reconcile(&db, m.now).await;
 }
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn search_finds_the_interruptible_tier_at_its_price(db: PgPool) {
+    use app::services::search::{self, MarketQuery, SearchSort};
+    let m = flexible_market(&db, 2, 2).await;
+    let query = |tier: Tier| MarketQuery {
+        kind: None,
+        gpu_model: Some("H100 SXM".into()),
+        quantity: Some(Quantity::Gpus(8)),
+        hours: 24,
+        start: Some(hour(m.now, 30)),
+        within_days: None,
+        region: None,
+        energy_source: None,
+        interconnect: None,
+        max_price_cents: None,
+        tier,
+        sort: SearchSort::Price,
+        limit: 20,
+        offset: 0,
+    };
+    // Firm: both pools of the market (the plain one and the flexible one) at their firm price.
+    let firm = search::search(&db, &query(Tier::Firm), FEE_BP, m.now)
+        .await
+        .unwrap();
+    assert_eq!(firm.hits.len(), 2);
+    assert!(firm
+        .hits
+        .iter()
+        .all(|h| h.tier == Tier::Firm && h.unit_price_cents == 200));
+    // Interruptible: only the pool that sells it, at its price, with a quote to match.
+    let flex = search::search(&db, &query(Tier::Interruptible), FEE_BP, m.now)
+        .await
+        .unwrap();
+    assert_eq!(flex.hits.len(), 1);
+    let hit = &flex.hits[0];
+    assert_eq!(
+        (hit.pool_id, hit.unit_price_cents, hit.tier),
+        (m.pool, 120, Tier::Interruptible)
+    );
+    let quote = reservations::quote(&db, &ask(&m, 1, 30, 24, Tier::Interruptible), FEE_BP, m.now)
+        .await
+        .unwrap();
+    assert_eq!(hit.price, quote.price);
+    // The price ceiling applies to the tier asked for.
+    let capped = search::search(
+        &db,
+        &MarketQuery {
+            max_price_cents: Some(150),
+            ..query(Tier::Interruptible)
+        },
+        FEE_BP,
+        m.now,
+    )
+    .await
+    .unwrap();
+    assert_eq!(capped.hits.len(), 1);
+}
