@@ -176,7 +176,7 @@ for (const js of [true, false]) {
       const firm = await (await browser.newContext({ javaScriptEnabled: js })).newPage();
       await signInAsNewCustomer(firm, `firm-${js ? "js" : "nojs"}`);
       await firm.goto(url("firm"));
-      await expect(firm.getByTestId("review-preemption")).toContainText("takes 1 from interruptible reservations");
+      await expect(firm.getByTestId("review-preemption")).toContainText("takes 1 unit from interruptible reservations");
       await firm.getByTestId("confirm-reserve").click();
       await expect(firm).toHaveURL(/\/reservations\/\d+$/);
       await expect(firm.getByTestId("reservation-tier")).toContainText("firm");
