@@ -48,12 +48,8 @@ impl PoolInfo {
         crate::window::ceil_hour(now) + chrono::Duration::hours(notice)
     }
 
-    /// What `units` units of this pool are, for pricing.
-    pub fn priced(&self, units: i64) -> Priced {
-        self.priced_at(units, self.price_cents)
-    }
-
-    /// The same, at a locked unit price.
+    /// What `units` units of this pool are, for pricing at `unit_price_cents` (the tier's
+    /// price, or the price a reservation locked).
     pub fn priced_at(&self, units: i64, unit_price_cents: i64) -> Priced {
         match self.shape {
             UnitShape::GpuNode { gpus_per_node } => Priced::Gpu {

@@ -31,6 +31,29 @@ async fn pieces(db: &PgPool, customer: i64, id: i64) -> Vec<(i64, DateTime<Utc>,
         .collect()
 }
 
+/// Takes `piece` of `unit` out of `reservation` for an incident and credits its unit-hours
+/// for `why`, in one committed transaction; the credit made.
+async fn cut_and_credit(
+    db: &PgPool,
+    reservation: i64,
+    unit: i64,
+    piece: &HourWindow,
+    why: CreditReason,
+    memo: &str,
+    at: DateTime<Utc>,
+) -> reallocation::Credited {
+    let mut tx = db.begin().await.unwrap();
+    reallocation::cut(&mut tx, reservation, unit, piece, CutReason::Incident)
+        .await
+        .unwrap();
+    let credited = reallocation::credit_hours(&mut tx, reservation, piece.hours(), why, memo, at)
+        .await
+        .unwrap()
+        .expect("a paid reservation is credited");
+    tx.commit().await.unwrap();
+    credited
+}
+
 fn span(m: &crate::fixtures::Market, from_h: i64, to_h: i64) -> HourWindow {
     HourWindow::new(hour(m.now, from_h), hour(m.now, to_h)).unwrap()
 }
@@ -180,28 +203,16 @@ async fn a_cut_with_a_credit_is_posted_reconciled_and_shown(db: PgPool) {
         .unwrap();
 
     // Unit 2 stops at hour 16: four unit-hours are not delivered.
-    let mut tx = db.begin().await.unwrap();
-    reallocation::cut(
-        &mut tx,
+    let credited = cut_and_credit(
+        &db,
         r.id,
         units[1],
         &span(&m, 16, 20),
-        CutReason::Incident,
-    )
-    .await
-    .unwrap();
-    let credited = reallocation::credit_hours(
-        &mut tx,
-        r.id,
-        4,
         CreditReason::EndedEarly,
         "node 2 stopped early",
         hour(m.now, 16),
     )
-    .await
-    .unwrap()
-    .unwrap();
-    tx.commit().await.unwrap();
+    .await;
     let expected = r.total_cents * 4 / 20;
     assert_eq!(credited.amount_cents, expected);
 
@@ -311,21 +322,16 @@ async fn a_cancellation_after_a_credit_refunds_by_policy_from_what_is_left(db: P
     let r = reservations::reserve(&db, m.customer, &req(&m, 8, 200, 10), FEE_BP, m.now)
         .await
         .unwrap();
-    let mut tx = db.begin().await.unwrap();
-    reallocation::cut(
-        &mut tx,
+    let c = cut_and_credit(
+        &db,
         r.id,
         units[0],
         &span(&m, 205, 210),
-        CutReason::Incident,
+        CreditReason::EndedEarly,
+        "",
+        m.now,
     )
-    .await
-    .unwrap();
-    let c = reallocation::credit_hours(&mut tx, r.id, 5, CreditReason::EndedEarly, "", m.now)
-        .await
-        .unwrap()
-        .unwrap();
-    tx.commit().await.unwrap();
+    .await;
     let preview = reservations::cancel_preview(&db, m.customer, r.id, m.now)
         .await
         .unwrap();
@@ -537,20 +543,16 @@ async fn cuts_and_credits_carry_their_reservations_site(db: PgPool) {
     let r = reservations::reserve(&db, m.customer, &req(&m, 16, 100, 10), FEE_BP, m.now)
         .await
         .unwrap();
-    let mut tx = db.begin().await.unwrap();
-    reallocation::cut(
-        &mut tx,
+    cut_and_credit(
+        &db,
         r.id,
         units[1],
         &span(&m, 105, 110),
-        CutReason::Incident,
+        CreditReason::Incident,
+        "",
+        m.now,
     )
-    .await
-    .unwrap();
-    reallocation::credit_hours(&mut tx, r.id, 5, CreditReason::Incident, "", m.now)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    .await;
     let sites: Vec<i64> = sqlx::query_scalar(
         "select site_id from allocation_cut where reservation_id = $1 union all select site_id from reservation_credit where reservation_id = $1",
     )
