@@ -42,12 +42,18 @@ pub fn utc_day(t: DateTime<Utc>) -> String {
     format!("{:04}-{:02}-{:02}", t.year(), t.month(), t.day())
 }
 
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
 /// `Nov 22` (UTC).
 pub fn short_day(t: DateTime<Utc>) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
     format!("{} {:02}", MONTHS[t.month0() as usize], t.day())
+}
+
+/// `Nov 2026` (UTC).
+pub fn short_month(t: DateTime<Utc>) -> String {
+    format!("{} {}", MONTHS[t.month0() as usize], t.year())
 }
 
 /// Marks the document once the page's own view has hydrated (its effects run after it), so

@@ -11,6 +11,7 @@ pub mod availability;
 pub mod booking;
 pub mod components;
 pub mod economics;
+pub mod grid;
 pub mod ledger;
 pub mod listing_form;
 pub mod market;
@@ -110,6 +111,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/operator/sites/new") view={Lazy::<routes::NewSite>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/operator/sites/:id") view={Lazy::<routes::OperatorSite>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/operator/pools/:id") view={Lazy::<routes::OperatorPool>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/operator/grid-events/:id") view={Lazy::<routes::GridEvent>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/reservations/:id") view={Lazy::<routes::Reservation>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/pools/:id") view={Lazy::<routes::Pool>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/webhooks") view={Lazy::<routes::Webhooks>::new()} ssr=SsrMode::Async/>

@@ -54,6 +54,7 @@ lazy_page!(Economics => pages::economics::EconomicsPage);
 lazy_page!(NewSite => pages::operator_site::NewSitePage);
 lazy_page!(OperatorSite => pages::operator_site::SitePage);
 lazy_page!(OperatorPool => pages::operator_pool::OperatorPoolPage);
+lazy_page!(GridEvent => pages::grid_events::GridEventPage);
 lazy_page!(Pool => pages::pool::PoolPage);
 lazy_page!(Webhooks => pages::webhooks::WebhooksPage);
 lazy_page!(Developers => pages::developers::DevelopersPage);

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// The events an endpoint can subscribe to.
-pub const EVENTS: [&str; 7] = [
+pub const EVENTS: [&str; 8] = [
     "reservation.created",
     "reservation.cancelled",
     "reservation.started",
@@ -13,6 +13,7 @@ pub const EVENTS: [&str; 7] = [
     "reservation.preempted",
     "blackout.created",
     "capacity.changed",
+    "grid_event.created",
 ];
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

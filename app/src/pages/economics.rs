@@ -6,6 +6,7 @@
 use crate::app_error::AppError;
 use crate::components::{clean_error, NotOperator, SignedIn};
 use crate::economics::{format_rate, PoolEconomics};
+use crate::grid::DemandResponseMonth;
 use crate::money::format_cents;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -18,6 +19,17 @@ pub async fn site_economics() -> Result<Vec<PoolEconomics>, AppError> {
         .operator(crate::account::Scope::Read)
         .map_err(web::fail)?;
     economics::pools(&web::db()?, me).await.map_err(web::fail)
+}
+
+#[server(endpoint = "demand_response")]
+pub async fn demand_response() -> Result<Vec<DemandResponseMonth>, AppError> {
+    use crate::services::{grid_events, web};
+    let me = web::principal()?
+        .operator(crate::account::Scope::Read)
+        .map_err(web::fail)?;
+    grid_events::demand_response(&web::db()?, me)
+        .await
+        .map_err(web::fail)
 }
 
 #[component]
@@ -82,6 +94,50 @@ fn Economics() -> impl IntoView {
                 }
             })}
         </Transition>
+        <DemandResponse/>
+    }
+}
+
+/// Grid events per site and month: what the programs pay for the load shed, beside the
+/// credits given to the interruptible customers the events cut.
+#[component]
+fn DemandResponse() -> impl IntoView {
+    let months = crate::resource::load(|| (), |_| demand_response());
+    view! {
+        <section class="panel" aria-labelledby="dr-title" data-testid="demand-response">
+            <h2 id="dr-title">"Demand response"</h2>
+            <p class="small muted">"Each grid event pays what its program pays per MWh for the load asked to be shed; "
+                "the credits are what customers of interruptible capacity got back for the hours it cut. "
+                "Programs pay you directly: the payment is shown here, not booked in the Rigshift ledger; the credits are."</p>
+            <Transition fallback=|| view! { <p class="loading" role="status">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match months.await {
+                        Ok(rows) if rows.is_empty() => view! {
+                            <p class="empty-state" data-testid="no-demand-response">"No grid event yet. Record one on a site's page when the grid calls."</p>
+                        }.into_any(),
+                        Ok(rows) => view! {
+                            <div class="table-scroll"><table class="data-table" data-testid="demand-response-table">
+                                <thead><tr><th scope="col">"Month"</th><th scope="col">"Site"</th><th scope="col" class="num">"Events"</th>
+                                    <th scope="col" class="num">"Energy shed"</th><th scope="col" class="num">"Program payments"</th>
+                                    <th scope="col" class="num">"Credits to customers"</th><th scope="col" class="num">"Net"</th></tr></thead>
+                                <tbody>{rows.into_iter().map(|r| view! {
+                                    <tr>
+                                        <td>{crate::components::short_month(r.month)}</td>
+                                        <td data-label="Site"><a href=format!("/operator/sites/{}#grid-events", r.site_id)>{r.site_name}</a></td>
+                                        <td class="num" data-label="Events">{r.events}</td>
+                                        <td class="num" data-label="Energy shed">{format!("{:.1} MWh", r.kwh_shed as f64 / 1000.0)}</td>
+                                        <td class="num" data-label="Program payments">{format_cents(r.revenue_cents, "USD")}</td>
+                                        <td class="num" data-label="Credits to customers">{format_cents(r.credits_cents, "USD")}</td>
+                                        <td class="num" data-label="Net">{format_cents(r.revenue_cents - r.credits_cents, "USD")}</td>
+                                    </tr>
+                                }).collect_view()}</tbody>
+                            </table></div>
+                        }.into_any(),
+                        Err(e) => view! { <p class="form-error" role="alert">{clean_error(&e.to_string())}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
     }
 }
 

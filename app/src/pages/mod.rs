@@ -7,6 +7,7 @@ pub mod books;
 pub mod developers;
 pub mod earnings;
 pub mod economics;
+pub mod grid_events;
 pub mod home;
 pub mod login;
 pub mod not_found;

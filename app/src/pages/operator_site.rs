@@ -4,9 +4,11 @@
 
 use crate::app_error::AppError;
 use crate::components::{clean_error, FormResult, LocalTime, NotOperator, SignedIn};
+use crate::grid::GridEvent;
 use crate::listing_form::SiteForm;
 use crate::money::format_cents;
 use crate::operations::OperatorPool;
+use crate::pages::grid_events::GridEventsPanel;
 use crate::utilization::{format_watts, SitePower};
 use chrono::Duration;
 use leptos::form::ActionForm;
@@ -24,11 +26,17 @@ pub struct SiteOverview {
     pub site: SiteForm,
     pub power: SitePower,
     pub pools: Vec<OperatorPool>,
+    /// The site's latest grid events.
+    pub grid_events: Vec<GridEvent>,
 }
+
+/// Grid events the site page lists.
+#[cfg(feature = "ssr")]
+const GRID_EVENTS_SHOWN: i64 = 50;
 
 #[server(endpoint = "load_site_overview")]
 pub async fn load_site_overview(id: i64) -> Result<SiteOverview, AppError> {
-    use crate::services::{catalog, operations, utilization, web};
+    use crate::services::{catalog, grid_events, operations, utilization, web};
     let me = web::principal()?
         .operator(crate::account::Scope::Read)
         .map_err(web::fail)?;
@@ -41,11 +49,15 @@ pub async fn load_site_overview(id: i64) -> Result<SiteOverview, AppError> {
     let pools = operations::pools(&db, me, operations::PoolScope::Site(id))
         .await
         .map_err(web::fail)?;
+    let grid_events = grid_events::list(&db, me, id, None, GRID_EVENTS_SHOWN)
+        .await
+        .map_err(web::fail)?;
     Ok(SiteOverview {
         id,
         site: SiteForm::from(&site),
         power,
         pools,
+        grid_events,
     })
 }
 
@@ -281,12 +293,18 @@ pub fn SitePage() -> impl IntoView {
 
 #[component]
 fn Site(overview: SiteOverview) -> impl IntoView {
-    let saved = use_query_map().with_untracked(|q| q.get("saved").is_some());
+    let (saved, recorded) = use_query_map().with_untracked(|q| {
+        (
+            q.get("saved").is_some(),
+            q.get("grid_event").and_then(|v| v.parse::<i64>().ok()),
+        )
+    });
     let SiteOverview {
         id,
         site,
         power,
         pools,
+        grid_events,
     } = overview;
     let name = site.name.clone();
     view! {
@@ -294,7 +312,8 @@ fn Site(overview: SiteOverview) -> impl IntoView {
         <p class="crumbs"><a href="/operator">"Operations"</a> " › " {name.clone()}</p>
         <h1>{name.clone()}</h1>
         {saved.then(|| view! { <p class="form-ok" role="status" data-testid="site-saved">"Site saved."</p> })}
-        <PowerPanel power=power/>
+        <PowerPanel power=power events=grid_events.clone()/>
+        <GridEventsPanel site_id=id events=grid_events recorded=recorded/>
         <section class="panel" aria-labelledby="pools-title">
             <h2 id="pools-title">"Capacity on this site"</h2>
             <PoolTable pools=pools/>
@@ -346,7 +365,7 @@ fn PoolTable(pools: Vec<OperatorPool>) -> impl IntoView {
 /// The site's power: figures, then the chart of interconnect, committed AI load and the
 /// mining share, with a text table of the same steps.
 #[component]
-fn PowerPanel(power: SitePower) -> impl IntoView {
+fn PowerPanel(power: SitePower, events: Vec<GridEvent>) -> impl IntoView {
     let interconnect = power.interconnect_w();
     view! {
         <section class="panel" aria-labelledby="power-title" data-testid="site-power">
@@ -358,7 +377,7 @@ fn PowerPanel(power: SitePower) -> impl IntoView {
                 <div><dt>"Mining keeps at least"</dt><dd data-testid="power-mining">{format_watts(power.mining_floor_w())}</dd></div>
                 <div><dt>"Booked revenue ahead"</dt><dd data-testid="booked-ahead">{format_cents(power.booked_ahead_cents, &power.currency)}</dd></div>
             </dl>
-            <PowerChart power=power.clone()/>
+            <PowerChart power=power.clone() events=events/>
             <p class="small muted">"Firm AI load is what reservations commit: GPU nodes' IT power × the site's PUE, and power blocks as sold. "
                 "Mining runs on the rest of the interconnect and can switch off in seconds. "
                 <a href="/operator/economics">"Compare what a MWh earns as AI and as mining →"</a></p>
@@ -367,7 +386,7 @@ fn PowerPanel(power: SitePower) -> impl IntoView {
 }
 
 #[component]
-fn PowerChart(power: SitePower) -> impl IntoView {
+fn PowerChart(power: SitePower, events: Vec<GridEvent>) -> impl IntoView {
     const W: f64 = 640.0;
     const H: f64 = 220.0;
     const PAD_L: f64 = 56.0;
@@ -408,6 +427,32 @@ fn PowerChart(power: SitePower) -> impl IntoView {
         })
         .collect();
     let steps = power.steps.clone();
+    // Grid events in the range as bands over the hours they shed (at least a few pixels
+    // wide: an event of hours on a 90-day axis would be invisible).
+    let bands: Vec<_> = events
+        .into_iter()
+        .filter(|e| e.end > power.from && e.start < power.to)
+        .map(|e| {
+            let (x0, x1) = (x(e.start), x(e.end));
+            let text = format!(
+                "{}: {} from {} to {} asked to shed {}; mining shed {}, interruptible AI load {}, firm none",
+                e.program,
+                crate::components::short_day(e.start),
+                crate::components::utc_minute(e.start),
+                crate::components::utc_minute(e.end),
+                format_watts(e.shed_kw * 1000),
+                format_watts(e.mining_shed_kw * 1000),
+                format_watts(e.interruptible_shed_kw * 1000),
+            );
+            (x0, (x1 - x0).max(3.0), e.program, text)
+        })
+        .collect();
+    let label = if bands.is_empty() {
+        label
+    } else {
+        format!("{label} {} grid event(s) shown.", bands.len())
+    };
+    let band_rows = bands.clone();
     let aria_label = label.clone();
     view! {
         <figure class="chart">
@@ -420,6 +465,12 @@ fn PowerChart(power: SitePower) -> impl IntoView {
                 </defs>
                 <line x1=PAD_L y1=y(0) x2=W y2=y(0) class="axis"/>
                 <path d=area class="ai-area" fill="url(#ai-hatch)"/>
+                {bands.into_iter().map(|(bx, bw, program, text)| view! {
+                    <g class="grid-event-band" data-testid="chart-grid-event">
+                        <rect x=bx y=6.0 width=bw height=y(0) - 6.0><title>{text}</title></rect>
+                        <text x=bx + bw + 2.0 y=18.0 class="chart-label">{program}</text>
+                    </g>
+                }).collect_view()}
                 <line x1=PAD_L y1=y(interconnect) x2=W y2=y(interconnect) class="limit"/>
                 <text x=W - 4.0 y=y(interconnect) + 14.0 text-anchor="end" class="chart-label">"interconnect"</text>
                 <line x1=PAD_L y1=y(power.listed_w) x2=W y2=y(power.listed_w) class="grid"/>
@@ -431,7 +482,8 @@ fn PowerChart(power: SitePower) -> impl IntoView {
                     <text x=mx y=H - 6.0 text-anchor="middle" class="tick">{text}</text>
                 }).collect_view()}
             </svg>
-            <figcaption class="small muted">"Hatched: firm AI load booked. Above it, up to the interconnect line: mining."</figcaption>
+            <figcaption class="small muted">"Hatched: firm AI load booked. Above it, up to the interconnect line: mining. "
+                "Shaded bars: grid events, when mining and then interruptible AI load are switched off."</figcaption>
             <div class="visually-hidden"><table>
                 <caption>"Firm AI load booked and left for mining, by period"</caption>
                 <thead><tr><th scope="col">"From (UTC)"</th><th scope="col">"AI load"</th><th scope="col">"Left for mining"</th></tr></thead>
@@ -439,7 +491,11 @@ fn PowerChart(power: SitePower) -> impl IntoView {
                     <tr><td>{crate::components::utc_minute(s.at)}</td><td>{format_watts(s.committed_w)}</td>
                         <td>{format_watts((interconnect - s.committed_w).max(0))}</td></tr>
                 }).collect_view()}</tbody>
-            </table></div>
+            </table>
+            {(!band_rows.is_empty()).then(|| view! {
+                <ul>{band_rows.into_iter().map(|(_, _, _, text)| view! { <li>{text}</li> }).collect_view()}</ul>
+            })}
+            </div>
         </figure>
     }
 }

@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 document of the JSON API, generated from the handlers' annotations and
 //! served at `/api/v1/openapi.json`; the app's API reference page renders the same document.
 
-use super::{audit, ledger, market, operations, reservations, webhooks};
+use super::{audit, grid_events, ledger, market, operations, reservations, webhooks};
 use axum::{http::header, response::IntoResponse};
 use std::sync::OnceLock;
 use utoipa::{
@@ -31,6 +31,7 @@ Each key may make a limited number of requests a minute (429 with `Retry-After` 
         operations::create_pool, operations::update_pool, operations::open_window,
         operations::list_blackouts, operations::create_blackout, operations::delete_blackout,
         operations::list_bookings,
+        grid_events::create, grid_events::list, grid_events::get, grid_events::demand_response,
         webhooks::list, webhooks::create, webhooks::delete, webhooks::enable,
         webhooks::deliveries,
         ledger::entries, ledger::statement, ledger::earnings,

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod doc;
+pub mod grid_events;
 pub mod idempotency;
 pub mod ledger;
 pub mod market;
@@ -61,6 +62,12 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(operations::get_site).put(operations::update_site),
         )
         .route("/sites/{id}/pools", post(operations::create_pool))
+        .route(
+            "/sites/{id}/grid-events",
+            get(grid_events::list).post(grid_events::create),
+        )
+        .route("/grid-events/{id}", get(grid_events::get))
+        .route("/demand-response", get(grid_events::demand_response))
         .route(
             "/blackouts",
             get(operations::list_blackouts).post(operations::create_blackout),

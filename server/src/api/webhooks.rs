@@ -17,7 +17,8 @@ pub struct NewWebhook {
     /// addresses only where the server allows them).
     pub url: String,
     /// Any of `reservation.created`, `reservation.cancelled`, `reservation.started`,
-    /// `reservation.completed`, `blackout.created`, `capacity.changed`.
+    /// `reservation.completed`, `reservation.preempted`, `blackout.created`,
+    /// `capacity.changed`, `grid_event.created`.
     pub events: Vec<String>,
 }
 

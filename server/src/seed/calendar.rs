@@ -1,5 +1,6 @@
 //! What the demo pools are already booked for: customers' reservations in the past, present
-//! and future (one of them cancelled), and operators' maintenance blackouts.
+//! and future (one of them cancelled, some of them interruptible), operators' maintenance
+//! blackouts, and a grid event that curtailed an interruptible booking.
 
 /// (customer, site, pool name, units, start offset from this hour in hours, duration in hours, cancelled)
 pub(super) const RESERVATIONS: &[(&str, &str, &str, i32, i64, i64, bool)] = &[
@@ -159,3 +160,53 @@ pub(super) const BLACKOUTS: &[(&str, &str, i32, i64, i64, &str)] = &[
         "substation transformer maintenance",
     ),
 ];
+
+/// Interruptible bookings: (customer, site, pool name, units, start offset, duration hours).
+pub(super) const INTERRUPTIBLE_RESERVATIONS: &[(&str, &str, &str, i32, i64, i64)] = &[
+    (
+        "Parallax Robotics",
+        "Rockdale North",
+        "Hall A — H100 cluster",
+        8,
+        -24 * 5,
+        24 * 10,
+    ),
+    (
+        "Northwind AI",
+        "Ohio Valley",
+        "MI300X training",
+        4,
+        24 * 2,
+        24 * 5,
+    ),
+    (
+        "Helix Labs",
+        "Grand Forks",
+        "Wind-powered H100",
+        6,
+        24,
+        24 * 14,
+    ),
+];
+
+/// A past grid event: the site, the program, the start offset and hours, the kW asked and
+/// what the program pays per MWh.
+pub(super) struct GridEvent {
+    pub site: &'static str,
+    pub program: &'static str,
+    pub start_h: i64,
+    pub hours: i64,
+    pub shed_kw: i64,
+    pub cents_per_mwh: Option<i64>,
+}
+
+/// The ERS call asks a little more than Rockdale North's 204.25 MW fleet, so four of
+/// Parallax's interruptible nodes were shed and credited too.
+pub(super) const GRID_EVENTS: &[GridEvent] = &[GridEvent {
+    site: "Rockdale North",
+    program: "ERCOT ERS",
+    start_h: -58,
+    hours: 4,
+    shed_kw: 204_300,
+    cents_per_mwh: Some(12_000),
+}];

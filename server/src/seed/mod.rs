@@ -11,11 +11,12 @@ mod pools;
 mod sites;
 
 use app::pricing::{self, Priced, DEFAULT_PLATFORM_FEE_BP};
-use app::services::{password, settlement};
+use app::services::{grid_events, password, settlement};
+use app::window::HourWindow;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use sqlx::PgPool;
 
-use calendar::{BLACKOUTS, RESERVATIONS};
+use calendar::{BLACKOUTS, GRID_EVENTS, INTERRUPTIBLE_RESERVATIONS, RESERVATIONS};
 use organizations::ORGS;
 use pools::{gpu_spec, interruptible_price, pools, PoolSpec, CANCELLATION, DISCOUNTS};
 use sites::SITES;
@@ -49,6 +50,7 @@ pub struct SeedCounts {
     pub pools: usize,
     pub reservations: usize,
     pub blackouts: usize,
+    pub grid_events: usize,
 }
 
 /// Loads the demo market when the database holds no organizations yet.
@@ -156,6 +158,7 @@ pub async fn seed(db: &PgPool) -> Result<SeedCounts, SeedError> {
 
     let mut pool_ids = std::collections::HashMap::new();
     let mut pricing_of = std::collections::HashMap::new();
+    let mut interruptible_prices = std::collections::HashMap::new();
     for (site, name, spec) in pools() {
         let site_id = *site_ids
             .get(site)
@@ -181,6 +184,7 @@ pub async fn seed(db: &PgPool) -> Result<SeedCounts, SeedError> {
                 )
                 .fetch_one(&mut *tx)
                 .await?;
+                interruptible_prices.insert(id, interruptible);
                 (id, (true, 8_i64, cents_per_gpu_hour, nodes))
             }
             PoolSpec::Power {
@@ -275,9 +279,27 @@ pub async fn seed(db: &PgPool) -> Result<SeedCounts, SeedError> {
         counts.blackouts += 1;
     }
 
-    for &(customer, site, name, units, start_h, hours, cancelled) in RESERVATIONS {
+    let firm = RESERVATIONS
+        .iter()
+        .map(|&(c, s, n, u, st, h, cancelled)| (c, s, n, u, st, h, cancelled, "firm"));
+    let interruptible = INTERRUPTIBLE_RESERVATIONS
+        .iter()
+        .map(|&(c, s, n, u, st, h)| (c, s, n, u, st, h, false, "interruptible"));
+    for (customer, site, name, units, start_h, hours, cancelled, tier) in firm.chain(interruptible)
+    {
         let (site_id, pool_id) = pool(site, name)?;
-        let (is_gpu, per_unit, unit_price, _) = pricing_of[&pool_id];
+        let (is_gpu, per_unit, firm_price, _) = pricing_of[&pool_id];
+        let unit_price = if tier == "firm" {
+            firm_price
+        } else {
+            interruptible_prices
+                .get(&pool_id)
+                .copied()
+                .flatten()
+                .ok_or_else(|| {
+                    SeedError::Inconsistent(format!("{site} / {name} sells no interruptible tier"))
+                })?
+        };
         let priced = if is_gpu {
             Priced::Gpu {
                 nodes: i64::from(units),
@@ -301,12 +323,12 @@ pub async fn seed(db: &PgPool) -> Result<SeedCounts, SeedError> {
             r#"
             insert into reservation (site_id, pool_id, customer_id, unit_count, during, state, currency,
                                      unit_price_cents, base_cents, discount_cents, fee_cents, total_cents,
-                                     cancelled_at, created_at, updated_at)
-            values ($1, $2, $3, $4, $5, $6, 'USD', $7, $8, $9, $10, $11, $12, $13, $13)
+                                     cancelled_at, created_at, updated_at, tier)
+            values ($1, $2, $3, $4, $5, $6, 'USD', $7, $8, $9, $10, $11, $12, $13, $13, $14)
             returning id
             "#,
             site_id, pool_id, org(customer)?, units, during, state, unit_price,
-            p.base_cents, p.discount_cents, p.fee_cents, p.total_cents, cancelled_at, created_at
+            p.base_cents, p.discount_cents, p.fee_cents, p.total_cents, cancelled_at, created_at, tier
         )
         .fetch_one(&mut *tx)
         .await?;
@@ -323,6 +345,37 @@ pub async fn seed(db: &PgPool) -> Result<SeedCounts, SeedError> {
             .map_err(|e| SeedError::Inconsistent(format!("reservation on {site} / {name}: {e}")))?;
         }
         counts.reservations += 1;
+    }
+
+    // Recorded as the operator would have recorded it an hour before it started, through
+    // the one use case that plans the shed, cuts and credits.
+    for g in GRID_EVENTS {
+        let site = g.site;
+        let site_id = *site_ids
+            .get(site)
+            .ok_or_else(|| SeedError::Inconsistent(format!("unknown site {site}")))?;
+        let operator_id =
+            sqlx::query_scalar!("select operator_id from site where id = $1", site_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        let start = now_hour + Duration::hours(g.start_h);
+        let event = grid_events::NewGridEvent {
+            program: g.program.to_string(),
+            window: HourWindow::starting_at(start, g.hours)
+                .map_err(|e| SeedError::Inconsistent(format!("grid event on {site}: {e}")))?,
+            shed_kw: g.shed_kw,
+            payment_cents_per_mwh: g.cents_per_mwh,
+        };
+        grid_events::record_in(
+            &mut tx,
+            operator_id,
+            site_id,
+            &event,
+            start - Duration::hours(1),
+        )
+        .await
+        .map_err(|e| SeedError::Inconsistent(format!("grid event on {site}: {e}")))?;
+        counts.grid_events += 1;
     }
 
     tx.commit().await?;
@@ -380,6 +433,16 @@ mod tests {
                 pools.iter().any(|(s, n, _)| s == site && n == pool),
                 "{site} / {pool}"
             );
+        }
+        for (customer, site, pool, ..) in INTERRUPTIBLE_RESERVATIONS {
+            assert!(ORGS.iter().any(|o| o.name == *customer), "{customer}");
+            assert!(
+                pools.iter().any(|(s, n, _)| s == site && n == pool),
+                "{site} / {pool}"
+            );
+        }
+        for g in GRID_EVENTS {
+            assert!(SITES.iter().any(|s| s.name == g.site), "{}", g.site);
         }
         for (site, pool, ..) in BLACKOUTS {
             assert!(

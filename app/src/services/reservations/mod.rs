@@ -19,7 +19,7 @@ const MAX_ATTEMPTS: u32 = 16;
 
 /// Runs `attempt` until it does not lose a race (a raw retryable error, see [`raw`]), at
 /// most [`MAX_ATTEMPTS`] times; a race lost every time is answered as a conflict.
-async fn retrying<T, F, Fut>(mut attempt: F) -> Result<T, ServiceError>
+pub(crate) async fn retrying<T, F, Fut>(mut attempt: F) -> Result<T, ServiceError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, ServiceError>>,
@@ -42,7 +42,7 @@ where
 
 /// Keeps retryable database errors raw (for the retry loop); `From` would turn them into
 /// conflicts straight away.
-fn raw(e: sqlx::Error) -> ServiceError {
+pub(crate) fn raw(e: sqlx::Error) -> ServiceError {
     if error::is_retryable(&e) {
         ServiceError::Unavailable(e)
     } else {
