@@ -170,7 +170,7 @@ impl ReservationCredit {
     pub fn reason_text(&self) -> &'static str {
         match self.reason.as_str() {
             "ended_early" => "hours ended early",
-            "preempted" => "preempted by a firm booking",
+            "preempted" => "preemption",
             "curtailed" => "grid curtailment",
             "incident" => "hardware incident",
             "sla" => "service level credit",

@@ -178,7 +178,9 @@ pub struct Earnings {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Difference {
     pub reservation_id: i64,
-    /// Which amount differs: `charged`, `refunded`, `operator`, `fee` or `unearned`.
+    /// Which amount differs: `charged`, `refunded`, `operator`, `fee` or `unearned` (in
+    /// cents), or `interrupted unit-hours credited` (unit-hours taken by preemptions and
+    /// grid events, against the unit-hours their credits pay for).
     pub what: String,
     pub expected_cents: i64,
     pub actual_cents: i64,

@@ -13,13 +13,22 @@ export function sql(query: string): string {
  * sign-up form's ten-an-hour allowance. Returns the owner's email.
  */
 export function demoCustomer(tag: string): { email: string; organization: string } {
+  return demoAccount(tag, "customer");
+}
+
+/** As `demoCustomer`, for an organization that operates capacity. */
+export function demoOperator(tag: string): { email: string; organization: string } {
+  return demoAccount(tag, "operator");
+}
+
+function demoAccount(tag: string, kind: "customer" | "operator"): { email: string; organization: string } {
   const stamp = `${tag}-${Date.now()}-${Math.floor(Math.random() * 1e6)}`;
-  const organization = `Customer ${stamp}`;
-  const email = `customer-${stamp}@example.com`;
+  const organization = `${kind === "customer" ? "Customer" : "Operator"} ${stamp}`;
+  const email = `${kind}-${stamp}@example.com`;
   sql(`
-    with o as (insert into organization (name, kind) values ('${organization}', 'customer') returning id)
+    with o as (insert into organization (name, kind) values ('${organization}', '${kind}') returning id)
     insert into app_user (organization_id, email, display_name, password_hash, role)
-    select o.id, '${email}', 'Customer ${stamp}', u.password_hash, 'owner'
+    select o.id, '${email}', '${organization}', u.password_hash, 'owner'
       from o, app_user u where u.email = 'ops@lonestarhash.example'`);
   return { email, organization };
 }

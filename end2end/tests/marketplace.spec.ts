@@ -1,5 +1,5 @@
 import { test, expect, Page } from "@playwright/test";
-import { demoCustomer, sql } from "./db";
+import { demoCustomer, demoOperator, sql } from "./db";
 
 const PASSWORD = "amber canyon 7 lighthouses";
 
@@ -21,12 +21,16 @@ async function signUp(page: Page, tag: string): Promise<string> {
 /** A customer made in the database, signed in through the login form; returns its organization. */
 async function signInAsNewCustomer(page: Page, tag: string): Promise<string> {
   const { email, organization } = demoCustomer(tag);
+  await signInAs(page, email);
+  return organization;
+}
+
+async function signInAs(page: Page, email: string) {
   await page.goto("/login");
   await page.getByLabel("Email").fill(email);
   await page.getByLabel("Password").fill("rigshift-demo-2026");
   await page.getByRole("button", { name: "Sign in" }).click();
   await expect(page.getByTestId("nav-user")).toBeVisible();
-  return organization;
 }
 
 /** Search from the home page, open the first hit, review and reserve; returns the reservation id. */
@@ -188,6 +192,95 @@ for (const js of [true, false]) {
       expect(sql(`select credited_cents = total_cents from reservation where id = ${id}`)).toBe("t");
       await flex.context().close();
       await firm.context().close();
+    });
+  });
+}
+
+for (const js of [true, false]) {
+  test.describe(js ? "hydrated" : "without JavaScript", () => {
+    test.use({ javaScriptEnabled: js });
+
+    test("a grid event sheds mining, then an interruptible booking, which is credited", async ({ browser }) => {
+      const tag = js ? "js" : "nojs";
+      // An operator's small site: 200 kW interconnect, 50 kW of mining (2,000 TH/s at 25 J/TH),
+      // two 12.75 kW nodes (10.2 kW × PUE 1.25) sold firm or interruptible.
+      const op = demoOperator(`grid-${tag}`);
+      const [site, pool] = sql(`
+        with s as (insert into site (operator_id, name, country, region, grid_region, energy_source, interconnect_kw,
+                                     pue, cooling, status, hashrate_th, fleet_efficiency_j_th, hashprice_usd_cents_per_ph_day)
+                   select o.id, 'Curtail <b>yard</b>', 'US', 'Texas', 'ERCOT', 'wind', 200, 1.25, 'air', 'live', 2000, 25, 4800
+                     from organization o where o.name = '${op.organization}' returning id),
+        p as (insert into capacity_pool (site_id, kind, name, unit_count, gpu_model, gpus_per_node, gpu_memory_gb,
+                                         interconnect, node_power_w, price_cents, min_lead_hours,
+                                         interruptible_price_cents, interruptible_notice_hours)
+              select id, 'gpu', 'Curtailable ${tag}', 2, 'H100 SXM', 8, 80, 'infiniband', 10200, 250, 0, 150, 0
+                from s returning id, site_id),
+        u as (insert into capacity_unit (site_id, pool_id, ordinal, label)
+              select site_id, id, n, 'node-' || n from p, generate_series(1, 2) n),
+        w as (insert into availability_window (site_id, pool_id, during)
+              select site_id, id, tstzrange(date_trunc('hour', now()), date_trunc('hour', now()) + interval '365 days') from p)
+        select site_id || '|' || id from p`).split("|");
+      const start = sql(`select to_char(date_trunc('hour', now()) + interval '4 days', 'YYYY-MM-DD"T"HH24:MI')`);
+      const eventStart = sql(`select to_char(date_trunc('hour', now()) + interval '4 days 2 hours', 'YYYY-MM-DD"T"HH24:MI')`);
+
+      // Signed out, the review offers to sign in and comes back to it.
+      const customer = await (await browser.newContext({ javaScriptEnabled: js })).newPage();
+      const buyer = demoCustomer(`curtailed-${tag}`);
+      await customer.goto(`/pools/${pool}?units=1&start=${encodeURIComponent(start)}&hours=24&tier=interruptible&review=1`);
+      await expect(customer.getByTestId("review-tier")).toHaveText("interruptible");
+      await expect(customer.getByTestId("confirm-reserve")).toHaveCount(0);
+      await customer.getByTestId("sign-in-to-reserve").click();
+      await customer.getByLabel("Email").fill(buyer.email);
+      await customer.getByLabel("Password").fill("rigshift-demo-2026");
+      await customer.getByRole("button", { name: "Sign in" }).click();
+      await expect(customer).toHaveURL(/review=1/);
+      await expect(customer.getByTestId("review-tier")).toHaveText("interruptible");
+      await customer.getByTestId("confirm-reserve").click();
+      await expect(customer).toHaveURL(/\/reservations\/\d+$/);
+      const reservationPath = new URL(customer.url()).pathname;
+      const id = reservationPath.split("/").pop();
+
+      const operator = await (await browser.newContext({ javaScriptEnabled: js })).newPage();
+      await signInAs(operator, op.email);
+      await operator.goto(`/operator/sites/${site}`);
+      await expect(operator.getByTestId("no-grid-events")).toBeVisible();
+      if (js) await expect(operator.locator("body[data-hydrated=true]")).toBeAttached();
+      const form = operator.getByTestId("grid-event-form");
+      await form.getByLabel("Program", { exact: true }).fill("ERCOT <i>ERS</i>");
+      await form.getByLabel("Starts (UTC)").fill(eventStart);
+      await form.getByLabel("Hours").fill("3");
+      // More than the whole site can shed without firm load: refused with the numbers.
+      await form.getByLabel("Load to shed (kW)").fill("90");
+      await form.getByRole("button", { name: "Record the event and shed" }).click();
+      await expect(operator.getByRole("alert").filter({ hasText: "mining runs 50 kW" })).toBeVisible();
+      expect(sql(`select count(*) from grid_event where site_id = ${site}`)).toBe("0");
+
+      const again = operator.getByTestId("grid-event-form");
+      await again.getByLabel("Program", { exact: true }).fill("ERCOT <i>ERS</i>");
+      await again.getByLabel("Starts (UTC)").fill(eventStart);
+      await again.getByLabel("Hours").fill("3");
+      await again.getByLabel("Load to shed (kW)").fill("60");
+      await again.getByLabel("Payment (USD per MWh)").fill("150");
+      await again.getByRole("button", { name: "Record the event and shed" }).click();
+      await expect(operator.getByTestId("grid-event-recorded")).toBeVisible();
+      const table = operator.getByTestId("grid-event-table");
+      await expect(table).toContainText("ERCOT <i>ERS</i>");
+      await expect(table).toContainText("50 kW");
+      await expect(table).toContainText("13 kW");
+      await expect(operator.getByTestId("chart-grid-event")).toHaveCount(1);
+      await expect(operator.locator("i", { hasText: "ERS" })).toHaveCount(0);
+      await table.getByRole("link", { name: "ERCOT <i>ERS</i>" }).click();
+      await expect(operator.getByTestId("shed-units")).toContainText(`#${id}`);
+      await expect(operator.getByTestId("event-mining")).toHaveText("50 kW");
+
+      await customer.goto(reservationPath);
+      await expect(customer.getByTestId("reservation-credits")).toContainText("grid curtailment");
+      await expect(customer.getByTestId("reservation-credits")).toContainText("ERCOT <i>ERS</i> grid event");
+      await expect(customer.getByTestId("reservation-credited")).toBeVisible();
+      // 3 of its 24 unit-hours, at the price it paid.
+      expect(sql(`select credited_cents = total_cents * 3 / 24 from reservation where id = ${id}`)).toBe("t");
+      await customer.context().close();
+      await operator.context().close();
     });
   });
 }

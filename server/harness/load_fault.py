@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Rigshift load and fault harness (issue 9).
 
-Runs a mixed workload (search, quote, reserve, cancel, extend) over HTTP against two server
-processes that share one PostgreSQL, injects faults while the load runs (SIGKILL of a server
+Runs a mixed workload (search, quote, reserve firm or interruptible, cancel, extend, and
+operators' grid curtailment events) over HTTP against two server processes that share one PostgreSQL, injects faults while the load runs (SIGKILL of a server
 process, then a restart; an immediate shutdown of PostgreSQL, then a restart, with the
 servers left to reconnect by themselves; requests abandoned by a very short client timeout),
 and checks from the database afterwards that:
@@ -11,7 +11,10 @@ and checks from the database afterwards that:
     units, start, end, and cancelled when a cancellation was acknowledged);
   * no reservation exists for a request that was refused, none was created twice by
     retries of one Idempotency-Key, and none exists that no client asked for;
-  * no unit is double-booked, and every reservation holds all of its units or none;
+  * no unit is double-booked, and every reservation holds all of its units or none (the
+    unit-hours a preemption or grid event took counted as cut);
+  * no firm reservation lost an hour to a preemption or a grid event, and every
+    interrupted unit-hour was credited exactly once (`server reconcile` checks the credits);
   * the ledger balances per transaction and in total, and `server reconcile` exits 0;
   * no connection is left idle in a transaction;
   * outside the fault windows no request failed (no 5xx, no refused connection).
@@ -77,7 +80,11 @@ MAX_IN_USE_RETRIES = 8
 # Errors this long after a fault's recovery still count as part of the fault.
 FAULT_GRACE_S = 5.0
 
-OPERATIONS = {"search": 0.20, "quote": 0.20, "reserve": 0.35, "cancel": 0.10, "extend": 0.15}
+OPERATIONS = {"search": 0.20, "quote": 0.20, "reserve": 0.35, "cancel": 0.10, "extend": 0.14,
+              "grid_event": 0.01}
+# The share of bookings on pools that sell it that ask for the interruptible tier (firm
+# bookings then preempt them when the pool is short).
+INTERRUPTIBLE_SHARE = 0.35
 STATUS_CLASSES = ["2xx", "4xx", "5xx", "conn", "timeout", "abandoned"]
 
 _T0 = time.monotonic()
@@ -343,6 +350,11 @@ class Pool:
     min_term_h: int
     max_term_h: int
     window_end: int  # end of the availability window the harness books in (epoch)
+    site: int = 0
+    operator: int = 0
+    interruptible: bool = False
+    # The site's mining fleet in kW: a grid event asks a little more than that.
+    fleet_kw: int = 0
     hot: bool = False
 
 
@@ -437,6 +449,9 @@ class Record:
         self.idle: list[int] = []                  # bookings free for a cancel or extend
         self.cancels_acked = 0
         self.extends_acked = 0
+        self.interruptible_acked = 0
+        self.grid_events_acked = 0
+        self.grid_events_refused = 0
         self.replays = 0
         self.unexpected: list[str] = []            # failures outside the fault windows
         self.anomalies: list[str] = []             # answers that contradict what was acknowledged
@@ -491,11 +506,11 @@ class Pacer:
 
 class Workload:
     def __init__(self, args, servers: list[Server], keys: dict[int, str], pools: list[Pool],
-                 record: Record, faults: FaultWindows):
+                 record: Record, faults: FaultWindows, operator_keys: dict[int, str]):
         self.args = args
         self.servers = servers
-        self.keys = keys
-        self.orgs = sorted(keys)
+        self.orgs = sorted(keys)  # the customers
+        self.keys = {**keys, **operator_keys}
         self.pools = pools
         self.hot = [p for p in pools if p.hot]
         self.cold = [p for p in pools if not p.hot] or self.hot
@@ -608,6 +623,8 @@ class Workload:
                     body={"pool_id": pool.id, "quantity": self.quantity(rng, pool, units),
                           "start": iso(start), "end": iso(end)},
                 )
+                if pool.interruptible and rng.random() < INTERRUPTIBLE_SHARE:
+                    att.body["tier"] = "interruptible"
                 self.record.attempts[att.key] = att
                 return att
         return None
@@ -662,6 +679,8 @@ class Workload:
         with self.record.lock:
             if r.headers.get("idempotent-replayed") == "true":
                 self.record.replays += 1
+            if res.get("tier") == "interruptible":
+                self.record.interruptible_acked += 1
             if rid in self.record.bookings:
                 other = self.record.bookings[rid]
                 self.record.anomalies.append(f"reservation {rid} acknowledged to keys {other.key} and {att.key}")
@@ -727,6 +746,24 @@ class Workload:
             self.give_back(b)  # refused (units taken after the end): unchanged
         else:
             b.possible_ends.add(new_end)  # answer lost: either end is right; retired
+
+
+    def op_grid_event(self, rng: random.Random) -> None:
+        """The operator of a hot pool's site records a curtailment over hours the bookings
+        use, asking a little more than its mining fleet, so interruptible units are shed
+        (or the request is refused when too few run then)."""
+        pool = rng.choice(self.hot)
+        start = self.base_start + rng.randrange(self.spread_h) * HOUR
+        body = {"program": "harness ERS", "start": iso(start),
+                "end": iso(start + rng.randint(1, 3) * HOUR),
+                "shed_kw": pool.fleet_kw + rng.randint(1, 120)}
+        r = self.call(rng, "grid_event", "POST", f"/api/v1/sites/{pool.site}/grid-events",
+                      pool.operator, body, {"Idempotency-Key": f"harness-ge-{uuid.uuid4()}"})
+        with self.record.lock:
+            if r.status == 201:
+                self.record.grid_events_acked += 1
+            elif r.status == 422:
+                self.record.grid_events_refused += 1
 
 
 # ---------------------------------------------------------------------------------------
@@ -918,16 +955,30 @@ def check_allocations(url: str) -> list[str]:
             join allocation b on a.unit_id = b.unit_id and a.id < b.id and a.during && b.during
             limit 20"""):
         v.append(f"unit {r[0]} double-booked: allocations {r[1]} {r[3]} and {r[2]} {r[4]}")
-    # All or nothing: a live reservation holds exactly its units over its own window.
+    # All or nothing: a live reservation's held and cut unit-hours make up its units over its
+    # whole window, and nothing it holds lies outside it; a cancelled one holds nothing.
     for r in psql(url, """
-            select r.id, r.state, r.unit_count, count(a.id), count(a.id) filter (where a.during = r.during)
-            from reservation r left join allocation a on a.reservation_id = r.id
-            group by r.id
-            having (r.state = 'cancelled' and count(a.id) <> 0)
-                or (r.state <> 'cancelled' and (count(a.id) <> r.unit_count
-                    or count(a.id) filter (where a.during = r.during) <> r.unit_count))
-            limit 20"""):
-        v.append(f"reservation {r[0]} ({r[1]}, {r[2]} units) holds {r[3]} allocations, {r[4]} over its window")
+            with h as (
+                select r.id, r.state, r.unit_count,
+                       r.unit_count * extract(epoch from upper(r.during) - lower(r.during)) / 3600 as sold,
+                       coalesce((select sum(extract(epoch from upper(a.during) - lower(a.during)) / 3600)
+                                   from allocation a where a.reservation_id = r.id), 0) as held,
+                       coalesce((select sum(extract(epoch from upper(c.during) - lower(c.during)) / 3600)
+                                   from allocation_cut c where c.reservation_id = r.id), 0) as cut,
+                       exists (select 1 from allocation a where a.reservation_id = r.id
+                                and not r.during @> a.during) as outside
+                  from reservation r)
+            select id, state, unit_count, sold, held, cut from h
+             where (state = 'cancelled' and held <> 0)
+                or (state <> 'cancelled' and (held + cut <> sold or outside))
+             limit 20"""):
+        v.append(f"reservation {r[0]} ({r[1]}, {r[2]} units): {r[3]} unit-hours sold, {r[4]} held, {r[5]} cut")
+    # A firm reservation keeps every hour it was sold: only incidents may cut it.
+    for r in psql(url, """
+            select c.reservation_id, c.reason, c.during from allocation_cut c
+              join reservation r on r.id = c.reservation_id
+             where r.tier = 'firm' and c.reason not in ('incident', 'resold') limit 20"""):
+        v.append(f"firm reservation {r[0]} lost {r[2]} to {r[1]}")
     return v
 
 
@@ -996,19 +1047,28 @@ def customer_keys(url: str, server_bin: Path, how_many: int) -> dict[int, str]:
     orgs = psql(url, f"select id, name from organization where kind = 'customer' order by id limit {how_many}")
     if len(orgs) < 2:
         raise HarnessError(f"the demo market has {len(orgs)} customer organizations; need at least 2")
-    keys = {}
-    env = dict(os.environ, DATABASE_URL=url, RUST_LOG="warn")
-    for org_id, name in orgs:
-        r = subprocess.run(
-            [str(server_bin), "create-key", "--org", org_id, "--name", "harness",
-             "--scopes", "read,reserve"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-        key = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
-        if r.returncode != 0 or not key.startswith("rsk_"):
-            raise HarnessError(f"create-key for {name} failed: {r.stderr.strip()}")
-        keys[int(org_id)] = key
+    keys = {int(org_id): create_key(url, server_bin, org_id, name, "read,reserve") for org_id, name in orgs}
     log(f"API keys for {', '.join(n for _, n in orgs)}")
     return keys
+
+
+def operator_keys(url: str, server_bin: Path, operators: set[int]) -> dict[int, str]:
+    """Keys with the operate scope for the operators of the hot pools' sites (grid events)."""
+    if not operators:
+        return {}
+    orgs = psql(url, f"select id, name from organization where id in ({','.join(map(str, sorted(operators)))})")
+    return {int(org_id): create_key(url, server_bin, org_id, name, "read,operate") for org_id, name in orgs}
+
+
+def create_key(url: str, server_bin: Path, org_id: str, name: str, scopes: str) -> str:
+    env = dict(os.environ, DATABASE_URL=url, RUST_LOG="warn")
+    r = subprocess.run(
+        [str(server_bin), "create-key", "--org", org_id, "--name", "harness", "--scopes", scopes],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    key = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
+    if r.returncode != 0 or not key.startswith("rsk_"):
+        raise HarnessError(f"create-key for {name} failed: {r.stderr.strip()}")
+    return key
 
 
 def load_pools(url: str, hot: int) -> list[Pool]:
@@ -1017,11 +1077,14 @@ def load_pools(url: str, hot: int) -> list[Pool]:
     rows = psql(url, """
         select p.id, p.unit_count, p.gpus_per_node, p.min_lead_hours, p.min_term_hours, p.max_term_hours,
                (select extract(epoch from max(upper(w.during)))::bigint from availability_window w
-                 where w.pool_id = p.id and w.during @> now() + interval '3 days')
+                 where w.pool_id = p.id and w.during @> now() + interval '3 days'),
+               s.id, s.operator_id, p.interruptible_price_cents is not null,
+               (s.hashrate_th * coalesce(s.fleet_efficiency_j_th, 0) / 1000)::bigint
         from capacity_pool p join site s on s.id = p.site_id
         where p.listed and s.status = 'live' and p.kind = 'gpu'
         order by p.unit_count, p.id""")
-    pools = [Pool(int(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), int(r[6]))
+    pools = [Pool(int(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), int(r[6]),
+                  site=int(r[7]), operator=int(r[8]), interruptible=r[9] == "t", fleet_kw=int(r[10]))
              for r in rows if r[6]]
     if len(pools) < hot:
         raise HarnessError(f"only {len(pools)} GPU pools on sale in the demo market")
@@ -1114,10 +1177,13 @@ class Run:
             log(f"server {s.label} up on port {s.port} (pid {s.proc.pid})")
         self.keys = customer_keys(self.db_url, self.server_bin, self.args.customers)
         self.pools = load_pools(self.db_url, self.args.hot_pools)
+        self.operator_keys = operator_keys(self.db_url, self.server_bin,
+                                           {p.operator for p in self.pools if p.hot})
         self.baseline = int(psql(self.db_url, "select coalesce(max(id), 0) from reservation")[0][0])
 
     def load(self) -> None:
-        w = Workload(self.args, self.servers, self.keys, self.pools, self.record, self.faults)
+        w = Workload(self.args, self.servers, self.keys, self.pools, self.record, self.faults,
+                     self.operator_keys)
         log(f"load: {self.args.rate:g} ops/s for {self.args.duration:g} s, {self.args.workers} workers, "
             f"hot pools {[p.id for p in w.hot]}, starts over {w.spread_h} h from {iso(w.base_start)}")
         stop_monitor = threading.Event()
@@ -1195,6 +1261,10 @@ class Run:
             self.degenerate.append("no reservation was refused: the pools were not contended")
         if self.record.cancels_acked == 0:
             self.degenerate.append("no cancellation was acknowledged")
+        if self.record.interruptible_acked == 0:
+            self.degenerate.append("no interruptible reservation was acknowledged")
+        if self.record.grid_events_acked + self.record.grid_events_refused == 0:
+            self.degenerate.append("no grid event was answered")
         done = sum(n for (_, cls), n in self.record.requests.items() if cls == "2xx")
         if done < self.args.rate * self.args.duration * 0.3:
             self.degenerate.append(f"only {done} requests succeeded of about {self.args.rate * self.args.duration:.0f} planned")
@@ -1239,6 +1309,11 @@ class Run:
                 "replayed_answers": rec.replays,
                 "cancels_acknowledged": rec.cancels_acked,
                 "extensions_acknowledged": rec.extends_acked,
+                "interruptible_acknowledged": rec.interruptible_acked,
+            },
+            "grid_events": {
+                "acknowledged": rec.grid_events_acked,
+                "refused": rec.grid_events_refused,
             },
             "unknown_outcomes_by_cause": dict(collections.Counter(
                 _cause(a.history) for a in rec.attempts.values() if a.outcome == "unknown").most_common(8)),

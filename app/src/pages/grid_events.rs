@@ -85,7 +85,20 @@ pub fn GridEventsPanel(
     recorded: Option<i64>,
 ) -> impl IntoView {
     let record = ServerAction::<RecordGridEvent>::new();
+    // The form's idempotency key, rendered by the server; with JavaScript, a fresh one after
+    // each answer (the same key with a changed request would be refused), swapped into the
+    // hidden field so that what the operator typed stays.
     let key = crate::resource::load(|| (), |_| crate::components::form_key());
+    let fresh = RwSignal::new(None::<String>);
+    Effect::new(move |_| {
+        if record.version().get() > 0 {
+            leptos::task::spawn_local(async move {
+                if let Ok(k) = crate::components::form_key().await {
+                    fresh.set(Some(k));
+                }
+            });
+        }
+    });
     let start = crate::window::ceil_hour(crate::components::now()) + Duration::hours(1);
     view! {
         <section class="panel" id="grid-events" aria-labelledby="grid-events-title" data-testid="grid-events">
@@ -98,14 +111,13 @@ pub fn GridEventsPanel(
             })}
             <EventTable events=events/>
             <h3>"Record an event"</h3>
+            <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+            let key = key.await.unwrap_or_default();
+            view! {
             <ActionForm action=record attr:class="stack-form wide" attr:data-testid="grid-event-form">
                 <input type="hidden" name="site_id" value=site_id/>
-                <Transition fallback=|| ()>
-                    {move || Suspend::new(async move {
-                        let key = key.await.unwrap_or_default();
-                        view! { <input type="hidden" name="request_key" value=key/> }
-                    })}
-                </Transition>
+                <input type="hidden" name="request_key" value=move || fresh.get().unwrap_or_else(|| key.clone())/>
                 <div class="search-grid">
                     <label>"Program" <input type="text" name="program" required maxlength="80" placeholder="ERCOT ERS"/></label>
                     <label>"Starts (UTC)" <input type="datetime-local" name="start" step="3600" required value=input_minute(start)/></label>
@@ -117,6 +129,9 @@ pub fn GridEventsPanel(
                 <FormResult value=move || record.value().get()/>
                 <p><button type="submit" class="button" disabled=move || record.pending().get()>"Record the event and shed"</button></p>
             </ActionForm>
+            }
+            })}
+            </Transition>
         </section>
     }
 }

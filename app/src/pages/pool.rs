@@ -415,12 +415,24 @@ fn Review(req: BookingRequest, detail: PoolDetail) -> impl IntoView {
         |_| crate::components::form_key(),
     );
     let terms = detail.cancellation_terms();
+    let auth = crate::session::use_auth();
+    // A visitor who is not signed in is sent to sign in and back to this review.
+    let location = leptos_router::hooks::use_location();
+    let sign_in = move || {
+        let here = format!(
+            "{}{}",
+            location.pathname.get_untracked(),
+            location.search.get_untracked()
+        );
+        format!("/login?next={}", request::encode(&here))
+    };
     view! {
         <Transition fallback=|| view! { <p class="loading" role="status">"Pricing…"</p> }>
             {move || {
                 let terms = terms.clone();
                 Suspend::new(async move {
                     let key = form_key.await.unwrap_or_default();
+                    let signed_in = matches!(auth.user.await, Ok(Some(_)));
                     match quote.await {
                         Ok(q) => view! {
                             <div class="review" data-testid="review">
@@ -449,7 +461,12 @@ fn Review(req: BookingRequest, detail: PoolDetail) -> impl IntoView {
                                 {(q.tier == Tier::Interruptible).then(|| view! {
                                     <p class="notice" data-testid="review-interruptible">"Interruptible: a firm booking may take these units after the pool's notice period; every hour you lose is credited at the price you pay."</p>
                                 })}
-                                {if q.free_units >= q.units || q.preemption.is_some() {
+                                {if !signed_in {
+                                    view! {
+                                        <p><a class="button" href=sign_in() data-testid="sign-in-to-reserve">"Sign in to reserve"</a>
+                                            " " <a href="/signup">"or create an account"</a></p>
+                                    }.into_any()
+                                } else if q.free_units >= q.units || q.preemption.is_some() {
                                     view! {
                                         <ActionForm action=reserve attr:class="inline-form">
                                             <input type="hidden" name="pool_id" value=q.pool_id/>

@@ -250,6 +250,9 @@ pub async fn reconcile(db: &PgPool, now: DateTime<Utc>) -> Result<Reconciliation
     //   cancelled                  charged = total, credited, refunded = refund, the retained
     //                              part (total - credited - refund) split ledger_fee_part to
     //                              the fee, the rest to the operator.
+    // And every unit-hour a preemption or a grid event took is credited exactly once: the
+    // cuts' unit-hours equal the credits' (unless nothing was left to credit, or the price
+    // comes to less than a cent per unit-hour, when the credit is rightly absent).
     let differences = sqlx::query_as!(
         Difference,
         r#"with expected as (
@@ -277,21 +280,41 @@ pub async fn reconcile(db: &PgPool, now: DateTime<Utc>) -> Result<Reconciliation
                       case when x.state = 'confirmed' and not x.recognised then x.total_cents - x.credited
                            else 0 end as unearned
                  from expected x
+           ), interrupted as (
+               select c.reservation_id as id,
+                      sum(extract(epoch from upper(c.during) - lower(c.during)) / 3600)::bigint as hours
+                 from allocation_cut c where c.reason in ('preempted', 'curtailed')
+                group by 1
+           ), credited_hours as (
+               select reservation_id as id, sum(unit_hours)::bigint as hours
+                 from reservation_credit where reason in ('preempted', 'curtailed')
+                group by 1
+           ), found as (
+               select w.id, m.what, m.expected, m.actual
+                 from want w
+                 left join ledger_reservation_totals l on l.reservation_id = w.id
+                 cross join lateral (values
+                     ('charged', w.charged, coalesce(l.charged_cents, 0)),
+                     ('refunded', w.refunded, coalesce(l.refunded_cents, 0)),
+                     ('credited', w.credited, coalesce(l.credited_cents, 0)),
+                     ('operator', w.operator, coalesce(l.operator_cents, 0)),
+                     ('fee', w.fee, coalesce(l.fee_cents_recognised, 0)),
+                     ('unearned', w.unearned, coalesce(l.unearned_cents, 0))
+                 ) as m (what, expected, actual)
+                where m.expected is distinct from m.actual
+               union all
+               select r.id, 'interrupted unit-hours credited', i.hours, coalesce(h.hours, 0)
+                 from interrupted i
+                 join reservation r on r.id = i.id
+                 left join credited_hours h on h.id = i.id
+                where i.hours is distinct from coalesce(h.hours, 0)
+                  and r.total_cents - r.credited_cents - coalesce(r.refund_cents, 0) > 0
+                  and r.total_cents >= r.unit_count * extract(epoch from upper(r.during) - lower(r.during)) / 3600
            )
-           select w.id as "reservation_id!", m.what as "what!", m.expected as "expected_cents!",
-                  m.actual as "actual_cents!"
-             from want w
-             left join ledger_reservation_totals l on l.reservation_id = w.id
-             cross join lateral (values
-                 ('charged', w.charged, coalesce(l.charged_cents, 0)),
-                 ('refunded', w.refunded, coalesce(l.refunded_cents, 0)),
-                 ('credited', w.credited, coalesce(l.credited_cents, 0)),
-                 ('operator', w.operator, coalesce(l.operator_cents, 0)),
-                 ('fee', w.fee, coalesce(l.fee_cents_recognised, 0)),
-                 ('unearned', w.unearned, coalesce(l.unearned_cents, 0))
-             ) as m (what, expected, actual)
-            where m.expected is distinct from m.actual
-            order by w.id, m.what
+           select id as "reservation_id!", what as "what!", expected as "expected_cents!",
+                  actual as "actual_cents!"
+             from found
+            order by id, what
             limit 1000"#
     )
     .fetch_all(db)

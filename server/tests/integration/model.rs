@@ -1,12 +1,16 @@
-//! Property test: random sequences of reserve / cancel / extend / blackout / move / early end
+//! Property test: random sequences of reserve (firm, preempting interruptible capacity when
+//! short, or interruptible) / cancel / extend / blackout / move / early end / grid event
 //! against one pool, checked after every step against an in-memory model of the pool's
 //! units, and the books reconciled after every sequence.
 
-use app::booking::{BookingRequest, ExtendTo};
+use app::booking::{BookingRequest, ExtendTo, Tier};
+use app::grid::{self, Holding, SiteLoad};
+use app::market::InterruptibleOffer;
 use app::pricing::{self, Quantity};
 use app::services::blackouts::{self, BlackoutUnits};
 use app::services::catalog;
 use app::services::error::ServiceError;
+use app::services::grid_events::{self, NewGridEvent};
 use app::services::ledger;
 use app::services::reservations::{self, reallocation};
 use app::window::HourWindow;
@@ -27,6 +31,7 @@ enum Op {
         units: i64,
         start: i64,
         len: i64,
+        interruptible: bool,
     },
     Cancel {
         pick: usize,
@@ -53,16 +58,31 @@ enum Op {
         piece: usize,
         from: i64,
     },
+    /// A grid event asking the site to shed `kw` over `[start, start + len)`.
+    GridEvent {
+        kw: i64,
+        start: i64,
+        len: i64,
+    },
 }
+
+/// Each unit draws 10 kW × PUE 1.25; the site's fleet draws 2,000 TH/s × 10 J/TH = 20 kW,
+/// and its 100 kW interconnect always leaves the fleet running beside the pool's 37.5 kW.
+const UNIT_W: i64 = 12_500;
+const SITE: SiteLoad = SiteLoad {
+    interconnect_w: 100_000,
+    fleet_w: 20_000,
+};
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (1..=UNITS as i64, 0..40_i64, 1..12_i64).prop_map(|(units, start, len)| Op::Reserve { units, start, len }),
+        4 => (1..=UNITS as i64, 0..40_i64, 1..12_i64, any::<bool>()).prop_map(|(units, start, len, interruptible)| Op::Reserve { units, start, len, interruptible }),
         2 => any::<usize>().prop_map(|pick| Op::Cancel { pick }),
         2 => (any::<usize>(), 1..10_i64).prop_map(|(pick, extra)| Op::Extend { pick, extra }),
         1 => (1..=UNITS as i64, 0..40_i64, 1..6_i64).prop_map(|(units, start, len)| Op::Blackout { units, start, len }),
         2 => (any::<usize>(), any::<usize>(), 0..UNITS, 0..12_i64).prop_map(|(pick, piece, to, from)| Op::Move { pick, piece, to, from }),
         1 => (any::<usize>(), any::<usize>(), 0..12_i64).prop_map(|(pick, piece, from)| Op::Cut { pick, piece, from }),
+        1 => (1..=60_i64, 0..40_i64, 1..6_i64).prop_map(|(kw, start, len)| Op::GridEvent { kw, start, len }),
     ]
 }
 
@@ -79,6 +99,8 @@ struct Model {
     units: Vec<Vec<(Owner, i64, i64)>>,
     /// Reservation id → (start, end, cancelled).
     reservations: Vec<(i64, i64, i64, bool)>,
+    /// The interruptible ones.
+    interruptible: std::collections::HashSet<i64>,
 }
 
 /// A piece of a reservation in the model: (unit index, start, end).
@@ -97,6 +119,83 @@ impl Model {
             .take(k as usize)
             .collect();
         (free.len() == k as usize).then_some(free)
+    }
+    /// The units a firm booking over [s, e) may preempt, in the rule's order: every holder
+    /// overlapping it is interruptible; the latest booked first (one price in one pool),
+    /// then the lowest unit.
+    fn preemptable(&self, s: i64, e: i64) -> Vec<usize> {
+        let mut v: Vec<(std::cmp::Reverse<i64>, usize)> = (0..UNITS)
+            .filter_map(|u| {
+                let over: Vec<Owner> = self.units[u]
+                    .iter()
+                    .filter(|&&(_, bs, be)| be > s && bs < e)
+                    .map(|&(o, _, _)| o)
+                    .collect();
+                let all_interruptible = !over.is_empty()
+                    && over.iter().all(
+                        |o| matches!(o, Owner::Reservation(id) if self.interruptible.contains(id)),
+                    );
+                all_interruptible.then(|| {
+                    let latest = over
+                        .iter()
+                        .filter_map(|o| match o {
+                            Owner::Reservation(id) => Some(*id),
+                            Owner::Blackout(_) => None,
+                        })
+                        .max()
+                        .unwrap_or(0);
+                    (std::cmp::Reverse(latest), u)
+                })
+            })
+            .collect();
+        v.sort();
+        v.into_iter().map(|(_, u)| u).collect()
+    }
+    /// Ends every hold on unit `u` overlapping [s, e) at the later of its start and `s`.
+    fn preempt(&mut self, u: usize, s: i64, e: i64) {
+        let over: Vec<(Owner, i64, i64)> = self.units[u]
+            .iter()
+            .copied()
+            .filter(|&(_, bs, be)| be > s && bs < e)
+            .collect();
+        for (o, bs, be) in over {
+            self.take_out(o, (u, bs, be), bs.max(s));
+        }
+    }
+    /// Removes [s, e) from the piece of `owner` on unit `u` that covers it.
+    fn split_out(&mut self, owner: Owner, u: usize, s: i64, e: i64) {
+        let list = &mut self.units[u];
+        let i = list
+            .iter()
+            .position(|&(o, bs, be)| o == owner && bs <= s && be >= e)
+            .expect("the cut piece is held");
+        let (_, bs, be) = list.remove(i);
+        if bs < s {
+            list.push((owner, bs, s));
+        }
+        if e < be {
+            list.push((owner, e, be));
+        }
+    }
+    /// The pool's load over [s, e) as the grid event's plan reads it.
+    fn holdings(&self, s: i64, e: i64, at: impl Fn(i64) -> DateTime<Utc>) -> Vec<Holding> {
+        (0..UNITS)
+            .flat_map(|u| self.units[u].iter().map(move |&x| (u, x)))
+            .filter_map(|(u, (o, bs, be))| match o {
+                Owner::Reservation(id) if be > s && bs < e => Some(Holding {
+                    reservation_id: id,
+                    unit_id: u as i64,
+                    interruptible: self.interruptible.contains(&id),
+                    unit_price_cents: 0,
+                    // Later bookings have higher ids.
+                    booked_at: at(0) + Duration::seconds(id),
+                    start: at(bs.max(s)),
+                    end: at(be.min(e)),
+                    watts: UNIT_W,
+                }),
+                _ => None,
+            })
+            .collect()
     }
     /// The pieces `owner` holds, by unit then start.
     fn pieces(&self, owner: Owner) -> Vec<Piece> {
@@ -180,10 +279,18 @@ async fn run_case(db: &PgPool, case: usize, ops: Vec<Op>) {
     .fetch_one(db)
     .await
     .unwrap();
-    let site = catalog::create_site(db, operator, &site_input("site", 50_000))
+    let mut site_spec = site_input("site", SITE.interconnect_w / 1000);
+    site_spec.hashrate_th = 2_000;
+    site_spec.fleet_efficiency_j_th = Some(10.0);
+    let site = catalog::create_site(db, operator, &site_spec)
         .await
         .unwrap();
-    let pool = catalog::create_pool(db, operator, site, &gpu_pool("pool", UNITS as i64), None)
+    let mut pool_spec = gpu_pool("pool", UNITS as i64);
+    pool_spec.interruptible = Some(InterruptibleOffer {
+        price_cents: 120,
+        notice_hours: 0,
+    });
+    let pool = catalog::create_pool(db, operator, site, &pool_spec, None)
         .await
         .unwrap();
     catalog::open_window(db, operator, pool, at(-10), at(24 * 30))
@@ -202,27 +309,53 @@ async fn run_case(db: &PgPool, case: usize, ops: Vec<Op>) {
     };
     for op in ops {
         match op {
-            Op::Reserve { units, start, len } => {
+            Op::Reserve {
+                units,
+                start,
+                len,
+                interruptible,
+            } => {
+                let (s, e) = (start, start + len);
                 let r = BookingRequest {
                     pool_id: pool,
                     quantity: Quantity::Units(units),
-                    start: at(start),
-                    end: at(start + len),
-                    tier: app::booking::Tier::Firm,
+                    start: at(s),
+                    end: at(e),
+                    tier: if interruptible {
+                        Tier::Interruptible
+                    } else {
+                        Tier::Firm
+                    },
                 };
                 let got = reservations::reserve(db, customer, &r, FEE_BP, now).await;
-                match (model.pick(units, start, start + len), got) {
-                    (Some(chosen), Ok(res)) => {
+                // Free units first; a firm booking short of units takes the rest from
+                // interruptible reservations.
+                let free: Vec<usize> = (0..UNITS).filter(|&u| model.free(u, s, e, None)).collect();
+                let short = (units as usize).saturating_sub(free.len());
+                let taken: Vec<usize> = if short > 0 && !interruptible {
+                    model.preemptable(s, e).into_iter().take(short).collect()
+                } else {
+                    Vec::new()
+                };
+                let fits = free.len() + taken.len() >= units as usize;
+                match (fits, got) {
+                    (true, Ok(res)) => {
                         assert_eq!(res.units, units);
-                        for u in chosen {
-                            model.units[u].push((Owner::Reservation(res.id), start, start + len));
+                        for &u in &taken {
+                            model.preempt(u, s, e);
                         }
-                        model.reservations.push((res.id, start, start + len, false));
+                        let chosen = free.iter().take(units as usize).chain(&taken);
+                        for &u in chosen {
+                            model.units[u].push((Owner::Reservation(res.id), s, e));
+                        }
+                        model.reservations.push((res.id, s, e, false));
+                        if interruptible {
+                            model.interruptible.insert(res.id);
+                        }
                     }
-                    (None, Err(ServiceError::Conflict { .. })) => {}
-                    (expected, got) => panic!(
-                        "reserve {units}×[{start},{}): model {expected:?}, db {got:?}",
-                        start + len
+                    (false, Err(ServiceError::Conflict { .. })) => {}
+                    (fits, got) => panic!(
+                        "reserve {units}×[{s},{e}) interruptible={interruptible}: model fits={fits}, db {got:?}"
                     ),
                 }
             }
@@ -396,6 +529,44 @@ async fn run_case(db: &PgPool, case: usize, ops: Vec<Op>) {
                 tx.commit().await.unwrap();
                 model.take_out(owner, p, at_hour);
             }
+            Op::GridEvent { kw, start, len } => {
+                let (s, e) = (start, start + len);
+                let event = NewGridEvent {
+                    program: "ERCOT ERS".into(),
+                    window: HourWindow::new(at(s), at(e)).unwrap(),
+                    shed_kw: kw,
+                    payment_cents_per_mwh: None,
+                };
+                let got = grid_events::record(db, operator, site, &event, now).await;
+                let plan = grid::plan(SITE, kw * 1000, at(s), at(e), &model.holdings(s, e, at));
+                match (plan, got) {
+                    (Ok(plan), Ok(recorded)) => {
+                        let interrupted: std::collections::BTreeSet<i64> =
+                            plan.cuts.iter().map(|c| c.reservation_id).collect();
+                        assert_eq!(
+                            recorded.reservations_interrupted as usize,
+                            interrupted.len()
+                        );
+                        for c in plan.cuts {
+                            assert!(
+                                model.interruptible.contains(&c.reservation_id),
+                                "never firm"
+                            );
+                            let hours = |t: DateTime<Utc>| (t - t0).num_hours();
+                            model.split_out(
+                                Owner::Reservation(c.reservation_id),
+                                c.unit_id as usize,
+                                hours(c.start),
+                                hours(c.end),
+                            );
+                        }
+                    }
+                    (Err(_), Err(ServiceError::Invalid(f))) if f[0].field == "shed_kw" => {}
+                    (plan, got) => {
+                        panic!("grid event {kw} kW [{s},{e}): model {plan:?}, db {got:?}")
+                    }
+                }
+            }
         }
         assert_eq!(
             db_snapshot(db, pool, t0).await,
@@ -474,8 +645,21 @@ fn random_sequences_agree_with_the_model_and_keep_the_invariants() {
         rt.block_on(run_case(&db, n, ops));
         Ok(())
     });
+    // The sequences reached the paths under test: preemptions and grid events cut hours.
+    let cuts: Vec<(String, i64)> = rt
+        .block_on(
+            sqlx::query_as("select reason, count(*) from allocation_cut group by 1 order by 1")
+                .fetch_all(&db),
+        )
+        .unwrap();
     rt.block_on(drop_database(db, &name));
     result.unwrap();
+    for reason in ["curtailed", "preempted"] {
+        assert!(
+            cuts.iter().any(|(r, n)| r == reason && *n > 0),
+            "no cut for {reason} in any sequence: {cuts:?}"
+        );
+    }
 }
 
 pub async fn drop_database(db: PgPool, name: &str) {
