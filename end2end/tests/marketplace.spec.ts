@@ -186,7 +186,7 @@ for (const js of [true, false]) {
       await expect(firm.getByTestId("reservation-tier")).toContainText("firm");
 
       await flex.goto(flexPath);
-      await expect(flex.getByTestId("reservation-credits")).toContainText("preempted by a firm booking");
+      await expect(flex.getByTestId("reservation-credits")).toContainText("preempted from");
       await expect(flex.getByTestId("reservation-credited")).toBeVisible();
       const id = flexPath.split("/").pop();
       expect(sql(`select credited_cents = total_cents from reservation where id = ${id}`)).toBe("t");

@@ -83,18 +83,22 @@ pub fn GridEventsPanel(
     events: Vec<GridEvent>,
     /// The event just recorded (from the redirect's query), confirmed above the list.
     recorded: Option<i64>,
+    /// The form's idempotency key, made with the page's data (a resource and a suspense of
+    /// the panel's own would not hydrate inside the page's).
+    form_key: String,
 ) -> impl IntoView {
     let record = ServerAction::<RecordGridEvent>::new();
-    // The form's idempotency key, rendered by the server; with JavaScript, a fresh one after
-    // each answer (the same key with a changed request would be refused), swapped into the
-    // hidden field so that what the operator typed stays.
-    let key = crate::resource::load(|| (), |_| crate::components::form_key());
+    // With JavaScript, a fresh key after each answer (the same key with a changed request
+    // would be refused), swapped into the hidden field so that what the operator typed
+    // stays. The panel may be gone by the time a key arrives (a recorded event navigates
+    // away), hence the `try_` reads and writes.
+    let key = form_key;
     let fresh = RwSignal::new(None::<String>);
     Effect::new(move |_| {
-        if record.version().get() > 0 {
+        if record.version().try_get().unwrap_or(0) > 0 {
             leptos::task::spawn_local(async move {
                 if let Ok(k) = crate::components::form_key().await {
-                    fresh.set(Some(k));
+                    fresh.try_set(Some(k));
                 }
             });
         }
@@ -111,13 +115,9 @@ pub fn GridEventsPanel(
             })}
             <EventTable events=events/>
             <h3>"Record an event"</h3>
-            <Transition fallback=|| ()>
-            {move || Suspend::new(async move {
-            let key = key.await.unwrap_or_default();
-            view! {
             <ActionForm action=record attr:class="stack-form wide" attr:data-testid="grid-event-form">
                 <input type="hidden" name="site_id" value=site_id/>
-                <input type="hidden" name="request_key" value=move || fresh.get().unwrap_or_else(|| key.clone())/>
+                <input type="hidden" name="request_key" value=move || fresh.try_get().flatten().unwrap_or_else(|| key.clone())/>
                 <div class="search-grid">
                     <label>"Program" <input type="text" name="program" required maxlength="80" placeholder="ERCOT ERS"/></label>
                     <label>"Starts (UTC)" <input type="datetime-local" name="start" step="3600" required value=input_minute(start)/></label>
@@ -129,9 +129,6 @@ pub fn GridEventsPanel(
                 <FormResult value=move || record.value().get()/>
                 <p><button type="submit" class="button" disabled=move || record.pending().get()>"Record the event and shed"</button></p>
             </ActionForm>
-            }
-            })}
-            </Transition>
         </section>
     }
 }
@@ -143,27 +140,29 @@ fn EventTable(events: Vec<GridEvent>) -> impl IntoView {
     }
     view! {
         <div class="table-scroll"><table class="data-table" data-testid="grid-event-table">
+            <caption class="small muted">"Firm AI load is never shed."</caption>
             <thead><tr><th scope="col">"Event"</th><th scope="col">"From"</th><th scope="col" class="num">"Hours"</th>
                 <th scope="col" class="num">"Asked"</th><th scope="col" class="num">"Mining shed"</th>
-                <th scope="col" class="num">"Interruptible shed"</th><th scope="col" class="num">"Firm shed"</th>
+                <th scope="col" class="num">"Interruptible shed"</th>
                 <th scope="col" class="num">"Credits"</th><th scope="col" class="num">"Program pays"</th></tr></thead>
-            <tbody>{events.into_iter().map(|e| view! {
+            <tbody>{events.into_iter().map(|e| {
+                let pays = match e.payment_cents_per_mwh {
+                    Some(_) => format_cents(e.revenue_cents(), "USD"),
+                    None => "—".to_string(),
+                };
+                view! {
                 <tr>
                     <td><a href=format!("/operator/grid-events/{}", e.id)>{e.program.clone()}</a></td>
                     <td data-label="From"><LocalTime at=e.start/></td>
                     <td class="num" data-label="Hours">{e.hours()}</td>
                     <td class="num" data-label="Asked">{format_watts(e.shed_kw * 1000)}</td>
                     <td class="num" data-label="Mining shed">{format_watts(e.mining_shed_kw * 1000)}</td>
-                    <td class="num" data-label="Interruptible shed">{format_watts(e.interruptible_shed_kw * 1000)}
+                    <td class="num" data-label="Interruptible shed"><span>{format_watts(e.interruptible_shed_kw * 1000)}</span>
                         <span class="small muted">{format!(" ({} reservations, {} unit-hours)", e.reservations_interrupted, e.unit_hours_lost)}</span></td>
-                    <td class="num" data-label="Firm shed">"0 kW"</td>
                     <td class="num" data-label="Credits">{format_cents(e.credited_cents, "USD")}</td>
-                    <td class="num" data-label="Program pays">{match e.payment_cents_per_mwh {
-                        Some(_) => format_cents(e.revenue_cents(), "USD"),
-                        None => "—".to_string(),
-                    }}</td>
+                    <td class="num" data-label="Program pays">{pays}</td>
                 </tr>
-            }).collect_view()}</tbody>
+            }}).collect_view()}</tbody>
         </table></div>
     }
     .into_any()

@@ -28,6 +28,8 @@ pub struct SiteOverview {
     pub pools: Vec<OperatorPool>,
     /// The site's latest grid events.
     pub grid_events: Vec<GridEvent>,
+    /// The idempotency key of the grid event form.
+    pub grid_event_key: String,
 }
 
 /// Grid events the site page lists.
@@ -58,6 +60,7 @@ pub async fn load_site_overview(id: i64) -> Result<SiteOverview, AppError> {
         power,
         pools,
         grid_events,
+        grid_event_key: crate::components::form_key().await?,
     })
 }
 
@@ -305,6 +308,7 @@ fn Site(overview: SiteOverview) -> impl IntoView {
         power,
         pools,
         grid_events,
+        grid_event_key,
     } = overview;
     let name = site.name.clone();
     view! {
@@ -313,7 +317,7 @@ fn Site(overview: SiteOverview) -> impl IntoView {
         <h1>{name.clone()}</h1>
         {saved.then(|| view! { <p class="form-ok" role="status" data-testid="site-saved">"Site saved."</p> })}
         <PowerPanel power=power events=grid_events.clone()/>
-        <GridEventsPanel site_id=id events=grid_events recorded=recorded/>
+        <GridEventsPanel site_id=id events=grid_events recorded=recorded form_key=grid_event_key/>
         <section class="panel" aria-labelledby="pools-title">
             <h2 id="pools-title">"Capacity on this site"</h2>
             <PoolTable pools=pools/>

@@ -419,11 +419,12 @@ fn Review(req: BookingRequest, detail: PoolDetail) -> impl IntoView {
     // A visitor who is not signed in is sent to sign in and back to this review.
     let location = leptos_router::hooks::use_location();
     let sign_in = move || {
-        let here = format!(
-            "{}{}",
-            location.pathname.get_untracked(),
-            location.search.get_untracked()
-        );
+        // The router's `search` comes without its `?`.
+        let search = location.search.get_untracked();
+        let here = match search.trim_start_matches('?') {
+            "" => location.pathname.get_untracked(),
+            q => format!("{}?{q}", location.pathname.get_untracked()),
+        };
         format!("/login?next={}", request::encode(&here))
     };
     view! {
