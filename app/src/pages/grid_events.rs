@@ -197,7 +197,7 @@ fn Detail(detail: GridEventDetail) -> impl IntoView {
     view! {
         <Title text=format!("{} grid event", e.program)/>
         <p class="crumbs"><a href="/operator">"Operations"</a> " › "
-            <a href=format!("/operator/sites/{}#grid-events", e.site_id)>"Site"</a> " › grid event #" {e.id}</p>
+            <a href=format!("/operator/sites/{}#grid-events", e.site_id)>"Its site"</a> " › grid event #" {e.id}</p>
         <h1>{e.program.clone()} " grid event"</h1>
         <dl class="facts" data-testid="grid-event-facts">
             <div><dt>"From"</dt><dd><LocalTime at=e.start/></dd></div>
@@ -223,7 +223,7 @@ fn Detail(detail: GridEventDetail) -> impl IntoView {
                             <th scope="col" class="num">"Unit"</th><th scope="col">"From"</th><th scope="col">"Until"</th><th scope="col" class="num">"Load"</th></tr></thead>
                         <tbody>{shed.into_iter().map(|s| view! {
                             <tr>
-                                <td>"#" {s.reservation_id}</td>
+                                <td data-label="Reservation">"#" {s.reservation_id}</td>
                                 <td data-label="Customer">{s.customer}</td>
                                 <td data-label="Pool"><a href=format!("/operator/pools/{}", s.pool_id)>{s.pool_name}</a></td>
                                 <td class="num" data-label="Unit">{s.unit}</td>

@@ -200,13 +200,24 @@ pub(super) struct GridEvent {
     pub cents_per_mwh: Option<i64>,
 }
 
-/// The ERS call asks a little more than Rockdale North's 204.25 MW fleet, so four of
-/// Parallax's interruptible nodes were shed and credited too.
-pub(super) const GRID_EVENTS: &[GridEvent] = &[GridEvent {
-    site: "Rockdale North",
-    program: "ERCOT ERS",
-    start_h: -58,
-    hours: 4,
-    shed_kw: 204_300,
-    cents_per_mwh: Some(12_000),
-}];
+/// The past ERS call asks a little more than Rockdale North's 204.25 MW fleet, so four of
+/// Parallax's interruptible nodes were shed and credited too; the coming 4CP interval is
+/// met by mining alone.
+pub(super) const GRID_EVENTS: &[GridEvent] = &[
+    GridEvent {
+        site: "Rockdale North",
+        program: "ERCOT ERS",
+        start_h: -58,
+        hours: 4,
+        shed_kw: 204_300,
+        cents_per_mwh: Some(12_000),
+    },
+    GridEvent {
+        site: "Rockdale North",
+        program: "ERCOT 4CP",
+        start_h: 24 * 6 + 15,
+        hours: 2,
+        shed_kw: 150_000,
+        cents_per_mwh: None,
+    },
+];

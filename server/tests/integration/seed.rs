@@ -13,7 +13,7 @@ async fn seeds_a_living_market_once(db: PgPool) {
     assert_eq!(counts.pools, 19);
     assert_eq!(counts.reservations, 18);
     assert_eq!(counts.blackouts, 2);
-    assert_eq!(counts.grid_events, 1);
+    assert_eq!(counts.grid_events, 2);
     // The past ERS call shed the fleet and four interruptible H100 nodes, credited.
     let (units, credits): (i64, i64) = sqlx::query_as(
         "select (select count(*) from grid_event_shed), (select count(*) from reservation_credit where reason = 'curtailed')",
