@@ -931,7 +931,7 @@ def check_idempotency(url: str, record: Record) -> tuple[list[str], int]:
         select organization_id, key, state, coalesce(status::text, ''),
                case when status between 200 and 299
                     then coalesce(convert_from(body, 'UTF8')::jsonb ->> 'id', '') else '' end
-        from idempotency_key where key like 'harness-%'""")
+        from idempotency_key where key like 'harness-%' and key not like 'harness-ge-%'""")
     running = 0
     for org, key, state, status, rid in rows:
         att = record.attempts.get(key)
@@ -1241,6 +1241,9 @@ class Run:
         v, self.info["keys_left_running"] = check_idempotency(self.db_url, self.record)
         self.violations += v
         self.violations += check_allocations(self.db_url)
+        self.info["unit_hours_cut"] = {r[0]: int(r[1]) for r in psql(self.db_url, """
+            select reason, sum(extract(epoch from upper(during) - lower(during)) / 3600)::bigint
+              from allocation_cut group by 1 order by 1""")}
         v, self.info["reconcile"] = check_ledger(self.db_url, self.server_bin)
         self.violations += v
         v, self.info["log_levels"] = scan_logs(self.servers)
