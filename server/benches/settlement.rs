@@ -188,7 +188,7 @@ async fn preemption_throughput(db: &PgPool, seconds: u64) -> (f64, u64) {
     );
     sqlx::query(
         r#"with slots as (
-               select b, k, tstzrange($4 + make_interval(hours => 4 * b), $4 + make_interval(hours => 4 * b + 4)) as during
+               select b, k, tstzrange($4 + interval '4 hours' * b, $4 + interval '4 hours' * (b + 1)) as during
                  from generate_series(0, $5 - 1) b, generate_series(1, 32) k
                 order by b, k),
            r as (
