@@ -224,6 +224,14 @@ async fn a_firm_booking_preempts_after_the_notice_in_order_and_credits_to_the_ce
         v.sort();
         v
     });
+    let causes: Vec<String> = sqlx::query_scalar(
+        "select payload->>'cause' from event_outbox where kind = 'reservation.preempted' and (payload->>'reservation_id')::bigint = $1",
+    )
+    .bind(rb.id)
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert!(causes.iter().all(|c| c == "firm_booking"), "{causes:?}");
 
     // Cheaper first: a third customer's interruptible booking at a lower price (after a price
     // cut) goes before A's.
