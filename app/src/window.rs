@@ -58,11 +58,15 @@ fn is_whole_hour(t: DateTime<Utc>) -> bool {
     t.minute() == 0 && t.second() == 0 && t.nanosecond() == 0
 }
 
+/// The whole UTC hour `t` falls in.
+pub fn floor_hour(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.duration_trunc(Duration::hours(1))
+        .expect("hour truncation of a valid time")
+}
+
 /// The next whole UTC hour at or after `t`.
 pub fn ceil_hour(t: DateTime<Utc>) -> DateTime<Utc> {
-    let floor = t
-        .duration_trunc(Duration::hours(1))
-        .expect("hour truncation of a valid time");
+    let floor = floor_hour(t);
     if floor == t {
         t
     } else {

@@ -92,7 +92,6 @@ pub fn GridEventsPanel(
     // would be refused), swapped into the hidden field so that what the operator typed
     // stays. The panel may be gone by the time a key arrives (a recorded event navigates
     // away), hence the `try_` reads and writes.
-    let key = form_key;
     let fresh = RwSignal::new(None::<String>);
     Effect::new(move |_| {
         if record.version().try_get().unwrap_or(0) > 0 {
@@ -117,7 +116,7 @@ pub fn GridEventsPanel(
             <h3>"Record an event"</h3>
             <ActionForm action=record attr:class="stack-form wide" attr:data-testid="grid-event-form">
                 <input type="hidden" name="site_id" value=site_id/>
-                <input type="hidden" name="request_key" value=move || fresh.try_get().flatten().unwrap_or_else(|| key.clone())/>
+                <input type="hidden" name="request_key" value=move || fresh.try_get().flatten().unwrap_or_else(|| form_key.clone())/>
                 <div class="search-grid">
                     <label>"Program" <input type="text" name="program" required maxlength="80" placeholder="ERCOT ERS"/></label>
                     <label>"Starts (UTC)" <input type="datetime-local" name="start" step="3600" required value=input_minute(start)/></label>

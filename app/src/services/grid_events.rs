@@ -12,7 +12,7 @@ use crate::grid::{
 use crate::power;
 use crate::utilization::format_watts;
 use crate::window::HourWindow;
-use chrono::{DateTime, Duration, DurationRound, Utc};
+use chrono::{DateTime, Duration, Utc};
 use sqlx::{PgConnection, PgPool};
 
 /// The longest event a program calls (ERCOT's ERS runs up to 12 hours; a day covers the
@@ -46,10 +46,7 @@ fn check(e: &NewGridEvent, interconnect_kw: i64, now: DateTime<Utc>) -> Result<(
             "keep the program's name under 80 characters",
         ));
     }
-    let this_hour = now
-        .duration_trunc(Duration::hours(1))
-        .expect("hour truncation of a valid time");
-    if e.window.start() < this_hour {
+    if e.window.start() < crate::window::floor_hour(now) {
         return Err(ServiceError::invalid(
             "start",
             "an event starts this hour or later; hours already past cannot be shed",
@@ -154,10 +151,7 @@ async fn holdings(
             booked_at: r.created_at,
             start: r.start,
             end: r.end,
-            watts: match r.kind.as_str() {
-                "gpu" => power::gpu_firm_w(1, i64::from(r.node_power_w.unwrap_or(0)), pue),
-                _ => power::blocks_firm_w(1, i64::from(r.block_kw.unwrap_or(0))),
-            },
+            watts: power::unit_firm_w(&r.kind, r.node_power_w, r.block_kw, pue),
         })
         .collect())
 }
@@ -180,7 +174,7 @@ pub async fn record(
         Ok(id)
     })
     .await?;
-    Ok(get(db, operator_id, id).await?.event)
+    summary(db, operator_id, id).await
 }
 
 /// [`record`] inside the caller's transaction (the demo data records a past event as it
@@ -300,25 +294,7 @@ pub async fn list(
     before_id: Option<i64>,
     limit: i64,
 ) -> Result<Vec<GridEvent>, ServiceError> {
-    let rows = sqlx::query_as!(
-        GridEvent,
-        r#"select e.id as "id!", e.site_id as "site_id!", e.program as "program!",
-                  e.start as "start!", e."end" as "end!", e.shed_kw as "shed_kw!",
-                  e.payment_cents_per_mwh, e.mining_shed_kw as "mining_shed_kw!",
-                  e.interruptible_shed_kw as "interruptible_shed_kw!",
-                  e.reservations_interrupted as "reservations_interrupted!",
-                  e.unit_hours_lost as "unit_hours_lost!", e.credited_cents as "credited_cents!",
-                  e.created_at as "created_at!"
-           from grid_event_summary e join site s on s.id = e.site_id
-           where e.site_id = $1 and s.operator_id = $2 and ($3::bigint is null or e.id < $3)
-           order by e.id desc limit $4"#,
-        site_id,
-        operator_id,
-        before_id,
-        limit.clamp(1, 500)
-    )
-    .fetch_all(db)
-    .await?;
+    let rows = summaries(db, operator_id, Some(site_id), None, before_id, limit).await?;
     if rows.is_empty() {
         // An empty list of someone else's site would say the site exists.
         sqlx::query_scalar!(
@@ -333,9 +309,26 @@ pub async fn list(
     Ok(rows)
 }
 
-/// One of the operator's events with the units it took.
-pub async fn get(db: &PgPool, operator_id: i64, id: i64) -> Result<GridEventDetail, ServiceError> {
-    let event = sqlx::query_as!(
+/// One of the operator's events.
+async fn summary(db: &PgPool, operator_id: i64, id: i64) -> Result<GridEvent, ServiceError> {
+    summaries(db, operator_id, None, Some(id), None, 1)
+        .await?
+        .pop()
+        .ok_or(ServiceError::NotFound("grid event"))
+}
+
+/// The one query shape for events with what they shed and credited: the operator's, on
+/// `site_id` or every site, the one with `id` or all, those before `before_id`; the latest
+/// recorded first, at most `limit`.
+async fn summaries(
+    db: &PgPool,
+    operator_id: i64,
+    site_id: Option<i64>,
+    id: Option<i64>,
+    before_id: Option<i64>,
+    limit: i64,
+) -> Result<Vec<GridEvent>, ServiceError> {
+    Ok(sqlx::query_as!(
         GridEvent,
         r#"select e.id as "id!", e.site_id as "site_id!", e.program as "program!",
                   e.start as "start!", e."end" as "end!", e.shed_kw as "shed_kw!",
@@ -345,13 +338,22 @@ pub async fn get(db: &PgPool, operator_id: i64, id: i64) -> Result<GridEventDeta
                   e.unit_hours_lost as "unit_hours_lost!", e.credited_cents as "credited_cents!",
                   e.created_at as "created_at!"
            from grid_event_summary e join site s on s.id = e.site_id
-           where e.id = $1 and s.operator_id = $2"#,
+           where s.operator_id = $1 and ($2::bigint is null or e.site_id = $2)
+             and ($3::bigint is null or e.id = $3) and ($4::bigint is null or e.id < $4)
+           order by e.id desc limit $5"#,
+        operator_id,
+        site_id,
         id,
-        operator_id
+        before_id,
+        limit.clamp(1, 500)
     )
-    .fetch_optional(db)
-    .await?
-    .ok_or(ServiceError::NotFound("grid event"))?;
+    .fetch_all(db)
+    .await?)
+}
+
+/// One of the operator's events with the units it took.
+pub async fn get(db: &PgPool, operator_id: i64, id: i64) -> Result<GridEventDetail, ServiceError> {
+    let event = summary(db, operator_id, id).await?;
     let shed = sqlx::query_as!(
         ShedUnit,
         r#"select g.reservation_id, o.name as customer, r.pool_id, p.name as pool_name,

@@ -116,7 +116,15 @@ pub async fn site_power(
     .await?;
     let listed_w = pools
         .iter()
-        .map(|p| firm_w(&p.kind, p.unit_count, p.node_power_w, p.block_kw, site.pue))
+        .map(|p| {
+            power::pool_firm_w(
+                &p.kind,
+                i64::from(p.unit_count),
+                p.node_power_w,
+                p.block_kw,
+                site.pue,
+            )
+        })
         .sum();
     let reservations = sqlx::query!(
         r#"select r.unit_count, lower(r.during) as "start!", upper(r.during) as "end!",
@@ -134,7 +142,13 @@ pub async fn site_power(
         .map(|r| Load {
             start: r.start,
             end: r.end,
-            watts: firm_w(&r.kind, r.unit_count, r.node_power_w, r.block_kw, site.pue),
+            watts: power::pool_firm_w(
+                &r.kind,
+                i64::from(r.unit_count),
+                r.node_power_w,
+                r.block_kw,
+                site.pue,
+            ),
         })
         .collect();
     let ahead = sqlx::query!(
@@ -156,20 +170,4 @@ pub async fn site_power(
         booked_ahead_cents: ahead.cents,
         currency: ahead.currency,
     })
-}
-
-/// Firm watts of `units` units, computed as the interconnect check does: nodes' IT power ×
-/// PUE, or blocks' kW.
-fn firm_w(
-    kind: &str,
-    units: i32,
-    node_power_w: Option<i32>,
-    block_kw: Option<i32>,
-    pue: f64,
-) -> i64 {
-    let units = i64::from(units);
-    match kind {
-        "gpu" => power::gpu_firm_w(units, i64::from(node_power_w.unwrap_or(0)), pue),
-        _ => power::blocks_firm_w(units, i64::from(block_kw.unwrap_or(0))),
-    }
 }
