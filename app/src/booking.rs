@@ -45,6 +45,27 @@ pub struct BookingRequest {
     /// `firm` (the default) or `interruptible`.
     #[serde(default)]
     pub tier: Tier,
+    /// The total the customer agreed to (a quote's `price.total_cents`). When set and the
+    /// price is now different, the request is refused with the new total and nothing is
+    /// booked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreed_total_cents: Option<i64>,
+}
+
+/// The longest a hold may last, and how long one lasts when the request does not say.
+pub const MAX_HOLD_MINUTES: i64 = 30;
+pub const DEFAULT_HOLD_MINUTES: i64 = 15;
+
+/// A request to hold capacity at its quoted price: the units leave sale at once, and
+/// confirming within `minutes` books them at exactly the held total.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct HoldRequest {
+    #[serde(flatten)]
+    pub request: BookingRequest,
+    /// How long to hold, 1 to 30 minutes; 15 when left out.
+    #[serde(default)]
+    pub minutes: Option<i64>,
 }
 
 /// A firm request that fits only by preempting interruptible capacity: how many units it
@@ -105,6 +126,9 @@ pub struct Reservation {
     pub credited_cents: i64,
     pub created_at: DateTime<Utc>,
     pub cancelled_at: Option<DateTime<Utc>>,
+    /// For a hold (`state` held): when it ends unless confirmed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_until: Option<DateTime<Utc>>,
 }
 
 /// How far to extend a reservation: to a new end (the API) or by a number of hours (the

@@ -24,6 +24,42 @@ pub fn LocalTime(at: DateTime<Utc>) -> impl IntoView {
     view! { <time datetime=at.to_rfc3339()>{move || text.get()}</time> }
 }
 
+/// The time left until `until`, ticking each second in the browser ("12:04 left", then
+/// `ended`). Empty without JavaScript: show the end time beside it.
+#[component]
+pub fn Countdown(until: DateTime<Utc>, #[prop(into)] ended: String) -> impl IntoView {
+    let left = RwSignal::new(String::new());
+    Effect::new(move |_| {
+        #[cfg(feature = "hydrate")]
+        {
+            let ended = ended.clone();
+            let tick = move || {
+                let ms = until.timestamp_millis() - js_sys::Date::now() as i64;
+                left.set(countdown_text(ms, &ended));
+            };
+            tick();
+            let handle = set_interval_with_handle(tick, std::time::Duration::from_secs(1)).ok();
+            on_cleanup(move || {
+                if let Some(h) = handle {
+                    h.clear();
+                }
+            });
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (&ended, until);
+    });
+    view! { <span class="countdown" role="timer" data-testid="countdown">{move || left.get()}</span> }
+}
+
+/// `mm:ss left` for `ms` milliseconds, or `ended` once none are left.
+pub fn countdown_text(ms: i64, ended: &str) -> String {
+    if ms <= 0 {
+        return ended.to_string();
+    }
+    let secs = (ms + 999) / 1000;
+    format!("({}:{:02} left)", secs / 60, secs % 60)
+}
+
 // Dates are written by hand rather than with chrono's `format`: its strftime parser would
 // add tens of kilobytes to the browser bundle for four fixed layouts.
 
@@ -252,5 +288,17 @@ mod tests {
         assert_eq!(input_minute(t), t.format("%Y-%m-%dT%H:%M").to_string());
         assert_eq!(utc_day(t), t.format("%Y-%m-%d").to_string());
         assert_eq!(short_day(t), t.format("%b %d").to_string());
+    }
+
+    #[test]
+    fn a_countdown_rounds_up_to_the_second_and_then_ends() {
+        assert_eq!(
+            countdown_text(14 * 60_000 + 59_001, "ended"),
+            "(15:00 left)"
+        );
+        assert_eq!(countdown_text(61_000, "ended"), "(1:01 left)");
+        assert_eq!(countdown_text(1, "ended"), "(0:01 left)");
+        assert_eq!(countdown_text(0, "ended"), "ended");
+        assert_eq!(countdown_text(-5, "ended"), "ended");
     }
 }

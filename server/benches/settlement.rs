@@ -168,6 +168,7 @@ async fn preemption_throughput(db: &PgPool, seconds: u64) -> (f64, u64) {
             start: t0,
             end,
             tier: app::booking::Tier::Firm,
+            agreed_total_cents: None,
         },
         FEE_BP,
         Utc::now(),
@@ -247,6 +248,7 @@ async fn firm_bookings(
                     start,
                     end: start + Duration::hours(4),
                     tier: app::booking::Tier::Firm,
+                    agreed_total_cents: None,
                 };
                 match reservations::reserve(&db, customer, &r, FEE_BP, Utc::now()).await {
                     Ok(_) => committed.fetch_add(1, Ordering::Relaxed),

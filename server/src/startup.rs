@@ -138,6 +138,7 @@ async fn serve_with(config: &Config, pool: &PgPool) -> Result<(), StartupError> 
             .run(ops.clone()),
     );
     tokio::spawn(recognize_completed(pool.clone(), ops.clone()));
+    tokio::spawn(release_expired_holds(pool.clone(), ops.clone()));
     let mailer = Mailer::new(pool.clone(), config.smtp_url.as_deref(), &config.mail_from)?;
     tokio::spawn(mailer.run(ops.clone()));
     let router = http::router(crate::state::AppState {
@@ -236,6 +237,24 @@ async fn recognize_completed(db: PgPool, ops: Arc<Operations>) {
             Ok(0) => {}
             Ok(n) => tracing::info!(reservations = n, "recognised completed reservations"),
             Err(e) => tracing::warn!(error = %e, "recognising completed reservations failed"),
+        }
+    }
+}
+
+/// Every few seconds, releases holds past their time so their units go back on sale. Every
+/// process runs it; the database releases each hold once (and never one being confirmed).
+async fn release_expired_holds(db: PgPool, ops: Arc<Operations>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        match app::services::reservations::release_expired_holds(&db).await {
+            Ok(n) => {
+                ops.job_round("hold_release");
+                if n > 0 {
+                    tracing::info!(holds = n, "released expired holds");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "releasing expired holds failed"),
         }
     }
 }

@@ -3,7 +3,7 @@
 //! quote and the cancellation terms, then the reservation).
 
 use crate::app_error::AppError;
-use crate::booking::{BookingRequest, Quote, Reservation, Tier};
+use crate::booking::{BookingRequest, Quote, Reservation, Tier, DEFAULT_HOLD_MINUTES};
 use crate::components::{clean_error, LocalTime};
 use crate::market::{PoolDetail, PoolKind};
 use crate::money::format_cents;
@@ -75,6 +75,7 @@ impl Ask {
             start,
             end: start + Duration::hours(hours),
             tier: self.tier,
+            agreed_total_cents: None,
         })
     }
 }
@@ -92,32 +93,29 @@ pub async fn quote_request(req: BookingRequest) -> Result<Quote, AppError> {
     .map_err(web::fail)
 }
 
-/// Reserves, then goes to the new reservation. When the capacity went meanwhile, the message
-/// names the next start that fits. With `request_key` (the form's), at most once per key:
-/// the idempotency layer replays a repeated form's answer, and the key stored with the
-/// reservation covers a first answer that was lost.
-#[server(endpoint = "reserve")]
-pub async fn reserve(
+/// The review form's fields as a request: what [`reserve`] and [`hold_capacity`] read.
+/// `agreed_total_cents` is the total the review showed, so a price that moved since is
+/// refused with the new total instead of booked.
+#[cfg(feature = "ssr")]
+fn form_request(
     pool_id: i64,
-    quantity: String,
-    start: String,
+    quantity: &str,
+    start: &str,
     hours: i64,
-    request_key: Option<String>,
-    tier: Option<String>,
-) -> Result<Reservation, AppError> {
-    use crate::services::{error::ServiceError, reservations, web};
-    let me = web::principal()?
-        .customer(crate::account::Scope::Reserve)
-        .map_err(web::fail)?;
-    let quantity = request::quantity_from_field(&quantity).ok_or_else(|| {
+    request_key: &Option<String>,
+    tier: Option<&str>,
+    agreed_total_cents: Option<i64>,
+) -> Result<BookingRequest, AppError> {
+    use crate::services::{error::ServiceError, web};
+    let quantity = request::quantity_from_field(quantity).ok_or_else(|| {
         web::fail(ServiceError::invalid(
             "quantity",
             "the quantity is malformed; start again from the pool page",
         ))
     })?;
     let start =
-        request::parse_start(&start).map_err(|m| web::fail(ServiceError::invalid("start", m)))?;
-    let tier = match tier.as_deref() {
+        request::parse_start(start).map_err(|m| web::fail(ServiceError::invalid("start", m)))?;
+    let tier = match tier {
         None | Some("") => Tier::Firm,
         Some(t) => Tier::parse(t).ok_or_else(|| {
             web::fail(ServiceError::invalid(
@@ -126,15 +124,7 @@ pub async fn reserve(
             ))
         })?,
     };
-    let req = BookingRequest {
-        pool_id,
-        quantity,
-        start,
-        end: start + Duration::hours(hours),
-        tier,
-    };
-    let key = request_key.filter(|k| !k.is_empty());
-    if key
+    if request_key
         .as_deref()
         .is_some_and(|k| k.len() > 200 || !k.bytes().all(|b| b.is_ascii_graphic()))
     {
@@ -143,11 +133,23 @@ pub async fn reserve(
             "the form's key is malformed; reload the pool page",
         )));
     }
-    let (db, fee, now) = (web::db()?, web::platform_fee_bp(), chrono::Utc::now());
-    let made = match &key {
-        Some(k) => reservations::reserve_once(&db, me, &req, k, fee, now).await,
-        None => reservations::reserve(&db, me, &req, fee, now).await,
-    };
+    Ok(BookingRequest {
+        pool_id,
+        quantity,
+        start,
+        end: start + Duration::hours(hours),
+        tier,
+        agreed_total_cents,
+    })
+}
+
+/// The answer to a booking or a hold from the review: its reservation's page, or the
+/// refusal with the next window that fits when the capacity went meanwhile.
+#[cfg(feature = "ssr")]
+fn booked_or_refused(
+    made: Result<Reservation, crate::services::error::ServiceError>,
+) -> Result<Reservation, AppError> {
+    use crate::services::{error::ServiceError, web};
     match made {
         Ok(r) => {
             leptos_axum::redirect(&format!("/reservations/{}", r.id));
@@ -159,6 +161,75 @@ pub async fn reserve(
         )))),
         Err(e) => Err(web::fail(e)),
     }
+}
+
+/// Reserves at the reviewed total, then goes to the new reservation. With `request_key`
+/// (the form's), at most once per key: the idempotency layer replays a repeated form's
+/// answer, and the key stored with the reservation covers a first answer that was lost.
+#[server(endpoint = "reserve")]
+pub async fn reserve(
+    pool_id: i64,
+    quantity: String,
+    start: String,
+    hours: i64,
+    request_key: Option<String>,
+    tier: Option<String>,
+    agreed_total_cents: Option<i64>,
+) -> Result<Reservation, AppError> {
+    use crate::services::{reservations, web};
+    let me = web::principal()?
+        .customer(crate::account::Scope::Reserve)
+        .map_err(web::fail)?;
+    let key = request_key.filter(|k| !k.is_empty());
+    let req = form_request(
+        pool_id,
+        &quantity,
+        &start,
+        hours,
+        &key,
+        tier.as_deref(),
+        agreed_total_cents,
+    )?;
+    let (db, fee, now) = (web::db()?, web::platform_fee_bp(), chrono::Utc::now());
+    booked_or_refused(match &key {
+        Some(k) => reservations::reserve_once(&db, me, &req, k, fee, now).await,
+        None => reservations::reserve(&db, me, &req, fee, now).await,
+    })
+}
+
+/// Holds the reviewed capacity at its total for the default time, then goes to the hold's
+/// page (its countdown, confirm and release). At most once per form key.
+#[server(endpoint = "hold_capacity")]
+pub async fn hold_capacity(
+    pool_id: i64,
+    quantity: String,
+    start: String,
+    hours: i64,
+    request_key: Option<String>,
+    tier: Option<String>,
+    agreed_total_cents: Option<i64>,
+) -> Result<Reservation, AppError> {
+    use crate::booking::HoldRequest;
+    use crate::services::{reservations, web};
+    let me = web::principal()?
+        .customer(crate::account::Scope::Reserve)
+        .map_err(web::fail)?;
+    let key = request_key.filter(|k| !k.is_empty());
+    let request = form_request(
+        pool_id,
+        &quantity,
+        &start,
+        hours,
+        &key,
+        tier.as_deref(),
+        agreed_total_cents,
+    )?;
+    let req = HoldRequest {
+        request,
+        minutes: None,
+    };
+    let (db, fee, now) = (web::db()?, web::platform_fee_bp(), chrono::Utc::now());
+    booked_or_refused(reservations::hold(&db, me, &req, key.as_deref(), fee, now).await)
 }
 
 #[component]
@@ -408,11 +479,17 @@ fn ReserveForm(detail: PoolDetail, ask: Ask) -> impl IntoView {
 fn Review(req: BookingRequest, detail: PoolDetail) -> impl IntoView {
     let quote = crate::resource::load(move || req, quote_request);
     let reserve = ServerAction::<Reserve>::new();
-    // A fresh key for each review and after each answer (a refused request may be changed
-    // and sent again; the same key with another request would be refused).
-    let form_key = crate::resource::load(
-        move || (req, reserve.version().get()),
-        |_| crate::components::form_key(),
+    let hold = ServerAction::<HoldCapacity>::new();
+    // A fresh key per form for each review and after each answer (a refused request may be
+    // changed and sent again; the same key with another request would be refused).
+    let form_keys = crate::resource::load(
+        move || (req, reserve.version().get(), hold.version().get()),
+        |_| async {
+            (
+                crate::components::form_key().await,
+                crate::components::form_key().await,
+            )
+        },
     );
     let terms = detail.cancellation_terms();
     let auth = crate::session::use_auth();
@@ -432,7 +509,10 @@ fn Review(req: BookingRequest, detail: PoolDetail) -> impl IntoView {
             {move || {
                 let terms = terms.clone();
                 Suspend::new(async move {
-                    let key = form_key.await.unwrap_or_default();
+                    let (key, hold_key) = match form_keys.await {
+                        (Ok(r), Ok(h)) => (r, h),
+                        _ => Default::default(),
+                    };
                     let signed_in = matches!(auth.user.await, Ok(Some(_)));
                     match quote.await {
                         Ok(q) => view! {
@@ -468,18 +548,36 @@ fn Review(req: BookingRequest, detail: PoolDetail) -> impl IntoView {
                                             " " <a href="/signup">"or create an account"</a></p>
                                     }.into_any()
                                 } else if q.free_units >= q.units || q.preemption.is_some() {
+                                    // A hold takes only free units (it never preempts).
+                                    let holdable = q.free_units >= q.units;
+                                    let fields = move |key: String| view! {
+                                        <input type="hidden" name="pool_id" value=q.pool_id/>
+                                        <input type="hidden" name="quantity" value=request::quantity_to_field(req.quantity)/>
+                                        <input type="hidden" name="start" value=q.start.to_rfc3339()/>
+                                        <input type="hidden" name="hours" value=q.hours/>
+                                        <input type="hidden" name="request_key" value=key/>
+                                        <input type="hidden" name="tier" value=q.tier.as_str()/>
+                                        <input type="hidden" name="agreed_total_cents" value=q.price.total_cents/>
+                                    };
+                                    let total = format_cents(q.price.total_cents, &q.currency);
                                     view! {
-                                        <ActionForm action=reserve attr:class="inline-form">
-                                            <input type="hidden" name="pool_id" value=q.pool_id/>
-                                            <input type="hidden" name="quantity" value=request::quantity_to_field(req.quantity)/>
-                                            <input type="hidden" name="start" value=q.start.to_rfc3339()/>
-                                            <input type="hidden" name="hours" value=q.hours/>
-                                            <input type="hidden" name="request_key" value=key/>
-                                            <input type="hidden" name="tier" value=q.tier.as_str()/>
-                                            <button type="submit" class="button" data-testid="confirm-reserve" disabled=move || reserve.pending().get()>
-                                                {format!("Reserve for {}", format_cents(q.price.total_cents, &q.currency))}
-                                            </button>
-                                        </ActionForm>
+                                        <div class="review-actions">
+                                            <ActionForm action=reserve attr:class="inline-form">
+                                                {fields(key)}
+                                                <button type="submit" class="button" data-testid="confirm-reserve" disabled=move || reserve.pending().get()>
+                                                    {format!("Reserve for {total}")}
+                                                </button>
+                                            </ActionForm>
+                                            {holdable.then(|| view! {
+                                                <ActionForm action=hold attr:class="inline-form">
+                                                    {fields(hold_key)}
+                                                    <button type="submit" class="button secondary" data-testid="hold-capacity" disabled=move || hold.pending().get()>
+                                                        {format!("Hold this price for {DEFAULT_HOLD_MINUTES} minutes")}
+                                                    </button>
+                                                </ActionForm>
+                                            })}
+                                        </div>
+                                        <p class="small muted">"The total is binding: if the price changes before you reserve, nothing is booked and you see the new total. A hold takes the units off sale for you until you confirm it or it ends."</p>
                                     }.into_any()
                                 } else {
                                     view! { <p class="form-error" role="alert">
@@ -487,7 +585,7 @@ fn Review(req: BookingRequest, detail: PoolDetail) -> impl IntoView {
                                         {q.next_start.map(|n| view! { " The next window that fits starts " <LocalTime at=n/> "." })}
                                     </p> }.into_any()
                                 }}
-                                {move || reserve.value().get().and_then(|r| r.err()).map(|e| view! {
+                                {move || reserve.value().get().and_then(|r| r.err()).or_else(|| hold.value().get().and_then(|r| r.err())).map(|e| view! {
                                     <p class="form-error" role="alert" data-testid="reserve-error">{clean_error(&e.to_string())}</p>
                                 })}
                             </div>

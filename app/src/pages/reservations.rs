@@ -2,7 +2,7 @@
 
 use crate::app_error::AppError;
 use crate::booking::{Reservation, ReservationDetail};
-use crate::components::{clean_error, form_key, FormResult, LocalTime, SignedIn};
+use crate::components::{clean_error, form_key, Countdown, FormResult, LocalTime, SignedIn};
 use crate::money::format_cents;
 use crate::window::ReservationState;
 use leptos::form::ActionForm;
@@ -40,6 +40,18 @@ pub async fn cancel_reservation(id: i64) -> Result<Reservation, AppError> {
         .customer(crate::account::Scope::Reserve)
         .map_err(web::fail)?;
     reservations::cancel(&web::db()?, me, id, chrono::Utc::now())
+        .await
+        .map_err(web::fail)
+}
+
+/// Confirms a hold at exactly its held total.
+#[server(endpoint = "confirm_hold")]
+pub async fn confirm_hold(id: i64) -> Result<Reservation, AppError> {
+    use crate::services::{reservations, web};
+    let me = web::principal()?
+        .customer(crate::account::Scope::Reserve)
+        .map_err(web::fail)?;
+    reservations::confirm(&web::db()?, me, id, chrono::Utc::now())
         .await
         .map_err(web::fail)
 }
@@ -169,22 +181,25 @@ pub fn ReservationPage() -> impl IntoView {
 fn Detail(id: i64) -> impl IntoView {
     let cancel = ServerAction::<CancelReservation>::new();
     let extend = ServerAction::<ExtendReservation>::new();
-    let r = crate::resource::load(
-        move || (cancel.version().get(), extend.version().get()),
-        move |_| get_reservation(id),
-    );
-    let preview =
-        crate::resource::load(move || cancel.version().get(), move |_| cancel_preview(id));
-    let keys = crate::resource::load(
-        move || (cancel.version().get(), extend.version().get()),
-        |_| async { (form_key().await, form_key().await) },
-    );
+    let confirm = ServerAction::<ConfirmHold>::new();
+    let versions = move || {
+        (
+            cancel.version().get(),
+            extend.version().get(),
+            confirm.version().get(),
+        )
+    };
+    let r = crate::resource::load(versions, move |_| get_reservation(id));
+    let preview = crate::resource::load(versions, move |_| cancel_preview(id));
+    let keys = crate::resource::load(versions, |_| async {
+        (form_key().await, form_key().await, form_key().await)
+    });
     view! {
         <p class="crumbs"><a href="/reservations">"Your reservations"</a> " › #" {id}</p>
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {
-                let (cancel_key, extend_key) = match keys.await {
-                    (Ok(c), Ok(e)) => (c, e),
+                let (cancel_key, extend_key, confirm_key) = match keys.await {
+                    (Ok(c), Ok(e), Ok(k)) => (c, e, k),
                     _ => Default::default(),
                 };
                 match r.await {
@@ -193,7 +208,8 @@ fn Detail(id: i64) -> impl IntoView {
                         // all the units at the end (so it cannot be extended on them).
                         let nothing_left = holdings.is_empty() && r.state != ReservationState::Cancelled;
                         let reaches_end = holdings.iter().filter(|h| h.end == r.end).count() as i64 == r.units;
-                        let open = matches!(r.state, ReservationState::Confirmed | ReservationState::Held) && !nothing_left;
+                        let open = r.state == ReservationState::Confirmed && !nothing_left;
+                        let held = (r.state == ReservationState::Held).then_some(r.held_until).flatten();
                         let extendable = matches!(r.state, ReservationState::Confirmed | ReservationState::Active) && reaches_end;
                         view! {
                             <h1>"Reservation #" {r.id}</h1>
@@ -214,6 +230,30 @@ fn Detail(id: i64) -> impl IntoView {
                             })}
                             {(!nothing_left && !reaches_end && r.state != ReservationState::Cancelled).then(|| view! {
                                 <p class="notice">"Part of this reservation was taken before its end (see the units and credits below), so it can't be extended on the same units."</p>
+                            })}
+                            {held.map(|until| {
+                                let release_key = cancel_key.clone();
+                                let total = format_cents(r.total_cents, &r.currency);
+                                view! {
+                                    <section class="panel hold" aria-labelledby="hold-title" data-testid="hold-panel">
+                                        <h2 id="hold-title">"Held for you"</h2>
+                                        <p>"These units are off sale for you at " <strong>{total.clone()}</strong>
+                                           " until " <LocalTime at=until/> " " <Countdown until=until ended="(ended)"/>
+                                           ". Confirm to book them at exactly this total. Otherwise the hold ends by itself and the units go back on sale; nothing is charged."</p>
+                                        <div class="review-actions">
+                                            <ActionForm action=confirm attr:class="inline-form">
+                                                <input type="hidden" name="id" value=r.id/>
+                                                <input type="hidden" name="request_key" value=confirm_key/>
+                                                <button type="submit" class="button" data-testid="confirm-hold" disabled=move || confirm.pending().get()>{format!("Confirm for {total}")}</button>
+                                            </ActionForm>
+                                            <ActionForm action=cancel attr:class="inline-form">
+                                                <input type="hidden" name="id" value=r.id/>
+                                                <input type="hidden" name="request_key" value=release_key/>
+                                                <button type="submit" class="button secondary" data-testid="release-hold">"Release the hold"</button>
+                                            </ActionForm>
+                                        </div>
+                                    </section>
+                                }
                             })}
                             <Holdings holdings=holdings/>
                             <Credits credits=credits currency=r.currency.clone()/>
@@ -257,6 +297,7 @@ fn Detail(id: i64) -> impl IntoView {
         </Transition>
         <FormResult value=move || cancel.value().get() ok="Cancelled. The refund follows the pool's policy."/>
         <FormResult value=move || extend.value().get() ok="Extended."/>
+        <FormResult value=move || confirm.value().get() ok="Confirmed: reserved at the held total."/>
     }
 }
 

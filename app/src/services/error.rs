@@ -40,6 +40,17 @@ pub enum ServiceError {
         /// Reservations in the way (e.g. of a blackout over booked units).
         conflicting_reservations: Vec<i64>,
     },
+    /// The customer agreed to a total that is no longer the price; nothing was booked.
+    #[error(
+        "the price changed: the total is now {}, not the {} agreed to; review the new total and send it again",
+        crate::money::format_cents(*total_cents, currency),
+        crate::money::format_cents(*agreed_cents, currency)
+    )]
+    PriceChanged {
+        agreed_cents: i64,
+        total_cents: i64,
+        currency: String,
+    },
     /// The database failed; details are logged, never shown.
     #[error("the marketplace database is unavailable right now; please try again in a moment")]
     Unavailable(#[source] sqlx::Error),
@@ -75,7 +86,7 @@ impl ServiceError {
             Self::Unauthorized(_) => 401,
             Self::Forbidden(_) => 403,
             Self::TooManyRequests { .. } => 429,
-            Self::Conflict { .. } => 409,
+            Self::Conflict { .. } | Self::PriceChanged { .. } => 409,
             Self::Unavailable(_) => 503,
         }
     }
@@ -112,6 +123,8 @@ pub enum Refusal {
     /// A firm reservation's hours were to be taken for something other than an incident
     /// (`firm_reservation_keeps_its_hours`).
     FirmKeepsItsHours,
+    /// A hold was to be confirmed after it expired (`reservation_hold_expired`).
+    HoldExpired,
     /// Another check refused the change (23514): the request breaks a rule the database keeps.
     Check,
 }
@@ -130,6 +143,7 @@ pub fn refusal(err: &sqlx::Error) -> Option<Refusal> {
         Some("allocation_piece_held") => Some(Refusal::PieceNotHeld),
         Some("reservation_credit_confirmed") => Some(Refusal::NotCreditable),
         Some("firm_reservation_keeps_its_hours") => Some(Refusal::FirmKeepsItsHours),
+        Some("reservation_hold_expired") => Some(Refusal::HoldExpired),
         _ => None,
     };
     by_name.or(match db.code().as_deref() {

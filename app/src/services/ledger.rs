@@ -242,7 +242,8 @@ pub async fn entries(
 /// every transaction balances. Reads only.
 pub async fn reconcile(db: &PgPool, now: DateTime<Utc>) -> Result<Reconciliation, ServiceError> {
     // Expected per reservation, by its state (credited: the credits given on it):
-    //   held                       nothing posted.
+    //   held, or a released hold   nothing posted (a cancelled reservation that keeps its
+    //   (cancelled, held_until)    held_until was never confirmed, so never charged).
     //   confirmed, not recognised  charged = total, credited, unearned = total - credited.
     //   confirmed, recognised      charged = total, credited, operator = base - discount less
     //                              its part of the credits, fee = fee less its part
@@ -256,7 +257,9 @@ pub async fn reconcile(db: &PgPool, now: DateTime<Utc>) -> Result<Reconciliation
     let differences = sqlx::query_as!(
         Difference,
         r#"with expected as (
-               select r.id, r.state,
+               select r.id,
+                      case when r.state = 'cancelled' and r.held_until is not null then 'held'
+                           else r.state end as state,
                       exists (select 1 from ledger_transaction t
                                where t.reservation_id = r.id and t.kind = 'recognition') as recognised,
                       r.total_cents, r.base_cents - r.discount_cents as subtotal, r.fee_cents,

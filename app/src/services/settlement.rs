@@ -154,3 +154,20 @@ pub async fn preemptable(
     .fetch_one(conn)
     .await
 }
+
+/// Releases the holds past their time (of one pool, or all), inside the caller's
+/// transaction: their units return to sale and they become cancelled, nothing charged (the
+/// database's `release_expired_holds`, which skips a hold another transaction is confirming
+/// or releasing). Returns how many it released.
+pub async fn release_expired_holds(
+    conn: &mut PgConnection,
+    pool_id: Option<i64>,
+) -> Result<i64, sqlx::Error> {
+    let released = sqlx::query_scalar!(
+        r#"select release_expired_holds($1) as "released!""#,
+        pool_id
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(i64::from(released))
+}

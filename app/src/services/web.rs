@@ -104,7 +104,7 @@ pub fn fail(err: ServiceError) -> AppError {
         ServiceError::Unauthorized(_) => ErrorKind::Unauthorized,
         ServiceError::Forbidden(_) => ErrorKind::Forbidden,
         ServiceError::TooManyRequests { .. } => ErrorKind::TooManyRequests,
-        ServiceError::Conflict { .. } => ErrorKind::Conflict,
+        ServiceError::Conflict { .. } | ServiceError::PriceChanged { .. } => ErrorKind::Conflict,
         ServiceError::Unavailable(_) => ErrorKind::Unavailable,
     };
     let (message, fields) = match &err {

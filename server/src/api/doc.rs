@@ -27,6 +27,7 @@ Each key may make a limited number of requests a minute (429 with `Retry-After` 
         market::find_slot, market::search,
         reservations::quote, reservations::create, reservations::list, reservations::get,
         reservations::units, reservations::credits, reservations::cancel, reservations::extend,
+        reservations::hold, reservations::confirm,
         operations::list_sites, operations::get_site, operations::create_site, operations::update_site,
         operations::create_pool, operations::update_pool, operations::open_window,
         operations::list_blackouts, operations::create_blackout, operations::delete_blackout,

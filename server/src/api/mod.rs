@@ -51,6 +51,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/reservations/{id}", get(reservations::get))
         .route("/reservations/{id}/units", get(reservations::units))
         .route("/reservations/{id}/credits", get(reservations::credits))
+        .route("/holds", post(reservations::hold))
+        .route("/reservations/{id}/confirm", post(reservations::confirm))
         .route("/reservations/{id}/cancel", post(reservations::cancel))
         .route("/reservations/{id}/extend", post(reservations::extend))
         .route(

@@ -28,6 +28,9 @@ pub struct Problem {
     /// For capacity conflicts: the earliest start that would fit the same request.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_start: Option<chrono::DateTime<chrono::Utc>>,
+    /// For `price-changed`: the total the same request costs now, in cents.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_cents: Option<i64>,
     /// For blackouts refused over booked units: the reservations in the way.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub conflicting_reservations: Vec<i64>,
@@ -63,6 +66,7 @@ impl Problem {
             errors: Vec::new(),
             next_start: None,
             conflicting_reservations: Vec::new(),
+            total_cents: None,
             retry_after: None,
             challenge: status == StatusCode::UNAUTHORIZED,
             may_have_taken_effect: false,
@@ -166,6 +170,13 @@ impl From<ServiceError> for Problem {
                 );
                 p.next_start = next_start;
                 p.conflicting_reservations = conflicting_reservations;
+                p
+            }
+            e @ ServiceError::PriceChanged { .. } => {
+                let mut p = Self::new(status, "price-changed", "The price changed", e.to_string());
+                if let ServiceError::PriceChanged { total_cents, .. } = e {
+                    p.total_cents = Some(total_cents);
+                }
                 p
             }
             // The cause is logged where it happened; the caller learns only that it may retry.

@@ -7,7 +7,8 @@ use super::{ApiResult, Body, Caller, Id, Params};
 use crate::state::AppState;
 use app::account::Scope;
 use app::booking::{
-    BookingRequest, ExtendTo, Quote, Reservation, ReservationCredit, ReservationHolding,
+    BookingRequest, ExtendTo, HoldRequest, Quote, Reservation, ReservationCredit,
+    ReservationHolding,
 };
 use app::services::reservations;
 use axum::{
@@ -19,7 +20,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-/// The exact price of a request, with its breakdown; holds no capacity.
+/// The exact price of a request, with its breakdown; holds no capacity (to hold it at this
+/// price, `POST /api/v1/holds`).
 #[utoipa::path(post, path = "/api/v1/quotes", tag = "reservations", request_body = BookingRequest,
     security(("api_key" = ["read"])),
     responses(
@@ -45,7 +47,9 @@ pub async fn quote(
 }
 
 /// Reserves capacity: settles the request against the pool's availability, all or nothing,
-/// at the quoted price. Send an `Idempotency-Key` to retry safely.
+/// at the quoted price. With `agreed_total_cents` (the quote's total) the booking is refused
+/// with `price-changed` and the new total when the price moved meanwhile. Send an
+/// `Idempotency-Key` to retry safely.
 #[utoipa::path(post, path = "/api/v1/reservations", tag = "reservations", request_body = BookingRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "A unique key per intended reservation (at most 200 characters); a retry with the same key and body replays the first answer", min_length = 1, max_length = 200, pattern = "^[!-~]+$")),
     security(("api_key" = ["reserve"])),
@@ -55,7 +59,7 @@ pub async fn quote(
         (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The key lacks `reserve`, or the organization is not a customer", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such listed pool", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The capacity is taken (with the next start that fits), or the same Idempotency-Key is still running (`idempotency-key-in-use`) or was cut off after it may have taken effect (`idempotency-outcome-unknown`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The capacity is taken (with the next start that fits), the price is no longer the agreed total (`price-changed`, with `total_cents`), or the same Idempotency-Key is still running (`idempotency-key-in-use`) or was cut off after it may have taken effect (`idempotency-outcome-unknown`)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid request, or the Idempotency-Key was used with another body", body = Problem, content_type = "application/problem+json"),
@@ -77,6 +81,65 @@ pub async fn create(
         None => reservations::reserve(&s.db, me, &req, fee, now).await?,
     };
     Ok((StatusCode::CREATED, Json(r)))
+}
+
+/// Holds capacity at its quoted price for up to 30 minutes (15 by default): the units leave
+/// sale at once, and `POST /api/v1/reservations/{id}/confirm` before `held_until` books
+/// them at exactly the held total. An unconfirmed hold is released by itself when it
+/// expires; `POST /api/v1/reservations/{id}/cancel` releases it sooner. A hold never
+/// preempts interruptible capacity. Send an `Idempotency-Key` to retry safely.
+#[utoipa::path(post, path = "/api/v1/holds", tag = "reservations", request_body = HoldRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "A unique key per intended hold (at most 200 characters); a retry with the same key and body replays the first answer", min_length = 1, max_length = 200, pattern = "^[!-~]+$")),
+    security(("api_key" = ["reserve"])),
+    responses(
+        (status = 201, description = "The hold: a reservation in state `held`, with its price and `held_until`", body = Reservation),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The key lacks `reserve`, or the organization is not a customer", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such listed pool", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Too few units are free (with the next start that fits), the price is no longer the agreed total (`price-changed`), or the Idempotency-Key is in use", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid request, or minutes outside 1 to 30", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit reached", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn hold(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    headers: HeaderMap,
+    Body(req): Body<HoldRequest>,
+) -> ApiResult<(StatusCode, Json<Reservation>)> {
+    let me = p.customer(Scope::Reserve)?;
+    let key = idempotency::request_key(&headers);
+    let r = reservations::hold(&s.db, me, &req, key, s.platform_fee.0, Utc::now())
+        .await
+        // A keyed hold finds its own earlier commit, as a keyed reservation does.
+        .map_err(|e| Problem::from(e).rerunnable())?;
+    Ok((StatusCode::CREATED, Json(r)))
+}
+
+/// Confirms a hold: books it at exactly the held total and charges it. Confirming a
+/// reservation that is already confirmed returns it unchanged.
+#[utoipa::path(post, path = "/api/v1/reservations/{id}/confirm", tag = "reservations",
+    params(("id" = i64, Path, description = "Reservation id (the hold's)", minimum = 1)),
+    security(("api_key" = ["reserve"])),
+    responses(
+        (status = 200, description = "The confirmed reservation", body = Reservation),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not a customer organization, or no `reserve` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such reservation of this organization", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The hold expired or was released", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit reached", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn confirm(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Id(id): Id,
+) -> ApiResult<Json<Reservation>> {
+    let me = p.customer(Scope::Reserve)?;
+    Ok(Json(
+        reservations::confirm(&s.db, me, id, Utc::now()).await?,
+    ))
 }
 
 /// The organization's reservations, newest first.
@@ -166,7 +229,8 @@ pub async fn credits(
     Ok(Json(reservations::credits(&s.db, me, id).await?))
 }
 
-/// Cancels a reservation that has not started; the refund follows the pool's policy.
+/// Cancels a reservation that has not started; the refund follows the pool's policy. For a
+/// hold, releases it (nothing was charged).
 #[utoipa::path(post, path = "/api/v1/reservations/{id}/cancel", tag = "reservations",
     params(("id" = i64, Path, description = "Reservation id", minimum = 1)),
     security(("api_key" = ["reserve"])),

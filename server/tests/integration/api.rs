@@ -34,6 +34,8 @@ async fn the_openapi_document_describes_every_route(db: PgPool) {
         ("/api/v1/reservations", "post"),
         ("/api/v1/reservations/{id}/cancel", "post"),
         ("/api/v1/reservations/{id}/extend", "post"),
+        ("/api/v1/reservations/{id}/confirm", "post"),
+        ("/api/v1/holds", "post"),
         ("/api/v1/sites/{id}/pools", "post"),
         ("/api/v1/blackouts/{id}", "delete"),
         ("/api/v1/bookings", "get"),

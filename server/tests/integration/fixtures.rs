@@ -117,6 +117,7 @@ pub fn req(m: &Market, gpus: i64, from_h: i64, hours: i64) -> BookingRequest {
         start: hour(m.now, from_h),
         end: hour(m.now, from_h + hours),
         tier: app::booking::Tier::Firm,
+        agreed_total_cents: None,
     }
 }
 

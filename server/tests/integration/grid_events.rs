@@ -80,6 +80,7 @@ async fn book(db: &PgPool, s: &Site, pool: i64, units: i64, tier: Tier) -> i64 {
             start: hour(s.now, 10),
             end: hour(s.now, 20),
             tier,
+            agreed_total_cents: None,
         },
         FEE_BP,
         s.now,

@@ -79,6 +79,7 @@ async fn run_case(db: &PgPool, case: usize, ops: Vec<Op>) {
                     start: hour(m.now, start),
                     end: hour(m.now, start + len),
                     tier: app::booking::Tier::Firm,
+                    agreed_total_cents: None,
                 };
                 match reservations::reserve(db, m.customer, &r, FEE_BP, clock).await {
                     Ok(res) => expected.push(Expected {

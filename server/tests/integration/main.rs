@@ -16,6 +16,7 @@ mod auth_keys;
 mod browser_forms;
 mod embedded_pg;
 mod grid_events;
+mod holds;
 mod hostile_names;
 mod http;
 mod isolation;

@@ -326,6 +326,7 @@ async fn run_case(db: &PgPool, case: usize, ops: Vec<Op>) {
                     } else {
                         Tier::Firm
                     },
+                    agreed_total_cents: None,
                 };
                 let got = reservations::reserve(db, customer, &r, FEE_BP, now).await;
                 // Free units first; a firm booking short of units takes the rest from

@@ -159,6 +159,7 @@ async fn an_operator_lists_capacity_and_sees_how_it_is_booked(db: PgPool) {
             start,
             end: start + Duration::hours(24),
             tier: app::booking::Tier::Firm,
+            agreed_total_cents: None,
         },
         300,
         Utc::now(),

@@ -56,6 +56,7 @@ fn ask(m: &Market, nodes: i64, from_h: i64, hours: i64, tier: Tier) -> BookingRe
         start: hour(m.now, from_h),
         end: hour(m.now, from_h + hours),
         tier,
+        agreed_total_cents: None,
     }
 }
 

@@ -138,6 +138,7 @@ async fn search_filters_sorts_and_prices_every_hit(db: PgPool) {
         start: hour(m.now, 1),
         end: hour(m.now, 72),
         tier: app::booking::Tier::Firm,
+        agreed_total_cents: None,
     };
     reservations::reserve(&db, m.customer, &busy, FEE_BP, m.now)
         .await

@@ -8,7 +8,10 @@
 
 use super::read::{self, Row};
 use super::{raw, retrying};
-use crate::booking::{BookingRequest, Preemption, Quote, Reservation, Tier};
+use crate::booking::{
+    BookingRequest, HoldRequest, Preemption, Quote, Reservation, Tier, DEFAULT_HOLD_MINUTES,
+    MAX_HOLD_MINUTES,
+};
 use crate::pricing::{self, PriceBreakdown};
 use crate::services::availability::{self, DEFAULT_HORIZON_DAYS};
 use crate::services::error::{self, Refusal, ServiceError};
@@ -17,6 +20,14 @@ use crate::services::settlement::{self, AllocateError, AllocationOwner};
 use crate::window::HourWindow;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgPool};
+
+/// What a booking writes: a confirmed reservation, or a hold of its units for `minutes`
+/// (state `held`, confirmed later at the same total, or released when it expires).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Book,
+    Hold { minutes: i64 },
+}
 
 /// A validated request: the pool, the window, the whole units it needs, its tier and the
 /// unit price of that tier.
@@ -155,7 +166,7 @@ pub async fn reserve(
     fee_bp: i64,
     now: DateTime<Utc>,
 ) -> Result<Reservation, ServiceError> {
-    reserve_keyed(db, customer_id, req, None, fee_bp, now).await
+    reserve_keyed(db, customer_id, req, Kind::Book, None, fee_bp, now).await
 }
 
 /// Reserves as [`reserve`] does, at most once per `request_key` of the organization (the
@@ -174,13 +185,60 @@ pub async fn reserve_once(
     if let Some(made) = made_for_key(db, customer_id, request_key, now).await? {
         return Ok(made);
     }
-    reserve_keyed(db, customer_id, req, Some(request_key), fee_bp, now).await
+    reserve_keyed(
+        db,
+        customer_id,
+        req,
+        Kind::Book,
+        Some(request_key),
+        fee_bp,
+        now,
+    )
+    .await
+}
+
+/// Holds the request's units at its price for the minutes asked (15 by default, at most
+/// 30): they leave sale at once, and [`super::confirm`] books them at exactly this total.
+/// A hold never preempts interruptible capacity, since it may never be confirmed. With
+/// `request_key`, at most once per key, as [`reserve_once`].
+pub async fn hold(
+    db: &PgPool,
+    customer_id: i64,
+    req: &HoldRequest,
+    request_key: Option<&str>,
+    fee_bp: i64,
+    now: DateTime<Utc>,
+) -> Result<Reservation, ServiceError> {
+    let minutes = req.minutes.unwrap_or(DEFAULT_HOLD_MINUTES);
+    if !(1..=MAX_HOLD_MINUTES).contains(&minutes) {
+        return Err(ServiceError::invalid(
+            "minutes",
+            format!("a hold lasts 1 to {MAX_HOLD_MINUTES} minutes"),
+        ));
+    }
+    if let Some(key) = request_key {
+        if let Some(made) = made_for_key(db, customer_id, key, now).await? {
+            return Ok(made);
+        }
+    }
+    let kind = Kind::Hold { minutes };
+    reserve_keyed(
+        db,
+        customer_id,
+        &req.request,
+        kind,
+        request_key,
+        fee_bp,
+        now,
+    )
+    .await
 }
 
 async fn reserve_keyed(
     db: &PgPool,
     customer_id: i64,
     req: &BookingRequest,
+    kind: Kind,
     key: Option<&str>,
     fee_bp: i64,
     now: DateTime<Utc>,
@@ -188,8 +246,8 @@ async fn reserve_keyed(
     {
         let mut conn = db.acquire().await?;
         let c = check_request(&mut conn, req, now).await?;
-        let p = price_of(&c, fee_bp);
-        match book(&mut conn, &c, &p, customer_id, key, now).await {
+        let p = agreed_price(&c, req, fee_bp)?;
+        match book(&mut conn, &c, &p, customer_id, kind, key, now).await {
             Ok(Some(b)) if b.allocated == c.units => return booked(c, p, customer_id, b),
             Ok(Some(_)) => {} // unreachable: the trigger refuses a partial commit
             Ok(None) => {
@@ -205,7 +263,7 @@ async fn reserve_keyed(
             },
         }
     }
-    retrying(|| try_reserve(db, customer_id, req, key, fee_bp, now)).await
+    retrying(|| try_reserve(db, customer_id, req, kind, key, fee_bp, now)).await
 }
 
 /// The reservation an earlier request with `key` made, if one did.
@@ -248,6 +306,23 @@ fn key_taken<'k>(e: &sqlx::Error, key: Option<&'k str>) -> Option<&'k str> {
     key.filter(|_| error::refusal(e) == Some(Refusal::RequestKeyTaken))
 }
 
+/// The price of a checked request, refused when the customer agreed to another total.
+fn agreed_price(
+    c: &Checked,
+    req: &BookingRequest,
+    fee_bp: i64,
+) -> Result<PriceBreakdown, ServiceError> {
+    let p = price_of(c, fee_bp);
+    match req.agreed_total_cents {
+        Some(agreed) if agreed != p.total_cents => Err(ServiceError::PriceChanged {
+            agreed_cents: agreed,
+            total_cents: p.total_cents,
+            currency: c.pool.currency.clone(),
+        }),
+        _ => Ok(p),
+    }
+}
+
 fn price_of(c: &Checked, fee_bp: i64) -> PriceBreakdown {
     pricing::price(
         c.pool.priced_at(c.units, c.unit_price_cents),
@@ -262,9 +337,10 @@ struct Booked {
     id: i64,
     created_at: DateTime<Utc>,
     allocated: i64,
-    /// The state it shows now (`reservation_state_at`): confirmed, or active when it starts
-    /// at once.
+    /// The state it shows now (`reservation_state_at`): held, confirmed, or active when it
+    /// starts at once.
     shown_state: String,
+    held_until: Option<DateTime<Utc>>,
 }
 
 /// Inserts the reservation and, in the same statement, allocates the free units the
@@ -280,15 +356,23 @@ struct Booked {
 /// transaction that committed after this statement's snapshot still fails the exclusion
 /// constraint (23P01), which also goes to the exact path. `None` when the organization may
 /// not reserve (only buyers of capacity may).
+///
+/// A hold's end is the database's clock (this transaction's start plus its minutes), the
+/// clock its confirm and its release read.
 async fn book(
     conn: &mut PgConnection,
     c: &Checked,
     p: &PriceBreakdown,
     customer_id: i64,
+    kind: Kind,
     key: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Option<Booked>, sqlx::Error> {
     let range = pools::to_range(&c.window);
+    let (state, action, hold_minutes) = match kind {
+        Kind::Book => ("confirmed", "reservation.created", None),
+        Kind::Hold { minutes } => ("held", "reservation.held", Some(minutes as i32)),
+    };
     // The audit event is written by the same statement: the booking commits with it or not.
     let (actor_user, actor_key) = crate::services::audit::current_ids();
     let row = sqlx::query!(
@@ -296,10 +380,11 @@ async fn book(
         with res as (
             insert into reservation (site_id, pool_id, customer_id, unit_count, during, state, currency,
                                      unit_price_cents, base_cents, discount_cents, fee_cents, total_cents, fee_bp,
-                                     request_key, tier)
-            select $1, $2, $3, $4, $5, 'confirmed', $6, $7, $8, $9, $10, $11, $13, $14, $18
+                                     request_key, tier, held_until)
+            select $1, $2, $3, $4, $5, $19, $6, $7, $8, $9, $10, $11, $13, $14, $18,
+                   now() + make_interval(mins => $20::int)
             where exists (select 1 from organization where id = $3 and kind <> 'operator')
-            returning id, created_at
+            returning id, created_at, held_until
         ),
         chosen as (
             select * from choose_free_units($2, $5, $12, false)
@@ -312,13 +397,13 @@ async fn book(
         audited as (
             insert into audit_event (organization_id, actor_user_id, actor_key_id, actor_label,
                                      action, object_type, object_id, detail)
-            select $3, $15, $16, audit_actor_label($15, $16), 'reservation.created', 'reservation', res.id,
+            select $3, $15, $16, audit_actor_label($15, $16), $21, 'reservation', res.id,
                    jsonb_build_object('pool_id', $2::bigint, 'units', $4::int, 'start', lower($5::tstzrange),
                                       'end', upper($5::tstzrange), 'total_cents', $11::bigint)
             from res
         )
-        select res.id, res.created_at, (select count(*) from taken) as "allocated!",
-               reservation_state_at('confirmed', $5, $17) as "shown_state!"
+        select res.id, res.created_at, res.held_until, (select count(*) from taken) as "allocated!",
+               reservation_state_at($19, $5, $17) as "shown_state!"
           from res
         "#,
         c.pool.site_id,
@@ -339,6 +424,9 @@ async fn book(
         actor_key,
         now,
         c.tier.as_str(),
+        state,
+        hold_minutes,
+        action,
     )
     .fetch_optional(&mut *conn)
     .await?;
@@ -347,6 +435,7 @@ async fn book(
         created_at: r.created_at,
         allocated: r.allocated,
         shown_state: r.shown_state,
+        held_until: r.held_until,
     }))
 }
 
@@ -378,6 +467,7 @@ fn booked(
         credited_cents: 0,
         created_at: b.created_at,
         cancelled_at: None,
+        held_until: b.held_until,
     }
     .shown()
 }
@@ -387,20 +477,26 @@ fn is_partial_or_raced(e: &sqlx::Error) -> bool {
     error::is_retryable(e) || error::refusal(e) == Some(Refusal::PartialBooking)
 }
 
-/// The exact path, in one transaction: book what is free now, then wait for units other
-/// transactions hold; too few in the end is a conflict that names the next window.
+/// The exact path, in one transaction: release the pool's expired holds, book what is free
+/// now, then wait for units other transactions hold; too few in the end is a conflict that
+/// names the next window.
 async fn try_reserve(
     db: &PgPool,
     customer_id: i64,
     req: &BookingRequest,
+    kind: Kind,
     key: Option<&str>,
     fee_bp: i64,
     now: DateTime<Utc>,
 ) -> Result<Reservation, ServiceError> {
     let mut tx = db.begin().await.map_err(raw)?;
     let c = check_request(&mut tx, req, now).await?;
-    let p = price_of(&c, fee_bp);
-    let booking = match book(&mut tx, &c, &p, customer_id, key, now).await {
+    let p = agreed_price(&c, req, fee_bp)?;
+    // An expired hold the release job has not reached yet gives its units back first.
+    settlement::release_expired_holds(&mut tx, Some(c.pool.id))
+        .await
+        .map_err(raw)?;
+    let booking = match book(&mut tx, &c, &p, customer_id, kind, key, now).await {
         Err(e) => match key_taken(&e, key) {
             Some(key) => {
                 tx.rollback().await.map_err(raw)?;
@@ -433,7 +529,8 @@ async fn try_reserve(
             Ok(()) => {}
             Err(AllocateError::Insufficient { free, .. }) => {
                 let short = rest - free;
-                let taken = if c.tier == Tier::Firm && c.pool.interruptible.is_some() {
+                let preempts = kind == Kind::Book && c.tier == Tier::Firm;
+                let taken = if preempts && c.pool.interruptible.is_some() {
                     preempt_and_allocate(&mut tx, &c, &range, short, b.id, now).await?
                 } else {
                     false

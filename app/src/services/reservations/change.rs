@@ -27,7 +27,18 @@ fn cancel_terms(
                 "this reservation has already started; a started contract cannot be cancelled",
             ))
         }
-        ReservationState::Held | ReservationState::Confirmed => {}
+        // A hold was never charged: releasing it refunds nothing and costs nothing.
+        ReservationState::Held => {
+            return Ok(CancelPreview {
+                reservation_id: r.id,
+                notice_hours: (r.start - now).num_hours(),
+                refund_bp: 0,
+                refund_cents: 0,
+                total_cents: 0,
+                credited_cents: 0,
+            })
+        }
+        ReservationState::Confirmed => {}
     }
     let notice_hours = (r.start - now).num_hours();
     let refund_bp = pricing::refund_bp_for(notice_hours, &pool.cancellation);
@@ -55,7 +66,8 @@ pub async fn cancel_preview(
     cancel_terms(&pool, &r, now)
 }
 
-/// Cancels a reservation that has not started, releasing its units and locking the refund.
+/// Cancels a reservation that has not started, releasing its units and locking the refund;
+/// for a hold, releases it.
 pub async fn cancel(
     db: &PgPool,
     customer_id: i64,
@@ -70,11 +82,12 @@ pub async fn cancel(
     sqlx::query!("delete from allocation where reservation_id = $1", id)
         .execute(&mut *tx)
         .await?;
+    let was_held = r.state == ReservationState::Held;
     sqlx::query!(
         "update reservation set state = 'cancelled', cancelled_at = $2, refund_cents = $3, updated_at = now() where id = $1",
         id,
         now,
-        preview.refund_cents
+        (!was_held).then_some(preview.refund_cents)
     )
     .execute(&mut *tx)
     .await?;
@@ -82,10 +95,69 @@ pub async fn cancel(
         &mut tx,
         audit::Event {
             organization_id: Some(customer_id),
-            action: "reservation.cancelled",
+            action: if was_held {
+                "reservation.hold_released"
+            } else {
+                "reservation.cancelled"
+            },
             object_type: "reservation",
             object_id: Some(id),
             detail: serde_json::json!({ "refund_cents": preview.refund_cents }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    read::get(db, customer_id, id, now).await
+}
+
+/// Confirms a hold: the reservation is booked at exactly the total it was held at, and
+/// charged. Confirming a reservation already confirmed answers it as it is (a repeated
+/// confirm changes nothing); a hold that expired or was released is refused. Whether the
+/// hold still lives is the database's decision (`reservation_hold_lives`, on its clock), so
+/// a confirm and the hold's release never both succeed.
+pub async fn confirm(
+    db: &PgPool,
+    customer_id: i64,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<Reservation, ServiceError> {
+    let mut tx = db.begin().await?;
+    read::lock(&mut tx, customer_id, id).await?;
+    let r = read::one(&mut tx, customer_id, id, now).await?;
+    match r.state {
+        ReservationState::Held => {}
+        ReservationState::Confirmed | ReservationState::Active | ReservationState::Completed => {
+            return Ok(r)
+        }
+        ReservationState::Cancelled => {
+            return Err(ServiceError::conflict(
+                "this hold has ended (it expired or was released) and its units went back on sale; ask for a new quote",
+            ))
+        }
+    }
+    let confirmed = sqlx::query!(
+        "update reservation set state = 'confirmed', held_until = null, updated_at = now() where id = $1",
+        id
+    )
+    .execute(&mut *tx)
+    .await;
+    if let Err(e) = confirmed {
+        return Err(match error::refusal(&e) {
+            Some(Refusal::HoldExpired) => ServiceError::conflict(format!(
+                "this hold expired at {}; its units go back on sale, so ask for a new quote",
+                r.held_until.map(|t| t.to_rfc3339()).unwrap_or_default()
+            )),
+            _ => e.into(),
+        });
+    }
+    audit::record(
+        &mut tx,
+        audit::Event {
+            organization_id: Some(customer_id),
+            action: "reservation.confirmed",
+            object_type: "reservation",
+            object_id: Some(id),
+            detail: serde_json::json!({ "total_cents": r.total_cents }),
         },
     )
     .await?;

@@ -7,11 +7,19 @@ mod change;
 mod read;
 pub mod reallocation;
 
-pub use book::{quote, reserve, reserve_once};
-pub use change::{cancel, cancel_preview, extend};
+pub use book::{hold, quote, reserve, reserve_once};
+pub use change::{cancel, cancel_preview, confirm, extend};
 pub use read::{credits, detail, get, holdings, list};
 
 use crate::services::error::{self, ServiceError};
+use sqlx::PgPool;
+
+/// Releases every hold past its time; what each server process runs every few seconds.
+/// Returns how many it released.
+pub async fn release_expired_holds(db: &PgPool) -> Result<i64, ServiceError> {
+    let mut conn = db.acquire().await?;
+    Ok(crate::services::settlement::release_expired_holds(&mut conn, None).await?)
+}
 
 /// Each retry follows another transaction's commit on the same units, so retries always
 /// make progress; the cap only bounds the worst case before answering "conflict".

@@ -31,6 +31,7 @@ pub(super) struct Row {
     pub credited_cents: i64,
     pub created_at: DateTime<Utc>,
     pub cancelled_at: Option<DateTime<Utc>>,
+    pub held_until: Option<DateTime<Utc>>,
 }
 
 impl Row {
@@ -66,6 +67,7 @@ impl Row {
             credited_cents: self.credited_cents,
             created_at: self.created_at,
             cancelled_at: self.cancelled_at,
+            held_until: self.held_until,
         })
     }
 }
@@ -93,7 +95,7 @@ pub(super) async fn one(
         r#"select r.id, r.pool_id, p.name as pool_name, r.site_id, r.customer_id, r.unit_count, r.during,
                   reservation_state_at(r.state, r.during, $3) as "shown_state!", r.tier, r.currency,
                   r.unit_price_cents, r.base_cents, r.discount_cents, r.fee_cents, r.total_cents,
-                  r.refund_cents, r.credited_cents, r.created_at, r.cancelled_at
+                  r.refund_cents, r.credited_cents, r.created_at, r.cancelled_at, r.held_until
              from reservation r join capacity_pool p on p.id = r.pool_id
             where r.id = $1 and r.customer_id = $2"#,
         id,
@@ -138,7 +140,7 @@ pub async fn list(
         r#"select r.id, r.pool_id, p.name as pool_name, r.site_id, r.customer_id, r.unit_count, r.during,
                   reservation_state_at(r.state, r.during, $4) as "shown_state!", r.tier, r.currency,
                   r.unit_price_cents, r.base_cents, r.discount_cents, r.fee_cents, r.total_cents,
-                  r.refund_cents, r.credited_cents, r.created_at, r.cancelled_at
+                  r.refund_cents, r.credited_cents, r.created_at, r.cancelled_at, r.held_until
              from reservation r join capacity_pool p on p.id = r.pool_id
             where r.customer_id = $1 and ($2::bigint is null or r.id < $2)
             order by r.id desc
