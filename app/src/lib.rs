@@ -17,6 +17,7 @@ pub mod listing_form;
 pub mod market;
 pub mod money;
 pub mod operations;
+pub mod orders;
 pub mod pages;
 pub mod power;
 pub mod pricing;
@@ -102,6 +103,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/signup") view={Lazy::<routes::Signup>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/account") view={Lazy::<routes::Account>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/reservations") view={Lazy::<routes::Reservations>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/orders") view={Lazy::<routes::Orders>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/operator") view={Lazy::<routes::Operator>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/admin") view={Lazy::<routes::Admin>::new()} ssr=SsrMode::Async/>
                     <Route path=path!("/admin/books") view={Lazy::<routes::Books>::new()} ssr=SsrMode::Async/>
@@ -133,7 +135,7 @@ pub fn App() -> impl IntoView {
 #[component]
 fn UserNav(user: account::CurrentUser, auth: session::Auth) -> impl IntoView {
     view! {
-        {user.kind.buys().then(|| view! { <A href="/reservations">"Reservations"</A> <A href="/statement">"Statement"</A> })}
+        {user.kind.buys().then(|| view! { <A href="/reservations">"Reservations"</A> <A href="/orders">"Orders"</A> <A href="/statement">"Statement"</A> })}
         {user.kind.operates().then(|| view! { <A href="/operator">"Operations"</A> <A href="/earnings">"Earnings"</A> })}
         {user.platform_admin.then(|| view! { <A href="/admin">"Admin"</A> <A href="/admin/books">"Books"</A> })}
         <A href="/account"><span data-testid="nav-user">{user.display_name}</span></A>

@@ -18,6 +18,13 @@ pub enum PoolKind {
 }
 
 impl PoolKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Gpu => "gpu",
+            Self::Power => "power",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "gpu" => Some(Self::Gpu),

@@ -45,6 +45,7 @@ lazy_page!(Signup => pages::login::SignupPage);
 lazy_page!(Account => pages::account::AccountPage);
 lazy_page!(Reservations => pages::reservations::ReservationsPage);
 lazy_page!(Reservation => pages::reservations::ReservationPage);
+lazy_page!(Orders => pages::orders::OrdersPage);
 lazy_page!(Operator => pages::operator::OperatorPage);
 lazy_page!(Admin => pages::admin::AdminPage);
 lazy_page!(Books => pages::books::BooksPage);

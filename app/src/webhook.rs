@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// The events an endpoint can subscribe to.
-pub const EVENTS: [&str; 8] = [
+pub const EVENTS: [&str; 10] = [
     "reservation.created",
     "reservation.cancelled",
     "reservation.started",
@@ -14,6 +14,8 @@ pub const EVENTS: [&str; 8] = [
     "blackout.created",
     "capacity.changed",
     "grid_event.created",
+    "order.filled",
+    "order.expired",
 ];
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -24,10 +24,11 @@ const BUCKETS: [f64; 12] = [
 ];
 
 /// The background jobs every process runs, and how often each starts a round.
-pub const JOBS: [(&str, Duration); 5] = [
+pub const JOBS: [(&str, Duration); 6] = [
     ("webhooks", Duration::from_secs(1)),
     ("mail", Duration::from_secs(2)),
     ("hold_release", Duration::from_secs(5)),
+    ("standing_orders", Duration::from_secs(5)),
     ("ledger_recognition", Duration::from_secs(60)),
     ("purge_expired", Duration::from_secs(600)),
 ];

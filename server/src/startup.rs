@@ -139,6 +139,11 @@ async fn serve_with(config: &Config, pool: &PgPool) -> Result<(), StartupError> 
     );
     tokio::spawn(recognize_completed(pool.clone(), ops.clone()));
     tokio::spawn(release_expired_holds(pool.clone(), ops.clone()));
+    tokio::spawn(fill_standing_orders(
+        pool.clone(),
+        config.platform_fee_bp,
+        ops.clone(),
+    ));
     let mailer = Mailer::new(pool.clone(), config.smtp_url.as_deref(), &config.mail_from)?;
     tokio::spawn(mailer.run(ops.clone()));
     let router = http::router(crate::state::AppState {
@@ -255,6 +260,29 @@ async fn release_expired_holds(db: PgPool, ops: Arc<Operations>) {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "releasing expired holds failed"),
+        }
+    }
+}
+
+/// Every few seconds, tries the open standing orders against the market as it is now. Every
+/// process runs it; one round runs at a time (the database's advisory lock), and each order
+/// is booked at most once.
+async fn fill_standing_orders(db: PgPool, fee_bp: i64, ops: Arc<Operations>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        match app::services::orders::fill_round(&db, fee_bp, chrono::Utc::now()).await {
+            Ok(round) => {
+                ops.job_round("standing_orders");
+                if round.filled + round.expired > 0 {
+                    tracing::info!(
+                        filled = round.filled,
+                        expired = round.expired,
+                        "standing orders"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "filling standing orders failed"),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod not_found;
 pub mod operator;
 pub mod operator_pool;
 pub mod operator_site;
+pub mod orders;
 pub mod outbox;
 pub mod pool;
 pub mod recovery;

@@ -42,11 +42,7 @@ pub async fn search_market(form: SearchForm) -> Result<SearchResults, AppError> 
         p => Some(request::parse_dollars(p).map_err(|m| invalid("max_price", m))?),
     };
     let quantity = request::parse_quantity(&form.gpus, &form.kw).map_err(|m| invalid("gpus", m))?;
-    let kind = match form.kind.as_str() {
-        "gpu" => Some(PoolKind::Gpu),
-        "power" => Some(PoolKind::Power),
-        _ => None,
-    };
+    let kind = PoolKind::parse(&form.kind);
     let sort = match form.sort.as_str() {
         "earliest_start" => SearchSort::EarliestStart,
         "total_cost" => SearchSort::TotalCost,
@@ -181,6 +177,8 @@ pub fn SearchResultsView() -> impl IntoView {
                         <section class="empty-state" data-testid="no-results">
                             <h2>"Nothing fits this request"</h2>
                             <p>"Try fewer GPUs, a later or more flexible start (earliest within more days), another region, or a higher price."</p>
+                            <p>"Or leave it as a standing order: we book it for you the moment matching capacity appears, and tell you."</p>
+                            <p><a class="button secondary" href=format!("/orders?{}", f.query_string(1)) data-testid="leave-order">"Leave a standing order"</a></p>
                         </section>
                     }.into_any(),
                     Ok(r) => view! { <HitList results=r form=f/> }.into_any(),

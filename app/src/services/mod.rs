@@ -17,6 +17,7 @@ pub mod ledger;
 pub mod mail;
 pub mod market;
 pub mod operations;
+pub mod orders;
 pub mod password;
 pub mod payments;
 pub mod pools;

@@ -195,7 +195,7 @@ pub async fn search(
         ) >= c.need
         limit $8 offset $14
         "#,
-        kind.map(|k| match k { PoolKind::Gpu => "gpu", PoolKind::Power => "power" }),
+        kind.map(PoolKind::as_str),
         opt_text(&q.gpu_model),
         opt_text(&q.region),
         opt_text(&q.energy_source),

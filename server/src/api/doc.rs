@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 document of the JSON API, generated from the handlers' annotations and
 //! served at `/api/v1/openapi.json`; the app's API reference page renders the same document.
 
-use super::{audit, grid_events, ledger, market, operations, reservations, webhooks};
+use super::{audit, grid_events, ledger, market, operations, orders, reservations, webhooks};
 use axum::{http::header, response::IntoResponse};
 use std::sync::OnceLock;
 use utoipa::{
@@ -28,6 +28,7 @@ Each key may make a limited number of requests a minute (429 with `Retry-After` 
         reservations::quote, reservations::create, reservations::list, reservations::get,
         reservations::units, reservations::credits, reservations::cancel, reservations::extend,
         reservations::hold, reservations::confirm,
+        orders::create, orders::list, orders::get, orders::cancel,
         operations::list_sites, operations::get_site, operations::create_site, operations::update_site,
         operations::create_pool, operations::update_pool, operations::open_window,
         operations::list_blackouts, operations::create_blackout, operations::delete_blackout,
@@ -43,7 +44,7 @@ Each key may make a limited number of requests a minute (429 with `Retry-After` 
     tags(
         (name = "organization", description = "Who is calling"),
         (name = "market", description = "Listed capacity, availability and search (any key with `read`)"),
-        (name = "reservations", description = "Quotes and reservations (customers)"),
+        (name = "reservations", description = "Quotes, holds, reservations and standing orders (customers)"),
         (name = "operations", description = "Sites, pools, blackouts and bookings (operators)"),
         (name = "webhooks", description = "Event notifications, signed as Standard Webhooks says (HMAC-SHA256)"),
         (name = "ledger", description = "The books: entries, statements, earnings (integer cents)"),

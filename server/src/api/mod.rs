@@ -10,6 +10,7 @@ pub mod idempotency;
 pub mod ledger;
 pub mod market;
 pub mod operations;
+pub mod orders;
 pub mod page;
 pub mod problem;
 pub mod reservations;
@@ -52,6 +53,9 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/reservations/{id}/units", get(reservations::units))
         .route("/reservations/{id}/credits", get(reservations::credits))
         .route("/holds", post(reservations::hold))
+        .route("/orders", get(orders::list).post(orders::create))
+        .route("/orders/{id}", get(orders::get))
+        .route("/orders/{id}/cancel", post(orders::cancel))
         .route("/reservations/{id}/confirm", post(reservations::confirm))
         .route("/reservations/{id}/cancel", post(reservations::cancel))
         .route("/reservations/{id}/extend", post(reservations::extend))

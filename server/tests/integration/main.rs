@@ -26,6 +26,7 @@ mod migrations;
 mod model;
 mod operator;
 mod ops;
+mod orders;
 mod preemption;
 mod reallocation;
 mod schema;
