@@ -129,6 +129,9 @@ pub struct Reservation {
     /// For a hold (`state` held): when it ends unless confirmed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_until: Option<DateTime<Utc>>,
+    /// Set when it was bought on resale: the listing it came from. A resale is final.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resale_listing_id: Option<i64>,
 }
 
 /// How far to extend a reservation: to a new end (the API) or by a number of hours (the

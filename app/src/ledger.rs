@@ -109,7 +109,8 @@ impl std::fmt::Display for Month {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct StatementLine {
     pub transaction_id: i64,
-    /// `charge`, `extension`, `refund` or `credit`.
+    /// `charge`, `extension`, `refund`, `credit` or `resale` (positive: bought on resale;
+    /// negative: the proceeds of a sale, after the platform's fee).
     pub kind: String,
     pub effective_at: DateTime<Utc>,
     pub reservation_id: Option<i64>,
@@ -119,7 +120,7 @@ pub struct StatementLine {
 }
 
 /// A customer's month: what it owed at the start, what was charged, refunded and credited
-/// (hours not delivered), what it owes at the end. Amounts in integer cents of `currency`.
+/// (hours not delivered), what its resales brought in, what it owes at the end. Amounts in integer cents of `currency`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Statement {
@@ -130,6 +131,8 @@ pub struct Statement {
     pub charges_cents: i64,
     pub refunds_cents: i64,
     pub credits_cents: i64,
+    /// Proceeds of its resales (sale prices less the platform's fee).
+    pub resale_cents: i64,
     pub closing_cents: i64,
     pub lines: Vec<StatementLine>,
 }

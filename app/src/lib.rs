@@ -22,6 +22,7 @@ pub mod pages;
 pub mod power;
 pub mod pricing;
 pub mod request;
+pub mod resale;
 pub mod resource;
 pub mod routes;
 #[cfg(feature = "ssr")]

@@ -125,6 +125,9 @@ pub enum Refusal {
     FirmKeepsItsHours,
     /// A hold was to be confirmed after it expired (`reservation_hold_expired`).
     HoldExpired,
+    /// A reservation part of which was resold was to be cancelled
+    /// (`resold_reservation_stands`).
+    ResoldStands,
     /// Another check refused the change (23514): the request breaks a rule the database keeps.
     Check,
 }
@@ -144,6 +147,7 @@ pub fn refusal(err: &sqlx::Error) -> Option<Refusal> {
         Some("reservation_credit_confirmed") => Some(Refusal::NotCreditable),
         Some("firm_reservation_keeps_its_hours") => Some(Refusal::FirmKeepsItsHours),
         Some("reservation_hold_expired") => Some(Refusal::HoldExpired),
+        Some("resold_reservation_stands") => Some(Refusal::ResoldStands),
         _ => None,
     };
     by_name.or(match db.code().as_deref() {

@@ -65,7 +65,10 @@ pub async fn statement(
     .await?;
     let lines = sqlx::query_as!(
         StatementLine,
-        r#"select t.id as transaction_id, t.kind, t.effective_at, t.reservation_id,
+        r#"select t.id as transaction_id, t.kind, t.effective_at,
+                  -- A sale's reservation is the buyer's: the seller sees the pool, not the id.
+                  case when t.kind = 'resale' and e.amount_cents < 0 then null
+                       else t.reservation_id end as reservation_id,
                   p.name as "pool_name?", coalesce(t.memo, '') as "memo!", e.amount_cents
              from ledger_entry e
              join ledger_account a on a.id = e.account_id
@@ -88,9 +91,14 @@ pub async fn statement(
         .filter(|l| l.kind == "credit")
         .map(|l| -l.amount_cents)
         .sum();
+    let resale: i64 = lines
+        .iter()
+        .filter(|l| l.kind == "resale")
+        .map(|l| (-l.amount_cents).max(0))
+        .sum();
     let refunds: i64 = lines
         .iter()
-        .filter(|l| l.kind != "credit")
+        .filter(|l| l.kind != "credit" && l.kind != "resale")
         .map(|l| (-l.amount_cents).max(0))
         .sum();
     Ok(Statement {
@@ -100,7 +108,8 @@ pub async fn statement(
         charges_cents: charges,
         refunds_cents: refunds,
         credits_cents: credits,
-        closing_cents: opening + charges - refunds - credits,
+        resale_cents: resale,
+        closing_cents: opening + charges - refunds - credits - resale,
         lines,
     })
 }
@@ -121,6 +130,8 @@ pub async fn earnings(db: &PgPool, operator_id: i64) -> Result<Earnings, Service
              join ledger_account a on a.id = e.account_id
             where s.operator_id = $1 and t.currency = $2
               and a.kind in ('operator_payable', 'platform_fee_revenue')
+              -- A resale is between customers: the operator's contract, and its earnings, stand.
+              and t.kind <> 'resale'
             group by 1, 2, 3"#,
         operator_id,
         CURRENCY
@@ -221,7 +232,10 @@ pub async fn entries(
     Ok(sqlx::query_as!(
         LedgerEntry,
         r#"select e.id, t.id as transaction_id, t.kind as transaction_kind, a.kind as account,
-                  t.reservation_id, e.amount_cents, e.currency, t.effective_at,
+                  -- A sale's reservation is the buyer's: the seller is not told its id.
+                  case when t.kind = 'resale' and e.amount_cents < 0 then null
+                       else t.reservation_id end as reservation_id,
+                  e.amount_cents, e.currency, t.effective_at,
                   t.created_at as recorded_at, coalesce(t.memo, '') as "memo!"
              from ledger_entry e
              join ledger_account a on a.id = e.account_id
@@ -251,6 +265,9 @@ pub async fn reconcile(db: &PgPool, now: DateTime<Utc>) -> Result<Reconciliation
     //   cancelled                  charged = total, credited, refunded = refund, the retained
     //                              part (total - credited - refund) split ledger_fee_part to
     //                              the fee, the rest to the operator.
+    //   bought on resale           one resale transaction: the buyer charged the sale price,
+    //                              the seller credited it less the fee, the fee to the
+    //                              platform (and nothing else).
     // And every unit-hour a preemption or a grid event took is credited exactly once: the
     // cuts' unit-hours equal the credits' (unless nothing was left to credit, or the price
     // comes to less than a cent per unit-hour, when the credit is rightly absent).
@@ -266,6 +283,7 @@ pub async fn reconcile(db: &PgPool, now: DateTime<Utc>) -> Result<Reconciliation
                       coalesce(r.refund_cents, 0) as refund, r.credited_cents as credited,
                       r.total_cents - r.credited_cents - coalesce(r.refund_cents, 0) as retained
                  from reservation r
+                where r.resale_listing_id is null
            ), want as (
                select x.id,
                       case when x.state = 'held' then 0 else x.total_cents end as charged,
@@ -292,7 +310,34 @@ pub async fn reconcile(db: &PgPool, now: DateTime<Utc>) -> Result<Reconciliation
                select reservation_id as id, sum(unit_hours)::bigint as hours
                  from reservation_credit where reason in ('preempted', 'curtailed')
                 group by 1
+           ), resale_posted as (
+               select p.reservation_id as id, p.total_cents, p.seller_cents, p.fee_cents,
+                      r.total_cents as reservation_total,
+                      count(distinct t.id) as transactions,
+                      coalesce(sum(e.amount_cents) filter (where a.organization_id = p.buyer_id
+                                                              and a.kind = 'customer_receivable'), 0)::bigint as charged,
+                      coalesce(sum(e.amount_cents) filter (where a.organization_id = l.seller_id
+                                                              and a.kind = 'customer_receivable'), 0)::bigint as seller,
+                      coalesce(sum(e.amount_cents) filter (where a.kind = 'platform_fee_revenue'), 0)::bigint as fee
+                 from resale_purchase p
+                 join resale_listing l on l.id = p.listing_id
+                 join reservation r on r.id = p.reservation_id
+                 left join ledger_transaction t on t.reservation_id = p.reservation_id and t.kind = 'resale'
+                 left join ledger_entry e on e.transaction_id = t.id
+                 left join ledger_account a on a.id = e.account_id
+                group by p.id, r.total_cents
            ), found as (
+               select rp.id, m.what, m.expected, m.actual
+                 from resale_posted rp
+                 cross join lateral (values
+                     ('resale transactions', 1::bigint, rp.transactions),
+                     ('resale charged', rp.total_cents, rp.charged),
+                     ('resale seller credit', -rp.seller_cents, rp.seller),
+                     ('resale fee', -rp.fee_cents, rp.fee),
+                     ('resale total', rp.total_cents, rp.reservation_total)
+                 ) as m (what, expected, actual)
+                where m.expected is distinct from m.actual
+               union all
                select w.id, m.what, m.expected, m.actual
                  from want w
                  left join ledger_reservation_totals l on l.reservation_id = w.id

@@ -23,6 +23,7 @@ pub mod payments;
 pub mod pools;
 pub mod principal;
 pub mod recovery;
+pub mod resale;
 pub mod reservations;
 pub mod search;
 pub mod second_factor;

@@ -1,7 +1,9 @@
 //! The OpenAPI 3.1 document of the JSON API, generated from the handlers' annotations and
 //! served at `/api/v1/openapi.json`; the app's API reference page renders the same document.
 
-use super::{audit, grid_events, ledger, market, operations, orders, reservations, webhooks};
+use super::{
+    audit, grid_events, ledger, market, operations, orders, resale, reservations, webhooks,
+};
 use axum::{http::header, response::IntoResponse};
 use std::sync::OnceLock;
 use utoipa::{
@@ -29,6 +31,7 @@ Each key may make a limited number of requests a minute (429 with `Retry-After` 
         reservations::units, reservations::credits, reservations::cancel, reservations::extend,
         reservations::hold, reservations::confirm,
         orders::create, orders::list, orders::get, orders::cancel,
+        resale::offers, resale::create, resale::mine, resale::withdraw, resale::buy,
         operations::list_sites, operations::get_site, operations::create_site, operations::update_site,
         operations::create_pool, operations::update_pool, operations::open_window,
         operations::list_blackouts, operations::create_blackout, operations::delete_blackout,

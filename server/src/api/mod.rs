@@ -13,6 +13,7 @@ pub mod operations;
 pub mod orders;
 pub mod page;
 pub mod problem;
+pub mod resale;
 pub mod reservations;
 pub mod webhooks;
 
@@ -56,6 +57,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/orders", get(orders::list).post(orders::create))
         .route("/orders/{id}", get(orders::get))
         .route("/orders/{id}/cancel", post(orders::cancel))
+        .route("/resale-listings", get(resale::offers).post(resale::create))
+        .route("/resale-listings/mine", get(resale::mine))
+        .route("/resale-listings/{id}/withdraw", post(resale::withdraw))
+        .route("/resale-listings/{id}/buy", post(resale::buy))
         .route("/reservations/{id}/confirm", post(reservations::confirm))
         .route("/reservations/{id}/cancel", post(reservations::cancel))
         .route("/reservations/{id}/extend", post(reservations::extend))

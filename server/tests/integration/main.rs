@@ -29,6 +29,7 @@ mod ops;
 mod orders;
 mod preemption;
 mod reallocation;
+mod resale;
 mod schema;
 mod seed;
 mod settlement;

@@ -468,6 +468,7 @@ fn booked(
         created_at: b.created_at,
         cancelled_at: None,
         held_until: b.held_until,
+        resale_listing_id: None,
     }
     .shown()
 }

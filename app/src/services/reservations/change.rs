@@ -16,6 +16,11 @@ fn cancel_terms(
     r: &Reservation,
     now: DateTime<Utc>,
 ) -> Result<CancelPreview, ServiceError> {
+    if r.resale_listing_id.is_some() {
+        return Err(ServiceError::conflict(
+            "this reservation was bought on resale, and a resale is final: it cannot be cancelled",
+        ));
+    }
     match r.state {
         ReservationState::Cancelled => {
             return Err(ServiceError::conflict(
@@ -79,18 +84,37 @@ pub async fn cancel(
     let r = read::one(&mut tx, customer_id, id, now).await?;
     let pool = pools::load(&mut tx, r.pool_id, false).await?;
     let preview = cancel_terms(&pool, &r, now)?;
+    let open_listings = sqlx::query_scalar!(
+        r#"select count(*) as "n!" from resale_listing where reservation_id = $1 and state = 'open'"#,
+        id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if open_listings > 0 {
+        return Err(ServiceError::conflict(
+            "this reservation has resale listings on sale; withdraw them before cancelling it",
+        ));
+    }
     sqlx::query!("delete from allocation where reservation_id = $1", id)
         .execute(&mut *tx)
         .await?;
     let was_held = r.state == ReservationState::Held;
-    sqlx::query!(
+    let cancelled = sqlx::query!(
         "update reservation set state = 'cancelled', cancelled_at = $2, refund_cents = $3, updated_at = now() where id = $1",
         id,
         now,
         (!was_held).then_some(preview.refund_cents)
     )
     .execute(&mut *tx)
-    .await?;
+    .await;
+    if let Err(e) = cancelled {
+        return Err(match error::refusal(&e) {
+            Some(Refusal::ResoldStands) => ServiceError::conflict(
+                "part of this reservation was resold to another customer; it can no longer be cancelled",
+            ),
+            _ => e.into(),
+        });
+    }
     audit::record(
         &mut tx,
         audit::Event {
@@ -194,6 +218,11 @@ async fn try_extend(
     let pool = pools::load(&mut tx, current.pool_id, true).await?;
     read::lock(&mut tx, customer_id, id).await?;
     let r = read::one(&mut tx, customer_id, id, now).await?;
+    if r.resale_listing_id.is_some() {
+        return Err(ServiceError::conflict(
+            "this reservation was bought on resale, and a resale is final: book the extra time as a new reservation",
+        ));
+    }
     match r.state {
         ReservationState::Confirmed | ReservationState::Active => {}
         ReservationState::Cancelled => {

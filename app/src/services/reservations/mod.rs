@@ -11,6 +11,26 @@ pub use book::{hold, quote, reserve, reserve_once};
 pub use change::{cancel, cancel_preview, confirm, extend};
 pub use read::{credits, detail, get, holdings, list};
 
+/// One of the customer's reservations, read in the caller's transaction.
+pub async fn get_in(
+    conn: &mut sqlx::PgConnection,
+    customer_id: i64,
+    id: i64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<crate::booking::Reservation, ServiceError> {
+    read::one(conn, customer_id, id, now).await
+}
+
+/// Locks one of the customer's reservations for a change made elsewhere (a resale listing):
+/// the same lock cancellation and extension take.
+pub async fn lock_for_change(
+    conn: &mut sqlx::PgConnection,
+    customer_id: i64,
+    id: i64,
+) -> Result<(), ServiceError> {
+    read::lock(conn, customer_id, id).await
+}
+
 use crate::services::error::{self, ServiceError};
 use sqlx::PgPool;
 

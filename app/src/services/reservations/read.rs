@@ -32,6 +32,7 @@ pub(super) struct Row {
     pub created_at: DateTime<Utc>,
     pub cancelled_at: Option<DateTime<Utc>>,
     pub held_until: Option<DateTime<Utc>>,
+    pub resale_listing_id: Option<i64>,
 }
 
 impl Row {
@@ -68,6 +69,7 @@ impl Row {
             created_at: self.created_at,
             cancelled_at: self.cancelled_at,
             held_until: self.held_until,
+            resale_listing_id: self.resale_listing_id,
         })
     }
 }
@@ -95,7 +97,8 @@ pub(super) async fn one(
         r#"select r.id, r.pool_id, p.name as pool_name, r.site_id, r.customer_id, r.unit_count, r.during,
                   reservation_state_at(r.state, r.during, $3) as "shown_state!", r.tier, r.currency,
                   r.unit_price_cents, r.base_cents, r.discount_cents, r.fee_cents, r.total_cents,
-                  r.refund_cents, r.credited_cents, r.created_at, r.cancelled_at, r.held_until
+                  r.refund_cents, r.credited_cents, r.created_at, r.cancelled_at, r.held_until,
+                  r.resale_listing_id
              from reservation r join capacity_pool p on p.id = r.pool_id
             where r.id = $1 and r.customer_id = $2"#,
         id,
@@ -140,7 +143,8 @@ pub async fn list(
         r#"select r.id, r.pool_id, p.name as pool_name, r.site_id, r.customer_id, r.unit_count, r.during,
                   reservation_state_at(r.state, r.during, $4) as "shown_state!", r.tier, r.currency,
                   r.unit_price_cents, r.base_cents, r.discount_cents, r.fee_cents, r.total_cents,
-                  r.refund_cents, r.credited_cents, r.created_at, r.cancelled_at, r.held_until
+                  r.refund_cents, r.credited_cents, r.created_at, r.cancelled_at, r.held_until,
+                  r.resale_listing_id
              from reservation r join capacity_pool p on p.id = r.pool_id
             where r.customer_id = $1 and ($2::bigint is null or r.id < $2)
             order by r.id desc
