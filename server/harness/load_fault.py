@@ -81,7 +81,7 @@ MAX_IN_USE_RETRIES = 8
 FAULT_GRACE_S = 5.0
 
 OPERATIONS = {"search": 0.20, "quote": 0.20, "reserve": 0.35, "cancel": 0.10, "extend": 0.14,
-              "grid_event": 0.01}
+              "grid_event": 0.01, "hold": 0.04, "resale": 0.03, "order": 0.005}
 # The share of bookings on pools that sell it that ask for the interruptible tier (firm
 # bookings then preempt them when the pool is short).
 INTERRUPTIBLE_SHARE = 0.35
@@ -387,6 +387,8 @@ class Booking:
     start: int
     end: int  # as last acknowledged
     key: str
+    firm: bool = True
+    resold: bool = False           # some of its hours were bought on resale
     cancelled: bool = False        # cancellation acknowledged
     cancel_unknown: bool = False   # a cancellation was sent, its answer was lost
     possible_ends: set = field(default_factory=set)  # ends of extensions whose answer was lost
@@ -452,6 +454,12 @@ class Record:
         self.interruptible_acked = 0
         self.grid_events_acked = 0
         self.grid_events_refused = 0
+        self.holds_acked = 0
+        self.holds_confirmed = 0
+        # Acknowledged resale purchases: buyer's reservation id -> (buyer, pool, units, start, end)
+        self.purchases: dict[int, tuple] = {}
+        self.purchases_unknown = 0
+        self.orders_acked: dict[int, int] = {}     # order id -> organization
         self.replays = 0
         self.unexpected: list[str] = []            # failures outside the fault windows
         self.anomalies: list[str] = []             # answers that contradict what was acknowledged
@@ -686,7 +694,7 @@ class Workload:
                 self.record.anomalies.append(f"reservation {rid} acknowledged to keys {other.key} and {att.key}")
                 return
             self.record.bookings[rid] = Booking(rid, att.org, att.pool, att.units, att.start,
-                                                att.end, att.key)
+                                                att.end, att.key, firm=res.get("tier") != "interruptible")
             self.record.idle.append(rid)
 
     def checkout(self, rng: random.Random) -> Booking | None:
@@ -747,6 +755,80 @@ class Workload:
         else:
             b.possible_ends.add(new_end)  # answer lost: either end is right; retired
 
+
+    def op_hold(self, rng: random.Random) -> None:
+        """Holds capacity for a minute (so some holds expire during the run and the release
+        job gives their units back, whatever was killed), and confirms half of them."""
+        att = self.new_attempt(rng)
+        if att is None:
+            self.op_quote(rng)
+            return
+        att.body.pop("tier", None)  # holds are firm
+        att.body["minutes"] = 1
+        att.tries += 1
+        r = self.call(rng, "hold", "POST", "/api/v1/holds", att.org, att.body,
+                      {"Idempotency-Key": att.key})
+        att.status, att.code = r.status, r.code
+        att.history.append(str(r.status or r.cls))
+        if r.status == 201:
+            res = r.json()
+            att.outcome, att.res_id = "acked", res.get("id")
+            with self.record.lock:
+                self.record.holds_acked += 1
+            if rng.random() < 0.5:
+                c = self.call(rng, "confirm", "POST", f"/api/v1/reservations/{att.res_id}/confirm", att.org)
+                if c.status == 200:
+                    with self.record.lock:
+                        self.record.holds_confirmed += 1
+                    self.acknowledge(att, c)
+        elif r.status is None or r.status >= 500 or r.status == 408:
+            att.outcome = "unknown"
+        else:
+            att.outcome = "refused"
+
+    def op_resale(self, rng: random.Random) -> None:
+        """A customer lists the last hours of a firm booking, another buys them."""
+        b = self.checkout(rng)
+        if b is None:
+            self.op_quote(rng)
+            return
+        hours = (b.end - b.start) // HOUR
+        if not b.firm or b.resold or hours < 2 or b.start < time.time() + 2 * HOUR:
+            self.give_back(b)
+            return
+        start = b.end - rng.randint(1, hours - 1) * HOUR
+        body = {"reservation_id": b.id, "units": b.units, "start": iso(start),
+                "unit_hour_price_cents": rng.randint(100, 3000)}
+        r = self.call(rng, "resale", "POST", "/api/v1/resale-listings", b.org, body,
+                      {"Idempotency-Key": f"market-rl-{uuid.uuid4()}"})
+        listing = r.json().get("id") if r.status == 201 else None
+        self.give_back(b)
+        if listing is None:
+            return
+        buyer = rng.choice([o for o in self.orgs if o != b.org] or self.orgs)
+        r = self.call(rng, "resale", "POST", f"/api/v1/resale-listings/{listing}/buy", buyer, {},
+                      {"Idempotency-Key": f"market-rb-{uuid.uuid4()}"})
+        with self.record.lock:
+            if r.status == 201:
+                res = r.json()
+                b.resold = True
+                self.record.purchases[res.get("id")] = (buyer, b.pool, b.units, start, b.end)
+            elif r.status is None or r.status >= 500 or r.status == 408:
+                b.resold = True  # perhaps
+                self.record.purchases_unknown += 1
+
+    def op_order(self, rng: random.Random) -> None:
+        """A customer leaves a standing order for one node over a window the load fights over."""
+        pool = self.pick_pool(rng)
+        start, end = self.window(rng, pool)
+        org = rng.choice(self.orgs)
+        body = {"kind": "gpu", "quantity": {"units": 1}, "hours": (end - start) // HOUR,
+                "earliest_start": iso(start), "latest_start": iso(start)}
+        r = self.call(rng, "order", "POST", "/api/v1/orders", org, body,
+                      {"Idempotency-Key": f"market-or-{uuid.uuid4()}"})
+        if r.status == 201:
+            with self.record.lock:
+                self.record.orders_acked[r.json().get("id")] = org
 
     def op_grid_event(self, rng: random.Random) -> None:
         """The operator of a hot pool's site records a curtailment over hours the bookings
@@ -882,7 +964,8 @@ def check_reservations(url: str, baseline: int, record: Record) -> tuple[list[st
     rows = psql(url, f"""
         select id, customer_id, pool_id, unit_count, extract(epoch from lower(during))::bigint,
                extract(epoch from upper(during))::bigint, state
-        from reservation where id > {baseline} order by id""")
+        from reservation where id > {baseline} and resale_listing_id is null
+         and coalesce(request_key, '') not like 'standing order %' order by id""")
     db = {int(r[0]): (int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), r[6]) for r in rows}
     by_tuple = {(a.org, a.pool, a.units, a.start): a for a in record.attempts.values()}
 
@@ -921,7 +1004,41 @@ def check_reservations(url: str, baseline: int, record: Record) -> tuple[list[st
         if not b.cancelled and not b.cancel_unknown and state != "confirmed":
             v.append(f"reservation {b.id} is {state}, though no cancellation of it was acknowledged "
                      f"or left without an answer")
+    v += check_market(url, baseline, record)
     return v, unknown_made
+
+
+def check_market(url: str, baseline: int, record: Record) -> list[str]:
+    """Resales, standing orders and holds: every acknowledged purchase exists as
+    acknowledged and no purchase exists that was not asked for; each filled order made one
+    reservation that fills it; no hold outlives its time by more than the release job's
+    period (with slack for a fault)."""
+    v: list[str] = []
+    bought = {int(r[0]): (int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5])) for r in psql(url, f"""
+        select id, customer_id, pool_id, unit_count, extract(epoch from lower(during))::bigint,
+               extract(epoch from upper(during))::bigint
+          from reservation where id > {baseline} and resale_listing_id is not null""")}
+    for rid, want in record.purchases.items():
+        if bought.get(rid) != want:
+            v.append(f"resale purchase {rid} acknowledged as {want}, the database has {bought.get(rid)}")
+    extra = set(bought) - set(record.purchases)
+    if len(extra) > record.purchases_unknown:
+        v.append(f"{len(extra)} resale purchases exist that no buyer was told of "
+                 f"(only {record.purchases_unknown} answers were lost): {sorted(extra)[:10]}")
+    for r in psql(url, """
+        select o.id, o.customer_id, count(r.id)
+          from standing_order o
+          left join reservation r on r.customer_id = o.customer_id
+                                 and r.request_key = 'standing order ' || o.id
+         group by o.id, o.customer_id, o.state, o.reservation_id
+        having count(r.id) > 1 or (o.state = 'filled') <> (count(r.id) = 1 and bool_and(r.id = o.reservation_id))"""):
+        v.append(f"standing order {r[0]} of organization {r[1]} made {r[2]} reservations, "
+                 f"not as its state says")
+    for r in psql(url, """
+        select id, held_until from reservation
+         where state = 'held' and held_until < now() - interval '40 seconds' limit 10"""):
+        v.append(f"hold {r[0]} expired at {r[1]} and was never released")
+    return v
 
 
 def check_idempotency(url: str, record: Record) -> tuple[list[str], int]:
@@ -1268,6 +1385,8 @@ class Run:
             self.degenerate.append("no interruptible reservation was acknowledged")
         if self.record.grid_events_acked + self.record.grid_events_refused == 0:
             self.degenerate.append("no grid event was answered")
+        if self.record.holds_acked == 0:
+            self.degenerate.append("no hold was acknowledged")
         done = sum(n for (_, cls), n in self.record.requests.items() if cls == "2xx")
         if done < self.args.rate * self.args.duration * 0.3:
             self.degenerate.append(f"only {done} requests succeeded of about {self.args.rate * self.args.duration:.0f} planned")
@@ -1317,6 +1436,13 @@ class Run:
             "grid_events": {
                 "acknowledged": rec.grid_events_acked,
                 "refused": rec.grid_events_refused,
+            },
+            "market": {
+                "holds_acknowledged": rec.holds_acked,
+                "holds_confirmed": rec.holds_confirmed,
+                "resales_acknowledged": len(rec.purchases),
+                "resale_answers_lost": rec.purchases_unknown,
+                "orders_left": len(rec.orders_acked),
             },
             "unknown_outcomes_by_cause": dict(collections.Counter(
                 _cause(a.history) for a in rec.attempts.values() if a.outcome == "unknown").most_common(8)),

@@ -18,6 +18,7 @@ pub mod orders;
 pub mod outbox;
 pub mod pool;
 pub mod recovery;
+pub mod resale;
 pub mod reservations;
 pub mod search;
 pub mod security;

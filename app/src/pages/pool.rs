@@ -17,12 +17,30 @@ use leptos_router::hooks::use_query_map;
 
 use crate::market::POOL_CHART_DAYS as CHART_DAYS;
 
+/// What the pool's page shows: the pool, and customers' resale listings on it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PoolView {
+    pub detail: PoolDetail,
+    pub resale: Vec<crate::resale::ResaleOffer>,
+}
+
 #[server(endpoint = "load_pool")]
-pub async fn load_pool(id: i64) -> Result<PoolDetail, AppError> {
+pub async fn load_pool(id: i64) -> Result<PoolView, AppError> {
+    use crate::services::resale::{self, OfferFilter};
     use crate::services::{market, web};
-    market::pool_detail(&web::db()?, id, web::platform_fee_bp(), chrono::Utc::now())
+    let (db, now) = (web::db()?, chrono::Utc::now());
+    let detail = market::pool_detail(&db, id, web::platform_fee_bp(), now)
         .await
-        .map_err(web::fail)
+        .map_err(web::fail)?;
+    let only_this_pool = OfferFilter {
+        pool_id: Some(id),
+        limit: 50,
+        ..OfferFilter::default()
+    };
+    let resale = resale::offers(&db, &only_this_pool, now)
+        .await
+        .map_err(web::fail)?;
+    Ok(PoolView { detail, resale })
 }
 
 /// The request in the page's URL, as typed.
@@ -240,7 +258,7 @@ pub fn PoolPage() -> impl IntoView {
         <Transition fallback=|| view! { <p class="loading" role="status">"Loading the pool…"</p> }>
             {move || Suspend::new(async move {
                 match detail.await {
-                    Ok(d) => view! { <Pool detail=d/> }.into_any(),
+                    Ok(v) => view! { <Pool detail=v.detail resale=v.resale/> }.into_any(),
                     Err(e) if e.is_not_found() => view! { <crate::pages::not_found::NotFound/> }.into_any(),
                     Err(e) => view! { <p class="form-error" role="alert">{clean_error(&e.to_string())}</p> }.into_any(),
                 }
@@ -250,7 +268,7 @@ pub fn PoolPage() -> impl IntoView {
 }
 
 #[component]
-fn Pool(detail: PoolDetail) -> impl IntoView {
+fn Pool(detail: PoolDetail, resale: Vec<crate::resale::ResaleOffer>) -> impl IntoView {
     let query = use_query_map();
     let ask = Ask::from_query(&query.read_untracked());
     let l = detail.listing.clone();
@@ -298,7 +316,31 @@ fn Pool(detail: PoolDetail) -> impl IntoView {
             </section>
         </div>
         <ReserveForm detail=detail ask/>
+        <ResaleSection offers=resale pool_id=l.pool_id/>
     }
+}
+
+/// Customers' resale listings on the pool, with buy forms for a signed-in customer.
+#[component]
+fn ResaleSection(offers: Vec<crate::resale::ResaleOffer>, pool_id: i64) -> impl IntoView {
+    let auth = crate::session::use_auth();
+    let sign_in = format!(
+        "/login?next={}",
+        request::encode(&format!("/pools/{pool_id}"))
+    );
+    (!offers.is_empty()).then(|| {
+        view! {
+            <Transition fallback=|| ()>
+                {move || {
+                    let (offers, sign_in) = (offers.clone(), sign_in.clone());
+                    Suspend::new(async move {
+                        let signed_in = matches!(auth.user.await, Ok(Some(_)));
+                        view! { <crate::pages::resale::PoolResale offers signed_in sign_in/> }
+                    })
+                }}
+            </Transition>
+        }
+    })
 }
 
 /// Free units over time as an SVG step chart, with the requested window marked by a hatched

@@ -22,15 +22,28 @@ pub async fn my_reservations(before_id: Option<i64>) -> Result<Vec<Reservation>,
         .map_err(web::fail)
 }
 
+/// What a reservation's page shows: the reservation, its units and credits, and its resale
+/// listings.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReservationView {
+    pub detail: ReservationDetail,
+    pub listings: Vec<crate::resale::Listing>,
+}
+
 #[server(endpoint = "get_reservation")]
-pub async fn get_reservation(id: i64) -> Result<ReservationDetail, AppError> {
-    use crate::services::{reservations, web};
+pub async fn get_reservation(id: i64) -> Result<ReservationView, AppError> {
+    use crate::services::{resale, reservations, web};
     let me = web::principal()?
         .customer(crate::account::Scope::Read)
         .map_err(web::fail)?;
-    reservations::detail(&web::db()?, me, id, chrono::Utc::now())
+    let (db, now) = (web::db()?, chrono::Utc::now());
+    let detail = reservations::detail(&db, me, id, now)
         .await
-        .map_err(web::fail)
+        .map_err(web::fail)?;
+    let listings = resale::mine(&db, me, Some(id), None, 100, now)
+        .await
+        .map_err(web::fail)?;
+    Ok(ReservationView { detail, listings })
 }
 
 #[server(endpoint = "cancel_reservation")]
@@ -182,35 +195,49 @@ fn Detail(id: i64) -> impl IntoView {
     let cancel = ServerAction::<CancelReservation>::new();
     let extend = ServerAction::<ExtendReservation>::new();
     let confirm = ServerAction::<ConfirmHold>::new();
+    let list = ServerAction::<crate::pages::resale::ListForResale>::new();
+    let withdraw = ServerAction::<crate::pages::resale::WithdrawListing>::new();
     let versions = move || {
         (
             cancel.version().get(),
             extend.version().get(),
             confirm.version().get(),
+            list.version().get(),
+            withdraw.version().get(),
         )
     };
     let r = crate::resource::load(versions, move |_| get_reservation(id));
     let preview = crate::resource::load(versions, move |_| cancel_preview(id));
     let keys = crate::resource::load(versions, |_| async {
-        (form_key().await, form_key().await, form_key().await)
+        (
+            form_key().await,
+            form_key().await,
+            form_key().await,
+            form_key().await,
+        )
     });
     view! {
         <p class="crumbs"><a href="/reservations">"Your reservations"</a> " › #" {id}</p>
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || Suspend::new(async move {
-                let (cancel_key, extend_key, confirm_key) = match keys.await {
-                    (Ok(c), Ok(e), Ok(k)) => (c, e, k),
+                let (cancel_key, extend_key, confirm_key, resale_key) = match keys.await {
+                    (Ok(c), Ok(e), Ok(k), Ok(r)) => (c, e, k, r),
                     _ => Default::default(),
                 };
                 match r.await {
-                    Ok(ReservationDetail { reservation: r, holdings, credits }) => {
+                    Ok(ReservationView { detail: ReservationDetail { reservation: r, holdings, credits }, listings }) => {
                         // Hours taken by preemption or an incident: nothing left, or no longer
                         // all the units at the end (so it cannot be extended on them).
                         let nothing_left = holdings.is_empty() && r.state != ReservationState::Cancelled;
                         let reaches_end = holdings.iter().filter(|h| h.end == r.end).count() as i64 == r.units;
-                        let open = r.state == ReservationState::Confirmed && !nothing_left;
+                        let resale = r.resale_listing_id;
+                        let open = r.state == ReservationState::Confirmed && !nothing_left && resale.is_none();
                         let held = (r.state == ReservationState::Held).then_some(r.held_until).flatten();
-                        let extendable = matches!(r.state, ReservationState::Confirmed | ReservationState::Active) && reaches_end;
+                        let extendable = matches!(r.state, ReservationState::Confirmed | ReservationState::Active) && reaches_end && resale.is_none();
+                        // Firm, confirmed or running, not itself a resale, with an hour to come.
+                        let sellable = matches!(r.state, ReservationState::Confirmed | ReservationState::Active)
+                            && r.tier == crate::booking::Tier::Firm && resale.is_none() && !nothing_left
+                            && r.end > chrono::Utc::now() + chrono::Duration::hours(1);
                         view! {
                             <h1>"Reservation #" {r.id}</h1>
                             <dl class="facts" data-testid="reservation-facts">
@@ -255,6 +282,9 @@ fn Detail(id: i64) -> impl IntoView {
                                     </section>
                                 }
                             })}
+                            {resale.map(|l| view! {
+                                <p class="notice" data-testid="resale-terms">"Bought on resale (listing #" {l} "). " {crate::resale::RESALE_TERMS}</p>
+                            })}
                             <Holdings holdings=holdings/>
                             <Credits credits=credits currency=r.currency.clone()/>
                             {open.then(|| view! {
@@ -278,6 +308,7 @@ fn Detail(id: i64) -> impl IntoView {
                                     </ActionForm>
                                 </section>
                             })}
+                            <crate::pages::resale::SellBack reservation=r.clone() listings sellable list withdraw keys=(resale_key.clone(), resale_key)/>
                             {extendable.then(|| view! {
                                 <section class="panel" aria-labelledby="extend-title">
                                     <h2 id="extend-title">"Extend"</h2>

@@ -17,6 +17,9 @@ pub struct SearchResults {
     pub hits: Vec<SearchHit>,
     pub has_more: bool,
     pub page: i64,
+    /// Customers' resale listings that match the filters and the quantity (first page of a
+    /// firm search only).
+    pub resale: Vec<crate::resale::ResaleOffer>,
 }
 
 #[server(endpoint = "search_market")]
@@ -71,18 +74,32 @@ pub async fn search_market(form: SearchForm) -> Result<SearchResults, AppError> 
         limit: PAGE_SIZE,
         offset: (page - 1) * PAGE_SIZE,
     };
-    let found = search::search(
-        &web::db()?,
-        &query,
-        web::platform_fee_bp(),
-        chrono::Utc::now(),
-    )
-    .await
-    .map_err(web::fail)?;
+    let (db, now) = (web::db()?, chrono::Utc::now());
+    let found = search::search(&db, &query, web::platform_fee_bp(), now)
+        .await
+        .map_err(web::fail)?;
+    // A resale is firm capacity sold as listed; it appears beside a firm search's first page.
+    let resale = if page == 1 && tier == crate::booking::Tier::Firm {
+        let matching = crate::services::resale::OfferFilter {
+            pool_id: None,
+            kind: query.kind,
+            gpu_model: query.gpu_model.clone(),
+            region: query.region.clone(),
+            energy_source: query.energy_source.clone(),
+            quantity,
+            limit: 10,
+        };
+        crate::services::resale::offers(&db, &matching, now)
+            .await
+            .map_err(web::fail)?
+    } else {
+        Vec::new()
+    };
     Ok(SearchResults {
         hits: found.hits,
         has_more: found.has_more,
         page,
+        resale,
     })
 }
 
@@ -174,6 +191,7 @@ pub fn SearchResultsView() -> impl IntoView {
                 let f = form();
                 match results.await {
                     Ok(r) if r.hits.is_empty() => view! {
+                        <ResaleHits offers=r.resale/>
                         <section class="empty-state" data-testid="no-results">
                             <h2>"Nothing fits this request"</h2>
                             <p>"Try fewer GPUs, a later or more flexible start (earliest within more days), another region, or a higher price."</p>
@@ -197,6 +215,7 @@ fn HitList(results: SearchResults, form: SearchForm) -> impl IntoView {
         .has_more
         .then(|| format!("/?{}", form.query_string(page + 1)));
     view! {
+        <ResaleHits offers=results.resale/>
         <section aria-labelledby="results-title">
             <h2 id="results-title">"Capacity that fits " <span class="muted">"(page " {page} ")"</span></h2>
             <ol class="hits" data-testid="search-results">
@@ -208,6 +227,37 @@ fn HitList(results: SearchResults, form: SearchForm) -> impl IntoView {
             </nav>
         </section>
     }
+}
+
+/// Customers' resale listings that match the search: fixed hours, bought as listed on the
+/// pool's page.
+#[component]
+fn ResaleHits(offers: Vec<crate::resale::ResaleOffer>) -> impl IntoView {
+    (!offers.is_empty()).then(|| view! {
+        <section aria-labelledby="resale-title" data-testid="search-resale">
+            <h2 id="resale-title">"Resale listings " <span class="muted small">"(fixed hours, bought as listed; a resale is final)"</span></h2>
+            <ol class="hits">
+                {offers.into_iter().map(|o| {
+                    let per = if o.kind == PoolKind::Gpu { "GPU-hour" } else { "kW-hour" };
+                    view! {
+                        <li class="hit">
+                            <div class="hit-main">
+                                <a href=format!("/pools/{}#resale", o.pool_id) class="hit-title"><span class="tag tag-resale">"resale"</span> " " <strong>{o.pool_name.clone()}</strong></a>
+                                <div class="muted small">{o.gpu_model.clone().unwrap_or_else(|| "Power blocks".into())} " · " {o.site_name.clone()} ", " {o.region.clone()}</div>
+                            </div>
+                            <dl class="hit-figures">
+                                <div><dt>"Hours"</dt><dd><LocalTime at=o.start/> <div class="muted small">{o.hours} " h"</div></dd></div>
+                                <div><dt>"Left"</dt><dd>{o.units_left} " " {o.unit_word()}</dd></div>
+                                <div><dt>"Price"</dt><dd>{format_cents(o.per_size_hour_cents(), &o.currency)} <span class="muted small">"/ " {per}</span></dd></div>
+                                <div><dt>"All of it"</dt><dd><strong>{format_cents(o.total_cents, &o.currency)}</strong></dd></div>
+                            </dl>
+                            <a href=format!("/pools/{}#resale", o.pool_id) class="button secondary small">"View and buy"</a>
+                        </li>
+                    }
+                }).collect_view()}
+            </ol>
+        </section>
+    })
 }
 
 #[component]

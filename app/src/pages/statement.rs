@@ -91,6 +91,7 @@ fn StatementBody(s: Statement) -> impl IntoView {
             <div><dt>"Charges"</dt><dd data-testid="statement-charges">{money(s.charges_cents)}</dd></div>
             <div><dt>"Refunds"</dt><dd data-testid="statement-refunds">{money(s.refunds_cents)}</dd></div>
             <div><dt>"Credits"</dt><dd data-testid="statement-credits">{money(s.credits_cents)}</dd></div>
+            <div><dt>"Resale proceeds"</dt><dd data-testid="statement-resale">{money(s.resale_cents)}</dd></div>
             <div><dt>"Owed at the end"</dt><dd data-testid="statement-closing">{money(s.closing_cents)}</dd></div>
         </dl>
         <p>
@@ -115,6 +116,8 @@ fn StatementBody(s: Statement) -> impl IntoView {
                                     "extension" => "Repriced",
                                     "refund" => "Refund",
                                     "credit" => "Credit for hours not delivered",
+                                    "resale" if l.amount_cents >= 0 => "Bought on resale",
+                                    "resale" => "Resale proceeds (after the platform's fee)",
                                     _ => "Adjustment",
                                 };
                                 view! {

@@ -221,3 +221,12 @@ pub(super) const GRID_EVENTS: &[GridEvent] = &[
         cents_per_mwh: None,
     },
 ];
+
+/// A resale listing: (seller, site, pool, nodes, the last hours of its reservation).
+pub(super) const RESALE: (&str, &str, &str, i32, i64) = (
+    "Northwind AI",
+    "Keystone Ridge",
+    "Nuclear-backed H200",
+    2,
+    72,
+);

@@ -16,7 +16,7 @@ use app::window::HourWindow;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use sqlx::PgPool;
 
-use calendar::{BLACKOUTS, GRID_EVENTS, INTERRUPTIBLE_RESERVATIONS, RESERVATIONS};
+use calendar::{BLACKOUTS, GRID_EVENTS, INTERRUPTIBLE_RESERVATIONS, RESALE, RESERVATIONS};
 use organizations::ORGS;
 use pools::{gpu_spec, interruptible_price, pools, PoolSpec, CANCELLATION, DISCOUNTS};
 use sites::SITES;
@@ -345,6 +345,33 @@ pub async fn seed(db: &PgPool) -> Result<SeedCounts, SeedError> {
             .map_err(|e| SeedError::Inconsistent(format!("reservation on {site} / {name}: {e}")))?;
         }
         counts.reservations += 1;
+    }
+
+    // A customer selling back the last three days of two nodes of a contract, a tenth under
+    // the list price, so search and the pool page show a resale listing.
+    let (_, resale_pool) = pool(RESALE.1, RESALE.2)?;
+    let (_, per_node, list_price, _) = pricing_of[&resale_pool];
+    let listed = sqlx::query!(
+        r#"insert into resale_listing (seller_id, reservation_id, site_id, pool_id, unit_count, during,
+                                       unit_hour_price_cents, currency)
+           select r.customer_id, r.id, r.site_id, r.pool_id, $3,
+                  tstzrange(upper(r.during) - make_interval(hours => $4), upper(r.during)), $5, r.currency
+             from reservation r join organization o on o.id = r.customer_id
+            where r.pool_id = $1 and o.name = $2 and r.state = 'confirmed' and r.tier = 'firm'
+            order by r.id limit 1"#,
+        resale_pool,
+        RESALE.0,
+        RESALE.3,
+        RESALE.4 as i32,
+        per_node * list_price * 9 / 10,
+    )
+    .execute(&mut *tx)
+    .await?;
+    if listed.rows_affected() != 1 {
+        return Err(SeedError::Inconsistent(format!(
+            "no reservation of {} on {} / {} to list for resale",
+            RESALE.0, RESALE.1, RESALE.2
+        )));
     }
 
     // Recorded as the operator would have recorded it an hour before it started, through

@@ -1,9 +1,10 @@
 //! Property test: random sequences of reserve (firm, preempting interruptible capacity when
-//! short, or interruptible) / cancel / extend / blackout / move / early end / grid event
-//! against one pool, checked after every step against an in-memory model of the pool's
-//! units, and the books reconciled after every sequence.
+//! short, or interruptible) / cancel / extend / blackout / move / early end / grid event /
+//! hold, confirm and expiry / resale / standing order against one pool, checked after every
+//! step against an in-memory model of the pool's units, and the books reconciled after
+//! every sequence.
 
-use app::booking::{BookingRequest, ExtendTo, Tier};
+use app::booking::{BookingRequest, ExtendTo, HoldRequest, Tier};
 use app::grid::{self, Holding, SiteLoad};
 use app::market::InterruptibleOffer;
 use app::pricing::{self, Quantity};
@@ -13,6 +14,7 @@ use app::services::error::ServiceError;
 use app::services::grid_events::{self, NewGridEvent};
 use app::services::ledger;
 use app::services::reservations::{self, reallocation};
+use app::services::{orders, resale};
 use app::window::HourWindow;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use proptest::prelude::*;
@@ -64,6 +66,33 @@ enum Op {
         start: i64,
         len: i64,
     },
+    /// Holds free units (never preempting) at their price.
+    Hold {
+        units: i64,
+        start: i64,
+        len: i64,
+    },
+    /// Confirms a live hold.
+    Confirm {
+        pick: usize,
+    },
+    /// A live hold's time runs out and the release job runs.
+    Expire {
+        pick: usize,
+    },
+    /// A firm reservation lists every unit it holds from an hour inside it to its end, and
+    /// the other customer buys them all.
+    Resell {
+        pick: usize,
+        from: i64,
+    },
+    /// The other customer leaves a standing order for exactly this window; one fill round
+    /// runs, and an order it did not fill is cancelled.
+    Order {
+        units: i64,
+        start: i64,
+        len: i64,
+    },
 }
 
 /// Each unit draws 10 kW × PUE 1.25; the site's fleet draws 2,000 TH/s × 10 J/TH = 20 kW,
@@ -83,6 +112,11 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (any::<usize>(), any::<usize>(), 0..UNITS, 0..12_i64).prop_map(|(pick, piece, to, from)| Op::Move { pick, piece, to, from }),
         1 => (any::<usize>(), any::<usize>(), 0..12_i64).prop_map(|(pick, piece, from)| Op::Cut { pick, piece, from }),
         1 => (1..=60_i64, 0..40_i64, 1..6_i64).prop_map(|(kw, start, len)| Op::GridEvent { kw, start, len }),
+        2 => (1..=UNITS as i64, 0..40_i64, 1..12_i64).prop_map(|(units, start, len)| Op::Hold { units, start, len }),
+        1 => any::<usize>().prop_map(|pick| Op::Confirm { pick }),
+        1 => any::<usize>().prop_map(|pick| Op::Expire { pick }),
+        1 => (any::<usize>(), 0..12_i64).prop_map(|(pick, from)| Op::Resell { pick, from }),
+        1 => (1..=UNITS as i64, 0..40_i64, 1..12_i64).prop_map(|(units, start, len)| Op::Order { units, start, len }),
     ]
 }
 
@@ -101,6 +135,12 @@ struct Model {
     reservations: Vec<(i64, i64, i64, bool)>,
     /// The interruptible ones.
     interruptible: std::collections::HashSet<i64>,
+    /// Live holds (not yet confirmed).
+    held: std::collections::HashSet<i64>,
+    /// Reservations some of whose hours were resold (they stand: never cancelled).
+    resold: std::collections::HashSet<i64>,
+    /// Reservations bought on resale (final).
+    bought: std::collections::HashSet<i64>,
 }
 
 /// A piece of a reservation in the model: (unit index, start, end).
@@ -279,6 +319,22 @@ async fn run_case(db: &PgPool, case: usize, ops: Vec<Op>) {
     .fetch_one(db)
     .await
     .unwrap();
+    let other: i64 = sqlx::query_scalar(
+        "insert into organization (name, kind) values ($1, 'customer') returning id",
+    )
+    .bind(format!("other {case}"))
+    .fetch_one(db)
+    .await
+    .unwrap();
+    // Reservations bought on resale or by a standing order are the other customer's.
+    let others = std::sync::Mutex::new(std::collections::HashSet::<i64>::new());
+    let customer_of = |id: i64| {
+        if others.lock().unwrap().contains(&id) {
+            other
+        } else {
+            customer
+        }
+    };
     let mut site_spec = site_input("site", SITE.interconnect_w / 1000);
     site_spec.hashrate_th = 2_000;
     site_spec.fleet_efficiency_j_th = Some(10.0);
@@ -286,6 +342,11 @@ async fn run_case(db: &PgPool, case: usize, ops: Vec<Op>) {
         .await
         .unwrap();
     let mut pool_spec = gpu_pool("pool", UNITS as i64);
+    // A GPU model of its own, so a standing order of this case fills in this case's pool.
+    let model_name = format!("model {case}");
+    if let catalog::PoolSpec::Gpu { gpu_model, .. } = &mut pool_spec.spec {
+        *gpu_model = model_name.clone();
+    }
     pool_spec.interruptible = Some(InterruptibleOffer {
         price_cents: 120,
         notice_hours: 0,
@@ -366,9 +427,17 @@ async fn run_case(db: &PgPool, case: usize, ops: Vec<Op>) {
                 }
                 let i = pick % model.reservations.len();
                 let (id, start, _, cancelled) = model.reservations[i];
-                let got = reservations::cancel(db, customer, id, now).await;
-                if cancelled {
+                let got = reservations::cancel(db, customer_of(id), id, now).await;
+                let stands = model.resold.contains(&id) || model.bought.contains(&id);
+                if cancelled || stands {
                     assert!(matches!(got, Err(ServiceError::Conflict { .. })), "{got:?}");
+                } else if model.held.remove(&id) {
+                    // A released hold refunds nothing: nothing was charged.
+                    assert_eq!(got.unwrap().refund_cents, None);
+                    for list in &mut model.units {
+                        list.retain(|(o, _, _)| *o != Owner::Reservation(id));
+                    }
+                    model.reservations[i].3 = true;
                 } else {
                     let res = got.unwrap();
                     // The pool has no policy of its own: the default tiers apply.
@@ -394,7 +463,7 @@ async fn run_case(db: &PgPool, case: usize, ops: Vec<Op>) {
                 let (id, _, end, cancelled) = model.reservations[i];
                 let got = reservations::extend(
                     db,
-                    customer,
+                    customer_of(id),
                     id,
                     ExtendTo::End(at(end + extra)),
                     FEE_BP,
@@ -416,6 +485,8 @@ async fn run_case(db: &PgPool, case: usize, ops: Vec<Op>) {
                 .await
                 .unwrap() as usize;
                 let fits = !cancelled
+                    && !model.held.contains(&id)
+                    && !model.bought.contains(&id)
                     && reaching.len() == units
                     && reaching
                         .iter()
@@ -568,6 +639,158 @@ async fn run_case(db: &PgPool, case: usize, ops: Vec<Op>) {
                     }
                 }
             }
+            Op::Hold { units, start, len } => {
+                let (s, e) = (start, start + len);
+                let req = HoldRequest {
+                    request: BookingRequest {
+                        pool_id: pool,
+                        quantity: Quantity::Units(units),
+                        start: at(s),
+                        end: at(e),
+                        tier: Tier::Firm,
+                        agreed_total_cents: None,
+                    },
+                    minutes: Some(15),
+                };
+                let got = reservations::hold(db, customer, &req, None, FEE_BP, now).await;
+                // A hold takes free units only, never preempting.
+                match (model.pick(units, s, e), got) {
+                    (Some(chosen), Ok(res)) => {
+                        assert!(res.held_until.is_some());
+                        for u in chosen {
+                            model.units[u].push((Owner::Reservation(res.id), s, e));
+                        }
+                        model.reservations.push((res.id, s, e, false));
+                        model.held.insert(res.id);
+                    }
+                    (None, Err(ServiceError::Conflict { .. })) => {}
+                    (expected, got) => {
+                        panic!("hold {units}×[{s},{e}): model {expected:?}, db {got:?}")
+                    }
+                }
+            }
+            Op::Confirm { pick } | Op::Expire { pick } => {
+                let mut live: Vec<i64> = model.held.iter().copied().collect();
+                live.sort();
+                let Some(&id) = live.get(pick % live.len().max(1)) else {
+                    continue;
+                };
+                model.held.remove(&id);
+                if matches!(op, Op::Confirm { .. }) {
+                    let res = reservations::confirm(db, customer, id, now).await.unwrap();
+                    assert_eq!(res.held_until, None);
+                    continue;
+                }
+                sqlx::query(
+                    "update reservation set held_until = now() - interval '1 second' where id = $1",
+                )
+                .bind(id)
+                .execute(db)
+                .await
+                .unwrap();
+                assert_eq!(reservations::release_expired_holds(db).await.unwrap(), 1);
+                for list in &mut model.units {
+                    list.retain(|(o, _, _)| *o != Owner::Reservation(id));
+                }
+                let i = model.reservations.iter().position(|r| r.0 == id).unwrap();
+                model.reservations[i].3 = true;
+            }
+            Op::Resell { pick, from } => {
+                // Firm, confirmed, not itself a resale.
+                let sellable: Vec<(i64, i64, i64)> = model
+                    .reservations
+                    .iter()
+                    .filter(|r| {
+                        !r.3 && !model.held.contains(&r.0)
+                            && !model.bought.contains(&r.0)
+                            && !model.interruptible.contains(&r.0)
+                    })
+                    .map(|r| (r.0, r.1, r.2))
+                    .collect();
+                let Some(&(id, s, e)) = sellable.get(pick % sellable.len().max(1)) else {
+                    continue;
+                };
+                let h = s + from % (e - s);
+                let seller = Owner::Reservation(id);
+                let whole: Vec<usize> = model
+                    .pieces(seller)
+                    .into_iter()
+                    .filter(|&(_, ps, pe)| ps <= h && pe >= e)
+                    .map(|(u, _, _)| u)
+                    .collect();
+                if whole.is_empty() {
+                    continue;
+                }
+                // The seller's counterpart buys.
+                let seller_org = customer_of(id);
+                let buyer = if seller_org == customer {
+                    other
+                } else {
+                    customer
+                };
+                let listing = resale::list(
+                    db,
+                    seller_org,
+                    &app::resale::NewListing {
+                        reservation_id: id,
+                        units: whole.len() as i64,
+                        start: at(h),
+                        unit_hour_price_cents: 300,
+                    },
+                    now,
+                )
+                .await
+                .unwrap();
+                let bought = resale::buy(db, buyer, listing.id, None, FEE_BP, now)
+                    .await
+                    .unwrap();
+                assert_eq!(bought.units, whole.len() as i64);
+                for u in whole {
+                    model.split_out(seller, u, h, e);
+                    model.units[u].push((Owner::Reservation(bought.id), h, e));
+                }
+                model.reservations.push((bought.id, h, e, false));
+                model.resold.insert(id);
+                model.bought.insert(bought.id);
+                if buyer == other {
+                    others.lock().unwrap().insert(bought.id);
+                }
+            }
+            Op::Order { units, start, len } => {
+                let (s, e) = (start, start + len);
+                let order = app::orders::NewOrder {
+                    kind: None,
+                    gpu_model: Some(model_name.clone()),
+                    quantity: Quantity::Units(units),
+                    hours: len,
+                    earliest_start: at(s),
+                    latest_start: at(s),
+                    region: None,
+                    energy_source: None,
+                    tier: Tier::Firm,
+                    max_total_cents: None,
+                    expires_at: None,
+                };
+                let left = orders::create(db, other, &order, now).await.unwrap();
+                let round = orders::fill_round(db, FEE_BP, now).await.unwrap();
+                let after = orders::get(db, other, left.id).await.unwrap();
+                match (model.pick(units, s, e), after.reservation_id) {
+                    (Some(chosen), Some(rid)) => {
+                        assert_eq!(round.filled, 1);
+                        for u in chosen {
+                            model.units[u].push((Owner::Reservation(rid), s, e));
+                        }
+                        model.reservations.push((rid, s, e, false));
+                        others.lock().unwrap().insert(rid);
+                    }
+                    (None, None) => {
+                        orders::cancel(db, other, left.id, now).await.unwrap();
+                    }
+                    (expected, got) => {
+                        panic!("order {units}×[{s},{e}): model {expected:?}, filled with {got:?}")
+                    }
+                }
+            }
         }
         assert_eq!(
             db_snapshot(db, pool, t0).await,
@@ -591,10 +814,11 @@ fn choose_piece(
     piece: usize,
     from: i64,
 ) -> Option<(i64, Owner, Piece, i64)> {
+    // Holds are not credited and resales are final: their hours are not moved or cut here.
     let live: Vec<i64> = model
         .reservations
         .iter()
-        .filter(|r| !r.3)
+        .filter(|r| !r.3 && !model.held.contains(&r.0) && !model.bought.contains(&r.0))
         .map(|r| r.0)
         .collect();
     let id = *live.get(pick % live.len().max(1))?;
@@ -653,9 +877,23 @@ fn random_sequences_agree_with_the_model_and_keep_the_invariants() {
                 .fetch_all(&db),
         )
         .unwrap();
+    let reached: (i64, i64) = rt
+        .block_on(
+            sqlx::query_as(
+                "select (select count(*) from standing_order where state = 'filled'),
+                        (select count(*) from audit_event where action = 'reservation.hold_expired')",
+            )
+            .fetch_one(&db),
+        )
+        .unwrap();
     rt.block_on(drop_database(db, &name));
     result.unwrap();
-    for reason in ["curtailed", "preempted"] {
+    assert!(
+        reached.0 > 0,
+        "no standing order was filled in any sequence"
+    );
+    assert!(reached.1 > 0, "no hold expired in any sequence");
+    for reason in ["curtailed", "preempted", "resold"] {
         assert!(
             cuts.iter().any(|(r, n)| r == reason && *n > 0),
             "no cut for {reason} in any sequence: {cuts:?}"
