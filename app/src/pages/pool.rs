@@ -111,29 +111,39 @@ pub async fn quote_request(req: BookingRequest) -> Result<Quote, AppError> {
     .map_err(web::fail)
 }
 
-/// The review form's fields as a request: what [`reserve`] and [`hold_capacity`] read.
-/// `agreed_total_cents` is the total the review showed, so a price that moved since is
-/// refused with the new total instead of booked.
+/// The review form's fields (named `review[...]`), as the page rendered them: the request,
+/// the total the review showed (so a price that moved since is refused with the new total
+/// instead of booked), and whether to hold instead of reserve.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct ReviewFields {
+    pub pool_id: i64,
+    pub quantity: String,
+    pub start: String,
+    pub hours: i64,
+    #[serde(default)]
+    pub tier: Option<String>,
+    #[serde(default)]
+    pub agreed_total_cents: Option<i64>,
+    #[serde(default)]
+    pub hold: Option<String>,
+}
+
+/// The request the review's fields describe.
 #[cfg(feature = "ssr")]
 fn form_request(
-    pool_id: i64,
-    quantity: &str,
-    start: &str,
-    hours: i64,
+    f: &ReviewFields,
     request_key: &Option<String>,
-    tier: Option<&str>,
-    agreed_total_cents: Option<i64>,
 ) -> Result<BookingRequest, AppError> {
     use crate::services::{error::ServiceError, web};
-    let quantity = request::quantity_from_field(quantity).ok_or_else(|| {
+    let quantity = request::quantity_from_field(&f.quantity).ok_or_else(|| {
         web::fail(ServiceError::invalid(
             "quantity",
             "the quantity is malformed; start again from the pool page",
         ))
     })?;
     let start =
-        request::parse_start(start).map_err(|m| web::fail(ServiceError::invalid("start", m)))?;
-    let tier = match tier {
+        request::parse_start(&f.start).map_err(|m| web::fail(ServiceError::invalid("start", m)))?;
+    let tier = match f.tier.as_deref() {
         None | Some("") => Tier::Firm,
         Some(t) => Tier::parse(t).ok_or_else(|| {
             web::fail(ServiceError::invalid(
@@ -152,12 +162,12 @@ fn form_request(
         )));
     }
     Ok(BookingRequest {
-        pool_id,
+        pool_id: f.pool_id,
         quantity,
         start,
-        end: start + Duration::hours(hours),
+        end: start + Duration::hours(f.hours),
         tier,
-        agreed_total_cents,
+        agreed_total_cents: f.agreed_total_cents,
     })
 }
 
@@ -181,51 +191,15 @@ fn booked_or_refused(
     }
 }
 
-/// Reserves at the reviewed total, then goes to the new reservation. With `request_key`
-/// (the form's), at most once per key: the idempotency layer replays a repeated form's
-/// answer, and the key stored with the reservation covers a first answer that was lost.
+/// Reserves at the reviewed total, or with `hold` holds it at that total for the default
+/// time, then goes to the new reservation (a hold's page has its countdown, confirm and
+/// release). With `request_key` (the form's), at most once per key: the idempotency layer
+/// replays a repeated form's answer, and the key stored with the reservation covers a first
+/// answer that was lost.
 #[server(endpoint = "reserve")]
 pub async fn reserve(
-    pool_id: i64,
-    quantity: String,
-    start: String,
-    hours: i64,
+    review: ReviewFields,
     request_key: Option<String>,
-    tier: Option<String>,
-    agreed_total_cents: Option<i64>,
-) -> Result<Reservation, AppError> {
-    use crate::services::{reservations, web};
-    let me = web::principal()?
-        .customer(crate::account::Scope::Reserve)
-        .map_err(web::fail)?;
-    let key = request_key.filter(|k| !k.is_empty());
-    let req = form_request(
-        pool_id,
-        &quantity,
-        &start,
-        hours,
-        &key,
-        tier.as_deref(),
-        agreed_total_cents,
-    )?;
-    let (db, fee, now) = (web::db()?, web::platform_fee_bp(), chrono::Utc::now());
-    booked_or_refused(match &key {
-        Some(k) => reservations::reserve_once(&db, me, &req, k, fee, now).await,
-        None => reservations::reserve(&db, me, &req, fee, now).await,
-    })
-}
-
-/// Holds the reviewed capacity at its total for the default time, then goes to the hold's
-/// page (its countdown, confirm and release). At most once per form key.
-#[server(endpoint = "hold_capacity")]
-pub async fn hold_capacity(
-    pool_id: i64,
-    quantity: String,
-    start: String,
-    hours: i64,
-    request_key: Option<String>,
-    tier: Option<String>,
-    agreed_total_cents: Option<i64>,
 ) -> Result<Reservation, AppError> {
     use crate::booking::HoldRequest;
     use crate::services::{reservations, web};
@@ -233,21 +207,20 @@ pub async fn hold_capacity(
         .customer(crate::account::Scope::Reserve)
         .map_err(web::fail)?;
     let key = request_key.filter(|k| !k.is_empty());
-    let request = form_request(
-        pool_id,
-        &quantity,
-        &start,
-        hours,
-        &key,
-        tier.as_deref(),
-        agreed_total_cents,
-    )?;
-    let req = HoldRequest {
-        request,
-        minutes: None,
-    };
+    let req = form_request(&review, &key)?;
     let (db, fee, now) = (web::db()?, web::platform_fee_bp(), chrono::Utc::now());
-    booked_or_refused(reservations::hold(&db, me, &req, key.as_deref(), fee, now).await)
+    let made = match (review.hold.is_some_and(|h| !h.is_empty()), &key) {
+        (true, key) => {
+            let held = HoldRequest {
+                request: req,
+                minutes: None,
+            };
+            reservations::hold(&db, me, &held, key.as_deref(), fee, now).await
+        }
+        (false, Some(k)) => reservations::reserve_once(&db, me, &req, k, fee, now).await,
+        (false, None) => reservations::reserve(&db, me, &req, fee, now).await,
+    };
+    booked_or_refused(made)
 }
 
 #[component]
@@ -521,7 +494,7 @@ fn ReserveForm(detail: PoolDetail, ask: Ask) -> impl IntoView {
 fn Review(req: BookingRequest, detail: PoolDetail) -> impl IntoView {
     let quote = crate::resource::load(move || req, quote_request);
     let reserve = ServerAction::<Reserve>::new();
-    let hold = ServerAction::<HoldCapacity>::new();
+    let hold = ServerAction::<Reserve>::new();
     // A fresh key per form for each review and after each answer (a refused request may be
     // changed and sent again; the same key with another request would be refused).
     let form_keys = crate::resource::load(
@@ -593,13 +566,13 @@ fn Review(req: BookingRequest, detail: PoolDetail) -> impl IntoView {
                                     // A hold takes only free units (it never preempts).
                                     let holdable = q.free_units >= q.units;
                                     let fields = move |key: String| view! {
-                                        <input type="hidden" name="pool_id" value=q.pool_id/>
-                                        <input type="hidden" name="quantity" value=request::quantity_to_field(req.quantity)/>
-                                        <input type="hidden" name="start" value=q.start.to_rfc3339()/>
-                                        <input type="hidden" name="hours" value=q.hours/>
+                                        <input type="hidden" name="review[pool_id]" value=q.pool_id/>
+                                        <input type="hidden" name="review[quantity]" value=request::quantity_to_field(req.quantity)/>
+                                        <input type="hidden" name="review[start]" value=q.start.to_rfc3339()/>
+                                        <input type="hidden" name="review[hours]" value=q.hours/>
                                         <input type="hidden" name="request_key" value=key/>
-                                        <input type="hidden" name="tier" value=q.tier.as_str()/>
-                                        <input type="hidden" name="agreed_total_cents" value=q.price.total_cents/>
+                                        <input type="hidden" name="review[tier]" value=q.tier.as_str()/>
+                                        <input type="hidden" name="review[agreed_total_cents]" value=q.price.total_cents/>
                                     };
                                     let total = format_cents(q.price.total_cents, &q.currency);
                                     view! {
@@ -613,6 +586,7 @@ fn Review(req: BookingRequest, detail: PoolDetail) -> impl IntoView {
                                             {holdable.then(|| view! {
                                                 <ActionForm action=hold attr:class="inline-form">
                                                     {fields(hold_key)}
+                                                    <input type="hidden" name="review[hold]" value="1"/>
                                                     <button type="submit" class="button secondary" data-testid="hold-capacity" disabled=move || hold.pending().get()>
                                                         {format!("Hold this price for {DEFAULT_HOLD_MINUTES} minutes")}
                                                     </button>

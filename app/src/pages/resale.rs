@@ -130,12 +130,13 @@ pub fn SellBack(
     reservation: Reservation,
     listings: Vec<Listing>,
     sellable: bool,
+    now: chrono::DateTime<chrono::Utc>,
     list: ServerAction<ListForResale>,
     withdraw: ServerAction<WithdrawListing>,
     keys: (String, String),
 ) -> impl IntoView {
     let (list_key, withdraw_key) = keys;
-    let hours_left = (reservation.end - chrono::Utc::now().max(reservation.start)).num_hours();
+    let hours_left = (reservation.end - now.max(reservation.start)).num_hours();
     let suggested = hours_left.clamp(1, 48);
     (sellable || !listings.is_empty()).then(|| view! {
         <section class="panel" aria-labelledby="resale-title" data-testid="sell-back">

@@ -28,6 +28,9 @@ pub async fn my_reservations(before_id: Option<i64>) -> Result<Vec<Reservation>,
 pub struct ReservationView {
     pub detail: ReservationDetail,
     pub listings: Vec<crate::resale::Listing>,
+    /// When it was read: what "from now" means on the page, the same on the server and in
+    /// the browser.
+    pub now: chrono::DateTime<chrono::Utc>,
 }
 
 #[server(endpoint = "get_reservation")]
@@ -43,7 +46,11 @@ pub async fn get_reservation(id: i64) -> Result<ReservationView, AppError> {
     let listings = resale::mine(&db, me, Some(id), None, 100, now)
         .await
         .map_err(web::fail)?;
-    Ok(ReservationView { detail, listings })
+    Ok(ReservationView {
+        detail,
+        listings,
+        now,
+    })
 }
 
 #[server(endpoint = "cancel_reservation")]
@@ -225,7 +232,7 @@ fn Detail(id: i64) -> impl IntoView {
                     _ => Default::default(),
                 };
                 match r.await {
-                    Ok(ReservationView { detail: ReservationDetail { reservation: r, holdings, credits }, listings }) => {
+                    Ok(ReservationView { detail: ReservationDetail { reservation: r, holdings, credits }, listings, now }) => {
                         // Hours taken by preemption or an incident: nothing left, or no longer
                         // all the units at the end (so it cannot be extended on them).
                         let nothing_left = holdings.is_empty() && r.state != ReservationState::Cancelled;
@@ -237,7 +244,7 @@ fn Detail(id: i64) -> impl IntoView {
                         // Firm, confirmed or running, not itself a resale, with an hour to come.
                         let sellable = matches!(r.state, ReservationState::Confirmed | ReservationState::Active)
                             && r.tier == crate::booking::Tier::Firm && resale.is_none() && !nothing_left
-                            && r.end > chrono::Utc::now() + chrono::Duration::hours(1);
+                            && r.end > now + chrono::Duration::hours(1);
                         view! {
                             <h1>"Reservation #" {r.id}</h1>
                             <dl class="facts" data-testid="reservation-facts">
@@ -308,7 +315,7 @@ fn Detail(id: i64) -> impl IntoView {
                                     </ActionForm>
                                 </section>
                             })}
-                            <crate::pages::resale::SellBack reservation=r.clone() listings sellable list withdraw keys=(resale_key.clone(), resale_key)/>
+                            <crate::pages::resale::SellBack reservation=r.clone() listings sellable now list withdraw keys=(resale_key.clone(), resale_key)/>
                             {extendable.then(|| view! {
                                 <section class="panel" aria-labelledby="extend-title">
                                     <h2 id="extend-title">"Extend"</h2>

@@ -197,12 +197,18 @@ impl ListingRow {
     }
 }
 
-/// The seller's listings (of one reservation, or all), newest first.
-pub async fn mine(
+/// Which of a seller's listings to read.
+#[derive(Clone, Copy, Debug, Default)]
+struct Which {
+    reservation_id: Option<i64>,
+    id: Option<i64>,
+    before_id: Option<i64>,
+}
+
+async fn rows(
     db: &PgPool,
     seller_id: i64,
-    reservation_id: Option<i64>,
-    before_id: Option<i64>,
+    which: Which,
     limit: i64,
     now: DateTime<Utc>,
 ) -> Result<Vec<Listing>, ServiceError> {
@@ -214,11 +220,12 @@ pub async fn mine(
                   l.created_at, l.closed_at
              from resale_listing l join capacity_pool p on p.id = l.pool_id
             where l.seller_id = $1 and ($2::bigint is null or l.reservation_id = $2)
-              and ($3::bigint is null or l.id < $3)
-            order by l.id desc limit $4"#,
+              and ($3::bigint is null or l.id = $3) and ($4::bigint is null or l.id < $4)
+            order by l.id desc limit $5"#,
         seller_id,
-        reservation_id,
-        before_id,
+        which.reservation_id,
+        which.id,
+        which.before_id,
         limit.clamp(1, 500)
     )
     .fetch_all(db)
@@ -228,6 +235,23 @@ pub async fn mine(
     .collect()
 }
 
+/// The seller's listings (of one reservation, or all), newest first.
+pub async fn mine(
+    db: &PgPool,
+    seller_id: i64,
+    reservation_id: Option<i64>,
+    before_id: Option<i64>,
+    limit: i64,
+    now: DateTime<Utc>,
+) -> Result<Vec<Listing>, ServiceError> {
+    let which = Which {
+        reservation_id,
+        before_id,
+        ..Which::default()
+    };
+    rows(db, seller_id, which, limit, now).await
+}
+
 /// One of the seller's listings.
 pub async fn get(
     db: &PgPool,
@@ -235,21 +259,14 @@ pub async fn get(
     id: i64,
     now: DateTime<Utc>,
 ) -> Result<Listing, ServiceError> {
-    sqlx::query_as!(
-        ListingRow,
-        r#"select l.id, l.reservation_id, l.pool_id, p.name as pool_name, l.unit_count, l.units_sold,
-                  l.during, l.unit_hour_price_cents, l.currency, l.state,
-                  coalesce((select sum(seller_cents) from resale_purchase rp where rp.listing_id = l.id), 0)::bigint as "proceeds!",
-                  l.created_at, l.closed_at
-             from resale_listing l join capacity_pool p on p.id = l.pool_id
-            where l.id = $1 and l.seller_id = $2"#,
-        id,
-        seller_id
-    )
-    .fetch_optional(db)
-    .await?
-    .ok_or(ServiceError::NotFound("resale listing"))?
-    .shown(now)
+    let which = Which {
+        id: Some(id),
+        ..Which::default()
+    };
+    rows(db, seller_id, which, 1, now)
+        .await?
+        .pop()
+        .ok_or(ServiceError::NotFound("resale listing"))
 }
 
 /// Takes an open listing off sale; what was sold stays sold.

@@ -46,10 +46,10 @@ async fn changes_record_who_made_them_and_the_record_cannot_change(db: PgPool) {
             "reserve",
             Some(&cookie),
             &[
-                ("pool_id", &pool_s),
-                ("quantity", "units:1"),
-                ("start", &start),
-                ("hours", &hours_s),
+                ("review[pool_id]", &pool_s),
+                ("review[quantity]", "units:1"),
+                ("review[start]", &start),
+                ("review[hours]", &hours_s),
             ],
         )
         .await;

@@ -64,10 +64,10 @@ async fn a_resubmitted_reserve_form_books_once(db: PgPool) {
 
     // JavaScript off: the browser posts the form itself and follows the redirect.
     let form = [
-        ("pool_id", pool.as_str()),
-        ("quantity", "units:1"),
-        ("start", start.as_str()),
-        ("hours", hours.as_str()),
+        ("review[pool_id]", pool.as_str()),
+        ("review[quantity]", "units:1"),
+        ("review[start]", start.as_str()),
+        ("review[hours]", hours.as_str()),
         ("request_key", key.as_str()),
     ];
     let mut places = Vec::new();
@@ -93,10 +93,10 @@ async fn a_resubmitted_reserve_form_books_once(db: PgPool) {
     let (pool2, start2, _) = free_window(&db).await;
     let (pool2, key2) = (pool2.to_string(), key_of().await);
     let form2 = [
-        ("pool_id", pool2.as_str()),
-        ("quantity", "units:1"),
-        ("start", start2.as_str()),
-        ("hours", hours.as_str()),
+        ("review[pool_id]", pool2.as_str()),
+        ("review[quantity]", "units:1"),
+        ("review[start]", start2.as_str()),
+        ("review[hours]", hours.as_str()),
         ("request_key", key2.as_str()),
     ];
     let (a, b) = tokio::join!(

@@ -209,6 +209,32 @@ pub async fn count(db: &PgPool, table: &str) -> i64 {
         .unwrap()
 }
 
+/// A `read` and `reserve` key for organization `org`, made through the service.
+pub async fn customer_key(db: &PgPool, org: i64) -> String {
+    let k = app::services::api_keys::NewKey {
+        name: "test".into(),
+        scopes: vec![app::account::Scope::Read, app::account::Scope::Reserve],
+        expires_in_days: None,
+    };
+    let url = app::services::mail::PublicUrl("http://localhost".into());
+    app::services::api_keys::create(db, org, None, &k, &url, Utc::now())
+        .await
+        .unwrap()
+        .secret
+}
+
+/// POSTs `body` as JSON to the API path with `key`; the status and the JSON answer.
+pub async fn post_json(app: &TestApp, key: &str, path: &str, body: Value) -> (u16, Value) {
+    json_of(
+        app.api(Method::POST, path, key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
 pub async fn key_for_northwind(app: &TestApp) -> String {
     key(app, "infra@northwind.example", &["read", "reserve"]).await
 }

@@ -4,28 +4,13 @@
 //! released once, by whichever process gets there, and a hold racing its own expiry ends
 //! one way only.
 
-use crate::fixtures::{assert_books_reconcile, books, count, hour, json_of, market, Market};
+use crate::fixtures::{
+    assert_books_reconcile, books, count, customer_key, hour, market, post_json, Market,
+};
 use crate::helpers::TestApp;
-use app::account::Scope;
-use app::services::api_keys::{self, NewKey};
-use app::services::mail::PublicUrl;
 use app::services::reservations;
-use reqwest::Method;
 use serde_json::{json, Value};
 use sqlx::PgPool;
-
-async fn api_key(db: &PgPool, org: i64) -> String {
-    let k = NewKey {
-        name: "holds".into(),
-        scopes: vec![Scope::Read, Scope::Reserve],
-        expires_in_days: None,
-    };
-    let url = PublicUrl("http://localhost".into());
-    api_keys::create(db, org, None, &k, &url, chrono::Utc::now())
-        .await
-        .unwrap()
-        .secret
-}
 
 /// `nodes` nodes (8 GPUs each) of the market's pool from `from_h` for `hours` hours.
 fn ask(m: &Market, nodes: i64, from_h: i64, hours: i64) -> Value {
@@ -35,17 +20,6 @@ fn ask(m: &Market, nodes: i64, from_h: i64, hours: i64) -> Value {
         "start": hour(m.now, from_h),
         "end": hour(m.now, from_h + hours),
     })
-}
-
-async fn post(app: &TestApp, key: &str, path: &str, body: Value) -> (u16, Value) {
-    json_of(
-        app.api(Method::POST, path, key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
 }
 
 async fn state_of(db: &PgPool, id: i64) -> (String, i64) {
@@ -73,12 +47,12 @@ async fn a_hold_takes_its_units_from_sale_and_confirms_at_the_held_total(db: PgP
     let m = market(&db, 2).await;
     let app = TestApp::spawn(db.clone()).await;
     let (mine, theirs) = (
-        api_key(&db, m.customer).await,
-        api_key(&db, m.other_customer).await,
+        customer_key(&db, m.customer).await,
+        customer_key(&db, m.other_customer).await,
     );
     let mut body = ask(&m, 2, 10, 4);
     body["minutes"] = json!(10);
-    let (status, hold) = post(&app, &mine, "/holds", body).await;
+    let (status, hold) = post_json(&app, &mine, "/holds", body).await;
     assert_eq!(status, 201, "{hold}");
     assert_eq!(hold["state"], "held");
     let id = hold["id"].as_i64().unwrap();
@@ -94,14 +68,14 @@ async fn a_hold_takes_its_units_from_sale_and_confirms_at_the_held_total(db: PgP
     assert_eq!(books(&db, id).await.charged, 0);
 
     // Off sale for everyone else at once.
-    let (_, quote) = post(&app, &theirs, "/quotes", ask(&m, 1, 10, 4)).await;
+    let (_, quote) = post_json(&app, &theirs, "/quotes", ask(&m, 1, 10, 4)).await;
     assert_eq!(quote["free_units"], 0, "{quote}");
-    let (status, refused) = post(&app, &theirs, "/reservations", ask(&m, 1, 11, 1)).await;
+    let (status, refused) = post_json(&app, &theirs, "/reservations", ask(&m, 1, 11, 1)).await;
     assert_eq!(status, 409, "{refused}");
 
     // The list price doubles; the hold confirms at the total it was held at.
     set_price(&db, m.pool, 400).await;
-    let (status, confirmed) = post(
+    let (status, confirmed) = post_json(
         &app,
         &mine,
         &format!("/reservations/{id}/confirm"),
@@ -116,7 +90,7 @@ async fn a_hold_takes_its_units_from_sale_and_confirms_at_the_held_total(db: PgP
     assert_eq!(state_of(&db, id).await, ("confirmed".into(), 2));
 
     // A second confirm changes nothing; releasing a confirmed booking is a cancellation.
-    let (status, again) = post(
+    let (status, again) = post_json(
         &app,
         &mine,
         &format!("/reservations/{id}/confirm"),
@@ -126,7 +100,7 @@ async fn a_hold_takes_its_units_from_sale_and_confirms_at_the_held_total(db: PgP
     assert_eq!((status, again["total_cents"].as_i64()), (200, Some(total)));
     assert_eq!(books(&db, id).await.charged, total);
     // Another organization cannot see, let alone confirm, the hold.
-    let (status, _) = post(
+    let (status, _) = post_json(
         &app,
         &theirs,
         &format!("/reservations/{id}/confirm"),
@@ -141,8 +115,8 @@ async fn a_hold_takes_its_units_from_sale_and_confirms_at_the_held_total(db: PgP
 async fn an_agreed_total_that_is_no_longer_the_price_books_nothing(db: PgPool) {
     let m = market(&db, 2).await;
     let app = TestApp::spawn(db.clone()).await;
-    let key = api_key(&db, m.customer).await;
-    let (status, quote) = post(&app, &key, "/quotes", ask(&m, 1, 10, 4)).await;
+    let key = customer_key(&db, m.customer).await;
+    let (status, quote) = post_json(&app, &key, "/quotes", ask(&m, 1, 10, 4)).await;
     assert_eq!(status, 200);
     let agreed = quote["price"]["total_cents"].as_i64().unwrap();
 
@@ -150,7 +124,7 @@ async fn an_agreed_total_that_is_no_longer_the_price_books_nothing(db: PgPool) {
     for path in ["/reservations", "/holds"] {
         let mut body = ask(&m, 1, 10, 4);
         body["agreed_total_cents"] = json!(agreed);
-        let (status, problem) = post(&app, &key, path, body).await;
+        let (status, problem) = post_json(&app, &key, path, body).await;
         assert_eq!(status, 409, "{path}: {problem}");
         assert_eq!(problem["code"], "price-changed");
         let now_total = problem["total_cents"].as_i64().unwrap();
@@ -165,10 +139,10 @@ async fn an_agreed_total_that_is_no_longer_the_price_books_nothing(db: PgPool) {
     assert_eq!(count(&db, "allocation").await, 0);
 
     // Agreeing to the new total books it.
-    let (_, quote) = post(&app, &key, "/quotes", ask(&m, 1, 10, 4)).await;
+    let (_, quote) = post_json(&app, &key, "/quotes", ask(&m, 1, 10, 4)).await;
     let mut body = ask(&m, 1, 10, 4);
     body["agreed_total_cents"] = quote["price"]["total_cents"].clone();
-    let (status, made) = post(&app, &key, "/reservations", body).await;
+    let (status, made) = post_json(&app, &key, "/reservations", body).await;
     assert_eq!(status, 201, "{made}");
     assert_eq!(made["total_cents"], quote["price"]["total_cents"]);
 }
@@ -177,20 +151,20 @@ async fn an_agreed_total_that_is_no_longer_the_price_books_nothing(db: PgPool) {
 async fn a_hold_outside_its_limits_is_refused_with_the_field(db: PgPool) {
     let m = market(&db, 2).await;
     let app = TestApp::spawn(db.clone()).await;
-    let key = api_key(&db, m.customer).await;
+    let key = customer_key(&db, m.customer).await;
     for minutes in [0, 31, -5] {
         let mut body = ask(&m, 1, 10, 4);
         body["minutes"] = json!(minutes);
-        let (status, problem) = post(&app, &key, "/holds", body).await;
+        let (status, problem) = post_json(&app, &key, "/holds", body).await;
         assert_eq!(status, 422, "{problem}");
         assert_eq!(problem["errors"][0]["field"], "minutes");
     }
     // Asking for more than is free holds nothing and names the next window.
-    let (status, problem) = post(&app, &key, "/holds", ask(&m, 3, 10, 4)).await;
+    let (status, problem) = post_json(&app, &key, "/holds", ask(&m, 3, 10, 4)).await;
     assert_eq!(status, 422, "{problem}");
-    let (status, _) = post(&app, &key, "/holds", ask(&m, 2, 10, 4)).await;
+    let (status, _) = post_json(&app, &key, "/holds", ask(&m, 2, 10, 4)).await;
     assert_eq!(status, 201);
-    let (status, problem) = post(&app, &key, "/holds", ask(&m, 1, 12, 4)).await;
+    let (status, problem) = post_json(&app, &key, "/holds", ask(&m, 1, 12, 4)).await;
     assert_eq!(status, 409, "{problem}");
     assert!(problem["next_start"].is_string(), "{problem}");
     assert_eq!(count(&db, "reservation").await, 1);
@@ -201,10 +175,10 @@ async fn an_expired_hold_cannot_be_confirmed_and_is_released_once(db: PgPool) {
     let m = market(&db, 1).await;
     let app = TestApp::spawn(db.clone()).await;
     let (mine, theirs) = (
-        api_key(&db, m.customer).await,
-        api_key(&db, m.other_customer).await,
+        customer_key(&db, m.customer).await,
+        customer_key(&db, m.other_customer).await,
     );
-    let (_, hold) = post(&app, &mine, "/holds", ask(&m, 1, 10, 4)).await;
+    let (_, hold) = post_json(&app, &mine, "/holds", ask(&m, 1, 10, 4)).await;
     let id = hold["id"].as_i64().unwrap();
     // Its time passes (the database's clock is the hold's clock).
     sqlx::query("update reservation set held_until = now() - interval '1 second' where id = $1")
@@ -212,7 +186,7 @@ async fn an_expired_hold_cannot_be_confirmed_and_is_released_once(db: PgPool) {
         .execute(&db)
         .await
         .unwrap();
-    let (status, problem) = post(
+    let (status, problem) = post_json(
         &app,
         &mine,
         &format!("/reservations/{id}/confirm"),
@@ -242,7 +216,7 @@ async fn an_expired_hold_cannot_be_confirmed_and_is_released_once(db: PgPool) {
     .await
     .unwrap();
     assert_eq!(audited, 1);
-    let (status, problem) = post(
+    let (status, problem) = post_json(
         &app,
         &mine,
         &format!("/reservations/{id}/confirm"),
@@ -253,7 +227,7 @@ async fn an_expired_hold_cannot_be_confirmed_and_is_released_once(db: PgPool) {
     assert_eq!(books(&db, id).await.charged, 0);
 
     // The unit is on sale again.
-    let (status, made) = post(&app, &theirs, "/reservations", ask(&m, 1, 10, 4)).await;
+    let (status, made) = post_json(&app, &theirs, "/reservations", ask(&m, 1, 10, 4)).await;
     assert_eq!(status, 201, "{made}");
     assert_books_reconcile(&db, chrono::Utc::now()).await;
 }
@@ -263,10 +237,10 @@ async fn a_booking_takes_the_units_of_a_hold_that_expired_before_the_job_ran(db:
     let m = market(&db, 1).await;
     let app = TestApp::spawn(db.clone()).await;
     let (mine, theirs) = (
-        api_key(&db, m.customer).await,
-        api_key(&db, m.other_customer).await,
+        customer_key(&db, m.customer).await,
+        customer_key(&db, m.other_customer).await,
     );
-    let (_, hold) = post(&app, &mine, "/holds", ask(&m, 1, 10, 4)).await;
+    let (_, hold) = post_json(&app, &mine, "/holds", ask(&m, 1, 10, 4)).await;
     let id = hold["id"].as_i64().unwrap();
     sqlx::query("update reservation set held_until = now() - interval '1 second' where id = $1")
         .bind(id)
@@ -274,7 +248,7 @@ async fn a_booking_takes_the_units_of_a_hold_that_expired_before_the_job_ran(db:
         .await
         .unwrap();
     // No release job has run: the booking's own path releases the pool's expired holds.
-    let (status, made) = post(&app, &theirs, "/reservations", ask(&m, 1, 11, 2)).await;
+    let (status, made) = post_json(&app, &theirs, "/reservations", ask(&m, 1, 11, 2)).await;
     assert_eq!(status, 201, "{made}");
     assert_eq!(state_of(&db, id).await, ("cancelled".into(), 0));
 }
@@ -283,11 +257,11 @@ async fn a_booking_takes_the_units_of_a_hold_that_expired_before_the_job_ran(db:
 async fn a_released_hold_leaves_nothing_and_the_database_refuses_one_that_keeps_units(db: PgPool) {
     let m = market(&db, 2).await;
     let app = TestApp::spawn(db.clone()).await;
-    let key = api_key(&db, m.customer).await;
-    let (_, hold) = post(&app, &key, "/holds", ask(&m, 2, 10, 4)).await;
+    let key = customer_key(&db, m.customer).await;
+    let (_, hold) = post_json(&app, &key, "/holds", ask(&m, 2, 10, 4)).await;
     let id = hold["id"].as_i64().unwrap();
     let (status, released) =
-        post(&app, &key, &format!("/reservations/{id}/cancel"), json!({})).await;
+        post_json(&app, &key, &format!("/reservations/{id}/cancel"), json!({})).await;
     assert_eq!(status, 200, "{released}");
     assert_eq!(released["state"], "cancelled");
     assert!(released["refund_cents"].is_null(), "{released}");
@@ -296,7 +270,7 @@ async fn a_released_hold_leaves_nothing_and_the_database_refuses_one_that_keeps_
 
     // PostgreSQL itself refuses a cancelled reservation that keeps a unit, and a hold
     // confirmed after its time.
-    let (_, other) = post(&app, &key, "/holds", ask(&m, 1, 20, 4)).await;
+    let (_, other) = post_json(&app, &key, "/holds", ask(&m, 1, 20, 4)).await;
     let other = other["id"].as_i64().unwrap();
     let kept = sqlx::query(
         "update reservation set state = 'cancelled', cancelled_at = now() where id = $1",
@@ -335,10 +309,10 @@ async fn a_released_hold_leaves_nothing_and_the_database_refuses_one_that_keeps_
 async fn a_hold_expiring_while_its_confirm_arrives_ends_one_way(db: PgPool) {
     let m = market(&db, 1).await;
     let app = TestApp::spawn(db.clone()).await;
-    let key = api_key(&db, m.customer).await;
+    let key = customer_key(&db, m.customer).await;
     let mut outcomes = std::collections::BTreeMap::<&str, u32>::new();
     for round in 0..12 {
-        let (status, hold) = post(&app, &key, "/holds", ask(&m, 1, 10 + round * 4, 4)).await;
+        let (status, hold) = post_json(&app, &key, "/holds", ask(&m, 1, 10 + round * 4, 4)).await;
         assert_eq!(status, 201, "{hold}");
         let id = hold["id"].as_i64().unwrap();
         let total = hold["total_cents"].as_i64().unwrap();
@@ -351,7 +325,7 @@ async fn a_hold_expiring_while_its_confirm_arrives_ends_one_way(db: PgPool) {
         .unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(25 + round as u64 * 2)).await;
         let path = format!("/reservations/{id}/confirm");
-        let confirm = post(&app, &key, &path, json!({}));
+        let confirm = post_json(&app, &key, &path, json!({}));
         let release = async {
             tokio::time::sleep(std::time::Duration::from_millis(15)).await;
             reservations::release_expired_holds(&db).await.unwrap()

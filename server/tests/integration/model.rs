@@ -111,11 +111,11 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (1..=UNITS as i64, 0..40_i64, 1..6_i64).prop_map(|(units, start, len)| Op::Blackout { units, start, len }),
         2 => (any::<usize>(), any::<usize>(), 0..UNITS, 0..12_i64).prop_map(|(pick, piece, to, from)| Op::Move { pick, piece, to, from }),
         1 => (any::<usize>(), any::<usize>(), 0..12_i64).prop_map(|(pick, piece, from)| Op::Cut { pick, piece, from }),
-        1 => (1..=60_i64, 0..40_i64, 1..6_i64).prop_map(|(kw, start, len)| Op::GridEvent { kw, start, len }),
+        2 => (1..=60_i64, 0..40_i64, 1..6_i64).prop_map(|(kw, start, len)| Op::GridEvent { kw, start, len }),
         2 => (1..=UNITS as i64, 0..40_i64, 1..12_i64).prop_map(|(units, start, len)| Op::Hold { units, start, len }),
         1 => any::<usize>().prop_map(|pick| Op::Confirm { pick }),
         1 => any::<usize>().prop_map(|pick| Op::Expire { pick }),
-        1 => (any::<usize>(), 0..12_i64).prop_map(|(pick, from)| Op::Resell { pick, from }),
+        2 => (any::<usize>(), 0..12_i64).prop_map(|(pick, from)| Op::Resell { pick, from }),
         1 => (1..=UNITS as i64, 0..40_i64, 1..12_i64).prop_map(|(units, start, len)| Op::Order { units, start, len }),
     ]
 }

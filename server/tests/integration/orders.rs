@@ -3,39 +3,12 @@
 //! creation; an order racing a direct booking for a freed unit never double-books; an order
 //! over its price limit waits, and one past its expiry lapses with `order.expired`.
 
-use crate::fixtures::{count, hour, json_of, market, Market, FEE_BP};
+use crate::fixtures::{count, customer_key, hour, json_of, market, post_json, Market, FEE_BP};
 use crate::helpers::TestApp;
-use app::account::Scope;
-use app::services::api_keys::{self, NewKey};
-use app::services::mail::PublicUrl;
 use app::services::{orders, reservations};
 use reqwest::Method;
 use serde_json::{json, Value};
 use sqlx::PgPool;
-
-async fn api_key(db: &PgPool, org: i64) -> String {
-    let k = NewKey {
-        name: "orders".into(),
-        scopes: vec![Scope::Read, Scope::Reserve],
-        expires_in_days: None,
-    };
-    let url = PublicUrl("http://localhost".into());
-    api_keys::create(db, org, None, &k, &url, chrono::Utc::now())
-        .await
-        .unwrap()
-        .secret
-}
-
-async fn post(app: &TestApp, key: &str, path: &str, body: Value) -> (u16, Value) {
-    json_of(
-        app.api(Method::POST, path, key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-}
 
 /// One node (8 GPUs) of the market's GPU model for `hours` hours, starting at hour `from_h`.
 fn order(m: &Market, from_h: i64, to_h: i64, hours: i64) -> Value {
@@ -80,14 +53,14 @@ async fn an_order_fills_once_when_a_cancellation_frees_capacity(db: PgPool) {
     let m = market(&db, 1).await;
     let app = TestApp::spawn(db.clone()).await;
     let (mine, theirs) = (
-        api_key(&db, m.customer).await,
-        api_key(&db, m.other_customer).await,
+        customer_key(&db, m.customer).await,
+        customer_key(&db, m.other_customer).await,
     );
-    let (status, taken) = post(&app, &theirs, "/reservations", booking(&m, 10, 6)).await;
+    let (status, taken) = post_json(&app, &theirs, "/reservations", booking(&m, 10, 6)).await;
     assert_eq!(status, 201, "{taken}");
 
     // Nothing fits between hours 10 and 12: the order waits.
-    let (status, left) = post(&app, &mine, "/orders", order(&m, 10, 12, 4)).await;
+    let (status, left) = post_json(&app, &mine, "/orders", order(&m, 10, 12, 4)).await;
     assert_eq!(status, 201, "{left}");
     assert_eq!(left["state"], "open");
     assert_eq!(left["expires_at"], left["latest_start"]);
@@ -98,7 +71,7 @@ async fn an_order_fills_once_when_a_cancellation_frees_capacity(db: PgPool) {
 
     // A cancellation frees the node: the next round books it for the order, once.
     let taken_id = taken["id"].as_i64().unwrap();
-    let (status, _) = post(
+    let (status, _) = post_json(
         &app,
         &theirs,
         &format!("/reservations/{taken_id}/cancel"),
@@ -141,13 +114,14 @@ async fn an_order_fills_once_when_a_cancellation_frees_capacity(db: PgPool) {
     assert_eq!(told[0]["reservation_id"], rid);
 
     // A filled order cannot be cancelled; the other organization cannot see it at all.
-    let (status, problem) = post(&app, &mine, &format!("/orders/{id}/cancel"), json!({})).await;
+    let (status, problem) =
+        post_json(&app, &mine, &format!("/orders/{id}/cancel"), json!({})).await;
     assert_eq!(status, 409, "{problem}");
     assert!(problem["detail"]
         .as_str()
         .unwrap()
         .contains(&format!("#{rid}")));
-    let (status, _) = post(&app, &theirs, &format!("/orders/{id}/cancel"), json!({})).await;
+    let (status, _) = post_json(&app, &theirs, &format!("/orders/{id}/cancel"), json!({})).await;
     assert_eq!(status, 404);
 }
 
@@ -156,11 +130,11 @@ async fn orders_competing_for_one_unit_fill_in_order_of_creation(db: PgPool) {
     let m = market(&db, 1).await;
     let app = TestApp::spawn(db.clone()).await;
     let (first, second) = (
-        api_key(&db, m.other_customer).await,
-        api_key(&db, m.customer).await,
+        customer_key(&db, m.other_customer).await,
+        customer_key(&db, m.customer).await,
     );
-    let (_, a) = post(&app, &first, "/orders", order(&m, 10, 10, 4)).await;
-    let (_, b) = post(&app, &second, "/orders", order(&m, 10, 10, 4)).await;
+    let (_, a) = post_json(&app, &first, "/orders", order(&m, 10, 10, 4)).await;
+    let (_, b) = post_json(&app, &second, "/orders", order(&m, 10, 10, 4)).await;
     assert_eq!(round(&db).await.filled, 1);
     let state = |id: &Value| {
         let db = db.clone();
@@ -182,17 +156,17 @@ async fn an_order_and_a_direct_booking_racing_for_a_freed_unit_never_double_book
     let m = market(&db, 1).await;
     let app = TestApp::spawn(db.clone()).await;
     let (mine, theirs) = (
-        api_key(&db, m.customer).await,
-        api_key(&db, m.other_customer).await,
+        customer_key(&db, m.customer).await,
+        customer_key(&db, m.other_customer).await,
     );
     let mut winners = std::collections::BTreeMap::<&str, u32>::new();
     for i in 0..8 {
         let from = 10 + i * 6;
-        let (_, blocker) = post(&app, &theirs, "/reservations", booking(&m, from, 4)).await;
-        let (status, o) = post(&app, &mine, "/orders", order(&m, from, from, 4)).await;
+        let (_, blocker) = post_json(&app, &theirs, "/reservations", booking(&m, from, 4)).await;
+        let (status, o) = post_json(&app, &mine, "/orders", order(&m, from, from, 4)).await;
         assert_eq!(status, 201, "{o}");
         let blocker = blocker["id"].as_i64().unwrap();
-        post(
+        post_json(
             &app,
             &theirs,
             &format!("/reservations/{blocker}/cancel"),
@@ -202,7 +176,7 @@ async fn an_order_and_a_direct_booking_racing_for_a_freed_unit_never_double_book
         // The direct booking starts a little later each time, so each side wins some.
         let direct = async {
             tokio::time::sleep(std::time::Duration::from_millis(i as u64 * 4)).await;
-            post(&app, &theirs, "/reservations", booking(&m, from, 4)).await
+            post_json(&app, &theirs, "/reservations", booking(&m, from, 4)).await
         };
         let (r, (status, _)) = tokio::join!(round(&db), direct);
         let order_state: String =
@@ -229,7 +203,7 @@ async fn an_order_and_a_direct_booking_racing_for_a_freed_unit_never_double_book
         // Close a still-open order so later rounds do not fill it.
         let id = o["id"].as_i64().unwrap();
         if order_state == "open" {
-            post(&app, &mine, &format!("/orders/{id}/cancel"), json!({})).await;
+            post_json(&app, &mine, &format!("/orders/{id}/cancel"), json!({})).await;
         }
     }
     eprintln!("winners: {winners:?}");
@@ -239,12 +213,12 @@ async fn an_order_and_a_direct_booking_racing_for_a_freed_unit_never_double_book
 async fn an_order_waits_under_its_price_limit_and_lapses_at_its_expiry(db: PgPool) {
     let m = market(&db, 1).await;
     let app = TestApp::spawn(db.clone()).await;
-    let key = api_key(&db, m.customer).await;
+    let key = customer_key(&db, m.customer).await;
     // 8 GPUs × 4 h × $2.00 = $64 before the fee: a $10 limit never fills.
     let mut cheap = order(&m, 10, 12, 4);
     cheap["max_total_cents"] = json!(1_000);
     cheap["expires_at"] = json!(chrono::Utc::now() + chrono::Duration::seconds(2));
-    let (status, o) = post(&app, &key, "/orders", cheap).await;
+    let (status, o) = post_json(&app, &key, "/orders", cheap).await;
     assert_eq!(status, 201, "{o}");
     assert_eq!(round(&db).await.filled, 0);
     assert_eq!(count(&db, "reservation").await, 0);
@@ -255,7 +229,7 @@ async fn an_order_waits_under_its_price_limit_and_lapses_at_its_expiry(db: PgPoo
     assert_eq!(lapsed.len(), 1);
     assert_eq!(lapsed[0]["order_id"], o["id"]);
     let id = o["id"].as_i64().unwrap();
-    let (status, problem) = post(&app, &key, &format!("/orders/{id}/cancel"), json!({})).await;
+    let (status, problem) = post_json(&app, &key, &format!("/orders/{id}/cancel"), json!({})).await;
     assert_eq!(status, 409, "{problem}");
 }
 
@@ -263,7 +237,7 @@ async fn an_order_waits_under_its_price_limit_and_lapses_at_its_expiry(db: PgPoo
 async fn a_bad_order_is_refused_field_by_field_and_an_open_one_can_be_cancelled(db: PgPool) {
     let m = market(&db, 1).await;
     let app = TestApp::spawn(db.clone()).await;
-    let key = api_key(&db, m.customer).await;
+    let key = customer_key(&db, m.customer).await;
     let cases = [
         (json!({"hours": 0}), "hours"),
         (json!({"quantity": {"gpus": 0}}), "quantity"),
@@ -286,7 +260,7 @@ async fn a_bad_order_is_refused_field_by_field_and_an_open_one_can_be_cancelled(
         for (k, v) in change.as_object().unwrap() {
             body[k] = v.clone();
         }
-        let (status, problem) = post(&app, &key, "/orders", body).await;
+        let (status, problem) = post_json(&app, &key, "/orders", body).await;
         assert_eq!(status, 422, "{field}: {problem}");
         assert!(
             problem["errors"]
@@ -299,7 +273,7 @@ async fn a_bad_order_is_refused_field_by_field_and_an_open_one_can_be_cancelled(
     }
     assert_eq!(count(&db, "standing_order").await, 0);
 
-    let (_, o) = post(&app, &key, "/orders", order(&m, 10, 12, 4)).await;
+    let (_, o) = post_json(&app, &key, "/orders", order(&m, 10, 12, 4)).await;
     let id = o["id"].as_i64().unwrap();
     // Fill nothing: the node is taken by someone else first.
     reservations::reserve(
@@ -312,10 +286,11 @@ async fn a_bad_order_is_refused_field_by_field_and_an_open_one_can_be_cancelled(
     .await
     .unwrap();
     assert_eq!(round(&db).await.filled, 0);
-    let (status, cancelled) = post(&app, &key, &format!("/orders/{id}/cancel"), json!({})).await;
+    let (status, cancelled) =
+        post_json(&app, &key, &format!("/orders/{id}/cancel"), json!({})).await;
     assert_eq!(status, 200, "{cancelled}");
     assert_eq!(cancelled["state"], "cancelled");
-    let (status, _) = post(&app, &key, &format!("/orders/{id}/cancel"), json!({})).await;
+    let (status, _) = post_json(&app, &key, &format!("/orders/{id}/cancel"), json!({})).await;
     assert_eq!(status, 409);
     let (status, page) = json_of(
         app.api(Method::GET, "/orders?limit=1", &key)

@@ -4,40 +4,15 @@
 //! operator's contract and books stand; two buyers for one listing, and a seller withdrawing
 //! while a buyer buys, end one way; and the listing rules refuse what cannot be sold.
 
-use crate::fixtures::{assert_books_reconcile, books, hour, json_of, market, Market};
+use crate::fixtures::{
+    assert_books_reconcile, books, customer_key, hour, json_of, market, post_json, Market,
+};
 use crate::helpers::TestApp;
-use app::account::Scope;
 use app::ledger::Month;
-use app::services::api_keys::{self, NewKey};
 use app::services::ledger;
-use app::services::mail::PublicUrl;
 use reqwest::Method;
 use serde_json::{json, Value};
 use sqlx::PgPool;
-
-async fn api_key(db: &PgPool, org: i64) -> String {
-    let k = NewKey {
-        name: "resale".into(),
-        scopes: vec![Scope::Read, Scope::Reserve],
-        expires_in_days: None,
-    };
-    let url = PublicUrl("http://localhost".into());
-    api_keys::create(db, org, None, &k, &url, chrono::Utc::now())
-        .await
-        .unwrap()
-        .secret
-}
-
-async fn post(app: &TestApp, key: &str, path: &str, body: Value) -> (u16, Value) {
-    json_of(
-        app.api(Method::POST, path, key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-}
 
 async fn get(app: &TestApp, key: &str, path: &str) -> (u16, Value) {
     json_of(app.api(Method::GET, path, key).send().await.unwrap()).await
@@ -45,7 +20,7 @@ async fn get(app: &TestApp, key: &str, path: &str) -> (u16, Value) {
 
 /// Books `units` nodes from hour `from_h` for `hours` hours; returns the reservation id.
 async fn book(app: &TestApp, key: &str, m: &Market, units: i64, from_h: i64, hours: i64) -> i64 {
-    let (status, r) = post(
+    let (status, r) = post_json(
         app,
         key,
         "/reservations",
@@ -65,7 +40,7 @@ async fn list(
     start: chrono::DateTime<chrono::Utc>,
     price: i64,
 ) -> (u16, Value) {
-    post(
+    post_json(
         app,
         key,
         "/resale-listings",
@@ -97,8 +72,8 @@ async fn a_resale_moves_the_hours_and_the_money_once_and_the_operator_is_unaffec
     let m = market(&db, 2).await;
     let app = TestApp::spawn(db.clone()).await;
     let (seller, buyer) = (
-        api_key(&db, m.customer).await,
-        api_key(&db, m.other_customer).await,
+        customer_key(&db, m.customer).await,
+        customer_key(&db, m.other_customer).await,
     );
     let res = book(&app, &seller, &m, 2, 10, 96).await;
     let before = books(&db, res).await;
@@ -126,7 +101,7 @@ async fn a_resale_moves_the_hours_and_the_money_once_and_the_operator_is_unaffec
     assert_eq!(offer["start"], json!(from));
 
     // One node now: the buyer's reservation holds it for exactly the listed hours.
-    let (status, bought) = post(
+    let (status, bought) = post_json(
         &app,
         &buyer,
         &format!("/resale-listings/{id}/buy"),
@@ -178,7 +153,7 @@ async fn a_resale_moves_the_hours_and_the_money_once_and_the_operator_is_unaffec
     assert_books_reconcile(&db, chrono::Utc::now()).await;
 
     // The second node sells the listing out; a third buy finds it closed.
-    let (status, _) = post(
+    let (status, _) = post_json(
         &app,
         &buyer,
         &format!("/resale-listings/{id}/buy"),
@@ -186,7 +161,7 @@ async fn a_resale_moves_the_hours_and_the_money_once_and_the_operator_is_unaffec
     )
     .await;
     assert_eq!(status, 201);
-    let (status, problem) = post(
+    let (status, problem) = post_json(
         &app,
         &buyer,
         &format!("/resale-listings/{id}/buy"),
@@ -200,7 +175,7 @@ async fn a_resale_moves_the_hours_and_the_money_once_and_the_operator_is_unaffec
     assert_eq!(held_over(&db, res, from, hour(m.now, 106)).await, 0);
 
     // The seller cannot cancel what it sold part of; the buyer's resale is final.
-    let (status, problem) = post(
+    let (status, problem) = post_json(
         &app,
         &seller,
         &format!("/reservations/{res}/cancel"),
@@ -213,7 +188,7 @@ async fn a_resale_moves_the_hours_and_the_money_once_and_the_operator_is_unaffec
         "{problem}"
     );
     for path in ["cancel", "extend"] {
-        let (status, problem) = post(
+        let (status, problem) = post_json(
             &app,
             &buyer,
             &format!("/reservations/{bought_id}/{path}"),
@@ -227,7 +202,7 @@ async fn a_resale_moves_the_hours_and_the_money_once_and_the_operator_is_unaffec
         );
     }
     // Nor can anyone else see the seller's listings as theirs.
-    let (status, _) = post(
+    let (status, _) = post_json(
         &app,
         &buyer,
         &format!("/resale-listings/{id}/withdraw"),
@@ -242,18 +217,18 @@ async fn a_resale_moves_the_hours_and_the_money_once_and_the_operator_is_unaffec
 async fn two_buyers_for_one_listing_get_it_once(db: PgPool) {
     let m = market(&db, 1).await;
     let app = TestApp::spawn(db.clone()).await;
-    let seller = api_key(&db, m.customer).await;
+    let seller = customer_key(&db, m.customer).await;
     let third = crate::fixtures::org(&db, "Third", "customer").await;
     let (a, b) = (
-        api_key(&db, m.other_customer).await,
-        api_key(&db, third).await,
+        customer_key(&db, m.other_customer).await,
+        customer_key(&db, third).await,
     );
     let res = book(&app, &seller, &m, 1, 10, 48).await;
     let (_, listing) = list(&app, &seller, res, 1, hour(m.now, 30), 900).await;
     let path = format!("/resale-listings/{}/buy", listing["id"]);
     let (one, two) = tokio::join!(
-        post(&app, &a, &path, json!({})),
-        post(&app, &b, &path, json!({}))
+        post_json(&app, &a, &path, json!({})),
+        post_json(&app, &b, &path, json!({}))
     );
     let mut statuses = [one.0, two.0];
     statuses.sort();
@@ -281,8 +256,8 @@ async fn a_seller_withdrawing_while_a_buyer_buys_ends_one_way(db: PgPool) {
     let m = market(&db, 1).await;
     let app = TestApp::spawn(db.clone()).await;
     let (seller, buyer) = (
-        api_key(&db, m.customer).await,
-        api_key(&db, m.other_customer).await,
+        customer_key(&db, m.customer).await,
+        customer_key(&db, m.other_customer).await,
     );
     let mut outcomes = std::collections::BTreeMap::<&str, u32>::new();
     for i in 0..8 {
@@ -293,7 +268,7 @@ async fn a_seller_withdrawing_while_a_buyer_buys_ends_one_way(db: PgPool) {
         let id = listing["id"].as_i64().unwrap();
         let withdraw = async {
             tokio::time::sleep(std::time::Duration::from_millis(i as u64)).await;
-            post(
+            post_json(
                 &app,
                 &seller,
                 &format!("/resale-listings/{id}/withdraw"),
@@ -302,7 +277,7 @@ async fn a_seller_withdrawing_while_a_buyer_buys_ends_one_way(db: PgPool) {
             .await
         };
         let buy_path = format!("/resale-listings/{id}/buy");
-        let (w, b) = tokio::join!(withdraw, post(&app, &buyer, &buy_path, json!({})));
+        let (w, b) = tokio::join!(withdraw, post_json(&app, &buyer, &buy_path, json!({})));
         let seller_keeps =
             held_over(&db, res, hour(m.now, from + 12), hour(m.now, from + 24)).await;
         match (w.0, b.0) {
@@ -331,8 +306,8 @@ async fn what_cannot_be_resold_is_refused_and_writes_nothing(db: PgPool) {
     let m = market(&db, 2).await;
     let app = TestApp::spawn(db.clone()).await;
     let (seller, other) = (
-        api_key(&db, m.customer).await,
-        api_key(&db, m.other_customer).await,
+        customer_key(&db, m.customer).await,
+        customer_key(&db, m.other_customer).await,
     );
     let res = book(&app, &seller, &m, 1, 10, 48).await;
     let half_hour = hour(m.now, 20) + chrono::Duration::minutes(30);
@@ -370,7 +345,7 @@ async fn what_cannot_be_resold_is_refused_and_writes_nothing(db: PgPool) {
     // until the listing is withdrawn.
     let (_, listing) = list(&app, &seller, res, 1, hour(m.now, 20), 500).await;
     let id = listing["id"].as_i64().unwrap();
-    let (status, problem) = post(
+    let (status, problem) = post_json(
         &app,
         &seller,
         &format!("/resale-listings/{id}/buy"),
@@ -380,7 +355,7 @@ async fn what_cannot_be_resold_is_refused_and_writes_nothing(db: PgPool) {
     assert_eq!(status, 409, "{problem}");
     let (status, problem) = list(&app, &seller, res, 1, hour(m.now, 30), 500).await;
     assert_eq!(status, 422, "the one unit is on sale already: {problem}");
-    let (status, problem) = post(
+    let (status, problem) = post_json(
         &app,
         &seller,
         &format!("/reservations/{res}/cancel"),
@@ -392,7 +367,7 @@ async fn what_cannot_be_resold_is_refused_and_writes_nothing(db: PgPool) {
         problem["detail"].as_str().unwrap().contains("withdraw"),
         "{problem}"
     );
-    let (status, _) = post(
+    let (status, _) = post_json(
         &app,
         &seller,
         &format!("/resale-listings/{id}/withdraw"),
@@ -400,7 +375,7 @@ async fn what_cannot_be_resold_is_refused_and_writes_nothing(db: PgPool) {
     )
     .await;
     assert_eq!(status, 200);
-    let (status, _) = post(
+    let (status, _) = post_json(
         &app,
         &other,
         &format!("/resale-listings/{id}/buy"),
@@ -408,7 +383,7 @@ async fn what_cannot_be_resold_is_refused_and_writes_nothing(db: PgPool) {
     )
     .await;
     assert_eq!(status, 409);
-    let (status, _) = post(
+    let (status, _) = post_json(
         &app,
         &seller,
         &format!("/reservations/{res}/cancel"),
