@@ -61,14 +61,18 @@ pub async fn offers(
     Params(q): Params<OfferParams>,
 ) -> ApiResult<Json<Vec<ResaleOffer>>> {
     p.require(Scope::Read)?;
+    if q.pool_id.is_some_and(|id| id < 1) {
+        return Err(ServiceError::invalid("pool_id", "a pool id is 1 or more").into());
+    }
     let quantity = match (q.gpus, q.kw) {
         (Some(_), Some(_)) => {
             return Err(ServiceError::invalid("gpus", "ask for GPUs or kW, not both").into())
         }
-        (Some(n), None) if n >= 1 => Some(Quantity::Gpus(n)),
-        (None, Some(n)) if n >= 1 => Some(Quantity::Kw(n)),
+        (Some(n), None) if (1..=1_000_000).contains(&n) => Some(Quantity::Gpus(n)),
+        (None, Some(n)) if (1..=10_000_000).contains(&n) => Some(Quantity::Kw(n)),
         (None, None) => None,
-        _ => return Err(ServiceError::invalid("gpus", "ask for at least one").into()),
+        (Some(_), None) => return Err(ServiceError::invalid("gpus", "1 to 1,000,000 GPUs").into()),
+        _ => return Err(ServiceError::invalid("kw", "1 to 10,000,000 kW").into()),
     };
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {

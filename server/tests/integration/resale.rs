@@ -84,6 +84,16 @@ async fn a_resale_moves_the_hours_and_the_money_once_and_the_operator_is_unaffec
     assert_eq!(listing["state"], "open");
     let id = listing["id"].as_i64().unwrap();
 
+    for bad in [
+        "pool_id=0",
+        "gpus=0",
+        "kw=20000000",
+        "limit=500",
+        "gpus=8&kw=10",
+    ] {
+        let (status, problem) = get(&app, &buyer, &format!("/resale-listings?{bad}")).await;
+        assert_eq!(status, 422, "{bad}: {problem}");
+    }
     let (status, offers) = get(
         &app,
         &buyer,
