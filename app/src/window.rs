@@ -54,7 +54,9 @@ impl HourWindow {
     }
 }
 
-fn is_whole_hour(t: DateTime<Utc>) -> bool {
+/// Whether `t` is a whole UTC hour; safe for any time a client may send (the truncation
+/// helpers below are for times near now).
+pub fn is_whole_hour(t: DateTime<Utc>) -> bool {
     t.minute() == 0 && t.second() == 0 && t.nanosecond() == 0
 }
 

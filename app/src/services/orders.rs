@@ -15,7 +15,7 @@ use crate::pricing::Quantity;
 use crate::services::error::{FieldError, ServiceError};
 use crate::services::search::{self, MarketQuery, SearchSort};
 use crate::services::{audit, availability, pools, reservations};
-use crate::window::ceil_hour;
+use crate::window::{ceil_hour, is_whole_hour};
 use chrono::{DateTime, Duration, Utc};
 use sqlx::{PgConnection, PgPool};
 
@@ -135,7 +135,7 @@ fn check(o: &NewOrder, now: DateTime<Utc>) -> Result<(NewOrder, DateTime<Utc>), 
         ("earliest_start", o.earliest_start),
         ("latest_start", o.latest_start),
     ] {
-        if ceil_hour(t) != t {
+        if !is_whole_hour(t) {
             bad(
                 field,
                 "a whole hour in UTC, e.g. 2026-12-01T09:00:00Z".into(),

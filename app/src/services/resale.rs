@@ -8,7 +8,7 @@ use crate::pricing::Quantity;
 use crate::resale::{Listing, ListingState, NewListing, ResaleOffer};
 use crate::services::error::{FieldError, ServiceError};
 use crate::services::{audit, pools, reservations};
-use crate::window::ceil_hour;
+use crate::window::{ceil_hour, is_whole_hour};
 use chrono::{DateTime, Utc};
 use sqlx::postgres::types::PgRange;
 use sqlx::PgPool;
@@ -46,7 +46,7 @@ pub async fn list(
             message,
         })
     };
-    if ceil_hour(l.start) != l.start {
+    if !is_whole_hour(l.start) {
         bad("start", "a whole hour in UTC".into());
     }
     if l.start <= now {

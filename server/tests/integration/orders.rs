@@ -254,6 +254,15 @@ async fn a_bad_order_is_refused_field_by_field_and_an_open_one_can_be_cancelled(
         (json!({"max_total_cents": 0}), "max_total_cents"),
         (json!({"kind": "power"}), "kind"),
         (json!({"region": "x".repeat(81)}), "region"),
+        // Times no pool could ever serve, far outside the clock's usual range.
+        (
+            json!({"latest_start": "0177-10-27T12:27:28+17:21"}),
+            "latest_start",
+        ),
+        (
+            json!({"earliest_start": "9999-12-31T23:00:00Z"}),
+            "latest_start",
+        ),
     ];
     for (change, field) in cases {
         let mut body = order(&m, 10, 12, 4);

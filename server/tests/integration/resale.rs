@@ -326,6 +326,13 @@ async fn what_cannot_be_resold_is_refused_and_writes_nothing(db: PgPool) {
         (1, half_hour, 500, 422, Some("start")),
         (2, hour(m.now, 20), 500, 422, Some("units")),
         (1, hour(m.now, 20), 0, 422, Some("unit_hour_price_cents")),
+        (
+            1,
+            "0177-10-27T12:27:28Z".parse().unwrap(),
+            500,
+            422,
+            Some("start"),
+        ),
         (1, hour(m.now, 5), 500, 409, None),
         (1, hour(m.now, 58), 500, 409, None),
     ] {
