@@ -351,19 +351,14 @@ pub async fn cancel(
     match OrderState::parse(&r.state) {
         Some(OrderState::Open) => {}
         Some(OrderState::Filled) => {
-            return Err(ServiceError::conflict(format!(
-                "this order was filled already (reservation #{}); cancel the reservation instead",
-                r.reservation_id.unwrap_or_default()
-            )))
+            return Err(filled_already(r.reservation_id.unwrap_or_default()))
         }
         _ => return Err(ServiceError::conflict("this order is closed already")),
     }
     if let Some(made) = made_by(&mut tx, customer_id, id).await? {
         mark_filled(&mut tx, id, made, now).await?;
         tx.commit().await?;
-        return Err(ServiceError::conflict(format!(
-            "this order was filled already (reservation #{made}); cancel the reservation instead"
-        )));
+        return Err(filled_already(made));
     }
     sqlx::query!(
         "update standing_order set state = 'cancelled', closed_at = $2 where id = $1",
@@ -386,6 +381,13 @@ pub async fn cancel(
     let done = one(&mut tx, Some(customer_id), id).await?;
     tx.commit().await?;
     Ok(done)
+}
+
+/// The refusal to cancel an order that reservation `made` filled.
+fn filled_already(made: i64) -> ServiceError {
+    ServiceError::conflict(format!(
+        "this order was filled already (reservation #{made}); cancel the reservation instead"
+    ))
 }
 
 /// The reservation an order's key made, if any.
