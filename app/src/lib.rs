@@ -12,6 +12,7 @@ pub mod booking;
 pub mod components;
 pub mod economics;
 pub mod grid;
+pub mod incidents;
 pub mod ledger;
 pub mod listing_form;
 pub mod market;

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// The events an endpoint can subscribe to.
-pub const EVENTS: [&str; 10] = [
+pub const EVENTS: [&str; 14] = [
     "reservation.created",
     "reservation.cancelled",
     "reservation.started",
@@ -16,6 +16,10 @@ pub const EVENTS: [&str; 10] = [
     "grid_event.created",
     "order.filled",
     "order.expired",
+    "incident.opened",
+    "incident.resolved",
+    "reservation.moved",
+    "reservation.credited",
 ];
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -144,6 +144,8 @@ async fn serve_with(config: &Config, pool: &PgPool) -> Result<(), StartupError> 
         config.platform_fee_bp,
         ops.clone(),
     ));
+    tokio::spawn(incident_rounds(pool.clone(), ops.clone()));
+    tokio::spawn(refresh_reliability(pool.clone(), ops.clone()));
     let mailer = Mailer::new(pool.clone(), config.smtp_url.as_deref(), &config.mail_from)?;
     tokio::spawn(mailer.run(ops.clone()));
     let router = http::router(crate::state::AppState {
@@ -303,5 +305,41 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+/// Every few seconds: incidents past their given end are resolved, open-ended ones follow
+/// their pool's sale windows, and unanswered offers expire. Every process runs it; each
+/// incident is handled under its row lock, once.
+async fn incident_rounds(db: PgPool, ops: Arc<Operations>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        match app::services::incidents::tick(&db, chrono::Utc::now()).await {
+            Ok(t) => {
+                ops.job_round("incidents");
+                if t.ended + t.extended + t.offers_expired > 0 {
+                    tracing::info!(
+                        ended = t.ended,
+                        extended = t.extended,
+                        offers_expired = t.offers_expired,
+                        "incident round"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "the incident round failed"),
+        }
+    }
+}
+
+/// Every minute, each pool's reliability score over the last 90 days, which search reads.
+async fn refresh_reliability(db: PgPool, ops: Arc<Operations>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        match app::services::incidents::refresh_reliability(&db).await {
+            Ok(_) => ops.job_round("reliability"),
+            Err(e) => tracing::warn!(error = %e, "refreshing reliability scores failed"),
+        }
     }
 }

@@ -128,6 +128,12 @@ pub enum Refusal {
     /// A reservation part of which was resold was to be cancelled
     /// (`resold_reservation_stands`).
     ResoldStands,
+    /// No such offer of the customer's (`incident_offer_missing`).
+    OfferMissing,
+    /// The offer was answered, expired, or its hours are past (`incident_offer_closed`).
+    OfferClosed,
+    /// The offered capacity was booked meanwhile (`incident_offer_taken`).
+    OfferTaken,
     /// Another check refused the change (23514): the request breaks a rule the database keeps.
     Check,
 }
@@ -148,6 +154,9 @@ pub fn refusal(err: &sqlx::Error) -> Option<Refusal> {
         Some("firm_reservation_keeps_its_hours") => Some(Refusal::FirmKeepsItsHours),
         Some("reservation_hold_expired") => Some(Refusal::HoldExpired),
         Some("resold_reservation_stands") => Some(Refusal::ResoldStands),
+        Some("incident_offer_missing") => Some(Refusal::OfferMissing),
+        Some("incident_offer_closed") => Some(Refusal::OfferClosed),
+        Some("incident_offer_taken") => Some(Refusal::OfferTaken),
         _ => None,
     };
     by_name.or(match db.code().as_deref() {

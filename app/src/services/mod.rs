@@ -13,6 +13,7 @@ pub mod error;
 pub mod grid_events;
 pub mod health;
 pub mod idempotency;
+pub mod incidents;
 pub mod ledger;
 pub mod mail;
 pub mod market;

@@ -2,7 +2,8 @@
 //! served at `/api/v1/openapi.json`; the app's API reference page renders the same document.
 
 use super::{
-    audit, grid_events, ledger, market, operations, orders, resale, reservations, webhooks,
+    audit, grid_events, incidents, ledger, market, operations, orders, resale, reservations,
+    webhooks,
 };
 use axum::{http::header, response::IntoResponse};
 use std::sync::OnceLock;
@@ -37,6 +38,8 @@ Each key may make a limited number of requests a minute (429 with `Retry-After` 
         operations::list_blackouts, operations::create_blackout, operations::delete_blackout,
         operations::list_bookings,
         grid_events::create, grid_events::list, grid_events::get, grid_events::demand_response,
+        incidents::create, incidents::list, incidents::get, incidents::resolve,
+        incidents::offers, incidents::accept, incidents::decline,
         webhooks::list, webhooks::create, webhooks::delete, webhooks::enable,
         webhooks::deliveries,
         ledger::entries, ledger::statement, ledger::earnings,
@@ -48,7 +51,7 @@ Each key may make a limited number of requests a minute (429 with `Retry-After` 
         (name = "organization", description = "Who is calling"),
         (name = "market", description = "Listed capacity, availability and search (any key with `read`)"),
         (name = "reservations", description = "Quotes, holds, reservations and standing orders (customers)"),
-        (name = "operations", description = "Sites, pools, blackouts and bookings (operators)"),
+        (name = "operations", description = "Sites, pools, blackouts, incidents and bookings (operators)"),
         (name = "webhooks", description = "Event notifications, signed as Standard Webhooks says (HMAC-SHA256)"),
         (name = "ledger", description = "The books: entries, statements, earnings (integer cents)"),
     )

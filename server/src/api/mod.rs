@@ -7,6 +7,7 @@ pub mod audit;
 pub mod doc;
 pub mod grid_events;
 pub mod idempotency;
+pub mod incidents;
 pub mod ledger;
 pub mod market;
 pub mod operations;
@@ -78,6 +79,15 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(grid_events::list).post(grid_events::create),
         )
         .route("/grid-events/{id}", get(grid_events::get))
+        .route(
+            "/pools/{id}/incidents",
+            get(incidents::list).post(incidents::create),
+        )
+        .route("/incidents/{id}", get(incidents::get))
+        .route("/incidents/{id}/resolve", post(incidents::resolve))
+        .route("/incident-offers", get(incidents::offers))
+        .route("/incident-offers/{id}/accept", post(incidents::accept))
+        .route("/incident-offers/{id}/decline", post(incidents::decline))
         .route("/demand-response", get(grid_events::demand_response))
         .route(
             "/blackouts",

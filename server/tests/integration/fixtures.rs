@@ -211,9 +211,28 @@ pub async fn count(db: &PgPool, table: &str) -> i64 {
 
 /// A `read` and `reserve` key for organization `org`, made through the service.
 pub async fn customer_key(db: &PgPool, org: i64) -> String {
+    key_with(
+        db,
+        org,
+        vec![app::account::Scope::Read, app::account::Scope::Reserve],
+    )
+    .await
+}
+
+/// A `read` and `operate` key for operator organization `org`, made through the service.
+pub async fn operator_key(db: &PgPool, org: i64) -> String {
+    key_with(
+        db,
+        org,
+        vec![app::account::Scope::Read, app::account::Scope::Operate],
+    )
+    .await
+}
+
+async fn key_with(db: &PgPool, org: i64, scopes: Vec<app::account::Scope>) -> String {
     let k = app::services::api_keys::NewKey {
         name: "test".into(),
-        scopes: vec![app::account::Scope::Read, app::account::Scope::Reserve],
+        scopes,
         expires_in_days: None,
     };
     let url = app::services::mail::PublicUrl("http://localhost".into());

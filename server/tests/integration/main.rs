@@ -19,6 +19,7 @@ mod grid_events;
 mod holds;
 mod hostile_names;
 mod http;
+mod incidents;
 mod isolation;
 mod ledger;
 mod ledger_property;
