@@ -164,7 +164,7 @@ create trigger incident_offer_transition before update on incident_offer
 -- SLA credits name their month, so a month's credit is topped up, never paid twice.
 alter table reservation_credit add column sla_month date;
 alter table reservation_credit add constraint reservation_credit_sla_month_check
-    check ((reason = 'sla') = (sla_month is not null));
+    check (sla_month is null or reason = 'sla');
 
 -- The SLA credit owed to reservation `res` for the month starting `month_start` (UTC), less
 -- what was credited for that month before: when the share of the reservation's unit-hours

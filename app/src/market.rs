@@ -85,6 +85,10 @@ pub struct PoolListing {
     pub currency: String,
     /// The interruptible tier, when the pool sells one.
     pub interruptible: Option<InterruptibleOffer>,
+    /// The service level: the monthly availability promise and its credit tiers.
+    pub sla: crate::incidents::SlaTerms,
+    /// The pool's record over the last 90 days ("no history yet" until it has sold some).
+    pub reliability: crate::incidents::Reliability,
 }
 
 /// The headline figures of the market plus its listed pools.
@@ -113,6 +117,8 @@ pub enum SearchSort {
     EarliestStart,
     /// Lowest total for the request first.
     TotalCost,
+    /// Most reliable first (the delivered share over 90 days), pools with no history last.
+    Reliability,
 }
 
 /// A pool that fits a search, with the quote for the request.
@@ -138,6 +144,8 @@ pub struct SearchHit {
     pub price: PriceBreakdown,
     /// The tier the hit is priced at.
     pub tier: crate::booking::Tier,
+    /// The pool's record over the last 90 days.
+    pub reliability: crate::incidents::Reliability,
 }
 
 /// How far ahead a pool's page charts its free units.

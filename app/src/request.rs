@@ -25,7 +25,10 @@ pub struct SearchForm {
     pub interconnect: String,
     /// Highest unit price in dollars, e.g. `2.50`.
     pub max_price: String,
-    /// `price`, `earliest_start` or `total_cost`.
+    /// Lowest reliability score, in percent, e.g. `99.5` (empty: any, new pools too).
+    #[serde(default)]
+    pub min_reliability: String,
+    /// `price`, `earliest_start`, `total_cost` or `reliability`.
     pub sort: String,
     /// `interruptible` for that tier only (empty: firm prices, every pool).
     #[serde(default)]
@@ -34,7 +37,7 @@ pub struct SearchForm {
     pub page: String,
 }
 
-pub const FIELDS: [&str; 14] = [
+pub const FIELDS: [&str; 15] = [
     "kind",
     "gpu_model",
     "gpus",
@@ -46,6 +49,7 @@ pub const FIELDS: [&str; 14] = [
     "energy_source",
     "interconnect",
     "max_price",
+    "min_reliability",
     "sort",
     "tier",
     "page",
@@ -73,6 +77,7 @@ impl SearchForm {
             energy_source: get("energy_source"),
             interconnect: get("interconnect"),
             max_price: get("max_price"),
+            min_reliability: get("min_reliability"),
             sort: get("sort"),
             tier: get("tier"),
             page: get("page"),
@@ -87,7 +92,7 @@ impl SearchForm {
             || !self.gpu_model.is_empty()
     }
 
-    pub fn values(&self) -> [(&'static str, &str); 14] {
+    pub fn values(&self) -> [(&'static str, &str); 15] {
         [
             ("kind", &self.kind),
             ("gpu_model", &self.gpu_model),
@@ -100,6 +105,7 @@ impl SearchForm {
             ("energy_source", &self.energy_source),
             ("interconnect", &self.interconnect),
             ("max_price", &self.max_price),
+            ("min_reliability", &self.min_reliability),
             ("sort", &self.sort),
             ("tier", &self.tier),
             ("page", &self.page),

@@ -15,6 +15,8 @@ and checks from the database afterwards that:
     unit-hours a preemption or grid event took counted as cut);
   * no firm reservation lost an hour to a preemption or a grid event, and every
     interrupted unit-hour was credited exactly once (`server reconcile` checks the credits);
+  * operators open and resolve incidents on booked units during the run: no firm unit-hour
+    is lost without being moved to a spare or credited, and every cut matches its record;
   * the ledger balances per transaction and in total, and `server reconcile` exits 0;
   * no connection is left idle in a transaction;
   * outside the fault windows no request failed (no 5xx, no refused connection).
@@ -81,7 +83,8 @@ MAX_IN_USE_RETRIES = 8
 FAULT_GRACE_S = 5.0
 
 OPERATIONS = {"search": 0.20, "quote": 0.20, "reserve": 0.35, "cancel": 0.10, "extend": 0.14,
-              "grid_event": 0.01, "hold": 0.04, "resale": 0.03, "order": 0.005}
+              "grid_event": 0.01, "hold": 0.04, "resale": 0.03, "order": 0.005,
+              "incident": 0.006}
 # The share of bookings on pools that sell it that ask for the interruptible tier (firm
 # bookings then preempt them when the pool is short).
 INTERRUPTIBLE_SHARE = 0.35
@@ -454,6 +457,9 @@ class Record:
         self.interruptible_acked = 0
         self.grid_events_acked = 0
         self.grid_events_refused = 0
+        self.incidents_opened: list[tuple[int, int]] = []  # (incident id, operator) still open
+        self.incidents_acked = 0
+        self.incidents_resolved = 0
         self.holds_acked = 0
         self.holds_confirmed = 0
         # Acknowledged resale purchases: buyer's reservation id -> (buyer, pool, units, start, end)
@@ -848,6 +854,37 @@ class Workload:
                 self.record.grid_events_refused += 1
 
 
+    def op_incident(self, rng: random.Random) -> None:
+        """The operator of a hot pool records a unit down (since a few minutes ago, open or
+        for a few hours), which heals or credits the bookings on it; or resolves one of the
+        incidents it opened."""
+        with self.record.lock:
+            resolvable = list(self.record.incidents_opened)
+        if resolvable and rng.random() < 0.5:
+            inc, operator = rng.choice(resolvable)
+            r = self.call(rng, "incident", "POST", f"/api/v1/incidents/{inc}/resolve", operator, {})
+            if r.status == 200:
+                with self.record.lock:
+                    if (inc, operator) in self.record.incidents_opened:
+                        self.record.incidents_opened.remove((inc, operator))
+                        self.record.incidents_resolved += 1
+            return
+        pool = rng.choice(self.hot)
+        now = int(time.time())
+        body = {"units": [rng.randint(1, pool.unit_count)], "cause": "harness: node down",
+                "started_at": iso(now - rng.randint(0, 1800))}
+        if rng.random() < 0.5:
+            body["ends_at"] = iso((now // HOUR + rng.randint(2, 6)) * HOUR)
+        r = self.call(rng, "incident", "POST", f"/api/v1/pools/{pool.id}/incidents", pool.operator,
+                      body, {"Idempotency-Key": f"harness-ge-inc-{uuid.uuid4()}"})
+        if r.status == 201:
+            inc = json.loads(r.payload)["id"]
+            with self.record.lock:
+                self.record.incidents_acked += 1
+                if "ends_at" not in body:
+                    self.record.incidents_opened.append((inc, pool.operator))
+
+
 # ---------------------------------------------------------------------------------------
 # Faults
 # ---------------------------------------------------------------------------------------
@@ -965,7 +1002,9 @@ def check_reservations(url: str, baseline: int, record: Record) -> tuple[list[st
         select id, customer_id, pool_id, unit_count, extract(epoch from lower(during))::bigint,
                extract(epoch from upper(during))::bigint, state
         from reservation where id > {baseline} and resale_listing_id is null
-         and coalesce(request_key, '') not like 'standing order %' order by id""")
+         and coalesce(request_key, '') not like 'standing order %'
+         and id not in (select accepted_reservation_id from incident_offer
+                         where accepted_reservation_id is not null) order by id""")
     db = {int(r[0]): (int(r[1]), int(r[2]), int(r[3]), int(r[4]), int(r[5]), r[6]) for r in rows}
     by_tuple = {(a.org, a.pool, a.units, a.start): a for a in record.attempts.values()}
 
@@ -1096,6 +1135,42 @@ def check_allocations(url: str) -> list[str]:
               join reservation r on r.id = c.reservation_id
              where r.tier = 'firm' and c.reason not in ('incident', 'resold') limit 20"""):
         v.append(f"firm reservation {r[0]} lost {r[2]} to {r[1]}")
+    return v
+
+
+def check_incidents(url: str) -> list[str]:
+    """Every unit-hour an incident cut is recorded as lost by it, and every firm one lost
+    was credited (unless the reservation had nothing left to credit, or was bought on
+    resale, whose money went to its seller). Moved hours are held by the reservation on
+    another unit, which check_allocations' coverage check already proves."""
+    v = []
+    for r in psql(url, """
+            with lost as (select reservation_id, sum(range_hours(during)) h from incident_hit
+                           where outcome = 'lost' group by 1),
+                 cut as (select reservation_id, sum(range_hours(during)) h from allocation_cut
+                          where reason = 'incident' group by 1),
+                 credited as (select reservation_id, sum(unit_hours) h from reservation_credit
+                               where reason = 'incident' group by 1)
+            select r.id, r.tier, coalesce(lost.h, 0), coalesce(cut.h, 0), coalesce(credited.h, 0)
+              from reservation r
+              left join lost on lost.reservation_id = r.id
+              left join cut on cut.reservation_id = r.id
+              left join credited on credited.reservation_id = r.id
+             where coalesce(lost.h, 0) <> coalesce(cut.h, 0)
+                or (r.tier = 'firm' and r.state = 'confirmed' and r.resale_listing_id is null
+                    and coalesce(lost.h, 0) <> coalesce(credited.h, 0)
+                    and r.total_cents - r.credited_cents - coalesce(r.refund_cents, 0) > 0)
+             limit 20"""):
+        v.append(f"reservation {r[0]} ({r[1]}): incidents recorded {r[2]} unit-hours lost, "
+                 f"{r[3]} cut, {r[4]} credited")
+    # A unit under an open incident serves no reservation over the incident's hours.
+    for r in psql(url, """
+            select i.id, a.reservation_id from incident i
+              join incident_unit iu on iu.incident_id = i.id
+              join allocation a on a.unit_id = iu.unit_id and a.reservation_id is not null
+                               and a.during && i.during
+             where i.state = 'open' limit 20"""):
+        v.append(f"open incident {r[0]}: reservation {r[1]} still holds its unit")
     return v
 
 
@@ -1358,6 +1433,9 @@ class Run:
         v, self.info["keys_left_running"] = check_idempotency(self.db_url, self.record)
         self.violations += v
         self.violations += check_allocations(self.db_url)
+        self.violations += check_incidents(self.db_url)
+        self.info["incidents"] = {r[0]: int(r[1]) for r in psql(self.db_url, """
+            select outcome, sum(range_hours(during))::bigint from incident_hit group by 1 order by 1""")}
         self.info["unit_hours_cut"] = {r[0]: int(r[1]) for r in psql(self.db_url, """
             select reason, sum(extract(epoch from upper(during) - lower(during)) / 3600)::bigint
               from allocation_cut group by 1 order by 1""")}
@@ -1436,6 +1514,10 @@ class Run:
             "grid_events": {
                 "acknowledged": rec.grid_events_acked,
                 "refused": rec.grid_events_refused,
+            },
+            "incidents": {
+                "opened": rec.incidents_acked,
+                "resolved": rec.incidents_resolved,
             },
             "market": {
                 "holds_acknowledged": rec.holds_acked,

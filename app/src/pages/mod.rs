@@ -9,6 +9,7 @@ pub mod earnings;
 pub mod economics;
 pub mod grid_events;
 pub mod home;
+pub mod incidents;
 pub mod login;
 pub mod not_found;
 pub mod operator;

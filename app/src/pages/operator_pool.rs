@@ -9,6 +9,7 @@ use crate::components::{
 use crate::listing_form::PoolTermsForm;
 use crate::money::format_cents;
 use crate::operations::{OperatorBlackout, OperatorPool};
+use crate::pages::incidents::{IncidentsPanel, ResolveIncident};
 use crate::pages::operator::{BlackoutTable, RemoveBlackout};
 use crate::utilization::{Holder, PoolUtilization};
 use chrono::{DateTime, Duration, Utc};
@@ -28,6 +29,10 @@ pub struct PoolAdmin {
     pub use_: PoolUtilization,
     pub blackouts: Vec<OperatorBlackout>,
     pub windows: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+    /// The latest incidents, newest first.
+    pub incidents: Vec<crate::incidents::Incident>,
+    /// The incident form's idempotency key.
+    pub incident_key: String,
 }
 
 #[server(endpoint = "load_pool_admin")]
@@ -55,6 +60,9 @@ pub async fn load_pool_admin(id: i64) -> Result<PoolAdmin, AppError> {
     let windows = pools::open_intervals(&mut conn, id, now, now + Duration::days(365 * 10))
         .await
         .map_err(web::fail)?;
+    let incidents = crate::services::incidents::list(&db, me, id, None, 50)
+        .await
+        .map_err(web::fail)?;
     let terms = PoolTermsForm::of(
         &crate::services::catalog::pool_input(&db, me, id)
             .await
@@ -66,6 +74,8 @@ pub async fn load_pool_admin(id: i64) -> Result<PoolAdmin, AppError> {
         use_,
         blackouts,
         windows,
+        incidents,
+        incident_key: crate::components::form_key().await?,
     })
 }
 
@@ -163,15 +173,16 @@ pub fn OperatorPoolPage() -> impl IntoView {
             // blackout is removed, so the page always shows what was just done.
             let location = use_location();
             let remove = ServerAction::<RemoveBlackout>::new();
+            let resolve = ServerAction::<ResolveIncident>::new();
             let data = crate::resource::load(
-                move || (id(), location.search.get(), remove.version().get()),
-                |(id, _, _)| load_pool_admin(id),
+                move || (id(), location.search.get(), remove.version().get(), resolve.version().get()),
+                |(id, _, _, _)| load_pool_admin(id),
             );
             view! {
                 <Transition fallback=|| view! { <p class="loading" role="status">"Loading the pool…"</p> }>
                     {move || Suspend::new(async move {
                         match data.await {
-                            Ok(p) => view! { <Pool admin=p remove/> }.into_any(),
+                            Ok(p) => view! { <Pool admin=p remove resolve/> }.into_any(),
                             Err(e) if e.is_not_found() => view! { <crate::pages::not_found::NotFound/> }.into_any(),
                             Err(e) => view! { <p class="form-error" role="alert">{clean_error(&e.to_string())}</p> }.into_any(),
                         }
@@ -183,7 +194,13 @@ pub fn OperatorPoolPage() -> impl IntoView {
 }
 
 #[component]
-fn Pool(admin: PoolAdmin, remove: ServerAction<RemoveBlackout>) -> impl IntoView {
+fn Pool(
+    admin: PoolAdmin,
+    remove: ServerAction<RemoveBlackout>,
+    resolve: ServerAction<ResolveIncident>,
+) -> impl IntoView {
+    let recorded =
+        use_query_map().with_untracked(|q| q.get("incident").and_then(|v| v.parse().ok()));
     let notice = use_query_map().with_untracked(|q| {
         if q.get("listed").is_some() {
             Some("Pool listed and on sale.")
@@ -203,6 +220,8 @@ fn Pool(admin: PoolAdmin, remove: ServerAction<RemoveBlackout>) -> impl IntoView
         use_,
         blackouts,
         windows,
+        incidents,
+        incident_key,
     } = admin;
     let pool_id = pool.id;
     view! {
@@ -223,6 +242,7 @@ fn Pool(admin: PoolAdmin, remove: ServerAction<RemoveBlackout>) -> impl IntoView
             <UnitChart use_=use_.clone()/>
             <WeekTable use_=use_/>
         </section>
+        <IncidentsPanel pool_id unit_count=pool.unit_count incidents recorded resolve form_key=incident_key/>
         <section class="panel" aria-labelledby="maintenance-title">
             <h2 id="maintenance-title">"Maintenance"</h2>
             <BlackoutList blackouts remove/>

@@ -28,6 +28,9 @@ pub async fn my_reservations(before_id: Option<i64>) -> Result<Vec<Reservation>,
 pub struct ReservationView {
     pub detail: ReservationDetail,
     pub listings: Vec<crate::resale::Listing>,
+    /// What incidents changed on it, and the offers they made.
+    pub incident_hits: Vec<crate::incidents::IncidentHit>,
+    pub offers: Vec<crate::incidents::IncidentOffer>,
     /// When it was read: what "from now" means on the page, the same on the server and in
     /// the browser.
     pub now: chrono::DateTime<chrono::Utc>,
@@ -46,9 +49,18 @@ pub async fn get_reservation(id: i64) -> Result<ReservationView, AppError> {
     let listings = resale::mine(&db, me, Some(id), None, 100, now)
         .await
         .map_err(web::fail)?;
+    // Scoped by `detail` above: the reservation is the caller's.
+    let incident_hits = crate::services::incidents::hits_of_reservation(&db, id)
+        .await
+        .map_err(web::fail)?;
+    let offers = crate::services::incidents::offers(&db, me, Some(id), None, 20)
+        .await
+        .map_err(web::fail)?;
     Ok(ReservationView {
         detail,
         listings,
+        incident_hits,
+        offers,
         now,
     })
 }
@@ -204,6 +216,8 @@ fn Detail(id: i64) -> impl IntoView {
     let confirm = ServerAction::<ConfirmHold>::new();
     let list = ServerAction::<crate::pages::resale::ListForResale>::new();
     let withdraw = ServerAction::<crate::pages::resale::WithdrawListing>::new();
+    let accept = ServerAction::<crate::pages::incidents::AcceptIncidentOffer>::new();
+    let decline = ServerAction::<crate::pages::incidents::DeclineIncidentOffer>::new();
     let versions = move || {
         (
             cancel.version().get(),
@@ -211,6 +225,8 @@ fn Detail(id: i64) -> impl IntoView {
             confirm.version().get(),
             list.version().get(),
             withdraw.version().get(),
+            accept.version().get(),
+            decline.version().get(),
         )
     };
     let r = crate::resource::load(versions, move |_| get_reservation(id));
@@ -231,8 +247,9 @@ fn Detail(id: i64) -> impl IntoView {
                     (Ok(c), Ok(e), Ok(k), Ok(r)) => (c, e, k, r),
                     _ => Default::default(),
                 };
+                let offer_key = format!("{confirm_key}-offer");
                 match r.await {
-                    Ok(ReservationView { detail: ReservationDetail { reservation: r, holdings, credits }, listings, now }) => {
+                    Ok(ReservationView { detail: ReservationDetail { reservation: r, holdings, credits }, listings, incident_hits, offers, now }) => {
                         // Hours taken by preemption or an incident: nothing left, or no longer
                         // all the units at the end (so it cannot be extended on them).
                         let nothing_left = holdings.is_empty() && r.state != ReservationState::Cancelled;
@@ -292,6 +309,7 @@ fn Detail(id: i64) -> impl IntoView {
                             {resale.map(|l| view! {
                                 <p class="notice" data-testid="resale-terms">"Bought on resale (listing #" {l} "). " {crate::resale::RESALE_TERMS}</p>
                             })}
+                            <crate::pages::incidents::ReservationIncidents hits=incident_hits offers accept decline accept_key=offer_key/>
                             <Holdings holdings=holdings/>
                             <Credits credits=credits currency=r.currency.clone()/>
                             {open.then(|| view! {

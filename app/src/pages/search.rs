@@ -49,7 +49,23 @@ pub async fn search_market(form: SearchForm) -> Result<SearchResults, AppError> 
     let sort = match form.sort.as_str() {
         "earliest_start" => SearchSort::EarliestStart,
         "total_cost" => SearchSort::TotalCost,
+        "reliability" => SearchSort::Reliability,
         _ => SearchSort::Price,
+    };
+    let min_reliability_bp = match form.min_reliability.trim().trim_end_matches('%').trim() {
+        "" => None,
+        r => match r.parse::<f64>() {
+            Ok(p) if p.is_finite() && (0.0..=100.0).contains(&p) => {
+                Some((p * 100.0).round() as i64)
+            }
+            _ => {
+                return Err(invalid(
+                    "min_reliability",
+                    "give the lowest reliability as a percentage between 0 and 100, e.g. 99.5"
+                        .into(),
+                ))
+            }
+        },
     };
     let tier = match form.tier.as_str() {
         "" | "firm" => crate::booking::Tier::Firm,
@@ -69,6 +85,7 @@ pub async fn search_market(form: SearchForm) -> Result<SearchResults, AppError> 
         energy_source: text(&form.energy_source),
         interconnect: text(&form.interconnect),
         max_price_cents,
+        min_reliability_bp,
         tier,
         sort,
         limit: PAGE_SIZE,
@@ -163,11 +180,20 @@ pub fn SearchPanel(form: SearchForm) -> impl IntoView {
                 <label>"Max price ($ per unit)"
                     <input type="text" name="max_price" inputmode="decimal" maxlength="12" value=form.max_price.clone() placeholder="per GPU-hour or kW-month"/>
                 </label>
+                <label>"Reliability (90 days)"
+                    <select name="min_reliability">
+                        <option value="" selected=form.min_reliability.is_empty()>"Any, new pools too"</option>
+                        {["99", "99.5", "99.9"].into_iter().map(|r| view! {
+                            <option value=r selected=sel(&form.min_reliability, r)>{format!("{r} % delivered or better")}</option>
+                        }).collect_view()}
+                    </select>
+                </label>
                 <label>"Sort by"
                     <select name="sort">
                         <option value="price" selected=form.sort.is_empty() || sel(&form.sort, "price")>"Unit price"</option>
                         <option value="total_cost" selected=sel(&form.sort, "total_cost")>"Total cost"</option>
                         <option value="earliest_start" selected=sel(&form.sort, "earliest_start")>"Earliest start"</option>
+                        <option value="reliability" selected=sel(&form.sort, "reliability")>"Most reliable"</option>
                     </select>
                 </label>
             </div>
@@ -304,6 +330,7 @@ fn Hit(hit: SearchHit) -> impl IntoView {
                 <div><dt>"Unit price"</dt><dd>{format_cents(hit.unit_price_cents, &hit.currency)} <span class="muted small">"/ " {per}</span>
                     {(hit.tier == crate::booking::Tier::Interruptible).then(|| view! { <div class="small muted">"interruptible"</div> })}</dd></div>
                 <div><dt>"Total"</dt><dd><strong>{format_cents(hit.price.total_cents, &hit.currency)}</strong></dd></div>
+                <div><dt>"Reliability"</dt><dd data-testid="hit-reliability" title="Share of the unit-hours it sold over the last 90 days that it delivered">{hit.reliability.label()}</dd></div>
             </dl>
             <a href=href class="button secondary small">"View and reserve"</a>
         </li>

@@ -11,10 +11,7 @@
 use super::error::{self, Refusal, ServiceError};
 use super::{audit, pools};
 use crate::booking::Reservation;
-use crate::incidents::{
-    Incident, IncidentDetail, IncidentHit, IncidentOffer, Reliability, SlaTerms, SlaTier,
-    MAX_HOURS_BACK,
-};
+use crate::incidents::{Incident, IncidentDetail, IncidentHit, IncidentOffer, MAX_HOURS_BACK};
 use crate::window::{ceil_hour, floor_hour};
 use chrono::{DateTime, Duration, Utc};
 use sqlx::postgres::types::PgRange;
@@ -528,52 +525,6 @@ pub async fn decline(
         )));
     }
     Ok(o)
-}
-
-/// A pool's SLA terms.
-pub async fn sla_terms(conn: &mut PgConnection, pool_id: i64) -> Result<SlaTerms, ServiceError> {
-    let r = sqlx::query!(
-        "select sla_promise_bp, sla_below_bp, sla_credit_bp from capacity_pool where id = $1",
-        pool_id
-    )
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or(ServiceError::NotFound("pool"))?;
-    Ok(SlaTerms {
-        promise_bp: i64::from(r.sla_promise_bp),
-        tiers: r
-            .sla_below_bp
-            .iter()
-            .zip(r.sla_credit_bp.iter())
-            .map(|(b, c)| SlaTier {
-                below_bp: i64::from(*b),
-                credit_bp: i64::from(*c),
-            })
-            .collect(),
-    })
-}
-
-/// A pool's reliability score as the job last computed it (no row: nothing sold yet).
-pub async fn reliability(
-    conn: &mut PgConnection,
-    pool_id: i64,
-) -> Result<Reliability, ServiceError> {
-    let r = sqlx::query!(
-        "select sold_unit_hours, lost_unit_hours from pool_reliability where pool_id = $1",
-        pool_id
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(r.map_or(
-        Reliability {
-            sold_unit_hours: 0,
-            lost_unit_hours: 0,
-        },
-        |r| Reliability {
-            sold_unit_hours: r.sold_unit_hours,
-            lost_unit_hours: r.lost_unit_hours,
-        },
-    ))
 }
 
 /// What one run of the job did.

@@ -52,6 +52,11 @@ struct ListingRow {
     grid_region: String,
     energy_source: String,
     site_status: String,
+    sla_promise_bp: i32,
+    sla_below_bp: Vec<i32>,
+    sla_credit_bp: Vec<i32>,
+    sold_unit_hours: i64,
+    lost_unit_hours: i64,
 }
 
 /// The overview: headline counts and every listed pool, cheapest first within each kind.
@@ -65,9 +70,12 @@ pub async fn overview(db: &PgPool) -> Result<Overview, sqlx::Error> {
             p.interconnect, p.block_kw, p.redundancy, p.cooling as pool_cooling,
             p.price_cents, p.currency, p.interruptible_price_cents, p.interruptible_notice_hours,
             s.name as site_name, s.country, s.region, s.grid_region, s.energy_source,
-            s.status as site_status
+            s.status as site_status, p.sla_promise_bp, p.sla_below_bp, p.sla_credit_bp,
+            coalesce(rel.sold_unit_hours, 0) as "sold_unit_hours!",
+            coalesce(rel.lost_unit_hours, 0) as "lost_unit_hours!"
         from capacity_pool p
         join site s on s.id = p.site_id
+        left join pool_reliability rel on rel.pool_id = p.id
         where p.listed
         order by p.kind, p.price_cents, p.id
         "#
@@ -93,9 +101,12 @@ pub async fn listings(
             p.interconnect, p.block_kw, p.redundancy, p.cooling as pool_cooling,
             p.price_cents, p.currency, p.interruptible_price_cents, p.interruptible_notice_hours,
             s.name as site_name, s.country, s.region, s.grid_region, s.energy_source,
-            s.status as site_status
+            s.status as site_status, p.sla_promise_bp, p.sla_below_bp, p.sla_credit_bp,
+            coalesce(rel.sold_unit_hours, 0) as "sold_unit_hours!",
+            coalesce(rel.lost_unit_hours, 0) as "lost_unit_hours!"
         from capacity_pool p
         join site s on s.id = p.site_id
+        left join pool_reliability rel on rel.pool_id = p.id
         where p.listed and ($1::bigint is null or p.id > $1) and ($2::bigint is null or p.id = $2)
         order by p.id
         limit $3
@@ -160,6 +171,22 @@ fn to_listing(r: ListingRow) -> Option<PoolListing> {
                 notice_hours: i64::from(r.interruptible_notice_hours),
             }
         }),
+        sla: crate::incidents::SlaTerms {
+            promise_bp: i64::from(r.sla_promise_bp),
+            tiers: r
+                .sla_below_bp
+                .iter()
+                .zip(&r.sla_credit_bp)
+                .map(|(b, c)| crate::incidents::SlaTier {
+                    below_bp: i64::from(*b),
+                    credit_bp: i64::from(*c),
+                })
+                .collect(),
+        },
+        reliability: crate::incidents::Reliability {
+            sold_unit_hours: r.sold_unit_hours,
+            lost_unit_hours: r.lost_unit_hours,
+        },
     })
 }
 

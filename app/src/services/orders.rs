@@ -523,6 +523,7 @@ async fn book_first_match(
         energy_source: o.energy_source.clone(),
         interconnect: None,
         max_price_cents: None,
+        min_reliability_bp: None,
         tier: o.tier,
         sort: SearchSort::TotalCost,
         limit: 100,

@@ -5,6 +5,7 @@ use super::availability::find_slot;
 use super::error::ServiceError;
 use super::pools;
 use crate::booking::Tier;
+use crate::incidents::Reliability;
 use crate::market::PoolKind;
 use crate::pricing::{self, Quantity, TermDiscount, UnitShape};
 use crate::window::{ceil_hour, HourWindow};
@@ -38,6 +39,11 @@ pub struct MarketQuery {
     pub interconnect: Option<String>,
     /// Highest unit price (per GPU-hour or per kW-month) in cents, of the tier asked for.
     pub max_price_cents: Option<i64>,
+    /// Only pools whose reliability score (the delivered share of the unit-hours sold over
+    /// the last 90 days) is at least this, in basis points; pools with no history yet are
+    /// left out when it is set.
+    #[serde(default)]
+    pub min_reliability_bp: Option<i64>,
     /// `Interruptible`: only pools that sell that tier, priced at it. `Firm` (the default):
     /// every pool at its firm price.
     #[serde(default)]
@@ -78,6 +84,8 @@ struct Candidate {
     grid_region: String,
     energy_source: String,
     need: i64,
+    sold_unit_hours: i64,
+    lost_unit_hours: i64,
 }
 
 pub async fn search(
@@ -101,6 +109,14 @@ pub async fn search(
         return Err(ServiceError::invalid(
             "within_days",
             "between 1 and 365 days",
+        ));
+    }
+    if q.min_reliability_bp
+        .is_some_and(|r| !(0..=10_000).contains(&r))
+    {
+        return Err(ServiceError::invalid(
+            "min_reliability",
+            "a reliability between 0 and 100 percent",
         ));
     }
     if q.max_price_cents.is_some_and(|p| p < 1) {
@@ -128,6 +144,7 @@ pub async fn search(
     let sort = match q.sort {
         SearchSort::Price | SearchSort::EarliestStart => "price",
         SearchSort::TotalCost => "total",
+        SearchSort::Reliability => "reliability",
     };
     // Window mode asks the database for one page (plus one row, to know if more follow);
     // earliest mode needs every candidate's earliest start, so it looks at a bounded set.
@@ -147,13 +164,17 @@ pub async fn search(
                c.gpu_model, c.gpus_per_node, c.block_kw, c.interconnect,
                c.price_cents as "price_cents!", c.currency as "currency!", c.min_lead_hours as "min_lead_hours!",
                c.site_name as "site_name!", c.country as "country!", c.region as "region!",
-               c.grid_region as "grid_region!", c.energy_source as "energy_source!", c.need as "need!"
+               c.grid_region as "grid_region!", c.energy_source as "energy_source!", c.need as "need!",
+               c.sold_unit_hours as "sold_unit_hours!", c.lost_unit_hours as "lost_unit_hours!"
         from (
             select p.id, p.name, p.kind, p.unit_count, p.gpu_model, p.gpus_per_node, p.block_kw, p.interconnect,
                    t.price_cents, p.currency, p.min_lead_hours,
-                   s.name as site_name, s.country, s.region, s.grid_region, s.energy_source, n.need
+                   s.name as site_name, s.country, s.region, s.grid_region, s.energy_source, n.need,
+                   coalesce(rel.sold_unit_hours, 0) as sold_unit_hours,
+                   coalesce(rel.lost_unit_hours, 0) as lost_unit_hours
             from capacity_pool p
             join site s on s.id = p.site_id
+            left join pool_reliability rel on rel.pool_id = p.id
             cross join lateral (
                 select (case
                     when $11 = 'units' then $12::bigint
@@ -176,7 +197,13 @@ pub async fn search(
               and ($6::bigint is null or t.price_cents <= $6)
               and p.min_term_hours <= $7 and p.max_term_hours >= $7
               and ($9::tstzrange is null or lower($9::tstzrange) >= $10::timestamptz + make_interval(hours => p.min_lead_hours))
+              and ($16::bigint is null or (rel.sold_unit_hours > 0
+                   and greatest(rel.sold_unit_hours - rel.lost_unit_hours, 0) * 10000 / rel.sold_unit_hours >= $16))
             order by
+                -- Most reliable first; no history yet last.
+                case when $13 = 'reliability' then
+                    coalesce(greatest(rel.sold_unit_hours - rel.lost_unit_hours, 0) * 10000 / nullif(rel.sold_unit_hours, 0), -1)
+                end desc,
                 case when $13 = 'total' then
                     -- The total before rounding: base × (1 − best discount); the fee is proportional.
                     (case when p.kind = 'gpu' then n.need * p.gpus_per_node * $7::bigint * t.price_cents
@@ -210,6 +237,7 @@ pub async fn search(
         sort,
         sql_offset,
         q.tier.as_str(),
+        q.min_reliability_bp,
     )
     .fetch_all(db)
     .await?;
@@ -307,6 +335,10 @@ pub async fn search(
             end: start + Duration::hours(q.hours),
             price,
             tier: q.tier,
+            reliability: Reliability {
+                sold_unit_hours: c.sold_unit_hours,
+                lost_unit_hours: c.lost_unit_hours,
+            },
         });
     }
     if window.is_some() {
@@ -318,6 +350,13 @@ pub async fn search(
         SearchSort::Price => hits.sort_by_key(|h| (h.unit_price_cents, h.start, h.pool_id)),
         SearchSort::EarliestStart => hits.sort_by_key(|h| (h.start, h.unit_price_cents, h.pool_id)),
         SearchSort::TotalCost => hits.sort_by_key(|h| (h.price.total_cents, h.start, h.pool_id)),
+        SearchSort::Reliability => hits.sort_by_key(|h| {
+            (
+                std::cmp::Reverse(h.reliability.share_bp().unwrap_or(-1)),
+                h.unit_price_cents,
+                h.pool_id,
+            )
+        }),
     }
     let has_more = hits.len() > (offset + limit) as usize;
     let hits = hits

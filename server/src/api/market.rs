@@ -280,7 +280,12 @@ pub struct SearchParams {
     /// Highest unit price in cents (per GPU-hour or per kW-month).
     #[param(minimum = 1)]
     pub max_price_cents: Option<i64>,
-    /// `price` (default), `earliest_start` or `total_cost`.
+    /// Only pools that delivered at least this share (percent, e.g. `99.5`) of the unit-hours
+    /// they sold over the last 90 days; pools with no history yet are left out.
+    #[param(minimum = 0, maximum = 100)]
+    pub min_reliability: Option<f64>,
+    /// `price` (default), `earliest_start`, `total_cost` or `reliability` (most reliable
+    /// first, no history last).
     pub sort: Option<SearchSort>,
     /// `interruptible`: only pools that sell that tier, priced at it; `firm` (default): every
     /// pool at its firm price.
@@ -334,6 +339,14 @@ pub async fn search(
     if q.max_price_cents.is_some_and(|c| c < 1) {
         errors.push(field("max_price_cents", "max_price_cents is at least 1"));
     }
+    if q.min_reliability
+        .is_some_and(|r| !r.is_finite() || !(0.0..=100.0).contains(&r))
+    {
+        errors.push(field(
+            "min_reliability",
+            "min_reliability is a percentage between 0 and 100",
+        ));
+    }
     if !errors.is_empty() {
         return Err(ServiceError::Invalid(errors).into());
     }
@@ -356,6 +369,7 @@ pub async fn search(
         energy_source: q.energy_source,
         interconnect: q.interconnect,
         max_price_cents: q.max_price_cents,
+        min_reliability_bp: q.min_reliability.map(|r| (r * 100.0).round() as i64),
         tier: q.tier.unwrap_or_default(),
         sort: q.sort.unwrap_or_default(),
         limit,

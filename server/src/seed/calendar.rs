@@ -230,3 +230,28 @@ pub(super) const RESALE: (&str, &str, &str, i32, i64) = (
     2,
     72,
 );
+
+/// A past incident on one node of a customer's reservation: (site, pool, customer, start
+/// offset from this hour, hours down, hours after the start it was recorded, cause). One
+/// recorded as it happened, so its hours moved to a spare; one recorded only once it was
+/// over, so its hours were lost and credited.
+pub(super) const INCIDENTS: &[(&str, &str, &str, i64, i64, i64, &str)] = &[
+    (
+        "Rockdale North",
+        "Hall A — H100 cluster",
+        "Helix Labs",
+        -48,
+        10,
+        0,
+        "Node power supply failed; replaced",
+    ),
+    (
+        "Pecos Flats",
+        "Inference pods",
+        "Parallax Robotics",
+        -30,
+        6,
+        6,
+        "Coolant leak in pod row 2, found at the morning walk-through",
+    ),
+];

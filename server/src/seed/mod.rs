@@ -16,7 +16,9 @@ use app::window::HourWindow;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use sqlx::PgPool;
 
-use calendar::{BLACKOUTS, GRID_EVENTS, INTERRUPTIBLE_RESERVATIONS, RESALE, RESERVATIONS};
+use calendar::{
+    BLACKOUTS, GRID_EVENTS, INCIDENTS, INTERRUPTIBLE_RESERVATIONS, RESALE, RESERVATIONS,
+};
 use organizations::ORGS;
 use pools::{gpu_spec, interruptible_price, pools, PoolSpec, CANCELLATION, DISCOUNTS};
 use sites::SITES;
@@ -51,6 +53,7 @@ pub struct SeedCounts {
     pub reservations: usize,
     pub blackouts: usize,
     pub grid_events: usize,
+    pub incidents: usize,
 }
 
 /// Loads the demo market when the database holds no organizations yet.
@@ -404,6 +407,64 @@ pub async fn seed(db: &PgPool) -> Result<SeedCounts, SeedError> {
         .map_err(|e| SeedError::Inconsistent(format!("grid event on {site}: {e}")))?;
         counts.grid_events += 1;
     }
+
+    // Past incidents, written as they would have been recorded then (the incident's own
+    // clock is its creation) and healed by the one function that heals: PostgreSQL's
+    // `incident_heal`, with hours from `heal_from` movable and earlier ones lost.
+    for &(site, name, customer, start_h, hours, recorded_after_h, cause) in INCIDENTS {
+        let (_, pool_id) = pool(site, name)?;
+        let start = now_hour + Duration::hours(start_h);
+        let end = start + Duration::hours(hours);
+        let recorded = start + Duration::hours(recorded_after_h);
+        let id = sqlx::query_scalar!(
+            r#"insert into incident (site_id, pool_id, cause, started_at, ends_at, during, created_at)
+               select p.site_id, p.id, $2, $3, $4, tstzrange($3, $4), $5 from capacity_pool p where p.id = $1
+               returning id"#,
+            pool_id,
+            cause,
+            start,
+            end,
+            recorded
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let unit = sqlx::query!(
+            r#"insert into incident_unit (incident_id, unit_id)
+               select $1, a.unit_id from allocation a
+                 join reservation r on r.id = a.reservation_id
+                 join organization o on o.id = r.customer_id
+                where a.pool_id = $2 and o.name = $3 and a.during @> tstzrange($4, $5)
+                order by a.unit_id limit 1"#,
+            id,
+            pool_id,
+            customer,
+            start,
+            end
+        )
+        .execute(&mut *tx)
+        .await?;
+        if unit.rows_affected() != 1 {
+            return Err(SeedError::Inconsistent(format!(
+                "no unit of {customer} on {site} / {name} for an incident"
+            )));
+        }
+        sqlx::query!(
+            "select * from incident_heal($1, tstzrange($2, $3), $4)",
+            id,
+            start,
+            end,
+            app::window::ceil_hour(recorded)
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query!("select incident_resolve($1, $2)", id, end)
+            .fetch_one(&mut *tx)
+            .await?;
+        counts.incidents += 1;
+    }
+    sqlx::query!("select refresh_pool_reliability()")
+        .fetch_one(&mut *tx)
+        .await?;
 
     tx.commit().await?;
     Ok(counts)

@@ -1,6 +1,7 @@
 //! Property test: random sequences of reserve (firm, preempting interruptible capacity when
 //! short, or interruptible) / cancel / extend / blackout / move / early end / grid event /
-//! hold, confirm and expiry / resale / standing order against one pool, checked after every
+//! hold, confirm and expiry / resale / standing order / incident against one pool, checked
+//! after every
 //! step against an in-memory model of the pool's units, and the books reconciled after
 //! every sequence.
 
@@ -14,7 +15,7 @@ use app::services::error::ServiceError;
 use app::services::grid_events::{self, NewGridEvent};
 use app::services::ledger;
 use app::services::reservations::{self, reallocation};
-use app::services::{orders, resale};
+use app::services::{incidents, orders, resale};
 use app::window::HourWindow;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use proptest::prelude::*;
@@ -93,6 +94,12 @@ enum Op {
         start: i64,
         len: i64,
     },
+    /// Unit `unit` goes down now, until resolved: its bookings move to spares (firm ones
+    /// preempting interruptible capacity if they must), or are lost; holds without a spare
+    /// are released.
+    Incident {
+        unit: usize,
+    },
 }
 
 /// Each unit draws 10 kW × PUE 1.25; the site's fleet draws 2,000 TH/s × 10 J/TH = 20 kW,
@@ -117,6 +124,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<usize>().prop_map(|pick| Op::Expire { pick }),
         2 => (any::<usize>(), 0..12_i64).prop_map(|(pick, from)| Op::Resell { pick, from }),
         1 => (1..=UNITS as i64, 0..40_i64, 1..12_i64).prop_map(|(units, start, len)| Op::Order { units, start, len }),
+        1 => (0..UNITS).prop_map(|unit| Op::Incident { unit }),
     ]
 }
 
@@ -125,6 +133,7 @@ fn op() -> impl Strategy<Value = Op> {
 enum Owner {
     Reservation(i64),
     Blackout(i64),
+    Incident(i64),
 }
 
 #[derive(Default)]
@@ -180,7 +189,7 @@ impl Model {
                         .iter()
                         .filter_map(|o| match o {
                             Owner::Reservation(id) => Some(*id),
-                            Owner::Blackout(_) => None,
+                            Owner::Blackout(_) | Owner::Incident(_) => None,
                         })
                         .max()
                         .unwrap_or(0);
@@ -271,15 +280,61 @@ impl Model {
             .flat_map(|(u, list)| list.iter().map(move |&(o, s, e)| (u as i32 + 1, o, s, e)))
             .collect();
         v.sort();
-        v
+        merge_incidents(v)
+    }
+    /// Gives incident `id` every hour of [s, e) on unit `u` that nothing holds.
+    fn fill(&mut self, id: i64, u: usize, s: i64, e: i64) {
+        let mut held: Vec<(i64, i64)> = self.units[u].iter().map(|&(_, bs, be)| (bs, be)).collect();
+        held.sort();
+        let mut t = s;
+        for (bs, be) in held {
+            if be <= t || bs >= e {
+                continue;
+            }
+            if bs > t {
+                self.units[u].push((Owner::Incident(id), t, bs));
+            }
+            t = t.max(be);
+        }
+        if t < e {
+            self.units[u].push((Owner::Incident(id), t, e));
+        }
     }
 }
 
+/// An incident's hours on a unit may be written in several adjacent pieces (each vacated
+/// piece as it is healed); they are one span to the model.
+fn merge_incidents(v: Vec<(i32, Owner, i64, i64)>) -> Vec<(i32, Owner, i64, i64)> {
+    let mut out: Vec<(i32, Owner, i64, i64)> = Vec::with_capacity(v.len());
+    let mut incidents: Vec<(i32, Owner, i64, i64)> = v
+        .iter()
+        .copied()
+        .filter(|x| matches!(x.1, Owner::Incident(_)))
+        .collect();
+    incidents.sort_by_key(|&(u, o, s, _)| (u, o, s));
+    for x in incidents {
+        match out.last_mut() {
+            Some(last) if last.0 == x.0 && last.1 == x.1 && last.3 == x.2 => last.3 = x.3,
+            _ => out.push(x),
+        }
+    }
+    out.extend(v.into_iter().filter(|x| !matches!(x.1, Owner::Incident(_))));
+    out.sort();
+    out
+}
+
 async fn db_snapshot(db: &PgPool, pool: i64, t0: DateTime<Utc>) -> Vec<(i32, Owner, i64, i64)> {
-    /// (unit ordinal, reservation, blackout, start, end)
-    type Row = (i32, Option<i64>, Option<i64>, DateTime<Utc>, DateTime<Utc>);
+    /// (unit ordinal, reservation, blackout, incident, start, end)
+    type Row = (
+        i32,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        DateTime<Utc>,
+        DateTime<Utc>,
+    );
     let rows: Vec<Row> = sqlx::query_as(
-        "select u.ordinal, a.reservation_id, a.blackout_id, lower(a.during), upper(a.during)
+        "select u.ordinal, a.reservation_id, a.blackout_id, a.incident_id, lower(a.during), upper(a.during)
          from allocation a join capacity_unit u on u.id = a.unit_id where a.pool_id = $1",
     )
     .bind(pool)
@@ -288,17 +343,18 @@ async fn db_snapshot(db: &PgPool, pool: i64, t0: DateTime<Utc>) -> Vec<(i32, Own
     .unwrap();
     let mut v: Vec<_> = rows
         .into_iter()
-        .map(|(ord, r, b, s, e)| {
-            let owner = match (r, b) {
-                (Some(r), None) => Owner::Reservation(r),
-                (None, Some(b)) => Owner::Blackout(b),
+        .map(|(ord, r, b, i, s, e)| {
+            let owner = match (r, b, i) {
+                (Some(r), None, None) => Owner::Reservation(r),
+                (None, Some(b), None) => Owner::Blackout(b),
+                (None, None, Some(i)) => Owner::Incident(i),
                 other => panic!("allocation with owners {other:?}"),
             };
             (ord, owner, (s - t0).num_hours(), (e - t0).num_hours())
         })
         .collect();
     v.sort();
-    v
+    merge_incidents(v)
 }
 
 async fn run_case(db: &PgPool, case: usize, ops: Vec<Op>) {
@@ -791,6 +847,62 @@ async fn run_case(db: &PgPool, case: usize, ops: Vec<Op>) {
                     }
                 }
             }
+            Op::Incident { unit: u } => {
+                let new = incidents::NewIncident {
+                    units: vec![u as i64 + 1],
+                    cause: "model".into(),
+                    started_at: now,
+                    ends_at: None,
+                };
+                let inc = incidents::open(db, operator, pool, &new, now)
+                    .await
+                    .unwrap();
+                // From the hour it started to the end of the pool's sale window.
+                let (from, until) = (
+                    (crate::fixtures::hour(now, 0) - t0).num_hours(),
+                    (inc.out_of_sale_until - t0).num_hours(),
+                );
+                assert_eq!(until, 24 * 30);
+                // Interruptible pieces first, then by reservation and start.
+                let mut hit: Vec<(bool, i64, i64, i64)> = model.units[u]
+                    .iter()
+                    .filter_map(|&(o, s, e)| match o {
+                        Owner::Reservation(id) => {
+                            Some((!model.interruptible.contains(&id), id, s, e))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                hit.sort();
+                for (firm, id, s, e) in hit {
+                    let owner = Owner::Reservation(id);
+                    if !model.units[u].contains(&(owner, s, e)) {
+                        continue; // a hold released by an earlier piece of it
+                    }
+                    let mut spare = model.pick(1, s, e).map(|v| v[0]);
+                    if model.held.contains(&id) {
+                        if spare.is_none() {
+                            model.held.remove(&id);
+                            for list in &mut model.units {
+                                list.retain(|(o, _, _)| *o != owner);
+                            }
+                            let i = model.reservations.iter().position(|r| r.0 == id).unwrap();
+                            model.reservations[i].3 = true;
+                            continue;
+                        }
+                    } else if spare.is_none() && firm {
+                        if let Some(&x) = model.preemptable(s, e).first() {
+                            model.preempt(x, s, e);
+                            spare = Some(x);
+                        }
+                    }
+                    model.split_out(owner, u, s, e);
+                    if let Some(x) = spare {
+                        model.units[x].push((owner, s, e));
+                    }
+                }
+                model.fill(inc.id, u, from, until);
+            }
         }
         assert_eq!(
             db_snapshot(db, pool, t0).await,
@@ -877,11 +989,12 @@ fn random_sequences_agree_with_the_model_and_keep_the_invariants() {
                 .fetch_all(&db),
         )
         .unwrap();
-    let reached: (i64, i64) = rt
+    let reached: (i64, i64, i64) = rt
         .block_on(
             sqlx::query_as(
                 "select (select count(*) from standing_order where state = 'filled'),
-                        (select count(*) from audit_event where action = 'reservation.hold_expired')",
+                        (select count(*) from audit_event where action = 'reservation.hold_expired'),
+                        (select count(*) from incident_hit where outcome = 'moved')",
             )
             .fetch_one(&db),
         )
@@ -893,7 +1006,8 @@ fn random_sequences_agree_with_the_model_and_keep_the_invariants() {
         "no standing order was filled in any sequence"
     );
     assert!(reached.1 > 0, "no hold expired in any sequence");
-    for reason in ["curtailed", "preempted", "resold"] {
+    assert!(reached.2 > 0, "no incident moved a booking in any sequence");
+    for reason in ["curtailed", "incident", "preempted", "resold"] {
         assert!(
             cuts.iter().any(|(r, n)| r == reason && *n > 0),
             "no cut for {reason} in any sequence: {cuts:?}"

@@ -388,6 +388,7 @@ async fn search_finds_the_interruptible_tier_at_its_price(db: PgPool) {
         energy_source: None,
         interconnect: None,
         max_price_cents: None,
+        min_reliability_bp: None,
         tier,
         sort: SearchSort::Price,
         limit: 20,
@@ -421,6 +422,7 @@ async fn search_finds_the_interruptible_tier_at_its_price(db: PgPool) {
         &db,
         &MarketQuery {
             max_price_cents: Some(150),
+            min_reliability_bp: None,
             ..query(Tier::Interruptible)
         },
         FEE_BP,

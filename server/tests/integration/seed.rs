@@ -14,6 +14,7 @@ async fn seeds_a_living_market_once(db: PgPool) {
     assert_eq!(counts.reservations, 18);
     assert_eq!(counts.blackouts, 2);
     assert_eq!(counts.grid_events, 2);
+    assert_eq!(counts.incidents, 2);
     // The past ERS call shed the fleet and four interruptible H100 nodes, credited.
     let (units, credits): (i64, i64) = sqlx::query_as(
         "select (select count(*) from grid_event_shed), (select count(*) from reservation_credit where reason = 'curtailed')",
@@ -22,6 +23,34 @@ async fn seeds_a_living_market_once(db: PgPool) {
     .await
     .unwrap();
     assert_eq!((units, credits), (4, 1));
+    // One incident healed onto a spare (10 node-hours moved, nothing credited), one found
+    // only once it was over (6 node-hours lost, credited with the SLA tier's credit).
+    let outcomes: Vec<(String, i64)> = sqlx::query_as(
+        "select outcome, sum(range_hours(during))::bigint from incident_hit group by outcome order by outcome",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(
+        outcomes,
+        [("lost".to_string(), 6), ("moved".to_string(), 10)]
+    );
+    let incident_credits: Vec<String> = sqlx::query_scalar(
+        "select c.reason from incident_credit ic join reservation_credit c on c.id = ic.credit_id order by c.id",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(incident_credits[0], "incident");
+    let scored: i64 =
+        sqlx::query_scalar("select count(*) from pool_reliability where lost_unit_hours > 0")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(
+        scored, 1,
+        "the pool that lost hours has a score under 100 %"
+    );
 
     let regions: Vec<String> =
         sqlx::query_scalar("select distinct grid_region from site order by 1")
@@ -58,11 +87,14 @@ async fn seeds_a_living_market_once(db: PgPool) {
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn every_live_reservation_holds_exactly_its_units_and_prices_add_up(db: PgPool) {
     seed::seed(&db).await.unwrap();
-    /// (id, state, unit_count, allocations, base, discount, fee, total)
-    type Row = (i64, String, i32, i64, i64, i64, i64, i64);
+    /// (id, state, unit-hours sold, unit-hours held or cut, base, discount, fee, total)
+    type Row = (i64, String, i64, i64, i64, i64, i64, i64);
+    // Held or cut: a piece may have moved to another unit (an incident healed) or been cut
+    // (curtailed, lost), never more or less than it sold.
     let rows: Vec<Row> = sqlx::query_as(
-        "select r.id, r.state, r.unit_count,
-                (select count(distinct a.unit_id) from allocation a where a.reservation_id = r.id),
+        "select r.id, r.state, r.unit_count * range_hours(r.during),
+                (select coalesce(sum(range_hours(a.during)), 0) from allocation a where a.reservation_id = r.id)::bigint
+                + (select coalesce(sum(range_hours(c.during)), 0) from allocation_cut c where c.reservation_id = r.id)::bigint,
                 r.base_cents, r.discount_cents, r.fee_cents, r.total_cents
          from reservation r order by r.id",
     )
@@ -76,7 +108,7 @@ async fn every_live_reservation_holds_exactly_its_units_and_prices_add_up(db: Pg
             cancelled += 1;
             assert_eq!(allocated, 0, "cancelled reservation {id} still holds units");
         } else {
-            assert_eq!(allocated, i64::from(units), "reservation {id}");
+            assert_eq!(allocated, units, "reservation {id}");
         }
         assert!(base > 0 && fee > 0, "reservation {id} has a real price");
         assert_eq!(total, base - discount + fee, "reservation {id}");
@@ -84,11 +116,13 @@ async fn every_live_reservation_holds_exactly_its_units_and_prices_add_up(db: Pg
     assert_eq!(cancelled, 1);
 
     // Allocations cover each reservation's whole window on distinct units, except the
-    // hours the grid event cut (the database's coverage check accounts for those).
+    // hours the grid event cut and the incidents moved (the database's coverage check
+    // accounts for those).
     let mismatched: i64 = sqlx::query_scalar(
         "select count(*) from allocation a join reservation r on r.id = a.reservation_id
          where (a.during <> r.during or a.pool_id <> r.pool_id)
-           and not exists (select 1 from allocation_cut c where c.reservation_id = r.id)",
+           and not exists (select 1 from allocation_cut c where c.reservation_id = r.id)
+           and not exists (select 1 from incident_hit h where h.reservation_id = r.id)",
     )
     .fetch_one(&db)
     .await

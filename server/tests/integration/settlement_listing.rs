@@ -155,6 +155,7 @@ async fn search_filters_sorts_and_prices_every_hit(db: PgPool) {
         energy_source: None,
         interconnect: None,
         max_price_cents: None,
+        min_reliability_bp: None,
         tier: app::booking::Tier::Firm,
         sort: SearchSort::Price,
         limit: 20,
@@ -226,6 +227,7 @@ async fn search_filters_sorts_and_prices_every_hit(db: PgPool) {
         &db,
         &MarketQuery {
             max_price_cents: Some(160),
+            min_reliability_bp: None,
             ..earliest.clone()
         },
         FEE_BP,
@@ -343,6 +345,7 @@ async fn window_search_pages_through_the_database_and_sorts_by_total(db: PgPool)
         energy_source: None,
         interconnect: None,
         max_price_cents: None,
+        min_reliability_bp: None,
         tier: app::booking::Tier::Firm,
         sort: SearchSort::Price,
         limit: 2,
