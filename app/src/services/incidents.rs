@@ -76,7 +76,8 @@ fn check(n: &NewIncident, unit_count: i64, now: DateTime<Utc>) -> Result<(), Ser
         ));
     }
     if let Some(end) = n.ends_at {
-        if floor_hour(end) != end {
+        // Any time a client may send is checked without truncating it.
+        if !crate::window::is_whole_hour(end) {
             return Err(ServiceError::invalid(
                 "ends_at",
                 "give the end on the hour, e.g. 14:00",
