@@ -268,7 +268,7 @@ pub async fn reconcile(db: &PgPool, now: DateTime<Utc>) -> Result<Reconciliation
     //   bought on resale           one resale transaction: the buyer charged the sale price,
     //                              the seller credited it less the fee, the fee to the
     //                              platform (and nothing else).
-    // And every unit-hour a preemption or a grid event took is credited exactly once: the
+    // And every unit-hour a preemption, a grid event or an incident took is credited exactly once: the
     // cuts' unit-hours equal the credits' (unless nothing was left to credit, or the price
     // comes to less than a cent per unit-hour, when the credit is rightly absent).
     let differences = sqlx::query_as!(
@@ -302,13 +302,17 @@ pub async fn reconcile(db: &PgPool, now: DateTime<Utc>) -> Result<Reconciliation
                            else 0 end as unearned
                  from expected x
            ), interrupted as (
+               -- Incidents too, except on a reservation bought on resale (its money went
+               -- to its seller, so it is moved but not credited).
                select c.reservation_id as id,
                       sum(extract(epoch from upper(c.during) - lower(c.during)) / 3600)::bigint as hours
-                 from allocation_cut c where c.reason in ('preempted', 'curtailed')
+                 from allocation_cut c join reservation r on r.id = c.reservation_id
+                where c.reason in ('preempted', 'curtailed')
+                   or (c.reason = 'incident' and r.resale_listing_id is null)
                 group by 1
            ), credited_hours as (
                select reservation_id as id, sum(unit_hours)::bigint as hours
-                 from reservation_credit where reason in ('preempted', 'curtailed')
+                 from reservation_credit where reason in ('preempted', 'curtailed', 'incident')
                 group by 1
            ), resale_posted as (
                select p.reservation_id as id, p.total_cents, p.seller_cents, p.fee_cents,

@@ -648,7 +648,9 @@ async fn run_case(db: &PgPool, case: usize, ops: Vec<Op>) {
                     &mut tx,
                     id,
                     pe - at_hour,
-                    reallocation::CreditReason::EndedEarly,
+                    // An hour a firm reservation loses is an incident's (the database allows
+                    // no other cut of it), and reconcile expects its credit as such.
+                    reallocation::CreditReason::Incident,
                     "",
                     now,
                 )

@@ -208,7 +208,8 @@ async fn a_cut_with_a_credit_is_posted_reconciled_and_shown(db: PgPool) {
         r.id,
         units[1],
         &span(&m, 16, 20),
-        CreditReason::EndedEarly,
+        // A firm reservation's hours are cut for an incident only, and credited as one.
+        CreditReason::Incident,
         "node 2 stopped early",
         hour(m.now, 16),
     )
@@ -226,7 +227,7 @@ async fn a_cut_with_a_credit_is_posted_reconciled_and_shown(db: PgPool) {
         (credits[0].unit_hours, credits[0].amount_cents),
         (4, expected)
     );
-    assert_eq!(credits[0].reason_text(), "hours ended early");
+    assert_eq!(credits[0].reason_text(), "hardware incident");
     // Another organization sees neither the reservation's units nor its credits.
     assert!(reservations::credits(&db, m.other_customer, r.id)
         .await
