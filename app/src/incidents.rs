@@ -102,7 +102,7 @@ pub struct IncidentOffer {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct SlaTerms {
-    /// The monthly availability promise, in basis points (9950 = 99.5 %).
+    /// The monthly availability promise, in basis points (9950 = 99.5%).
     pub promise_bp: i64,
     pub tiers: Vec<SlaTier>,
 }
@@ -116,22 +116,22 @@ pub struct SlaTier {
     pub credit_bp: i64,
 }
 
-/// Basis points as a percentage for people: 9950 → "99.5 %", 10000 → "100 %".
+/// Basis points as a percentage for people: 9950 → "99.5%", 10000 → "100%".
 pub fn percent(bp: i64) -> String {
     let whole = bp / 100;
     let frac = bp % 100;
     if frac == 0 {
-        format!("{whole} %")
+        format!("{whole}%")
     } else if frac % 10 == 0 {
-        format!("{whole}.{} %", frac / 10)
+        format!("{whole}.{}%", frac / 10)
     } else {
-        format!("{whole}.{frac:02} %")
+        format!("{whole}.{frac:02}%")
     }
 }
 
 impl SlaTerms {
-    /// The terms in one sentence, e.g. "99.5 % of each month's unit-hours; under it, 10 %
-    /// of the month's charge back, under 99 % 25 %, under 95 % 50 %."
+    /// The terms in one sentence, e.g. "99.5% of each month's unit-hours delivered; under
+    /// it, 10% of the month's charge back; under 99%, 25%; under 95%, 50%. ..."
     pub fn describe(&self) -> String {
         let tiers = self
             .tiers
@@ -150,7 +150,7 @@ impl SlaTerms {
             .collect::<Vec<_>>()
             .join("; ");
         format!(
-            "{} of each month's unit-hours delivered; {tiers}. Hours lost to an incident and not moved to a spare are credited at the price paid, automatically.",
+            "{} of each month's unit-hours delivered; {tiers}. Hours lost to an incident and not moved to a spare are credited automatically at the price paid, with the tier's credit on top when the month falls under the promise.",
             percent(self.promise_bp)
         )
     }
@@ -187,10 +187,10 @@ mod tests {
 
     #[test]
     fn percentages_read_as_people_write_them() {
-        assert_eq!(percent(9950), "99.5 %");
-        assert_eq!(percent(10_000), "100 %");
-        assert_eq!(percent(9999), "99.99 %");
-        assert_eq!(percent(1000), "10 %");
+        assert_eq!(percent(9950), "99.5%");
+        assert_eq!(percent(10_000), "100%");
+        assert_eq!(percent(9999), "99.99%");
+        assert_eq!(percent(1000), "10%");
     }
 
     #[test]
@@ -206,7 +206,7 @@ mod tests {
             lost_unit_hours: 3,
         };
         assert_eq!(r.share_bp(), Some(9970));
-        assert_eq!(r.label(), "99.7 %");
+        assert_eq!(r.label(), "99.7%");
     }
 
     #[test]
@@ -225,7 +225,7 @@ mod tests {
             ],
         };
         assert!(t.describe().starts_with(
-            "99.5 % of each month's unit-hours delivered; under it, 10 % of the month's charge back; under 99 %, 25 %."
+            "99.5% of each month's unit-hours delivered; under it, 10% of the month's charge back; under 99%, 25%."
         ));
     }
 }

@@ -95,7 +95,7 @@ for (const js of [true, false]) {
       // Search: the pool with a record shows its score, the new one no history yet.
       await page.goto(`/?kind=gpu&gpu_model=${encodeURIComponent(model)}&hours=24`);
       const hits = page.getByTestId("search-results");
-      await expect(hits.locator("li", { hasText: `${model} main` }).getByTestId("hit-reliability")).toHaveText(/^\d+(\.\d+)? %$/);
+      await expect(hits.locator("li", { hasText: `${model} main` }).getByTestId("hit-reliability")).toHaveText(/^\d+(\.\d+)?%$/);
       await expect(hits.locator("li", { hasText: `${model} other` }).getByTestId("hit-reliability")).toHaveText("no history yet");
       // Asking for 99.9 % or better leaves both out: one fell short, the other has no record.
       await page.goto(`/?kind=gpu&gpu_model=${encodeURIComponent(model)}&hours=24&min_reliability=99.9`);

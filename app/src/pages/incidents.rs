@@ -152,7 +152,7 @@ pub fn IncidentsPanel(
         <section class="panel" id="incidents" aria-labelledby="incidents-title" data-testid="incidents">
             <h2 id="incidents-title">"Incidents"</h2>
             <p class="small muted">"When a unit fails, record it here. Rigshift moves every booking on it to a spare unit of this pool "
-                "(taking interruptible capacity if it must, never firm), credits hours it cannot move at the price paid plus the SLA credit, "
+                "(taking interruptible capacity if it must, never firm), credits hours it cannot move at the price paid (plus the pool's SLA credit when a month falls under its promise), "
                 "and offers customers without a spare the same capacity at another of your sites. The units stay out of sale until the incident ends."</p>
             {recorded.map(|id| view! {
                 <p class="form-ok" role="status" data-testid="incident-recorded">"Incident #" {id} " recorded; what it moved and credited is below."</p>
@@ -201,7 +201,7 @@ fn IncidentTable(
                     <tr>
                         <td>"#" {i.id}</td>
                         <td data-label="Units">{units}</td>
-                        <td data-label="Cause">{i.cause.clone()}</td>
+                        <td data-label="Cause" class="wide">{i.cause.clone()}</td>
                         <td data-label="Down since"><LocalTime at=i.started_at/></td>
                         <td data-label="State"><span class=format!("tag tag-incident-{}", i.state)>{i.state.clone()}</span>
                             {i.resolved_at.map(|t| view! { <div class="small muted">"at " <LocalTime at=t/></div> })}
@@ -232,11 +232,18 @@ pub fn ReservationIncidents(
     decline: ServerAction<DeclineIncidentOffer>,
     accept_key: String,
 ) -> impl IntoView {
+    let moved = hits.iter().any(|h| h.outcome == "moved");
+    let lost = hits.iter().any(|h| h.outcome == "lost");
+    let intro = match (moved, lost) {
+        (true, false) => "A unit serving this reservation went down. We moved the hours it affected to a spare unit of the same pool, so none were lost; the original unit serves the hours after the incident.",
+        (true, true) => "A unit serving this reservation went down. We moved what we could to a spare unit of the same pool; the hours we could not move (already past, or with no spare) are credited automatically at the price you paid, plus the pool's service-level credit when the month falls under its promise (see the credits below).",
+        (false, true) => "A unit serving this reservation went down and the pool had no spare for those hours (or they were already past). They are credited automatically at the price you paid, plus the pool's service-level credit when the month falls under its promise (see the credits below).",
+        (false, false) => "A unit this hold was taking went down and no spare was free, so the hold was released; nothing was charged.",
+    };
     (!hits.is_empty() || !offers.is_empty()).then(|| view! {
         <section class="panel" aria-labelledby="incident-title" data-testid="reservation-incidents">
             <h2 id="incident-title">"Hardware incidents"</h2>
-            <p class="muted">"A unit serving this reservation went down. We moved what we could to a spare unit of the same pool; "
-                "hours we could not move are credited at the price you paid (see the credits below)."</p>
+            <p class="muted">{intro}</p>
             <div class="table-scroll"><table class="data-table" data-testid="incident-moves">
                 <thead><tr><th scope="col">"What happened"</th><th scope="col">"From"</th><th scope="col">"Until"</th><th scope="col">"Cause"</th></tr></thead>
                 <tbody>{hits.into_iter().map(|h| view! {
@@ -248,7 +255,7 @@ pub fn ReservationIncidents(
                         }}</td>
                         <td data-label="From"><LocalTime at=h.start/></td>
                         <td data-label="Until"><LocalTime at=h.end/></td>
-                        <td data-label="Cause" class="small">"incident #" {h.incident_id} ": " {h.cause.clone()}</td>
+                        <td data-label="Cause" class="small wide">"incident #" {h.incident_id} ": " {h.cause.clone()}</td>
                     </tr>
                 }).collect_view()}</tbody>
             </table></div>

@@ -270,11 +270,15 @@ fn Pool(detail: PoolDetail, resale: Vec<crate::resale::ResaleOffer>) -> impl Int
                     <div><dt>"Site status"</dt><dd>{if l.site_live { "live" } else { "being built" }}</dd></div>
                     <div><dt>"Interconnect"</dt><dd>{format!("{:.1} MW", detail.interconnect_kw as f64 / 1000.0)}</dd></div>
                     <div><dt>"Reliability"</dt><dd data-testid="pool-reliability">{l.reliability.label()}
-                        {l.reliability.share_bp().map(|_| view! { <div class="small muted">{format!("of {} unit-hours sold over 90 days delivered", l.reliability.sold_unit_hours)}</div> })}
-                        {l.reliability.share_bp().is_none().then(|| view! { <div class="small muted">"nothing delivered over 90 days to score"</div> })}</dd></div>
+                        {l.reliability.share_bp().map(|_| view! { <div class="small muted">{format!(
+                            "{} of {} unit-hours sold delivered (90 days)",
+                            (l.reliability.sold_unit_hours - l.reliability.lost_unit_hours).max(0),
+                            l.reliability.sold_unit_hours
+                        )}</div> })}
+                        {l.reliability.share_bp().is_none().then(|| view! { <div class="small muted">"nothing sold over the last 90 days to score"</div> })}</dd></div>
                 </dl>
                 <h3>"Service level"</h3>
-                <p class="small" data-testid="pool-sla">{l.sla.describe()}</p>
+                <p data-testid="pool-sla">{l.sla.describe()}</p>
                 <h3>"Terms"</h3>
                 <ul class="terms">
                     <li>"Term: " {detail.terms.min_term_hours} " to " {detail.terms.max_term_hours} " hours, in whole hours (UTC)"</li>
