@@ -9,6 +9,7 @@
 //! moves of its reservations; anything else is "not found".
 
 use super::error::{self, Refusal, ServiceError};
+use super::reservations::{raw, retrying};
 use super::{audit, pools};
 use crate::booking::Reservation;
 use crate::incidents::{Incident, IncidentDetail, IncidentHit, IncidentOffer, MAX_HOURS_BACK};
@@ -16,10 +17,6 @@ use crate::window::{ceil_hour, floor_hour};
 use chrono::{DateTime, Duration, Utc};
 use sqlx::postgres::types::PgRange;
 use sqlx::{PgConnection, PgPool};
-
-/// How often a transaction that lost a race (a spare booked meanwhile, a deadlock with a
-/// booking) is tried again before the operator is told to retry.
-const ATTEMPTS: usize = 4;
 
 /// What an operator records.
 #[derive(Clone, Debug)]
@@ -116,7 +113,8 @@ async fn open_ended_until(
     Ok(last.map_or(next, |l| l.max(next)))
 }
 
-/// Records an incident and heals what it hits, in one transaction.
+/// Records an incident and heals what it hits, in one transaction, tried again when it
+/// loses a race (a spare booked meanwhile, a deadlock with a booking or an extension).
 pub async fn open(
     db: &PgPool,
     operator_id: i64,
@@ -124,14 +122,7 @@ pub async fn open(
     n: &NewIncident,
     now: DateTime<Utc>,
 ) -> Result<Incident, ServiceError> {
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        match try_open(db, operator_id, pool_id, n, now).await {
-            Err(ServiceError::Unavailable(e)) if error::is_retryable(&e) && tries < ATTEMPTS => {}
-            other => return other,
-        }
-    }
+    retrying(|| try_open(db, operator_id, pool_id, n, now)).await
 }
 
 async fn try_open(
@@ -168,7 +159,7 @@ async fn try_open(
     )
     .fetch_one(&mut *tx)
     .await
-    .map_err(keep_races)?;
+    .map_err(raw)?;
     sqlx::query!(
         r#"insert into incident_unit (incident_id, unit_id)
            select $1, u.id from capacity_unit u where u.pool_id = $2 and u.ordinal = any($3::int[])"#,
@@ -178,7 +169,7 @@ async fn try_open(
     )
     .execute(&mut *tx)
     .await
-    .map_err(keep_races)?;
+    .map_err(raw)?;
     heal(&mut tx, id, start, until, now).await?;
     audit::record(
         &mut tx,
@@ -197,18 +188,9 @@ async fn try_open(
     sqlx::query!("select refresh_pool_reliability($1)", pool.id)
         .fetch_one(&mut *tx)
         .await
-        .map_err(keep_races)?;
-    tx.commit().await.map_err(keep_races)?;
+        .map_err(raw)?;
+    tx.commit().await.map_err(raw)?;
     summary(db, Some(operator_id), id).await
-}
-
-/// Keeps a lost race raw, so the open loop tries again.
-fn keep_races(e: sqlx::Error) -> ServiceError {
-    if error::is_retryable(&e) {
-        ServiceError::Unavailable(e)
-    } else {
-        e.into()
-    }
 }
 
 /// Heals incident `id` over `[from, to)` (PostgreSQL's `incident_heal`); hours from the next
@@ -229,7 +211,7 @@ async fn heal(
     )
     .fetch_one(&mut *conn)
     .await
-    .map_err(keep_races)?;
+    .map_err(raw)?;
     Ok(())
 }
 
@@ -442,10 +424,10 @@ pub async fn accept(
     now: DateTime<Utc>,
 ) -> Result<Reservation, ServiceError> {
     let (user, key) = audit::current_ids();
-    let mut tries = 0;
-    let res = loop {
-        tries += 1;
-        let r = sqlx::query_scalar!(
+    // A refusal comes out of the retry loop as a value, so that a closed offer can be
+    // answered with its state.
+    let res = retrying(|| async {
+        match sqlx::query_scalar!(
             r#"select incident_offer_accept($1, $2, $3, $4) as "id!""#,
             id,
             customer_id,
@@ -453,27 +435,33 @@ pub async fn accept(
             key
         )
         .fetch_one(db)
-        .await;
-        match r {
-            Ok(res) => break res,
-            Err(e) if error::is_retryable(&e) && tries < ATTEMPTS => continue,
-            Err(e) => {
-                return Err(match error::refusal(&e) {
-                    Some(Refusal::OfferMissing) => ServiceError::NotFound("offer"),
-                    Some(Refusal::OfferClosed) => {
-                        let o = offer(db, customer_id, id).await?;
-                        ServiceError::conflict(format!(
-                            "this offer is {}; it can no longer be accepted",
-                            o.state
-                        ))
-                    }
-                    Some(Refusal::OfferTaken) => ServiceError::conflict(
-                        "that capacity was booked by someone else meanwhile; the credit for your lost hours stands",
-                    ),
-                    _ => e.into(),
-                })
-            }
+        .await
+        {
+            Ok(res) => Ok(Ok(res)),
+            Err(e) => match error::refusal(&e) {
+                Some(r @ (Refusal::OfferMissing | Refusal::OfferClosed | Refusal::OfferTaken)) => {
+                    Ok(Err(r))
+                }
+                _ => Err(raw(e)),
+            },
         }
+    })
+    .await?;
+    let res = match res {
+        Ok(res) => res,
+        Err(Refusal::OfferClosed) => {
+            let o = offer(db, customer_id, id).await?;
+            return Err(ServiceError::conflict(format!(
+                "this offer is {}; it can no longer be accepted",
+                o.state
+            )));
+        }
+        Err(Refusal::OfferTaken) => {
+            return Err(ServiceError::conflict(
+                "that capacity was booked by someone else meanwhile; the credit for your lost hours stands",
+            ))
+        }
+        Err(_) => return Err(ServiceError::NotFound("offer")),
     };
     super::reservations::get(db, customer_id, res, now).await
 }

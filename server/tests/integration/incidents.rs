@@ -452,3 +452,27 @@ async fn healing_racing_a_booking_of_the_spare_ends_one_consistent_way(db: PgPoo
     assert_eq!(moved + credited, 8);
     assert_books_reconcile(&db, Utc::now()).await;
 }
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn an_incident_racing_a_cancellation_of_the_booking_it_hits_answers_both(db: PgPool) {
+    let app = TestApp::spawn(db.clone()).await;
+    for round in 0..8 {
+        let m = market_named(&db, 2, &format!("-cancel{round}")).await;
+        let (op, cust) = (
+            operator_key(&db, m.operator).await,
+            customer_key(&db, m.customer).await,
+        );
+        let (res, _) = book_as_of(&db, &m, m.customer, 1, 2, 24, m.now).await;
+        let path = format!("/pools/{}/incidents", m.pool);
+        let incident = post_json(&app, &op, &path, json!({"units": [1], "cause": "race"}));
+        let cancel_path = format!("/reservations/{res}/cancel");
+        let cancel = post_json(&app, &cust, &cancel_path, json!({}));
+        let ((si, inc), (sc, cancelled)) = tokio::join!(incident, cancel);
+        // Whichever came first, neither is refused: the cancellation holds, and the
+        // incident moved the booking (it came first) or found nothing left to move.
+        assert_eq!(si, 201, "{inc}");
+        assert_eq!(sc, 200, "{cancelled}");
+        assert!(pieces(&db, res).await.is_empty());
+    }
+    assert_books_reconcile(&db, Utc::now()).await;
+}
