@@ -130,6 +130,79 @@ pub fn percent(bp: i64) -> String {
 }
 
 impl SlaTerms {
+    /// The terms from a pool's columns (`sla_promise_bp`, `sla_below_bp`, `sla_credit_bp`).
+    pub fn from_columns(promise_bp: i32, below_bp: &[i32], credit_bp: &[i32]) -> Self {
+        Self {
+            promise_bp: i64::from(promise_bp),
+            tiers: below_bp
+                .iter()
+                .zip(credit_bp)
+                .map(|(b, c)| SlaTier {
+                    below_bp: i64::from(*b),
+                    credit_bp: i64::from(*c),
+                })
+                .collect(),
+        }
+    }
+
+    /// The columns of these terms, as the database takes them.
+    pub fn to_columns(&self) -> (i32, Vec<i32>, Vec<i32>) {
+        (
+            self.promise_bp as i32,
+            self.tiers.iter().map(|t| t.below_bp as i32).collect(),
+            self.tiers.iter().map(|t| t.credit_bp as i32).collect(),
+        )
+    }
+}
+
+/// Basis points as a bare number of percent: 9950 → "99.5".
+pub fn plain_percent(bp: i64) -> String {
+    percent(bp).trim_end_matches('%').to_string()
+}
+
+impl SlaTerms {
+    /// What the database's `sla_terms_valid` keeps, said for the person who typed it: a
+    /// promise of 50% to 100%, one to five tiers from the promise down, each deeper one
+    /// paying more.
+    pub fn check(&self) -> Result<(), String> {
+        if !(5_000..=10_000).contains(&self.promise_bp) {
+            return Err("the availability promise is between 50% and 100%".into());
+        }
+        if self.tiers.is_empty() || self.tiers.len() > 5 {
+            return Err("give one to five credit tiers".into());
+        }
+        if self.tiers[0].below_bp > self.promise_bp {
+            return Err("the first credit tier starts at the promise or below it".into());
+        }
+        for (k, t) in self.tiers.iter().enumerate() {
+            if !(1..=10_000).contains(&t.below_bp) || !(1..=10_000).contains(&t.credit_bp) {
+                return Err("each tier is a share under 100% and a credit of 0.01% to 100%".into());
+            }
+            if k > 0
+                && (t.below_bp >= self.tiers[k - 1].below_bp
+                    || t.credit_bp <= self.tiers[k - 1].credit_bp)
+            {
+                return Err("list the tiers from the promise down, each deeper one paying more, e.g. 99.5:10, 99:25, 95:50".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The tiers as the pool form writes them: `99.5:10, 99:25, 95:50`.
+    pub fn tiers_text(&self) -> String {
+        self.tiers
+            .iter()
+            .map(|t| {
+                format!(
+                    "{}:{}",
+                    plain_percent(t.below_bp),
+                    plain_percent(t.credit_bp)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// The terms in one sentence, e.g. "99.5% of each month's unit-hours delivered; under
     /// it, 10% of the month's charge back; under 99%, 25%; under 95%, 50%. ..."
     pub fn describe(&self) -> String {
@@ -207,6 +280,37 @@ mod tests {
         };
         assert_eq!(r.share_bp(), Some(9970));
         assert_eq!(r.label(), "99.7%");
+    }
+
+    #[test]
+    fn terms_are_checked_as_the_database_checks_them_and_written_back_as_typed() {
+        let tier = |below_bp, credit_bp| SlaTier {
+            below_bp,
+            credit_bp,
+        };
+        let ok = SlaTerms {
+            promise_bp: 9950,
+            tiers: vec![tier(9950, 1000), tier(9900, 2500), tier(9500, 5000)],
+        };
+        assert_eq!(ok.check(), Ok(()));
+        assert_eq!(ok.tiers_text(), "99.5:10, 99:25, 95:50");
+        let (p, b, c) = ok.to_columns();
+        assert_eq!(SlaTerms::from_columns(p, &b, &c), ok);
+        let deeper_pays_less = SlaTerms {
+            promise_bp: 9950,
+            tiers: vec![tier(9950, 1000), tier(9500, 500)],
+        };
+        assert!(deeper_pays_less.check().is_err());
+        let above_promise = SlaTerms {
+            promise_bp: 9900,
+            tiers: vec![tier(9950, 1000)],
+        };
+        assert!(above_promise.check().is_err());
+        let none = SlaTerms {
+            promise_bp: 9900,
+            tiers: vec![],
+        };
+        assert!(none.check().is_err());
     }
 
     #[test]

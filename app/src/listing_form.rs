@@ -133,6 +133,12 @@ pub struct PoolTermsForm {
     pub interruptible_price_usd: String,
     #[serde(default)]
     pub interruptible_notice_hours: String,
+    /// The monthly availability promise in percent (blank: 99.5).
+    #[serde(default)]
+    pub sla_promise_percent: String,
+    /// Credit tiers, `under percent:credit percent` (blank: 99.5:10, 99:25, 95:50).
+    #[serde(default)]
+    pub sla_credits: String,
 }
 
 #[cfg(feature = "ssr")]
@@ -151,6 +157,16 @@ impl PoolTermsForm {
                 .map(|o| dollars_text(o.price_cents))
                 .unwrap_or_default(),
             interruptible_notice_hours: p.interruptible.map_or(0, |o| o.notice_hours).to_string(),
+            sla_promise_percent: p
+                .sla
+                .as_ref()
+                .map(|s| crate::incidents::plain_percent(s.promise_bp))
+                .unwrap_or_default(),
+            sla_credits: p
+                .sla
+                .as_ref()
+                .map(crate::incidents::SlaTerms::tiers_text)
+                .unwrap_or_default(),
         }
     }
 
@@ -181,8 +197,54 @@ impl PoolTermsForm {
             cancellation: parse_cancellation(&self.cancellation)
                 .map_err(|m| ("cancellation", m))?,
             interruptible: self.interruptible()?,
+            sla: self.sla()?,
             ..listed
         })
+    }
+
+    /// The service level as typed; both fields blank keep the pool's (the default for a new
+    /// pool).
+    fn sla(&self) -> Result<Option<crate::incidents::SlaTerms>, (&'static str, String)> {
+        let (promise, credits) = (self.sla_promise_percent.trim(), self.sla_credits.trim());
+        if promise.is_empty() && credits.is_empty() {
+            return Ok(None);
+        }
+        let bp = |s: &str| {
+            parse_decimal(
+                s.trim().trim_end_matches('%'),
+                "percent",
+                "99.5",
+                0.0..=100.0,
+            )
+            .map(|p| (p * 100.0).round() as i64)
+        };
+        let promise_bp = bp(if promise.is_empty() { "99.5" } else { promise }).map_err(|_| {
+            (
+                "sla_promise_percent",
+                "write the availability promise as a percentage, e.g. 99.5".to_string(),
+            )
+        })?;
+        let bad = || {
+            (
+                "sla_credits",
+                "write the credit tiers as under-percent:credit-percent pairs, e.g. 99.5:10, 99:25, 95:50".to_string(),
+            )
+        };
+        let tiers = credits
+            .split([',', ';'])
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| {
+                let (below, credit) = t.split_once(':').ok_or_else(bad)?;
+                Ok(crate::incidents::SlaTier {
+                    below_bp: bp(below).map_err(|_| bad())?,
+                    credit_bp: bp(credit).map_err(|_| bad())?,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let sla = crate::incidents::SlaTerms { promise_bp, tiers };
+        sla.check().map_err(|m| ("sla_credits", m))?;
+        Ok(Some(sla))
     }
 
     /// The interruptible tier as typed: a price (blank for none) and a notice in hours

@@ -123,6 +123,7 @@ async fn bench_pool(
             discounts: vec![],
             cancellation: vec![],
             interruptible,
+            sla: None,
         },
         None,
     )

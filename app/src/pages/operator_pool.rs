@@ -461,6 +461,11 @@ fn TermsEditForm(pool_id: i64, terms: PoolTermsForm, gpu: bool) -> impl IntoView
                     <span class="small muted">"lower than the firm price; blank to sell firm capacity only"</span></label>
                 <label>"Interruption notice (hours)"
                     <input type="text" name="terms[interruptible_notice_hours]" value=terms.interruptible_notice_hours/></label>
+                <label>"SLA: monthly availability promise (%)"
+                    <input type="text" name="terms[sla_promise_percent]" value=terms.sla_promise_percent inputmode="decimal"/></label>
+                <label>"SLA credits (under %:credit % of the month's charge)"
+                    <input type="text" name="terms[sla_credits]" value=terms.sla_credits/>
+                    <span class="small muted">"e.g. 99.5:10, 99:25, 95:50; the deepest tier reached pays"</span></label>
             </div>
             <p class="small muted">"Interruptible capacity is cheaper: a firm booking may take its units after the notice, and the customer is credited for every hour lost."</p>
             <p class="small muted">"New prices and terms apply to new reservations; those already made keep what they were sold at."</p>

@@ -210,6 +210,9 @@ async fn list_pool(
         cancellation: t.cancellation,
         interruptible_price_usd: t.interruptible_price_usd,
         interruptible_notice_hours: t.interruptible_notice_hours,
+        // A new pool takes the default service level; its terms form changes it.
+        sla_promise_percent: String::new(),
+        sla_credits: String::new(),
     };
     let hardware = catalog::PoolInput {
         name: String::new(),
@@ -222,6 +225,7 @@ async fn list_pool(
         discounts: Vec::new(),
         cancellation: Vec::new(),
         interruptible: None,
+        sla: None,
     };
     let input = terms.apply(hardware).map_err(|(field, m)| bad(field, m))?;
     let from = parse_start(&t.open_from).map_err(|_| {

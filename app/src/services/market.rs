@@ -171,18 +171,11 @@ fn to_listing(r: ListingRow) -> Option<PoolListing> {
                 notice_hours: i64::from(r.interruptible_notice_hours),
             }
         }),
-        sla: crate::incidents::SlaTerms {
-            promise_bp: i64::from(r.sla_promise_bp),
-            tiers: r
-                .sla_below_bp
-                .iter()
-                .zip(&r.sla_credit_bp)
-                .map(|(b, c)| crate::incidents::SlaTier {
-                    below_bp: i64::from(*b),
-                    credit_bp: i64::from(*c),
-                })
-                .collect(),
-        },
+        sla: crate::incidents::SlaTerms::from_columns(
+            r.sla_promise_bp,
+            &r.sla_below_bp,
+            &r.sla_credit_bp,
+        ),
         reliability: crate::incidents::Reliability {
             sold_unit_hours: r.sold_unit_hours,
             lost_unit_hours: r.lost_unit_hours,

@@ -476,3 +476,33 @@ async fn an_incident_racing_a_cancellation_of_the_booking_it_hits_answers_both(d
     }
     assert_books_reconcile(&db, Utc::now()).await;
 }
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn an_operator_states_its_pools_sla_and_a_malformed_one_is_refused(db: PgPool) {
+    let m = market(&db, 1).await;
+    let app = TestApp::spawn(db.clone()).await;
+    let op = operator_key(&db, m.operator).await;
+    let (_, pool) = get(&app, &op, &format!("/pools/{}", m.pool)).await;
+    assert_eq!(pool["sla"]["promise_bp"], 9950, "the default: {pool}");
+    let mut input =
+        serde_json::to_value(catalog::pool_input(&db, m.operator, m.pool).await.unwrap()).unwrap();
+    input["sla"] = json!({"promise_bp": 9990, "tiers": [{"below_bp": 9990, "credit_bp": 2000}]});
+    let put = |body: Value| {
+        app.api(Method::PUT, &format!("/pools/{}", m.pool), &op)
+            .json(&body)
+            .send()
+    };
+    let (status, answer) = json_of(put(input.clone()).await.unwrap()).await;
+    assert!(status == 200 || status == 204, "{status} {answer}");
+    let (_, pool) = get(&app, &op, &format!("/pools/{}", m.pool)).await;
+    assert_eq!(pool["sla"]["promise_bp"], 9990);
+    assert_eq!(pool["sla"]["tiers"][0]["credit_bp"], 2000);
+    // Deeper tiers must pay more: refused field by field, nothing changed.
+    input["sla"] = json!({"promise_bp": 9990, "tiers": [{"below_bp": 9990, "credit_bp": 2000},
+                                                        {"below_bp": 9500, "credit_bp": 1000}]});
+    let (status, bad) = json_of(put(input).await.unwrap()).await;
+    assert_eq!(status, 422, "{bad}");
+    assert_eq!(bad["errors"][0]["field"], "sla");
+    let (_, pool) = get(&app, &op, &format!("/pools/{}", m.pool)).await;
+    assert_eq!(pool["sla"]["tiers"].as_array().unwrap().len(), 1);
+}

@@ -77,6 +77,7 @@ pub fn pool_input() -> PoolInput {
         discounts: vec![],
         cancellation: vec![],
         interruptible: None,
+        sla: None,
     }
 }
 

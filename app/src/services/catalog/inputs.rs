@@ -58,6 +58,10 @@ pub struct PoolInput {
     /// The interruptible tier, when the pool sells one (absent: firm only).
     #[serde(default)]
     pub interruptible: Option<crate::market::InterruptibleOffer>,
+    /// The service level. Absent: the default (99.5%; 10%, 25%, 50% of the month's charge
+    /// under 99.5%, 99% and 95%) for a new pool, unchanged for an update.
+    #[serde(default)]
+    pub sla: Option<crate::incidents::SlaTerms>,
 }
 
 struct Errors(Vec<FieldError>);
@@ -166,6 +170,9 @@ pub(super) fn validate_pool(p: &PoolInput) -> Result<(), ServiceError> {
             "a notice of 0 to 720 whole hours",
         );
     }
+    if let Some(Err(m)) = p.sla.as_ref().map(crate::incidents::SlaTerms::check) {
+        e.check(false, "sla", m);
+    }
     for d in &p.discounts {
         e.check(
             d.min_hours >= 1 && (1..=9_000).contains(&d.discount_bp),
@@ -239,6 +246,7 @@ mod tests {
     fn pool_validation_lists_every_problem() {
         let p = PoolInput {
             interruptible: None,
+            sla: None,
             name: " ".into(),
             spec: PoolSpec::Gpu {
                 gpu_model: "H100".into(),

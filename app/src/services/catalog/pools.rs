@@ -86,6 +86,7 @@ pub async fn create_pool(
     .execute(&mut *tx)
     .await?;
     replace_policies(&mut tx, site_id, pool_id, &p.discounts, &p.cancellation).await?;
+    set_sla(&mut tx, pool_id, p.sla.as_ref()).await?;
     let detail = serde_json::json!({
         "site_id": site_id, "name": p.name.trim(), "units": p.unit_count, "price_cents": p.price_cents,
     });
@@ -113,7 +114,8 @@ pub async fn pool_input(
 ) -> Result<PoolInput, ServiceError> {
     let r = sqlx::query!(
         r#"select p.kind, p.name, p.unit_count, p.gpu_model, p.gpus_per_node, p.gpu_memory_gb, p.interconnect,
-                  p.node_power_w, p.block_kw, p.redundancy, p.cooling
+                  p.node_power_w, p.block_kw, p.redundancy, p.cooling,
+                  p.sla_promise_bp, p.sla_below_bp, p.sla_credit_bp
            from capacity_pool p join site s on s.id = p.site_id
            where p.id = $1 and s.operator_id = $2"#,
         pool_id,
@@ -150,7 +152,33 @@ pub async fn pool_input(
         discounts: info.discounts,
         cancellation: info.cancellation,
         interruptible: info.interruptible,
+        sla: Some(crate::incidents::SlaTerms::from_columns(
+            r.sla_promise_bp,
+            &r.sla_below_bp,
+            &r.sla_credit_bp,
+        )),
     })
+}
+
+/// Writes a pool's service level when one is given (none: the pool keeps its own, the
+/// database's default for a new pool). The database checks the tiers too.
+async fn set_sla(
+    conn: &mut sqlx::PgConnection,
+    pool_id: i64,
+    sla: Option<&crate::incidents::SlaTerms>,
+) -> Result<(), ServiceError> {
+    let Some(sla) = sla else { return Ok(()) };
+    let (promise, below, credit) = sla.to_columns();
+    sqlx::query!(
+        "update capacity_pool set sla_promise_bp = $2, sla_below_bp = $3, sla_credit_bp = $4 where id = $1",
+        pool_id,
+        promise,
+        &below,
+        &credit
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// Changes a pool's name, price, terms, discounts and cancellation policy. Its hardware and
@@ -234,10 +262,11 @@ pub async fn update_pool(
     .execute(&mut *tx)
     .await?;
     replace_policies(&mut tx, row.site_id, pool_id, &p.discounts, &p.cancellation).await?;
+    set_sla(&mut tx, pool_id, p.sla.as_ref()).await?;
     let detail = serde_json::json!({
         "name": p.name.trim(), "price_cents": p.price_cents, "min_term_hours": p.min_term_hours,
         "max_term_hours": p.max_term_hours, "min_lead_hours": p.min_lead_hours,
-        "interruptible": p.interruptible,
+        "interruptible": p.interruptible, "sla": p.sla,
     });
     audit::note(
         &mut tx,
