@@ -178,6 +178,11 @@ pub struct TermsForm {
     pub interruptible_price_usd: String,
     #[serde(default)]
     pub interruptible_notice_hours: String,
+    /// The service level (both blank: the default).
+    #[serde(default)]
+    pub sla_promise_percent: String,
+    #[serde(default)]
+    pub sla_credits: String,
     pub open_from: String,
     pub open_until: String,
 }
@@ -210,9 +215,8 @@ async fn list_pool(
         cancellation: t.cancellation,
         interruptible_price_usd: t.interruptible_price_usd,
         interruptible_notice_hours: t.interruptible_notice_hours,
-        // A new pool takes the default service level; its terms form changes it.
-        sla_promise_percent: String::new(),
-        sla_credits: String::new(),
+        sla_promise_percent: t.sla_promise_percent,
+        sla_credits: t.sla_credits,
     };
     let hardware = catalog::PoolInput {
         name: String::new(),
@@ -578,6 +582,9 @@ fn TermsFields(gpu: bool) -> impl IntoView {
             <Field label=if gpu { "Interruptible tier: USD per GPU-hour" } else { "Interruptible tier: USD per kW-month" } name="terms[interruptible_price_usd]"
                 hint="lower than the firm price; blank to sell firm capacity only"/>
             <Field label="Interruption notice (hours)" name="terms[interruptible_notice_hours]" value="2" hint="0 to 720"/>
+            <Field label="SLA: monthly availability promise (%)" name="terms[sla_promise_percent]" value="99.5"/>
+            <Field label="SLA credits (under %:credit % of the month's charge)" name="terms[sla_credits]" value="99.5:10, 99:25, 95:50"
+                hint="the deepest tier reached pays; hours lost to an incident are credited on top"/>
             <label>"On sale from (UTC)" <input type="datetime-local" name="terms[open_from]" step="3600" required value=open_from/></label>
             <label>"On sale until (UTC)" <input type="datetime-local" name="terms[open_until]" step="3600" required value=open_until/></label>
         </div>
