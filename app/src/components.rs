@@ -161,6 +161,25 @@ pub async fn form_key() -> Result<String, AppError> {
     Ok(format!("form-{}", crate::services::token::random_hex(16)))
 }
 
+/// A form's idempotency key that is renewed after each answer to `version`'s action (the
+/// same key with a changed request would be refused), for a hidden field that falls back to
+/// the key made with the page's data. With JavaScript only; the field keeps what the person
+/// typed. The form may be gone by the time a key arrives (its answer navigated away), hence
+/// the `try_` reads and writes.
+pub fn renewed_form_key(version: RwSignal<usize>) -> RwSignal<Option<String>> {
+    let fresh = RwSignal::new(None::<String>);
+    Effect::new(move |_| {
+        if version.try_get().unwrap_or(0) > 0 {
+            leptos::task::spawn_local(async move {
+                if let Ok(k) = form_key().await {
+                    fresh.try_set(Some(k));
+                }
+            });
+        }
+    });
+    fresh
+}
+
 /// The error of a form posted without JavaScript, which the server sends back to the form's
 /// page as `?form_error=` (see the server's `form_errors_back_to_the_page`).
 #[component]

@@ -88,20 +88,7 @@ pub fn GridEventsPanel(
     form_key: String,
 ) -> impl IntoView {
     let record = ServerAction::<RecordGridEvent>::new();
-    // With JavaScript, a fresh key after each answer (the same key with a changed request
-    // would be refused), swapped into the hidden field so that what the operator typed
-    // stays. The panel may be gone by the time a key arrives (a recorded event navigates
-    // away), hence the `try_` reads and writes.
-    let fresh = RwSignal::new(None::<String>);
-    Effect::new(move |_| {
-        if record.version().try_get().unwrap_or(0) > 0 {
-            leptos::task::spawn_local(async move {
-                if let Ok(k) = crate::components::form_key().await {
-                    fresh.try_set(Some(k));
-                }
-            });
-        }
-    });
+    let fresh = crate::components::renewed_form_key(record.version());
     let start = crate::window::ceil_hour(crate::components::now()) + Duration::hours(1);
     view! {
         <section class="panel" id="grid-events" aria-labelledby="grid-events-title" data-testid="grid-events">

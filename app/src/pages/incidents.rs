@@ -137,16 +137,7 @@ pub fn IncidentsPanel(
     form_key: String,
 ) -> impl IntoView {
     let record = ServerAction::<RecordIncident>::new();
-    let fresh = RwSignal::new(None::<String>);
-    Effect::new(move |_| {
-        if record.version().try_get().unwrap_or(0) > 0 {
-            leptos::task::spawn_local(async move {
-                if let Ok(k) = crate::components::form_key().await {
-                    fresh.try_set(Some(k));
-                }
-            });
-        }
-    });
+    let fresh = crate::components::renewed_form_key(record.version());
     let now = crate::components::now();
     view! {
         <section class="panel" id="incidents" aria-labelledby="incidents-title" data-testid="incidents">

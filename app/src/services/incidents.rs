@@ -190,7 +190,7 @@ async fn try_open(
         .await
         .map_err(raw)?;
     tx.commit().await.map_err(raw)?;
-    summary(db, Some(operator_id), id).await
+    summary(db, operator_id, id).await
 }
 
 /// Heals incident `id` over `[from, to)` (PostgreSQL's `incident_heal`); hours from the next
@@ -252,11 +252,11 @@ pub async fn resolve(
         .await?;
     }
     tx.commit().await?;
-    summary(db, Some(operator_id), id).await
+    summary(db, operator_id, id).await
 }
 
-/// One incident, for its operator (`Some`), or for anyone (`None`, the job's own reads).
-async fn summary(db: &PgPool, operator_id: Option<i64>, id: i64) -> Result<Incident, ServiceError> {
+/// One incident of the operator's.
+async fn summary(db: &PgPool, operator_id: i64, id: i64) -> Result<Incident, ServiceError> {
     list_where(db, operator_id, None, Some(id), None, 1)
         .await?
         .pop()
@@ -282,12 +282,12 @@ pub async fn list(
     if !owned {
         return Err(ServiceError::NotFound("pool"));
     }
-    list_where(db, Some(operator_id), Some(pool_id), None, before, limit).await
+    list_where(db, operator_id, Some(pool_id), None, before, limit).await
 }
 
 async fn list_where(
     db: &PgPool,
-    operator_id: Option<i64>,
+    operator_id: i64,
     pool_id: Option<i64>,
     id: Option<i64>,
     before: Option<i64>,
@@ -312,7 +312,7 @@ async fn list_where(
            from incident i
            join capacity_pool p on p.id = i.pool_id
            join site s on s.id = i.site_id
-           where ($1::bigint is null or s.operator_id = $1)
+           where s.operator_id = $1
              and ($2::bigint is null or i.pool_id = $2)
              and ($3::bigint is null or i.id = $3)
              and ($4::bigint is null or i.id < $4)
@@ -330,7 +330,7 @@ async fn list_where(
 
 /// One incident with every piece of a reservation it hit.
 pub async fn get(db: &PgPool, operator_id: i64, id: i64) -> Result<IncidentDetail, ServiceError> {
-    let incident = summary(db, Some(operator_id), id).await?;
+    let incident = summary(db, operator_id, id).await?;
     let hits = hits_where(db, Some(id), None).await?;
     Ok(IncidentDetail { incident, hits })
 }
@@ -401,17 +401,11 @@ pub async fn offers(
 }
 
 async fn offer(db: &PgPool, customer_id: i64, id: i64) -> Result<IncidentOffer, ServiceError> {
-    sqlx::query_scalar!(
-        "select reservation_id from incident_offer where id = $1 and customer_id = $2",
-        id,
-        customer_id
-    )
-    .fetch_optional(db)
-    .await?
-    .ok_or(ServiceError::NotFound("offer"))?;
-    offers(db, customer_id, None, Some(id + 1), 1)
+    // The customer's newest offer up to `id` is that offer, when it is theirs.
+    offers(db, customer_id, None, Some(id.saturating_add(1)), 1)
         .await?
         .pop()
+        .filter(|o| o.id == id)
         .ok_or(ServiceError::NotFound("offer"))
 }
 
@@ -572,11 +566,12 @@ pub async fn tick(db: &PgPool, now: DateTime<Utc>) -> Result<Tick, ServiceError>
     .fetch_all(db)
     .await?;
     for o in open_ended {
-        let mut tx = db.begin().await?;
-        let target = open_ended_until(&mut tx, o.pool_id, now).await?;
+        // Most rounds find nothing to extend: no transaction for those.
+        let target = open_ended_until(&mut *db.acquire().await?, o.pool_id, now).await?;
         if target <= o.until {
             continue;
         }
+        let mut tx = db.begin().await?;
         let locked = sqlx::query_scalar!(
             r#"select upper(during) as "until!" from incident
                where id = $1 and state = 'open' for update skip locked"#,

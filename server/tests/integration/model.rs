@@ -974,7 +974,7 @@ fn random_sequences_agree_with_the_model_and_keep_the_invariants() {
         .unwrap();
     let (db, name) = rt.block_on(fresh_database("prop"));
     let mut runner = TestRunner::new(Config {
-        cases: 64,
+        cases: 256,
         failure_persistence: None,
         ..Config::default()
     });
