@@ -99,6 +99,9 @@ pub struct Quote {
     pub tier: Tier,
     /// Set when a firm request fits only by preempting interruptible reservations.
     pub preemption: Option<Preemption>,
+    /// Set for capacity sold ahead of its site's delivery: the terms the booking would lock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward: Option<crate::forward::ForwardTerms>,
 }
 
 /// A reservation (the contract), with its state at the time it was read.
@@ -132,6 +135,9 @@ pub struct Reservation {
     /// Set when it was bought on resale: the listing it came from. A resale is final.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resale_listing_id: Option<i64>,
+    /// Set when it was sold ahead of its site's delivery: the forward terms it keeps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward: Option<crate::forward::ForwardTerms>,
 }
 
 /// How far to extend a reservation: to a new end (the API) or by a number of hours (the

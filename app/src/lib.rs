@@ -11,6 +11,7 @@ pub mod availability;
 pub mod booking;
 pub mod components;
 pub mod economics;
+pub mod forward;
 pub mod grid;
 pub mod incidents;
 pub mod ledger;

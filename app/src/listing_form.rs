@@ -113,6 +113,14 @@ pub fn cancellation_text(c: &[CancellationTier]) -> String {
         .join(", ")
 }
 
+/// A late credit as the forms write it: `1.5%` or `25.00` (dollars per unit per day).
+pub fn late_credit_text(c: &crate::forward::LateCredit) -> String {
+    match *c {
+        crate::forward::LateCredit::Share { bp_per_day } => crate::incidents::percent(bp_per_day),
+        crate::forward::LateCredit::PerUnitDay { cents } => dollars_text(cents),
+    }
+}
+
 /// Cents as the dollars a form shows: `210` → `2.10`.
 pub fn dollars_text(cents: i64) -> String {
     format!("{}.{:02}", cents / 100, cents % 100)
@@ -139,6 +147,16 @@ pub struct PoolTermsForm {
     /// Credit tiers, `under percent:credit percent` (blank: 99.5:10, 99:25, 95:50).
     #[serde(default)]
     pub sla_credits: String,
+    /// Forward sale (a site being built): the committed delivery, `YYYY-MM-DD HH:MM` UTC
+    /// (blank: not sold ahead of delivery).
+    #[serde(default)]
+    pub forward_delivery: String,
+    /// The credit per day late: `1%` of the contract, or dollars per unit, e.g. `25.00`.
+    #[serde(default)]
+    pub forward_late_credit: String,
+    /// When an undelivered customer may walk away with a full refund, `YYYY-MM-DD HH:MM` UTC.
+    #[serde(default)]
+    pub forward_walk_away: String,
 }
 
 #[cfg(feature = "ssr")]
@@ -166,6 +184,18 @@ impl PoolTermsForm {
                 .sla
                 .as_ref()
                 .map(crate::incidents::SlaTerms::tiers_text)
+                .unwrap_or_default(),
+            forward_delivery: p
+                .forward
+                .map(|f| crate::components::input_minute(f.delivery_at))
+                .unwrap_or_default(),
+            forward_late_credit: p
+                .forward
+                .map(|f| late_credit_text(&f.late_credit))
+                .unwrap_or_default(),
+            forward_walk_away: p
+                .forward
+                .map(|f| crate::components::input_minute(f.walk_away_at))
                 .unwrap_or_default(),
         }
     }
@@ -198,6 +228,7 @@ impl PoolTermsForm {
                 .map_err(|m| ("cancellation", m))?,
             interruptible: self.interruptible()?,
             sla: self.sla()?,
+            forward: self.forward()?,
             ..listed
         })
     }
@@ -245,6 +276,66 @@ impl PoolTermsForm {
         let sla = crate::incidents::SlaTerms { promise_bp, tiers };
         sla.check().map_err(|m| ("sla_credits", m))?;
         Ok(Some(sla))
+    }
+
+    /// The forward terms as typed; a blank delivery means none (the other two must then be
+    /// blank too, so that half-typed terms are not dropped silently).
+    fn forward(&self) -> Result<Option<crate::forward::ForwardTerms>, (&'static str, String)> {
+        let (delivery, credit, walk) = (
+            self.forward_delivery.trim(),
+            self.forward_late_credit.trim(),
+            self.forward_walk_away.trim(),
+        );
+        if delivery.is_empty() {
+            if credit.is_empty() && walk.is_empty() {
+                return Ok(None);
+            }
+            return Err((
+                "forward_delivery",
+                "give the committed delivery too, or clear the late credit and walk-away date"
+                    .into(),
+            ));
+        }
+        let when = |s: &str, field: &'static str| {
+            crate::request::parse_start(s).map_err(|_| {
+                (
+                    field,
+                    "a date and time, e.g. 2027-06-01 00:00 (UTC)".to_string(),
+                )
+            })
+        };
+        let late_credit = if let Some(pct) = credit.strip_suffix('%') {
+            let bp = parse_decimal(pct, "the daily share", "1", 0.01..=100.0)
+                .map_err(|m| ("forward_late_credit", m))?;
+            crate::forward::LateCredit::Share {
+                bp_per_day: (bp * 100.0).round() as i64,
+            }
+        } else {
+            let cents = parse_dollars(credit).map_err(|_| {
+                (
+                    "forward_late_credit",
+                    "a share of the contract per day, e.g. 1%, or dollars per unit per day, e.g. 25.00"
+                        .to_string(),
+                )
+            })?;
+            crate::forward::LateCredit::PerUnitDay { cents }
+        };
+        let terms = crate::forward::ForwardTerms {
+            delivery_at: when(delivery, "forward_delivery")?,
+            late_credit,
+            walk_away_at: when(walk, "forward_walk_away")?,
+        };
+        terms.check().map_err(|(field, m)| {
+            (
+                match field {
+                    "delivery_at" => "forward_delivery",
+                    "walk_away_at" => "forward_walk_away",
+                    _ => "forward_late_credit",
+                },
+                m,
+            )
+        })?;
+        Ok(Some(terms))
     }
 
     /// The interruptible tier as typed: a price (blank for none) and a notice in hours

@@ -89,6 +89,9 @@ pub struct PoolListing {
     pub sla: crate::incidents::SlaTerms,
     /// The pool's record over the last 90 days ("no history yet" until it has sold some).
     pub reliability: crate::incidents::Reliability,
+    /// The forward terms, when the pool sells ahead of its site's delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward: Option<crate::forward::ForwardTerms>,
 }
 
 /// The headline figures of the market plus its listed pools.
@@ -121,6 +124,39 @@ pub enum SearchSort {
     Reliability,
 }
 
+/// Which capacity a search looks at: ready now, sold ahead of a site's delivery, or both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    /// Both (the default); forward capacity only from its delivery.
+    #[default]
+    Any,
+    /// Only capacity on live sites.
+    Ready,
+    /// Only forward capacity: pools on sites still being built, from their delivery.
+    Forward,
+}
+
+impl Delivery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Any => "any",
+            Self::Ready => "ready",
+            Self::Forward => "forward",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "any" | "" => Some(Self::Any),
+            "ready" => Some(Self::Ready),
+            "forward" => Some(Self::Forward),
+            _ => None,
+        }
+    }
+}
+
 /// A pool that fits a search, with the quote for the request.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
@@ -146,6 +182,9 @@ pub struct SearchHit {
     pub tier: crate::booking::Tier,
     /// The pool's record over the last 90 days.
     pub reliability: crate::incidents::Reliability,
+    /// Set for forward capacity (a site still being built): its delivery and terms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward: Option<crate::forward::ForwardTerms>,
 }
 
 /// How far ahead a pool's page charts its free units.

@@ -33,11 +33,14 @@ pub struct SearchForm {
     /// `interruptible` for that tier only (empty: firm prices, every pool).
     #[serde(default)]
     pub tier: String,
+    /// `ready` or `forward` (empty: both).
+    #[serde(default)]
+    pub delivery: String,
     /// 1-based page number.
     pub page: String,
 }
 
-pub const FIELDS: [&str; 15] = [
+pub const FIELDS: [&str; 16] = [
     "kind",
     "gpu_model",
     "gpus",
@@ -52,6 +55,7 @@ pub const FIELDS: [&str; 15] = [
     "min_reliability",
     "sort",
     "tier",
+    "delivery",
     "page",
 ];
 
@@ -80,6 +84,7 @@ impl SearchForm {
             min_reliability: get("min_reliability"),
             sort: get("sort"),
             tier: get("tier"),
+            delivery: get("delivery"),
             page: get("page"),
         }
     }
@@ -92,7 +97,7 @@ impl SearchForm {
             || !self.gpu_model.is_empty()
     }
 
-    pub fn values(&self) -> [(&'static str, &str); 15] {
+    pub fn values(&self) -> [(&'static str, &str); 16] {
         [
             ("kind", &self.kind),
             ("gpu_model", &self.gpu_model),
@@ -108,6 +113,7 @@ impl SearchForm {
             ("min_reliability", &self.min_reliability),
             ("sort", &self.sort),
             ("tier", &self.tier),
+            ("delivery", &self.delivery),
             ("page", &self.page),
         ]
     }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// The events an endpoint can subscribe to.
-pub const EVENTS: [&str; 14] = [
+pub const EVENTS: [&str; 15] = [
     "reservation.created",
     "reservation.cancelled",
     "reservation.started",
@@ -20,6 +20,7 @@ pub const EVENTS: [&str; 14] = [
     "incident.resolved",
     "reservation.moved",
     "reservation.credited",
+    "site.delivered",
 ];
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -124,6 +124,7 @@ async fn bench_pool(
             cancellation: vec![],
             interruptible,
             sla: None,
+            forward: None,
         },
         None,
     )
@@ -456,6 +457,7 @@ fn main() {
                 max_price_cents: if i % 2 == 0 { Some(300) } else { None },
                 min_reliability_bp: None,
                 tier: app::booking::Tier::Firm,
+                delivery: Default::default(),
                 sort: [SearchSort::Price, SearchSort::TotalCost][i % 2],
                 limit: 20,
                 offset: 0,
@@ -499,6 +501,7 @@ fn main() {
                 max_price_cents: None,
                 min_reliability_bp: None,
                 tier: app::booking::Tier::Firm,
+                delivery: Default::default(),
                 sort: SearchSort::Price,
                 limit: 20,
                 offset: 0,

@@ -24,13 +24,14 @@ const BUCKETS: [f64; 12] = [
 ];
 
 /// The background jobs every process runs, and how often each starts a round.
-pub const JOBS: [(&str, Duration); 8] = [
+pub const JOBS: [(&str, Duration); 9] = [
     ("webhooks", Duration::from_secs(1)),
     ("mail", Duration::from_secs(2)),
     ("hold_release", Duration::from_secs(5)),
     ("standing_orders", Duration::from_secs(5)),
     ("incidents", Duration::from_secs(5)),
     ("reliability", Duration::from_secs(60)),
+    ("forward_credits", Duration::from_secs(60)),
     ("ledger_recognition", Duration::from_secs(60)),
     ("purge_expired", Duration::from_secs(600)),
 ];

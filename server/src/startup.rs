@@ -146,6 +146,7 @@ async fn serve_with(config: &Config, pool: &PgPool) -> Result<(), StartupError> 
     ));
     tokio::spawn(incident_rounds(pool.clone(), ops.clone()));
     tokio::spawn(refresh_reliability(pool.clone(), ops.clone()));
+    tokio::spawn(forward_credits(pool.clone(), ops.clone()));
     let mailer = Mailer::new(pool.clone(), config.smtp_url.as_deref(), &config.mail_from)?;
     tokio::spawn(mailer.run(ops.clone()));
     let router = http::router(crate::state::AppState {
@@ -328,6 +329,24 @@ async fn incident_rounds(db: PgPool, ops: Arc<Operations>) {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "the incident round failed"),
+        }
+    }
+}
+
+/// Every minute, the late-delivery credits forward reservations are owed (each day once,
+/// whichever process posts it).
+async fn forward_credits(db: PgPool, ops: Arc<Operations>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        match app::services::forward::post_late_credits(&db, chrono::Utc::now()).await {
+            Ok(n) => {
+                ops.job_round("forward_credits");
+                if n > 0 {
+                    tracing::info!(posted = n, "late-delivery credits");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "posting late-delivery credits failed"),
         }
     }
 }

@@ -466,6 +466,14 @@ fn TermsEditForm(pool_id: i64, terms: PoolTermsForm, gpu: bool) -> impl IntoView
                 <label>"SLA credits (under %:credit % of the month's charge)"
                     <input type="text" name="terms[sla_credits]" value=terms.sla_credits/>
                     <span class="small muted">"e.g. 99.5:10, 99:25, 95:50; the deepest tier reached pays"</span></label>
+                <label>"Forward: committed delivery (UTC)"
+                    <input type="datetime-local" name="terms[forward_delivery]" step="3600" value=terms.forward_delivery/>
+                    <span class="small muted">"for a hall being built; blank to sell once the site is live"</span></label>
+                <label>"Forward: credit per day late"
+                    <input type="text" name="terms[forward_late_credit]" value=terms.forward_late_credit/>
+                    <span class="small muted">"a share of the contract, e.g. 1%, or USD per unit, e.g. 25.00"</span></label>
+                <label>"Forward: walk-away date (UTC)"
+                    <input type="datetime-local" name="terms[forward_walk_away]" step="3600" value=terms.forward_walk_away/></label>
             </div>
             <p class="small muted">"Interruptible capacity is cheaper: a firm booking may take its units after the notice, and the customer is credited for every hour lost."</p>
             <p class="small muted">"New prices and terms apply to new reservations; those already made keep what they were sold at."</p>

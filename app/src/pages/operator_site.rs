@@ -183,6 +183,13 @@ pub struct TermsForm {
     pub sla_promise_percent: String,
     #[serde(default)]
     pub sla_credits: String,
+    /// Forward sale terms (all blank: sold once the site is live).
+    #[serde(default)]
+    pub forward_delivery: String,
+    #[serde(default)]
+    pub forward_late_credit: String,
+    #[serde(default)]
+    pub forward_walk_away: String,
     pub open_from: String,
     pub open_until: String,
 }
@@ -217,6 +224,9 @@ async fn list_pool(
         interruptible_notice_hours: t.interruptible_notice_hours,
         sla_promise_percent: t.sla_promise_percent,
         sla_credits: t.sla_credits,
+        forward_delivery: t.forward_delivery,
+        forward_late_credit: t.forward_late_credit,
+        forward_walk_away: t.forward_walk_away,
     };
     let hardware = catalog::PoolInput {
         name: String::new(),
@@ -230,6 +240,7 @@ async fn list_pool(
         cancellation: Vec::new(),
         interruptible: None,
         sla: None,
+        forward: None,
     };
     let input = terms.apply(hardware).map_err(|(field, m)| bad(field, m))?;
     let from = parse_start(&t.open_from).map_err(|_| {
@@ -585,6 +596,11 @@ fn TermsFields(gpu: bool) -> impl IntoView {
             <Field label="SLA: monthly availability promise (%)" name="terms[sla_promise_percent]" value="99.5"/>
             <Field label="SLA credits (under %:credit % of the month's charge)" name="terms[sla_credits]" value="99.5:10, 99:25, 95:50"
                 hint="the deepest tier reached pays; hours lost to an incident are credited on top"/>
+            <label>"Forward: committed delivery (UTC)" <input type="datetime-local" name="terms[forward_delivery]" step="3600"/>
+                <span class="small muted">"for a hall being built: sold ahead, from this hour; blank to sell once the site is live"</span></label>
+            <Field label="Forward: credit per day late" name="terms[forward_late_credit]" hint="a share of the contract, e.g. 1%, or USD per unit, e.g. 25.00"/>
+            <label>"Forward: walk-away date (UTC)" <input type="datetime-local" name="terms[forward_walk_away]" step="3600"/>
+                <span class="small muted">"after it, a customer still waiting may cancel for a full refund"</span></label>
             <label>"On sale from (UTC)" <input type="datetime-local" name="terms[open_from]" step="3600" required value=open_from/></label>
             <label>"On sale until (UTC)" <input type="datetime-local" name="terms[open_until]" step="3600" required value=open_until/></label>
         </div>

@@ -277,6 +277,21 @@ fn Pool(detail: PoolDetail, resale: Vec<crate::resale::ResaleOffer>) -> impl Int
                         )}</div> })}
                         {l.reliability.share_bp().is_none().then(|| view! { <div class="small muted">"nothing sold over the last 90 days to score"</div> })}</dd></div>
                 </dl>
+                {match l.forward {
+                    Some(f) => view! {
+                        <h3>"Forward capacity"</h3>
+                        <ul class="terms" data-testid="pool-forward">
+                            <li>"The hall is being built; its committed delivery is " <strong><LocalTime at=f.delivery_at/></strong>
+                                ". Reservations start then or later and are charged when booked, as any reservation."</li>
+                            <li>"Each full day the delivery is late credits " {f.late_credit.describe(&l.currency)} " to you, automatically."</li>
+                            <li>"If it is still not delivered on " <LocalTime at=f.walk_away_at/> ", you may cancel with a full refund."</li>
+                        </ul>
+                    }.into_any(),
+                    None if !l.site_live => view! {
+                        <p class="note" data-testid="pool-forward">"The site is being built and this pool is not sold ahead of delivery; it can be booked once the site is live."</p>
+                    }.into_any(),
+                    None => ().into_any(),
+                }}
                 <h3>"Service level"</h3>
                 <p data-testid="pool-sla">{l.sla.describe()}</p>
                 <h3>"Terms"</h3>

@@ -275,6 +275,12 @@ fn Detail(id: i64) -> impl IntoView {
                                 <div><dt>"Total"</dt><dd data-testid="reservation-total">{format_cents(r.total_cents, &r.currency)}</dd></div>
                                 {r.refund_cents.map(|c| view! { <div><dt>"Refunded"</dt><dd>{format_cents(c, &r.currency)}</dd></div> })}
                                 {(r.credited_cents > 0).then(|| view! { <div><dt>"Credited"</dt><dd data-testid="reservation-credited">{format_cents(r.credited_cents, &r.currency)}</dd></div> })}
+                                {r.forward.map(|f| view! {
+                                    <div><dt>"Forward contract"</dt><dd data-testid="reservation-forward">
+                                        "Delivery committed for " <LocalTime at=f.delivery_at/> "; "
+                                        {f.late_credit.describe(&r.currency)} " credited for each full day late; if still not delivered on "
+                                        <LocalTime at=f.walk_away_at/> ", cancel for a full refund"</dd></div>
+                                })}
                             </dl>
                             {nothing_left.then(|| view! {
                                 <p class="notice" data-testid="reservation-taken">"Every hour of this reservation was taken (see the credits below); nothing is left to deliver."</p>

@@ -72,6 +72,12 @@ pub async fn search_market(form: SearchForm) -> Result<SearchResults, AppError> 
         "interruptible" => crate::booking::Tier::Interruptible,
         _ => return Err(invalid("tier", "choose firm or interruptible".into())),
     };
+    let delivery = crate::market::Delivery::parse(&form.delivery).ok_or_else(|| {
+        invalid(
+            "delivery",
+            "choose ready capacity, forward capacity or both".into(),
+        )
+    })?;
     let page = form.page();
     let text = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
     let query = search::MarketQuery {
@@ -87,6 +93,7 @@ pub async fn search_market(form: SearchForm) -> Result<SearchResults, AppError> 
         max_price_cents,
         min_reliability_bp,
         tier,
+        delivery,
         sort,
         limit: PAGE_SIZE,
         offset: (page - 1) * PAGE_SIZE,
@@ -175,6 +182,13 @@ pub fn SearchPanel(form: SearchForm) -> impl IntoView {
                     <select name="tier">
                         <option value="" selected=form.tier.is_empty() || sel(&form.tier, "firm")>"Firm"</option>
                         <option value="interruptible" selected=sel(&form.tier, "interruptible")>"Interruptible (cheaper, may be preempted)"</option>
+                    </select>
+                </label>
+                <label>"Delivery"
+                    <select name="delivery">
+                        <option value="" selected=form.delivery.is_empty() || sel(&form.delivery, "any")>"Ready or forward"</option>
+                        <option value="ready" selected=sel(&form.delivery, "ready")>"Ready now (live sites)"</option>
+                        <option value="forward" selected=sel(&form.delivery, "forward")>"Forward (halls being built)"</option>
                     </select>
                 </label>
                 <label>"Max price ($ per unit)"
@@ -323,6 +337,13 @@ fn Hit(hit: SearchHit) -> impl IntoView {
                     " · " {hit.site_name.clone()} ", " {hit.region.clone()} " (" {hit.grid_region.clone()} ") · " {hit.energy_source.clone()}
                 </div>
                 {hit.note.clone().map(|n| view! { <div class="small note">{n}</div> })}
+                {hit.forward.map(|f| view! {
+                    <div class="small note" data-testid="hit-forward">
+                        <span class="tag tag-building">"forward"</span>
+                        " Hall being built, delivered " <LocalTime at=f.delivery_at/>
+                        "; " {f.late_credit.describe(&hit.currency)} " credited per day late"
+                    </div>
+                })}
             </div>
             <dl class="hit-figures">
                 <div><dt>"Starts"</dt><dd><LocalTime at=hit.start/></dd></div>

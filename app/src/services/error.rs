@@ -134,6 +134,12 @@ pub enum Refusal {
     OfferClosed,
     /// The offered capacity was booked meanwhile (`incident_offer_taken`).
     OfferTaken,
+    /// A building site's pool without forward terms was to be booked
+    /// (`pool_not_on_sale_before_delivery`).
+    NotSoldBeforeDelivery,
+    /// A forward booking was to start before its pool's delivery
+    /// (`forward_starts_at_delivery`).
+    BeforeDelivery,
     /// Another check refused the change (23514): the request breaks a rule the database keeps.
     Check,
 }
@@ -157,6 +163,8 @@ pub fn refusal(err: &sqlx::Error) -> Option<Refusal> {
         Some("incident_offer_missing") => Some(Refusal::OfferMissing),
         Some("incident_offer_closed") => Some(Refusal::OfferClosed),
         Some("incident_offer_taken") => Some(Refusal::OfferTaken),
+        Some("pool_not_on_sale_before_delivery") => Some(Refusal::NotSoldBeforeDelivery),
+        Some("forward_starts_at_delivery") => Some(Refusal::BeforeDelivery),
         _ => None,
     };
     by_name.or(match db.code().as_deref() {
@@ -184,6 +192,18 @@ impl From<sqlx::Error> for ServiceError {
                 "text",
                 "text may not contain NUL (zero) characters; remove them and try again",
             );
+        }
+        // The site's status changed between the booking's check and its insert: the same
+        // refusal the check gives.
+        match refusal(&err) {
+            Some(Refusal::NotSoldBeforeDelivery) => {
+                return Self::invalid("pool_id", crate::forward::NOT_SOLD_BEFORE_DELIVERY)
+            }
+            Some(Refusal::BeforeDelivery) => return Self::invalid(
+                "start",
+                "this pool's capacity is delivered later; forward capacity starts at its delivery",
+            ),
+            _ => {}
         }
         if is_retryable(&err) {
             // A race that ran out of retries is the caller's conflict, never a 500.

@@ -57,6 +57,10 @@ struct ListingRow {
     sla_credit_bp: Vec<i32>,
     sold_unit_hours: i64,
     lost_unit_hours: i64,
+    delivery_at: Option<DateTime<Utc>>,
+    late_credit_bp: Option<i32>,
+    late_credit_cents_per_unit_day: Option<i64>,
+    walk_away_at: Option<DateTime<Utc>>,
 }
 
 /// The overview: headline counts and every listed pool, cheapest first within each kind.
@@ -72,7 +76,8 @@ pub async fn overview(db: &PgPool) -> Result<Overview, sqlx::Error> {
             s.name as site_name, s.country, s.region, s.grid_region, s.energy_source,
             s.status as site_status, p.sla_promise_bp, p.sla_below_bp, p.sla_credit_bp,
             coalesce(rel.sold_unit_hours, 0) as "sold_unit_hours!",
-            coalesce(rel.lost_unit_hours, 0) as "lost_unit_hours!"
+            coalesce(rel.lost_unit_hours, 0) as "lost_unit_hours!",
+            p.delivery_at, p.late_credit_bp, p.late_credit_cents_per_unit_day, p.walk_away_at
         from capacity_pool p
         join site s on s.id = p.site_id
         left join pool_reliability rel on rel.pool_id = p.id
@@ -103,7 +108,8 @@ pub async fn listings(
             s.name as site_name, s.country, s.region, s.grid_region, s.energy_source,
             s.status as site_status, p.sla_promise_bp, p.sla_below_bp, p.sla_credit_bp,
             coalesce(rel.sold_unit_hours, 0) as "sold_unit_hours!",
-            coalesce(rel.lost_unit_hours, 0) as "lost_unit_hours!"
+            coalesce(rel.lost_unit_hours, 0) as "lost_unit_hours!",
+            p.delivery_at, p.late_credit_bp, p.late_credit_cents_per_unit_day, p.walk_away_at
         from capacity_pool p
         join site s on s.id = p.site_id
         left join pool_reliability rel on rel.pool_id = p.id
@@ -180,6 +186,14 @@ fn to_listing(r: ListingRow) -> Option<PoolListing> {
             sold_unit_hours: r.sold_unit_hours,
             lost_unit_hours: r.lost_unit_hours,
         },
+        // Terms left on a pool whose site went live no longer apply to new bookings.
+        forward: crate::forward::ForwardTerms::from_columns(
+            r.delivery_at,
+            r.late_credit_bp,
+            r.late_credit_cents_per_unit_day,
+            r.walk_away_at,
+        )
+        .filter(|_| r.site_status != "live"),
     })
 }
 

@@ -10,6 +10,7 @@ pub mod blackouts;
 pub mod catalog;
 pub mod economics;
 pub mod error;
+pub mod forward;
 pub mod grid_events;
 pub mod health;
 pub mod idempotency;

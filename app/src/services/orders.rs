@@ -525,6 +525,8 @@ async fn book_first_match(
         max_price_cents: None,
         min_reliability_bp: None,
         tier: o.tier,
+        // An order fills with capacity that exists; a forward contract is the buyer's choice.
+        delivery: crate::market::Delivery::Ready,
         sort: SearchSort::TotalCost,
         limit: 100,
         offset: 0,

@@ -4,6 +4,7 @@
 use super::error::ServiceError;
 use crate::availability::Interval;
 use crate::booking::Tier;
+use crate::forward::ForwardTerms;
 use crate::market::{InterruptibleOffer, PoolKind};
 use crate::pricing::{CancellationTier, Priced, TermDiscount, UnitShape};
 use crate::window::{HourWindow, Terms};
@@ -30,9 +31,36 @@ pub struct PoolInfo {
     pub cancellation: Vec<CancellationTier>,
     /// The interruptible tier, when the pool sells one.
     pub interruptible: Option<InterruptibleOffer>,
+    /// The forward terms, when the pool sells ahead of its site's delivery.
+    pub forward: Option<ForwardTerms>,
 }
 
 impl PoolInfo {
+    /// Whether a booking of `window` may be sold now: a pool on a live site always; on a site
+    /// still being built, only forward, from the committed delivery on. PostgreSQL keeps
+    /// the same rule (`reservation_forward_terms`); this says it with the date.
+    pub fn check_delivery(&self, window: &HourWindow) -> Result<(), ServiceError> {
+        if self.site_live {
+            return Ok(());
+        }
+        let Some(f) = self.forward else {
+            return Err(ServiceError::invalid(
+                "pool_id",
+                crate::forward::NOT_SOLD_BEFORE_DELIVERY,
+            ));
+        };
+        if window.start() < f.delivery_at {
+            return Err(ServiceError::invalid(
+                "start",
+                format!(
+                    "this pool is delivered on {}; forward capacity starts then or later",
+                    f.delivery_at.format("%Y-%m-%d %H:%M UTC")
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// The unit price of `tier`; `None` when the pool does not sell that tier.
     pub fn price_of(&self, tier: Tier) -> Option<i64> {
         match tier {
@@ -119,6 +147,7 @@ async fn fetch(
                   p.price_cents, p.currency, p.min_term_hours, p.max_term_hours, p.min_lead_hours,
                   p.interruptible_price_cents, p.interruptible_notice_hours,
                   p.listed, s.status = 'live' as "site_live!",
+                  p.delivery_at, p.late_credit_bp, p.late_credit_cents_per_unit_day, p.walk_away_at,
                   coalesce(d.hours, '{}') as "discount_hours!", coalesce(d.bp, '{}') as "discount_bp!",
                   coalesce(c.hours, '{}') as "notice_hours!", coalesce(c.bp, '{}') as "refund_bp!",
                   case when $2::tstzrange is null then null else (
@@ -197,6 +226,12 @@ async fn fetch(
                 price_cents,
                 notice_hours: i64::from(r.interruptible_notice_hours),
             }),
+        forward: ForwardTerms::from_columns(
+            r.delivery_at,
+            r.late_credit_bp,
+            r.late_credit_cents_per_unit_day,
+            r.walk_away_at,
+        ),
     };
     Ok((pool, r.open))
 }

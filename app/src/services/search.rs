@@ -1,5 +1,6 @@
-//! Market search across every listed pool on live sites: filters, a window (or "earliest
-//! start within N days"), sorting, and each hit priced exactly as a quote would be.
+//! Market search across every listed pool on live sites and, from their delivery, forward
+//! pools on sites being built: filters, a window (or "earliest start within N days"),
+//! sorting, and each hit priced exactly as a quote would be.
 
 use super::availability::find_slot;
 use super::error::ServiceError;
@@ -48,6 +49,9 @@ pub struct MarketQuery {
     /// every pool at its firm price.
     #[serde(default)]
     pub tier: Tier,
+    /// Ready capacity, forward capacity (from its delivery), or both (the default).
+    #[serde(default)]
+    pub delivery: crate::market::Delivery,
     pub sort: SearchSort,
     pub limit: i64,
     pub offset: i64,
@@ -86,6 +90,10 @@ struct Candidate {
     need: i64,
     sold_unit_hours: i64,
     lost_unit_hours: i64,
+    delivery_at: Option<DateTime<Utc>>,
+    late_credit_bp: Option<i32>,
+    late_credit_cents_per_unit_day: Option<i64>,
+    walk_away_at: Option<DateTime<Utc>>,
 }
 
 pub async fn search(
@@ -165,13 +173,16 @@ pub async fn search(
                c.price_cents as "price_cents!", c.currency as "currency!", c.min_lead_hours as "min_lead_hours!",
                c.site_name as "site_name!", c.country as "country!", c.region as "region!",
                c.grid_region as "grid_region!", c.energy_source as "energy_source!", c.need as "need!",
-               c.sold_unit_hours as "sold_unit_hours!", c.lost_unit_hours as "lost_unit_hours!"
+               c.sold_unit_hours as "sold_unit_hours!", c.lost_unit_hours as "lost_unit_hours!",
+               c.delivery_at, c.late_credit_bp, c.late_credit_cents_per_unit_day, c.walk_away_at
         from (
             select p.id, p.name, p.kind, p.unit_count, p.gpu_model, p.gpus_per_node, p.block_kw, p.interconnect,
                    t.price_cents, p.currency, p.min_lead_hours,
                    s.name as site_name, s.country, s.region, s.grid_region, s.energy_source, n.need,
                    coalesce(rel.sold_unit_hours, 0) as sold_unit_hours,
-                   coalesce(rel.lost_unit_hours, 0) as lost_unit_hours
+                   coalesce(rel.lost_unit_hours, 0) as lost_unit_hours,
+                   -- Forward terms only while the site is being built (null once live).
+                   f.delivery_at, f.late_credit_bp, f.late_credit_cents_per_unit_day, f.walk_away_at
             from capacity_pool p
             join site s on s.id = p.site_id
             left join pool_reliability rel on rel.pool_id = p.id
@@ -186,7 +197,14 @@ pub async fn search(
                 select case when $15 = 'interruptible' then p.interruptible_price_cents
                             else p.price_cents end as price_cents
             ) t
-            where p.listed and s.status = 'live'
+            left join lateral (
+                select p.delivery_at, p.late_credit_bp, p.late_credit_cents_per_unit_day, p.walk_away_at
+                where s.status = 'building'
+            ) f on true
+            -- Live sites sell ready capacity; sites being built only forward, from delivery.
+            where p.listed and (s.status = 'live' or f.delivery_at is not null)
+              and ($17::text = 'any' or ($17 = 'forward') = (f.delivery_at is not null))
+              and ($9::tstzrange is null or f.delivery_at is null or lower($9::tstzrange) >= f.delivery_at)
               and t.price_cents is not null
               and n.need is not null and n.need <= p.unit_count
               and ($1::text is null or p.kind = $1)
@@ -238,6 +256,7 @@ pub async fn search(
         sql_offset,
         q.tier.as_str(),
         q.min_reliability_bp,
+        q.delivery.as_str(),
     )
     .fetch_all(db)
     .await?;
@@ -281,7 +300,8 @@ pub async fn search(
             Some(w) => w.start(),
             None => {
                 let earliest_allowed =
-                    ceil_hour(now + Duration::hours(i64::from(c.min_lead_hours)));
+                    ceil_hour(now + Duration::hours(i64::from(c.min_lead_hours)))
+                        .max(c.delivery_at.unwrap_or(now));
                 let pool = pools::load(&mut conn, c.id, false).await?;
                 match find_slot(
                     &mut conn,
@@ -339,6 +359,12 @@ pub async fn search(
                 sold_unit_hours: c.sold_unit_hours,
                 lost_unit_hours: c.lost_unit_hours,
             },
+            forward: crate::forward::ForwardTerms::from_columns(
+                c.delivery_at,
+                c.late_credit_bp,
+                c.late_credit_cents_per_unit_day,
+                c.walk_away_at,
+            ),
         });
     }
     if window.is_some() {

@@ -290,6 +290,10 @@ pub struct SearchParams {
     /// `interruptible`: only pools that sell that tier, priced at it; `firm` (default): every
     /// pool at its firm price.
     pub tier: Option<app::booking::Tier>,
+    /// `any` (default): ready and forward capacity; `ready`: only live sites; `forward`: only
+    /// pools sold ahead of their site's delivery (hits carry `forward`, and start at the
+    /// delivery or later).
+    pub delivery: Option<app::market::Delivery>,
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// The `next_cursor` of the previous page.
@@ -371,6 +375,7 @@ pub async fn search(
         max_price_cents: q.max_price_cents,
         min_reliability_bp: q.min_reliability.map(|r| (r * 100.0).round() as i64),
         tier: q.tier.unwrap_or_default(),
+        delivery: q.delivery.unwrap_or_default(),
         sort: q.sort.unwrap_or_default(),
         limit,
         offset,

@@ -2,8 +2,25 @@
 //! and future (one of them cancelled, some of them interruptible), operators' maintenance
 //! blackouts, and a grid event that curtailed an interruptible booking.
 
+/// The hall being built at Mo i Rana is sold ahead of its delivery: (site, pool, delivery in
+/// days from today's midnight UTC, credit per day late in basis points of the contract,
+/// walk-away in days after the delivery).
+pub(super) const FORWARD: (&str, &str, i64, i32, i64) =
+    ("Mo i Rana", "B200 (opening soon)", 60, 100, 90);
+
 /// (customer, site, pool name, units, start offset from this hour in hours, duration in hours, cancelled)
 pub(super) const RESERVATIONS: &[(&str, &str, &str, i32, i64, i64, bool)] = &[
+    // A forward contract on the hall being built at Mo i Rana (see FORWARD), from after its
+    // committed delivery.
+    (
+        "Northwind AI",
+        "Mo i Rana",
+        "B200 (opening soon)",
+        8,
+        24 * 62,
+        24 * 30,
+        false,
+    ),
     (
         "Helix Labs",
         "Rockdale North",

@@ -17,7 +17,7 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 use sqlx::PgPool;
 
 use calendar::{
-    BLACKOUTS, GRID_EVENTS, INCIDENTS, INTERRUPTIBLE_RESERVATIONS, RESALE, RESERVATIONS,
+    BLACKOUTS, FORWARD, GRID_EVENTS, INCIDENTS, INTERRUPTIBLE_RESERVATIONS, RESALE, RESERVATIONS,
 };
 use organizations::ORGS;
 use pools::{gpu_spec, interruptible_price, pools, PoolSpec, CANCELLATION, DISCOUNTS};
@@ -260,6 +260,25 @@ pub async fn seed(db: &PgPool) -> Result<SeedCounts, SeedError> {
             .map(|(_, ids)| *ids)
             .ok_or_else(|| SeedError::Inconsistent(format!("unknown pool {site} / {name}")))
     };
+
+    // Forward terms before the reservations: PostgreSQL locks them into each one it books.
+    {
+        let (site, name, days, late_bp, walk_days) = FORWARD;
+        let (_, pool_id) = pool(site, name)?;
+        let delivery = now_hour
+            .duration_trunc(Duration::days(1))
+            .unwrap_or(now_hour)
+            + Duration::days(days);
+        sqlx::query!(
+            "update capacity_pool set delivery_at = $2, late_credit_bp = $3, walk_away_at = $4 where id = $1",
+            pool_id,
+            delivery,
+            late_bp,
+            delivery + Duration::days(walk_days)
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
 
     for &(site, name, units, start_h, hours, reason) in BLACKOUTS {
         let (site_id, pool_id) = pool(site, name)?;

@@ -77,6 +77,7 @@ pub fn gpu_pool(name: &str, nodes: i64) -> PoolInput {
         cancellation: vec![],
         interruptible: None,
         sla: None,
+        forward: None,
     }
 }
 

@@ -78,6 +78,7 @@ pub fn pool_input() -> PoolInput {
         cancellation: vec![],
         interruptible: None,
         sla: None,
+        forward: None,
     }
 }
 

@@ -15,6 +15,7 @@ mod auth_defences;
 mod auth_keys;
 mod browser_forms;
 mod embedded_pg;
+mod forward;
 mod grid_events;
 mod holds;
 mod hostile_names;

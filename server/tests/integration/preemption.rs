@@ -390,6 +390,7 @@ async fn search_finds_the_interruptible_tier_at_its_price(db: PgPool) {
         max_price_cents: None,
         min_reliability_bp: None,
         tier,
+        delivery: Default::default(),
         sort: SearchSort::Price,
         limit: 20,
         offset: 0,

@@ -11,7 +11,7 @@ async fn seeds_a_living_market_once(db: PgPool) {
     assert_eq!(counts.sites, 12);
     assert_eq!(counts.organizations, 9);
     assert_eq!(counts.pools, 19);
-    assert_eq!(counts.reservations, 18);
+    assert_eq!(counts.reservations, 19);
     assert_eq!(counts.blackouts, 2);
     assert_eq!(counts.grid_events, 2);
     assert_eq!(counts.incidents, 2);
@@ -101,7 +101,16 @@ async fn every_live_reservation_holds_exactly_its_units_and_prices_add_up(db: Pg
     .fetch_all(&db)
     .await
     .unwrap();
-    assert_eq!(rows.len(), 18);
+    assert_eq!(rows.len(), 19);
+    // The hall being built at Mo i Rana is sold forward, from its delivery.
+    let forward: i64 = sqlx::query_scalar(
+        "select count(*) from reservation r join capacity_pool p on p.id = r.pool_id
+          where r.forward_delivery_at = p.delivery_at and lower(r.during) >= p.delivery_at",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(forward, 1);
     let mut cancelled = 0;
     for (id, state, units, allocated, base, discount, fee, total) in rows {
         if state == "cancelled" {

@@ -62,6 +62,10 @@ pub struct PoolInput {
     /// under 99.5%, 99% and 95%) for a new pool, unchanged for an update.
     #[serde(default)]
     pub sla: Option<crate::incidents::SlaTerms>,
+    /// Forward terms, for a pool sold ahead of its site's delivery (a site still being
+    /// built). Absent or null: none; a building site's pool without them cannot be booked.
+    #[serde(default)]
+    pub forward: Option<crate::forward::ForwardTerms>,
 }
 
 struct Errors(Vec<FieldError>);
@@ -173,6 +177,9 @@ pub(super) fn validate_pool(p: &PoolInput) -> Result<(), ServiceError> {
     if let Some(Err(m)) = p.sla.as_ref().map(crate::incidents::SlaTerms::check) {
         e.check(false, "sla", m);
     }
+    if let Some(Err((field, m))) = p.forward.as_ref().map(crate::forward::ForwardTerms::check) {
+        e.check(false, field, m);
+    }
     for d in &p.discounts {
         e.check(
             d.min_hours >= 1 && (1..=9_000).contains(&d.discount_bp),
@@ -247,6 +254,7 @@ mod tests {
         let p = PoolInput {
             interruptible: None,
             sla: None,
+            forward: None,
             name: " ".into(),
             spec: PoolSpec::Gpu {
                 gpu_model: "H100".into(),

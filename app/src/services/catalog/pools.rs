@@ -21,6 +21,10 @@ pub async fn create_pool(
     on_sale: Option<&crate::window::HourWindow>,
 ) -> Result<i64, ServiceError> {
     validate_pool(p)?;
+    if let Some(f) = &p.forward {
+        f.check_new_delivery(chrono::Utc::now())
+            .map_err(|(field, m)| ServiceError::invalid(field, m))?;
+    }
     let mut tx = db.begin().await?;
     let (interconnect_kw, pue) = lock_site(&mut tx, operator_id, site_id).await?;
     let committed = firm_load_w(&mut tx, site_id, pue).await?;
@@ -87,8 +91,10 @@ pub async fn create_pool(
     .await?;
     replace_policies(&mut tx, site_id, pool_id, &p.discounts, &p.cancellation).await?;
     set_sla(&mut tx, pool_id, p.sla.as_ref()).await?;
+    set_forward(&mut tx, pool_id, p.forward.as_ref()).await?;
     let detail = serde_json::json!({
         "site_id": site_id, "name": p.name.trim(), "units": p.unit_count, "price_cents": p.price_cents,
+        "forward": p.forward,
     });
     audit::note(
         &mut tx,
@@ -157,6 +163,7 @@ pub async fn pool_input(
             &r.sla_below_bp,
             &r.sla_credit_bp,
         )),
+        forward: info.forward,
     })
 }
 
@@ -181,6 +188,29 @@ async fn set_sla(
     Ok(())
 }
 
+/// Writes a pool's forward terms (none: it sells only once its site is live). Reservations
+/// already sold keep the terms they were sold on (PostgreSQL copies them at booking).
+async fn set_forward(
+    conn: &mut sqlx::PgConnection,
+    pool_id: i64,
+    forward: Option<&crate::forward::ForwardTerms>,
+) -> Result<(), ServiceError> {
+    let (bp, cents) = forward.map_or((None, None), |f| f.late_credit.to_columns());
+    sqlx::query!(
+        "update capacity_pool set delivery_at = $2, late_credit_bp = $3,
+                late_credit_cents_per_unit_day = $4, walk_away_at = $5
+          where id = $1",
+        pool_id,
+        forward.map(|f| f.delivery_at),
+        bp,
+        cents,
+        forward.map(|f| f.walk_away_at)
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 /// Changes a pool's name, price, terms, discounts and cancellation policy. Its hardware and
 /// size stay as listed: reservations were sold against them.
 pub async fn update_pool(
@@ -193,7 +223,7 @@ pub async fn update_pool(
     let mut tx = db.begin().await?;
     let row = sqlx::query!(
         r#"select p.site_id, p.kind, p.unit_count, p.gpu_model, p.gpus_per_node, p.gpu_memory_gb,
-                  p.interconnect, p.node_power_w, p.block_kw, p.redundancy, p.cooling
+                  p.interconnect, p.node_power_w, p.block_kw, p.redundancy, p.cooling, p.delivery_at
            from capacity_pool p join site s on s.id = p.site_id
            where p.id = $1 and s.operator_id = $2
            for update of p"#,
@@ -235,6 +265,12 @@ pub async fn update_pool(
             "a pool's hardware can't change once listed; send its current spec, or list a new pool",
         ));
     }
+    // A delivery already promised may pass while the site is late; a new or moved one is
+    // checked as a promise made now.
+    if let Some(f) = p.forward.filter(|f| Some(f.delivery_at) != row.delivery_at) {
+        f.check_new_delivery(chrono::Utc::now())
+            .map_err(|(field, m)| ServiceError::invalid(field, m))?;
+    }
     if i64::from(row.unit_count) != p.unit_count {
         return Err(ServiceError::invalid(
             "unit_count",
@@ -263,10 +299,11 @@ pub async fn update_pool(
     .await?;
     replace_policies(&mut tx, row.site_id, pool_id, &p.discounts, &p.cancellation).await?;
     set_sla(&mut tx, pool_id, p.sla.as_ref()).await?;
+    set_forward(&mut tx, pool_id, p.forward.as_ref()).await?;
     let detail = serde_json::json!({
         "name": p.name.trim(), "price_cents": p.price_cents, "min_term_hours": p.min_term_hours,
         "max_term_hours": p.max_term_hours, "min_lead_hours": p.min_lead_hours,
-        "interruptible": p.interruptible, "sla": p.sla,
+        "interruptible": p.interruptible, "sla": p.sla, "forward": p.forward,
     });
     audit::note(
         &mut tx,

@@ -50,6 +50,7 @@ async fn check_request(
     if !pool.listed {
         return Err(ServiceError::NotFound("pool"));
     }
+    pool.check_delivery(&window)?;
     pool.terms.check(&window, now)?;
     let unit_price_cents = pool.price_of(req.tier).ok_or_else(|| {
         ServiceError::invalid(
@@ -135,6 +136,7 @@ pub async fn quote(
         next_start,
         tier: c.tier,
         preemption,
+        forward: c.pool.forward.filter(|_| !c.pool.site_live),
     })
 }
 
@@ -341,6 +343,8 @@ struct Booked {
     /// starts at once.
     shown_state: String,
     held_until: Option<DateTime<Utc>>,
+    /// The forward terms PostgreSQL locked into it (none on a live site).
+    forward: Option<crate::forward::ForwardTerms>,
 }
 
 /// Inserts the reservation and, in the same statement, allocates the free units the
@@ -384,7 +388,8 @@ async fn book(
             select $1, $2, $3, $4, $5, $19, $6, $7, $8, $9, $10, $11, $13, $14, $18,
                    now() + make_interval(mins => $20::int)
             where exists (select 1 from organization where id = $3 and kind <> 'operator')
-            returning id, created_at, held_until
+            returning id, created_at, held_until, forward_delivery_at, forward_late_credit_bp,
+                      forward_late_credit_cents_per_unit_day, forward_walk_away_at
         ),
         chosen as (
             select * from choose_free_units($2, $5, $12, false)
@@ -402,7 +407,9 @@ async fn book(
                                       'end', upper($5::tstzrange), 'total_cents', $11::bigint)
             from res
         )
-        select res.id, res.created_at, res.held_until, (select count(*) from taken) as "allocated!",
+        select res.id, res.created_at, res.held_until, res.forward_delivery_at, res.forward_late_credit_bp,
+               res.forward_late_credit_cents_per_unit_day, res.forward_walk_away_at,
+               (select count(*) from taken) as "allocated!",
                reservation_state_at($19, $5, $17) as "shown_state!"
           from res
         "#,
@@ -436,6 +443,12 @@ async fn book(
         allocated: r.allocated,
         shown_state: r.shown_state,
         held_until: r.held_until,
+        forward: crate::forward::ForwardTerms::from_columns(
+            r.forward_delivery_at,
+            r.forward_late_credit_bp,
+            r.forward_late_credit_cents_per_unit_day,
+            r.forward_walk_away_at,
+        ),
     }))
 }
 
@@ -447,6 +460,9 @@ fn booked(
     customer_id: i64,
     b: Booked,
 ) -> Result<Reservation, ServiceError> {
+    let (late_bp, late_cents) = b
+        .forward
+        .map_or((None, None), |f| f.late_credit.to_columns());
     Row {
         id: b.id,
         pool_id: c.pool.id,
@@ -469,6 +485,10 @@ fn booked(
         cancelled_at: None,
         held_until: b.held_until,
         resale_listing_id: None,
+        forward_delivery_at: b.forward.map(|f| f.delivery_at),
+        forward_late_credit_bp: late_bp,
+        forward_late_credit_cents_per_unit_day: late_cents,
+        forward_walk_away_at: b.forward.map(|f| f.walk_away_at),
     }
     .shown()
 }

@@ -21,12 +21,18 @@ fn cancel_terms(
             "this reservation was bought on resale, and a resale is final: it cannot be cancelled",
         ));
     }
+    // A forward contract whose site is still not delivered on its walk-away date may be
+    // cancelled with a full refund, even once its hours have begun or passed (none were
+    // delivered).
+    let walk_away = !pool.site_live && r.forward.is_some_and(|f| now >= f.walk_away_at);
     match r.state {
         ReservationState::Cancelled => {
             return Err(ServiceError::conflict(
                 "this reservation is already cancelled",
             ))
         }
+        // (A forward contract is not recognised as earned while its site is being built.)
+        ReservationState::Active | ReservationState::Completed if walk_away => {}
         ReservationState::Active | ReservationState::Completed => {
             return Err(ServiceError::conflict(
                 "this reservation has already started; a started contract cannot be cancelled",
@@ -46,7 +52,11 @@ fn cancel_terms(
         ReservationState::Confirmed => {}
     }
     let notice_hours = (r.start - now).num_hours();
-    let refund_bp = pricing::refund_bp_for(notice_hours, &pool.cancellation);
+    let refund_bp = if walk_away {
+        10_000
+    } else {
+        pricing::refund_bp_for(notice_hours, &pool.cancellation)
+    };
     // Credits were given back already; the policy refunds a share of what is left.
     Ok(CancelPreview {
         reservation_id: r.id,

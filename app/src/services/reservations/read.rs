@@ -33,6 +33,10 @@ pub(super) struct Row {
     pub cancelled_at: Option<DateTime<Utc>>,
     pub held_until: Option<DateTime<Utc>>,
     pub resale_listing_id: Option<i64>,
+    pub forward_delivery_at: Option<DateTime<Utc>>,
+    pub forward_late_credit_bp: Option<i32>,
+    pub forward_late_credit_cents_per_unit_day: Option<i64>,
+    pub forward_walk_away_at: Option<DateTime<Utc>>,
 }
 
 impl Row {
@@ -70,6 +74,12 @@ impl Row {
             cancelled_at: self.cancelled_at,
             held_until: self.held_until,
             resale_listing_id: self.resale_listing_id,
+            forward: crate::forward::ForwardTerms::from_columns(
+                self.forward_delivery_at,
+                self.forward_late_credit_bp,
+                self.forward_late_credit_cents_per_unit_day,
+                self.forward_walk_away_at,
+            ),
         })
     }
 }
@@ -98,7 +108,8 @@ pub(super) async fn one(
                   reservation_state_at(r.state, r.during, $3) as "shown_state!", r.tier, r.currency,
                   r.unit_price_cents, r.base_cents, r.discount_cents, r.fee_cents, r.total_cents,
                   r.refund_cents, r.credited_cents, r.created_at, r.cancelled_at, r.held_until,
-                  r.resale_listing_id
+                  r.resale_listing_id, r.forward_delivery_at, r.forward_late_credit_bp,
+                  r.forward_late_credit_cents_per_unit_day, r.forward_walk_away_at
              from reservation r join capacity_pool p on p.id = r.pool_id
             where r.id = $1 and r.customer_id = $2"#,
         id,
@@ -144,7 +155,8 @@ pub async fn list(
                   reservation_state_at(r.state, r.during, $4) as "shown_state!", r.tier, r.currency,
                   r.unit_price_cents, r.base_cents, r.discount_cents, r.fee_cents, r.total_cents,
                   r.refund_cents, r.credited_cents, r.created_at, r.cancelled_at, r.held_until,
-                  r.resale_listing_id
+                  r.resale_listing_id, r.forward_delivery_at, r.forward_late_credit_bp,
+                  r.forward_late_credit_cents_per_unit_day, r.forward_walk_away_at
              from reservation r join capacity_pool p on p.id = r.pool_id
             where r.customer_id = $1 and ($2::bigint is null or r.id < $2)
             order by r.id desc
