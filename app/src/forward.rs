@@ -125,9 +125,11 @@ impl ForwardTerms {
                 "the delivery is a whole hour (minutes and seconds zero, UTC)".into(),
             ));
         }
-        if self.walk_away_at <= self.delivery_at
-            || self.walk_away_at > self.delivery_at + chrono::Duration::days(MAX_WALK_AWAY_DAYS)
-        {
+        // Checked: a date near the end of the calendar must be refused, not overflow.
+        let latest = self
+            .delivery_at
+            .checked_add_signed(chrono::Duration::days(MAX_WALK_AWAY_DAYS));
+        if self.walk_away_at <= self.delivery_at || latest.is_none_or(|l| self.walk_away_at > l) {
             return Err((
                 "walk_away_at",
                 format!(
@@ -197,6 +199,10 @@ mod tests {
         );
         let mut t = terms();
         t.walk_away_at = t.delivery_at;
+        assert_eq!(t.check().unwrap_err().0, "walk_away_at");
+        let mut t = terms();
+        t.delivery_at = Utc.with_ymd_and_hms(262_142, 6, 1, 0, 0, 0).unwrap();
+        t.walk_away_at = t.delivery_at + chrono::Duration::days(1);
         assert_eq!(t.check().unwrap_err().0, "walk_away_at");
         let mut t = terms();
         t.late_credit = LateCredit::Share { bp_per_day: 0 };

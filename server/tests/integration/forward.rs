@@ -246,6 +246,19 @@ async fn json_put(app: &TestApp, key: &str, path: &str, body: Value) -> (u16, Va
     .await
 }
 
+/// Ten days of one node of the market's pool from its committed delivery (30 days ahead).
+async fn ten_days_from_delivery(db: &PgPool, m: &Market) -> app::booking::Reservation {
+    reservations::reserve(
+        db,
+        m.customer,
+        &crate::fixtures::req(m, 8, 24 * 30, 24 * 10),
+        FEE_BP,
+        Utc::now(),
+    )
+    .await
+    .unwrap()
+}
+
 /// The credits of `reservation` for days late, in day order: (day, cents).
 async fn late_credits(db: &PgPool, reservation: i64) -> Vec<(i32, i64)> {
     sqlx::query_as(
@@ -262,16 +275,7 @@ async fn late_credits(db: &PgPool, reservation: i64) -> Vec<(i32, i64)> {
 async fn a_late_delivery_credits_each_day_once_and_the_walk_away_refunds_in_full(db: PgPool) {
     let t = terms(Utc::now());
     let m = building_market(&db, Some(t)).await;
-    // Ten days of one node from the committed delivery.
-    let booked = reservations::reserve(
-        &db,
-        m.customer,
-        &crate::fixtures::req(&m, 8, 24 * 30, 24 * 10),
-        FEE_BP,
-        Utc::now(),
-    )
-    .await
-    .unwrap();
+    let booked = ten_days_from_delivery(&db, &m).await;
     assert_eq!(booked.forward, Some(t));
     let per_day = booked.total_cents / 100; // 1% of the contract, rounded down
 
@@ -331,15 +335,7 @@ async fn a_late_delivery_credits_each_day_once_and_the_walk_away_refunds_in_full
 async fn a_delivered_site_stops_the_late_days_and_says_so(db: PgPool) {
     let t = terms(Utc::now());
     let m = building_market(&db, Some(t)).await;
-    let booked = reservations::reserve(
-        &db,
-        m.customer,
-        &crate::fixtures::req(&m, 8, 24 * 30, 24 * 10),
-        FEE_BP,
-        Utc::now(),
-    )
-    .await
-    .unwrap();
+    let booked = ten_days_from_delivery(&db, &m).await;
     // Delivered now, ahead of its date: no day is ever late.
     sqlx::query("update site set status = 'live' where id = $1")
         .bind(m.site)
