@@ -9,6 +9,7 @@ pub mod app_error;
 pub mod audit;
 pub mod availability;
 pub mod booking;
+pub mod bridge;
 pub mod components;
 pub mod economics;
 pub mod forward;

@@ -119,6 +119,7 @@ pub struct Load {
 
 /// From `at` until the next step, this much firm AI load is committed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct PowerStep {
     pub at: DateTime<Utc>,
     pub committed_w: i64,

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// The events an endpoint can subscribe to.
-pub const EVENTS: [&str; 15] = [
+pub const EVENTS: [&str; 16] = [
     "reservation.created",
     "reservation.cancelled",
     "reservation.started",
@@ -21,6 +21,7 @@ pub const EVENTS: [&str; 15] = [
     "reservation.moved",
     "reservation.credited",
     "site.delivered",
+    "reservation.delayed",
 ];
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

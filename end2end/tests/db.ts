@@ -1,4 +1,5 @@
 import { execFileSync } from "node:child_process";
+import { expect, Browser, Page } from "@playwright/test";
 
 /** Runs SQL against the e2e database with psql and returns its unaligned output. */
 export function sql(query: string): string {
@@ -46,4 +47,15 @@ export function listExtraGpuPool(name: string): number {
     insert into capacity_unit (site_id, pool_id, ordinal, label)
     select site_id, id, n, 'node-' || n from pool, generate_series(1, 4) n`);
   return 32;
+}
+
+/** A new browser context (JavaScript on or off) signed in as `email` with the demo password. */
+export async function signIn(browser: Browser, js: boolean, email: string): Promise<Page> {
+  const page = await (await browser.newContext({ javaScriptEnabled: js })).newPage();
+  await page.goto("/login");
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill("rigshift-demo-2026");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await expect(page.getByTestId("nav-user")).toBeVisible();
+  return page;
 }

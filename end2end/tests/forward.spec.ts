@@ -1,33 +1,26 @@
-import { test, expect, Page, Browser } from "@playwright/test";
-import { demoCustomer, demoOperator, sql } from "./db";
+import { test, expect } from "@playwright/test";
+import { demoCustomer, demoOperator, signIn, sql } from "./db";
 
 // Forward capacity: an operator sells a hall that is still being built ahead of its
 // delivery; a customer finds it in search tagged "forward", is refused a start before the
-// delivery with the date, and reserves from the delivery on. Each run has an operator and a
-// GPU model of its own.
-
-async function signIn(browser: Browser, js: boolean, email: string): Promise<Page> {
-  const page = await (await browser.newContext({ javaScriptEnabled: js })).newPage();
-  await page.goto("/login");
-  await page.getByLabel("Email").fill(email);
-  await page.getByLabel("Password").fill("rigshift-demo-2026");
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await expect(page.getByTestId("nav-user")).toBeVisible();
-  return page;
-}
+// delivery with the date, and reserves from the delivery on; the operator's bridge chart then
+// shows mining until the delivery and the contracted AI load after it. Each run has an
+// operator and a GPU model of its own.
 
 for (const js of [true, false]) {
   test.describe(js ? "hydrated" : "without JavaScript", () => {
     const mode = js ? "js" : "nojs";
 
-    test("a hall being built is sold forward from its delivery, refused before it, and found in search", async ({ browser }) => {
+    test("a hall being built is sold forward from its delivery, refused before it, found in search, and charted on the bridge", async ({ browser }) => {
       const op = demoOperator(`forward-${mode}`);
       const customer = demoCustomer(`forward-${mode}`);
       const model = `RS forward ${mode} ${Date.now() % 1_000_000}`;
       const pool = sql(`
         with s as (insert into site (operator_id, name, country, region, grid_region, energy_source,
-                                     interconnect_kw, pue, cooling, status)
-                   select o.id, 'Hall <i>C</i> ${mode}', 'NO', 'Nordland', 'NO4', 'hydro', 50000, 1.1, 'air', 'building'
+                                     interconnect_kw, pue, cooling, status, hashrate_th,
+                                     fleet_efficiency_j_th, hashprice_usd_cents_per_ph_day)
+                   select o.id, 'Hall <i>C</i> ${mode}', 'NO', 'Nordland', 'NO4', 'hydro', 50000, 1.1, 'air', 'building',
+                          500000, 22, 4800
                      from organization o where o.name = '${op.organization}' returning id),
         p as (insert into capacity_pool (site_id, kind, name, unit_count, gpu_model, gpus_per_node, gpu_memory_gb,
                                          interconnect, node_power_w, price_cents, min_lead_hours)
@@ -72,6 +65,33 @@ for (const js of [true, false]) {
       await buyer.getByTestId("confirm-reserve").click();
       await expect(buyer).toHaveURL(/\/reservations\/\d+$/);
       await expect(buyer.getByTestId("reservation-forward")).toContainText("1.5% of the contract");
+
+      // The operator's bridge: mining (0.5 EH/s at 22 J/TH, 11 MW) until the delivery, then
+      // the node just sold (10.2 kW × PUE 1.1 = 11 kW) against the two listed (22 kW).
+      const site = sql(`select site_id from capacity_pool where id = ${pool}`);
+      await ops.goto(`/operator/sites/${site}`);
+      const bridge = ops.getByTestId("bridge");
+      await expect(bridge.getByTestId("bridge-delivery")).toBeVisible();
+      await expect(bridge.getByTestId("bridge-forward-revenue")).toContainText("$");
+      await expect(bridge.getByTestId("bridge-mining-revenue")).toContainText("$");
+      const chart = bridge.getByTestId("bridge-chart");
+      await expect(chart).toBeVisible();
+      const mining = chart.getByTestId("bridge-mining");
+      await expect(mining).toHaveCount(1);
+      const right = Number(await mining.getAttribute("x")) + Number(await mining.getAttribute("width"));
+      const deliveryX = Number(await chart.getByTestId("bridge-delivery-line").getAttribute("x1"));
+      expect(Math.abs(right - deliveryX)).toBeLessThan(0.2);
+      expect(await chart.getByTestId("bridge-ai").getAttribute("d")).toContain("L");
+      const periods = bridge.getByTestId("bridge-periods");
+      const deliveryRow = periods.locator("tr", { hasText: delivery.replace("T", " ") });
+      await expect(deliveryRow).toContainText("11 kW");
+      await expect(deliveryRow).toContainText("22 kW");
+      await expect(periods.locator("tbody tr").first()).toContainText("11.00 MW");
+      // The economics page shows the same bridge under the site's name, as text.
+      await ops.goto("/operator/economics");
+      const there = ops.getByTestId("bridge").filter({ hasText: `Hall <i>C</i> ${mode}` });
+      await expect(there.getByRole("heading")).toHaveText(`The bridge at Hall <i>C</i> ${mode}`);
+      await expect(there.getByTestId("bridge-chart")).toBeVisible();
     });
   });
 }

@@ -1,20 +1,10 @@
-import { test, expect, Page, Browser } from "@playwright/test";
-import { demoCustomer, demoOperator, sql } from "./db";
+import { test, expect, Page } from "@playwright/test";
+import { demoCustomer, demoOperator, signIn, sql } from "./db";
 
 // Incidents: an operator marks a node down during a running reservation; the customer sees
 // the move to a spare; a second incident with no spare credits the hours and offers the
 // same capacity at another of the operator's sites; search shows each pool's reliability.
 // Each test has an operator of its own with two sites and a GPU model of its own.
-
-async function signIn(browser: Browser, js: boolean, email: string): Promise<Page> {
-  const page = await (await browser.newContext({ javaScriptEnabled: js })).newPage();
-  await page.goto("/login");
-  await page.getByLabel("Email").fill(email);
-  await page.getByLabel("Password").fill("rigshift-demo-2026");
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await expect(page.getByTestId("nav-user")).toBeVisible();
-  return page;
-}
 
 /** Two live sites of `operator`, each with a pool of `model` nodes on sale for 60 days. */
 function twoSites(operator: string, model: string): { main: string; other: string } {

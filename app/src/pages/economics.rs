@@ -1,7 +1,8 @@
 //! The mining trade-off, per site: what a MWh earns as AI capacity (at the list prices and
 //! in the actual bookings) against what it earns in the site's mining fleet, the GPU-hour
 //! price that breaks even, and a what-if price. The what-if is a GET form, so it works
-//! without JavaScript and the figures can be shared by URL.
+//! without JavaScript and the figures can be shared by URL. Below: the bridge of each site
+//! whose hall is being built and sold forward, and demand response.
 
 use crate::app_error::AppError;
 use crate::components::{clean_error, NotOperator, SignedIn};
@@ -28,6 +29,17 @@ pub async fn demand_response() -> Result<Vec<DemandResponseMonth>, AppError> {
         .operator(crate::account::Scope::Read)
         .map_err(web::fail)?;
     grid_events::demand_response(&web::db()?, me)
+        .await
+        .map_err(web::fail)
+}
+
+#[server(endpoint = "site_bridges")]
+pub async fn site_bridges() -> Result<Vec<crate::bridge::Bridge>, AppError> {
+    use crate::services::{bridge, web};
+    let me = web::principal()?
+        .operator(crate::account::Scope::Read)
+        .map_err(web::fail)?;
+    bridge::operator(&web::db()?, me, chrono::Utc::now())
         .await
         .map_err(web::fail)
 }
@@ -94,7 +106,26 @@ fn Economics() -> impl IntoView {
                 }
             })}
         </Transition>
+        <Bridges/>
         <DemandResponse/>
+    }
+}
+
+/// Every site converting from mining to AI: its bridge (nothing when none is).
+#[component]
+fn Bridges() -> impl IntoView {
+    let bridges = crate::resource::load(|| (), |_| site_bridges());
+    view! {
+        <Transition fallback=|| view! { <p class="loading" role="status">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match bridges.await {
+                    Ok(list) => list.into_iter().map(|b| view! {
+                        <crate::pages::bridge::BridgePanel bridge=b heading=true/>
+                    }).collect_view().into_any(),
+                    Err(e) => view! { <p class="form-error" role="alert">{clean_error(&e.to_string())}</p> }.into_any(),
+                }
+            })}
+        </Transition>
     }
 }
 

@@ -1,9 +1,10 @@
-//! One module per page.
+//! One module per page (and `bridge`, the panel two operator pages share).
 
 pub mod account;
 pub mod activity;
 pub mod admin;
 pub mod books;
+pub mod bridge;
 pub mod developers;
 pub mod earnings;
 pub mod economics;

@@ -128,11 +128,11 @@ pub async fn update_pool_terms(pool_id: i64, terms: PoolTermsForm) -> Result<(),
     let input = terms
         .apply(listed)
         .map_err(|(field, m)| web::fail(ServiceError::invalid(field, m)))?;
-    catalog::update_pool(&db, me, pool_id, &input)
+    let delayed = catalog::update_pool(&db, me, pool_id, &input)
         .await
         .map_err(web::fail)?;
     leptos_axum::redirect(&format!(
-        "/operator/pools/{pool_id}?updated={}",
+        "/operator/pools/{pool_id}?updated={}&delayed={delayed}",
         chrono::Utc::now().timestamp()
     ));
     Ok(())
@@ -203,13 +203,18 @@ fn Pool(
         use_query_map().with_untracked(|q| q.get("incident").and_then(|v| v.parse().ok()));
     let notice = use_query_map().with_untracked(|q| {
         if q.get("listed").is_some() {
-            Some("Pool listed and on sale.")
+            Some("Pool listed and on sale.".to_string())
         } else if q.get("blackout").is_some() {
-            Some("Blackout added: its units are out of sale for that window.")
+            Some("Blackout added: its units are out of sale for that window.".to_string())
         } else if q.get("updated").is_some() {
-            Some("Price and terms saved; reservations already made keep their locked price.")
+            match q.get("delayed").and_then(|d| d.parse::<i64>().ok()).filter(|d| *d > 0) {
+                Some(n) => Some(format!(
+                    "Price and terms saved. The later delivery shifted {n} reservation(s) by the delay, whole; their customers were told, and their contracts keep the delivery they were sold on."
+                )),
+                None => Some("Price and terms saved; reservations already made keep their locked price.".to_string()),
+            }
         } else if q.get("opened").is_some() {
-            Some("Sale window opened.")
+            Some("Sale window opened.".to_string())
         } else {
             None
         }
@@ -468,7 +473,7 @@ fn TermsEditForm(pool_id: i64, terms: PoolTermsForm, gpu: bool) -> impl IntoView
                     <span class="small muted">"e.g. 99.5:10, 99:25, 95:50; the deepest tier reached pays"</span></label>
                 <label>"Forward: committed delivery (UTC)"
                     <input type="datetime-local" name="terms[forward_delivery]" step="3600" value=terms.forward_delivery/>
-                    <span class="small muted">"for a hall being built; blank to sell once the site is live"</span></label>
+                    <span class="small muted">"for a hall being built; blank to sell once the site is live. A later date shifts reservations it passes by the delay, whole (refused if they would overlap others)"</span></label>
                 <label>"Forward: credit per day late"
                     <input type="text" name="terms[forward_late_credit]" value=terms.forward_late_credit/>
                     <span class="small muted">"a share of the contract, e.g. 1%, or USD per unit, e.g. 25.00"</span></label>

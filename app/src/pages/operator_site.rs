@@ -1,5 +1,6 @@
 //! An operator's site: its details (create and edit), its power over the next 90 days
 //! (interconnect, firm AI load committed by reservations, what is left for mining), the
+//! bridge from mining to AI while its hall is built and sold forward, the
 //! booked revenue ahead, its pools, and the forms that list new GPU or power-block pools.
 
 use crate::app_error::AppError;
@@ -30,6 +31,9 @@ pub struct SiteOverview {
     pub grid_events: Vec<GridEvent>,
     /// The idempotency key of the grid event form.
     pub grid_event_key: String,
+    /// Mining until the hall's delivery and AI sold forward after it, while the site is
+    /// being built or has forward contracts.
+    pub bridge: Option<crate::bridge::Bridge>,
 }
 
 /// Grid events the site page lists.
@@ -38,7 +42,7 @@ const GRID_EVENTS_SHOWN: i64 = 50;
 
 #[server(endpoint = "load_site_overview")]
 pub async fn load_site_overview(id: i64) -> Result<SiteOverview, AppError> {
-    use crate::services::{catalog, grid_events, operations, utilization, web};
+    use crate::services::{bridge, catalog, grid_events, operations, utilization, web};
     let me = web::principal()?
         .operator(crate::account::Scope::Read)
         .map_err(web::fail)?;
@@ -54,6 +58,9 @@ pub async fn load_site_overview(id: i64) -> Result<SiteOverview, AppError> {
     let grid_events = grid_events::list(&db, me, id, None, GRID_EVENTS_SHOWN)
         .await
         .map_err(web::fail)?;
+    let bridge = bridge::site(&db, me, id, chrono::Utc::now())
+        .await
+        .map_err(web::fail)?;
     Ok(SiteOverview {
         id,
         site: SiteForm::from(&site),
@@ -61,6 +68,7 @@ pub async fn load_site_overview(id: i64) -> Result<SiteOverview, AppError> {
         pools,
         grid_events,
         grid_event_key: crate::components::form_key().await?,
+        bridge,
     })
 }
 
@@ -328,6 +336,7 @@ fn Site(overview: SiteOverview) -> impl IntoView {
         pools,
         grid_events,
         grid_event_key,
+        bridge,
     } = overview;
     let name = site.name.clone();
     view! {
@@ -335,6 +344,7 @@ fn Site(overview: SiteOverview) -> impl IntoView {
         <p class="crumbs"><a href="/operator">"Operations"</a> " › " {name.clone()}</p>
         <h1>{name.clone()}</h1>
         {saved.then(|| view! { <p class="form-ok" role="status" data-testid="site-saved">"Site saved."</p> })}
+        {bridge.map(|b| view! { <crate::pages::bridge::BridgePanel bridge=b/> })}
         <PowerPanel power=power events=grid_events.clone()/>
         <GridEventsPanel site_id=id events=grid_events recorded=recorded form_key=grid_event_key/>
         <section class="panel" aria-labelledby="pools-title">

@@ -140,6 +140,9 @@ pub enum Refusal {
     /// A forward booking was to start before its pool's delivery
     /// (`forward_starts_at_delivery`).
     BeforeDelivery,
+    /// A delivery was to move later past a reservation that cannot be shifted whole: hours
+    /// of it were taken or are on resale (`forward_delay_keeps_contracts_whole`).
+    DelayBreaksContract,
     /// Another check refused the change (23514): the request breaks a rule the database keeps.
     Check,
 }
@@ -165,6 +168,7 @@ pub fn refusal(err: &sqlx::Error) -> Option<Refusal> {
         Some("incident_offer_taken") => Some(Refusal::OfferTaken),
         Some("pool_not_on_sale_before_delivery") => Some(Refusal::NotSoldBeforeDelivery),
         Some("forward_starts_at_delivery") => Some(Refusal::BeforeDelivery),
+        Some("forward_delay_keeps_contracts_whole") => Some(Refusal::DelayBreaksContract),
         _ => None,
     };
     by_name.or(match db.code().as_deref() {

@@ -270,7 +270,8 @@ pub async fn reconcile(db: &PgPool, now: DateTime<Utc>) -> Result<Reconciliation
     //                              platform (and nothing else).
     // And every unit-hour a preemption, a grid event or an incident took is credited exactly once: the
     // cuts' unit-hours equal the credits' (unless nothing was left to credit, or the price
-    // comes to less than a cent per unit-hour, when the credit is rightly absent).
+    // comes to less than a cent per unit-hour, when the credit is rightly absent). And no
+    // late-delivery credit pays a day not owed or more than the contract's daily amount.
     let differences = sqlx::query_as!(
         Difference,
         r#"with expected as (
@@ -362,12 +363,36 @@ pub async fn reconcile(db: &PgPool, now: DateTime<Utc>) -> Result<Reconciliation
                 where i.hours is distinct from coalesce(h.hours, 0)
                   and r.total_cents - r.credited_cents - coalesce(r.refund_cents, 0) > 0
                   and r.total_cents >= r.unit_count * extract(epoch from upper(r.during) - lower(r.during)) / 3600
+              union all
+               -- Late-delivery credits: none for a day not yet owed (day n is owed once n
+               -- full days passed since the committed delivery with the site still being
+               -- built, within the contract), none above the contract's daily amount.
+               select r.id, m.what, 0::bigint, m.n
+                 from reservation r
+                 join site s on s.id = r.site_id
+                 cross join lateral (
+                     select count(*) filter (
+                                where c.late_day > floor(extract(epoch from
+                                          least($1, coalesce(s.delivered_at, $1), upper(r.during))
+                                          - r.forward_delivery_at) / 86400)) as early,
+                            count(*) filter (
+                                where c.amount_cents > coalesce(
+                                          floor(r.total_cents::numeric * r.forward_late_credit_bp / 10000)::bigint,
+                                          r.forward_late_credit_cents_per_unit_day * r.unit_count)) as above
+                       from reservation_credit c
+                      where c.reservation_id = r.id and c.reason = 'late_delivery') k
+                 cross join lateral (values
+                     ('late-delivery credits for days not owed', k.early),
+                     ('late-delivery credits above the daily amount', k.above)
+                 ) as m (what, n)
+                where r.forward_delivery_at is not null and m.n > 0
            )
            select id as "reservation_id!", what as "what!", expected as "expected_cents!",
                   actual as "actual_cents!"
              from found
             order by id, what
-            limit 1000"#
+            limit 1000"#,
+        now
     )
     .fetch_all(db)
     .await?;

@@ -7,6 +7,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod availability;
 pub mod blackouts;
+pub mod bridge;
 pub mod catalog;
 pub mod economics;
 pub mod error;

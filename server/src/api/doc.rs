@@ -33,7 +33,7 @@ Each key may make a limited number of requests a minute (429 with `Retry-After` 
         reservations::hold, reservations::confirm,
         orders::create, orders::list, orders::get, orders::cancel,
         resale::offers, resale::create, resale::mine, resale::withdraw, resale::buy,
-        operations::list_sites, operations::get_site, operations::create_site, operations::update_site,
+        operations::list_sites, operations::get_site, operations::site_bridge, operations::create_site, operations::update_site,
         operations::create_pool, operations::update_pool, operations::open_window,
         operations::list_blackouts, operations::create_blackout, operations::delete_blackout,
         operations::list_bookings,

@@ -74,6 +74,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(operations::get_site).put(operations::update_site),
         )
         .route("/sites/{id}/pools", post(operations::create_pool))
+        .route("/sites/{id}/bridge", get(operations::site_bridge))
         .route(
             "/sites/{id}/grid-events",
             get(grid_events::list).post(grid_events::create),

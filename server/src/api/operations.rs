@@ -96,6 +96,40 @@ pub async fn get_site(
     Ok(Json(operations::site(&s.db, me, id).await?))
 }
 
+/// A site's bridge from mining to AI, or none when it is live and sells nothing forward.
+#[derive(Serialize, ToSchema)]
+pub struct SiteBridge {
+    pub site_id: i64,
+    pub bridge: Option<app::bridge::Bridge>,
+}
+
+/// One of the operator's sites converting from mining to AI: mining revenue until the hall's
+/// delivery, the forward AI revenue contracted after it, the firm AI load over time against
+/// the interconnect (each pool from its delivery) and the share of the hall's first 90 days
+/// pre-sold.
+#[utoipa::path(get, path = "/api/v1/sites/{id}/bridge", tag = "operations",
+    params(("id" = i64, Path, description = "Site id", minimum = 1)),
+    security(("api_key" = ["read"])),
+    responses(
+        (status = 200, description = "The site's bridge (null when it has none)", body = SiteBridge),
+        (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an operator organization, or no `read` scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such site of this organization", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limit reached", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn site_bridge(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Id(id): Id,
+) -> ApiResult<Json<SiteBridge>> {
+    let me = p.operator(Scope::Read)?;
+    let bridge = app::services::bridge::site(&s.db, me, id, Utc::now()).await?;
+    Ok(Json(SiteBridge {
+        site_id: id,
+        bridge,
+    }))
+}
+
 /// Lists a new site. Send an `Idempotency-Key` to retry safely.
 #[utoipa::path(post, path = "/api/v1/sites", tag = "operations", request_body = SiteInput,
     params(("Idempotency-Key" = Option<String>, Header, description = "A unique key per intended site; a retry with the same key and body replays the first answer", min_length = 1, max_length = 200, pattern = "^[!-~]+$")),
@@ -201,16 +235,19 @@ pub async fn create_pool(
 }
 
 /// Changes a pool's name, price, terms, discounts and cancellation policy (its hardware and
-/// size stay as listed).
+/// size stay as listed). Moving a forward pool's delivery later shifts the reservations the
+/// new date passes by the delay, whole (each customer gets `reservation.delayed`); their
+/// contracts keep the delivery they were sold on, so late credits still count from it.
 #[utoipa::path(put, path = "/api/v1/pools/{id}", tag = "operations", request_body = PoolInput,
     params(("id" = i64, Path, description = "Pool id", minimum = 1)),
     security(("api_key" = ["operate"])),
     responses(
-        (status = 200, description = "The pool's id", body = Created),
+        (status = 200, description = "The pool's id and the reservations a later delivery shifted", body = PoolUpdated),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or bad API key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an operator organization, or no `operate` scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such pool of this organization", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A later delivery would shift a reservation into hours already sold or blocked on its units, or one with hours taken or on resale; nothing changed", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid pool, or a change of hardware or size", body = Problem, content_type = "application/problem+json"),
@@ -221,10 +258,21 @@ pub async fn update_pool(
     Caller(p): Caller,
     Id(id): Id,
     Body(input): Body<PoolInput>,
-) -> ApiResult<Json<Created>> {
+) -> ApiResult<Json<PoolUpdated>> {
     let me = p.operator(Scope::Operate)?;
-    catalog::update_pool(&s.db, me, id, &input).await?;
-    Ok(Json(Created { id }))
+    let delayed_reservations = catalog::update_pool(&s.db, me, id, &input).await?;
+    Ok(Json(PoolUpdated {
+        id,
+        delayed_reservations,
+    }))
+}
+
+/// A pool's terms changed.
+#[derive(Serialize, ToSchema)]
+pub struct PoolUpdated {
+    pub id: i64,
+    /// Reservations a later delivery shifted (each customer got `reservation.delayed`).
+    pub delayed_reservations: i64,
 }
 
 /// Upcoming maintenance on the operator's pools, newest first.

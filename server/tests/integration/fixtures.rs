@@ -89,17 +89,34 @@ pub async fn market(db: &PgPool, nodes: i64) -> Market {
 
 /// [`market`] with `suffix` on the organizations' (unique) names, for several in one database.
 pub async fn market_named(db: &PgPool, nodes: i64, suffix: &str) -> Market {
+    market_on(
+        db,
+        suffix,
+        &site_input("Site", 50_000),
+        &gpu_pool("H100s", nodes),
+        (-24, 24 * 60),
+    )
+    .await
+}
+
+/// An operator with `site` and `pool` on it, on sale over `window` (hours from this hour),
+/// and two customers; `suffix` as in [`market_named`].
+pub async fn market_on(
+    db: &PgPool,
+    suffix: &str,
+    site: &SiteInput,
+    pool: &PoolInput,
+    window: (i64, i64),
+) -> Market {
     let now = Utc::now();
     let operator = org(db, &format!("Op{suffix}"), "operator").await;
     let customer = org(db, &format!("Cust{suffix}"), "customer").await;
     let other_customer = org(db, &format!("Other{suffix}"), "customer").await;
-    let site = catalog::create_site(db, operator, &site_input("Site", 50_000))
+    let site = catalog::create_site(db, operator, site).await.unwrap();
+    let pool = catalog::create_pool(db, operator, site, pool, None)
         .await
         .unwrap();
-    let pool = catalog::create_pool(db, operator, site, &gpu_pool("H100s", nodes), None)
-        .await
-        .unwrap();
-    catalog::open_window(db, operator, pool, hour(now, -24), hour(now, 24 * 60))
+    catalog::open_window(db, operator, pool, hour(now, window.0), hour(now, window.1))
         .await
         .unwrap();
     Market {

@@ -2,7 +2,7 @@
 //! its first sale window), reading it back for its edit form, and changing its terms.
 
 use super::inputs::{validate_pool, PoolInput, PoolSpec};
-use super::interconnect::{check_interconnect, firm_load_w, lock_site};
+use super::interconnect::{check_interconnect, counts_from, listed_load, lock_site};
 use super::windows::open_window_in;
 use crate::power;
 use crate::pricing::{CancellationTier, TermDiscount};
@@ -26,13 +26,23 @@ pub async fn create_pool(
             .map_err(|(field, m)| ServiceError::invalid(field, m))?;
     }
     let mut tx = db.begin().await?;
-    let (interconnect_kw, pue) = lock_site(&mut tx, operator_id, site_id).await?;
-    let committed = firm_load_w(&mut tx, site_id, pue).await?;
+    let site = lock_site(&mut tx, operator_id, site_id).await?;
+    let now = chrono::Utc::now();
+    let listed = listed_load(&mut tx, site_id, site.pue, site.building, now).await?;
     let adding = match &p.spec {
-        PoolSpec::Gpu { node_power_w, .. } => power::gpu_firm_w(p.unit_count, *node_power_w, pue),
+        PoolSpec::Gpu { node_power_w, .. } => {
+            power::gpu_firm_w(p.unit_count, *node_power_w, site.pue)
+        }
         PoolSpec::Power { block_kw, .. } => power::blocks_firm_w(p.unit_count, *block_kw),
     };
-    check_interconnect(committed, interconnect_kw, adding, "unit_count")?;
+    let from = counts_from(site.building, p.forward.map(|f| f.delivery_at), now);
+    check_interconnect(
+        &listed,
+        site.interconnect_kw,
+        Some((from, adding)),
+        "unit_count",
+        now,
+    )?;
     let (kind, gpu_model, gpus, mem, fabric, node_w, block_kw, redundancy, cooling) = match &p.spec
     {
         PoolSpec::Gpu {
@@ -211,14 +221,45 @@ async fn set_forward(
     Ok(())
 }
 
+/// Moves a forward pool's delivery later, shifting every reservation the new date passes by
+/// the delay (PostgreSQL's `forward_move_delivery`: whole, on the same units, in order, each
+/// customer told by `reservation.delayed`); returns how many moved. Refused, changing
+/// nothing, when a shifted reservation would run into hours sold or blocked on its units.
+async fn delay_delivery(
+    conn: &mut PgConnection,
+    pool_id: i64,
+    delivery_at: chrono::DateTime<chrono::Utc>,
+) -> Result<i64, ServiceError> {
+    use crate::services::error::{refusal, Refusal};
+    let when = delivery_at.format("%Y-%m-%d %H:%M UTC");
+    sqlx::query_scalar!(
+        r#"select forward_move_delivery($1, $2) as "shifted!""#,
+        pool_id,
+        delivery_at
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map(i64::from)
+    .map_err(|e| match refusal(&e) {
+        Some(Refusal::UnitTaken) => ServiceError::conflict(format!(
+            "moving the delivery to {when} would shift reservations sold before it into hours already sold or blocked on the same units; move it less, or agree new dates with those customers first"
+        )),
+        Some(Refusal::DelayBreaksContract) => ServiceError::conflict(format!(
+            "moving the delivery to {when} would shift a reservation that has hours taken from it or listed for resale; it can't be shifted whole"
+        )),
+        _ => e.into(),
+    })
+}
+
 /// Changes a pool's name, price, terms, discounts and cancellation policy. Its hardware and
-/// size stay as listed: reservations were sold against them.
+/// size stay as listed: reservations were sold against them. Returns how many reservations a
+/// later delivery shifted ([`delay_delivery`]).
 pub async fn update_pool(
     db: &PgPool,
     operator_id: i64,
     pool_id: i64,
     p: &PoolInput,
-) -> Result<(), ServiceError> {
+) -> Result<i64, ServiceError> {
     validate_pool(p)?;
     let mut tx = db.begin().await?;
     let row = sqlx::query!(
@@ -299,8 +340,15 @@ pub async fn update_pool(
     .await?;
     replace_policies(&mut tx, row.site_id, pool_id, &p.discounts, &p.cancellation).await?;
     set_sla(&mut tx, pool_id, p.sla.as_ref()).await?;
+    let delayed = match (&p.forward, row.delivery_at) {
+        (Some(f), Some(was)) if f.delivery_at > was => {
+            delay_delivery(&mut tx, pool_id, f.delivery_at).await?
+        }
+        _ => 0,
+    };
     set_forward(&mut tx, pool_id, p.forward.as_ref()).await?;
     let detail = serde_json::json!({
+        "delayed_reservations": delayed,
         "name": p.name.trim(), "price_cents": p.price_cents, "min_term_hours": p.min_term_hours,
         "max_term_hours": p.max_term_hours, "min_lead_hours": p.min_lead_hours,
         "interruptible": p.interruptible, "sla": p.sla, "forward": p.forward,
@@ -314,7 +362,7 @@ pub async fn update_pool(
     )
     .await?;
     tx.commit().await?;
-    Ok(())
+    Ok(delayed)
 }
 
 async fn replace_policies(

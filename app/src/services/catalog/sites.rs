@@ -2,7 +2,7 @@
 //! must still carry the firm load already listed on the site.
 
 use super::inputs::{validate_site, SiteInput};
-use super::interconnect::{check_interconnect, firm_load_w, lock_site};
+use super::interconnect::{check_interconnect, listed_load, lock_site};
 use crate::services::audit;
 use crate::services::error::ServiceError;
 use sqlx::{PgConnection, PgPool};
@@ -91,8 +91,10 @@ pub async fn update_site(
     validate_site(s)?;
     let mut tx = db.begin().await?;
     lock_site(&mut tx, operator_id, site_id).await?;
-    let load_w = firm_load_w(&mut tx, site_id, s.pue).await?;
-    check_interconnect(load_w, s.interconnect_kw, 0, "interconnect_kw")?;
+    // As the site will be: a site marked live counts every pool from now.
+    let now = chrono::Utc::now();
+    let listed = listed_load(&mut tx, site_id, s.pue, s.status == "building", now).await?;
+    check_interconnect(&listed, s.interconnect_kw, None, "interconnect_kw", now)?;
     sqlx::query!(
         r#"update site set name = $3, country = $4, region = $5, grid_region = $6, energy_source = $7,
                            interconnect_kw = $8, pue = $9, cooling = $10, status = $11, hashrate_th = $12,
