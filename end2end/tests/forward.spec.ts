@@ -4,8 +4,9 @@ import { demoCustomer, demoOperator, signIn, sql } from "./db";
 // Forward capacity: an operator sells a hall that is still being built ahead of its
 // delivery; a customer finds it in search tagged "forward", is refused a start before the
 // delivery with the date, and reserves from the delivery on; the operator's bridge chart then
-// shows mining until the delivery and the contracted AI load after it. Each run has an
-// operator and a GPU model of its own.
+// shows mining until the delivery and the contracted AI load after it; past the walk-away
+// date, undelivered, the customer walks away with a full refund. Each run has an operator
+// and a GPU model of its own.
 
 for (const js of [true, false]) {
   test.describe(js ? "hydrated" : "without JavaScript", () => {
@@ -92,6 +93,26 @@ for (const js of [true, false]) {
       const there = ops.getByTestId("bridge").filter({ hasText: `Hall <i>C</i> ${mode}` });
       await expect(there.getByRole("heading")).toHaveText(`The bridge at Hall <i>C</i> ${mode}`);
       await expect(there.getByTestId("bridge-chart")).toBeVisible();
+
+      // Past the walk-away date with the hall still not delivered (the contract's dates are
+      // moved into the past in the database, its triggers off for that one session): the
+      // customer walks away from the reservation page, and everything comes back.
+      const reservation = sql(`select id from reservation where pool_id = ${pool}`);
+      const past = (hours: number) => `date_trunc('hour', now()) - interval '${hours} hours'`;
+      sql(`set session_replication_role = replica;
+           update allocation set during = tstzrange(${past(48)}, ${past(24)}) where reservation_id = ${reservation};
+           update reservation set forward_delivery_at = ${past(72)}, forward_walk_away_at = ${past(1)},
+                                  during = tstzrange(${past(48)}, ${past(24)})
+            where id = ${reservation}`);
+      await buyer.goto(`/reservations/${reservation}`);
+      const walk = buyer.getByTestId("walk-away");
+      await expect(walk).toContainText("not delivered by the walk-away date");
+      await walk.getByTestId("walk-away-cancel").click();
+      await expect.poll(() => sql(`select state from reservation where id = ${reservation}`)).toBe("cancelled");
+      expect(sql(`select refund_cents + credited_cents = total_cents from reservation where id = ${reservation}`)).toBe("t");
+      await buyer.goto(`/reservations/${reservation}`);
+      await expect(buyer.getByTestId("reservation-facts")).toContainText("cancelled");
+      await expect(buyer.getByTestId("walk-away")).toHaveCount(0);
     });
   });
 }

@@ -1,19 +1,13 @@
 import { test, expect, Page, Browser } from "@playwright/test";
-import { demoCustomer, sql } from "./db";
+import { demoCustomer, signIn, sql } from "./db";
 
 // The market's tools: holds at a binding price, resale of reserved hours, standing orders.
 // Each test lists its own one-node pool under a GPU model of its own, so what it searches,
 // holds and sells is its alone.
 
-async function signedIn(browser: Browser, js: boolean, tag: string): Promise<Page> {
-  const page = await (await browser.newContext({ javaScriptEnabled: js })).newPage();
-  const { email } = demoCustomer(tag);
-  await page.goto("/login");
-  await page.getByLabel("Email").fill(email);
-  await page.getByLabel("Password").fill("rigshift-demo-2026");
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await expect(page.getByTestId("nav-user")).toBeVisible();
-  return page;
+/** A new demo customer, signed in, in a context with JavaScript on or off. */
+function signedIn(browser: Browser, js: boolean, tag: string): Promise<Page> {
+  return signIn(browser, js, demoCustomer(tag).email);
 }
 
 /** A one-node pool at $12.00 per GPU-hour on a live demo site, on sale for a year. */

@@ -36,12 +36,14 @@ pub fn BridgePanel(bridge: Bridge, #[prop(optional)] heading: bool) -> impl Into
     let mining = match (b.mining_until_delivery_cents, b.mining_draw_w()) {
         (Some(cents), Some(draw)) => view! {
             <dd data-testid="bridge-mining-revenue">{format_cents(cents, &b.currency)}</dd>
-            <dd class="small muted">{format!("{} of mining until the delivery", format_watts(draw))}</dd>
+            <dd class="note">{format!("{} of mining until the delivery", format_watts(draw))}</dd>
         }
         .into_any(),
-        _ if !b.building => view! { <dd data-testid="bridge-mining-revenue">"delivered"</dd> }.into_any(),
+        _ if !b.building => {
+            view! { <dd data-testid="bridge-mining-revenue">"delivered"</dd> }.into_any()
+        }
         _ => view! { <dd data-testid="bridge-mining-revenue">"—"</dd>
-            <dd class="small muted">"give the site its hashrate, fleet efficiency and hashprice"</dd> }
+        <dd class="note">"give the site its hashrate, fleet efficiency and hashprice"</dd> }
         .into_any(),
     };
     let presold = percent(b.presold_bp());
@@ -54,10 +56,10 @@ pub fn BridgePanel(bridge: Bridge, #[prop(optional)] heading: bool) -> impl Into
                 <div><dt>"Mining until then"</dt>{mining}</div>
                 <div><dt>"Forward AI contracted"</dt>
                     <dd data-testid="bridge-forward-revenue">{format_cents(b.forward_revenue_cents, &b.currency)}</dd>
-                    <dd class="small muted">{format!("{} contract(s), before the platform's fee", b.forward_contracts)}</dd></div>
+                    <dd class="note">{format!("{} contract(s), before the platform's fee", b.forward_contracts)}</dd></div>
                 <div><dt>"Pre-sold"</dt>
                     <dd data-testid="bridge-presold">{presold}</dd>
-                    <dd class="small muted">{format!("of the hall's first {PRESOLD_DAYS} days")}</dd></div>
+                    <dd class="note">{format!("of the hall's first {PRESOLD_DAYS} days")}</dd></div>
                 {(b.late_credits_cents > 0).then(|| view! {
                     <div><dt>"Late-delivery credits paid"</dt>
                         <dd data-testid="bridge-late-credits">{format_cents(b.late_credits_cents, &b.currency)}</dd></div>
@@ -114,18 +116,28 @@ fn step_path(
 fn BridgeChart(bridge: Bridge, delivery: DateTime<Utc>) -> impl IntoView {
     const W: f64 = 640.0;
     const H: f64 = 220.0;
-    const PAD_L: f64 = 56.0;
+    const PAD_L: f64 = 68.0;
     const PAD_B: f64 = 24.0;
     let b = bridge;
     let interconnect = b.interconnect_kw * 1000;
     let listed_peak = b.listed.iter().map(|s| s.committed_w).max().unwrap_or(0);
-    let top = interconnect.max(listed_peak).max(1) as f64;
+    // Scaled to the hall: a hall is often a sliver of an interconnect that a mining fleet
+    // fills, and drawn to the interconnect its AI load would not show. What is above the
+    // scale (the interconnect, the fleet) is drawn at the top and labelled "off scale".
+    let hall = listed_peak.max(b.peak_contracted_w()).max(1);
+    let top_w = if interconnect <= hall * 2 {
+        interconnect.max(hall)
+    } else {
+        hall + hall / 5
+    };
+    let top = top_w as f64;
     let (from, to) = (b.from, b.to);
     let span = (to - from).num_seconds().max(1);
     let x = move |t: DateTime<Utc>| {
         PAD_L + ((t - from).num_seconds().clamp(0, span) as f64 / span as f64) * (W - PAD_L - 4.0)
     };
-    let y = move |w: i64| 6.0 + (1.0 - w as f64 / top) * (H - PAD_B - 10.0);
+    let y = move |w: i64| 6.0 + (1.0 - w.min(top_w) as f64 / top) * (H - PAD_B - 10.0);
+    let off_scale = |w: i64| if w > top_w { " (off scale)" } else { "" };
     let mining_w = if b.building { b.mining_draw_w() } else { None };
     let ai_area = step_path(&b.contracted, to, x, y, true);
     let listed_line = step_path(&b.listed, to, x, y, false);
@@ -187,22 +199,23 @@ fn BridgeChart(bridge: Bridge, delivery: DateTime<Utc>) -> impl IntoView {
                         width=(delivery_x - x(from)).max(0.0) height=(y(0) - y(w)).max(0.0)>
                         <title>{format!("Mining: {} until {}", format_watts(w), utc_minute(delivery))}</title>
                     </rect>
-                    <text x=x(from) + 4.0 y=y(w) + 14.0 class="chart-label">"mining"</text>
+                    <text x=x(from) + 4.0 y=y(w) + 14.0 class="chart-label">{format!("mining {}{}", format_watts(w), off_scale(w))}</text>
                 })}
                 <path d=ai_area class="ai-area" data-testid="bridge-ai" fill=format!("url(#bridge-hatch-{})", b.site_id)/>
                 <path d=listed_line class="listed-line" data-testid="bridge-listed"/>
                 <line x1=delivery_x y1=6.0 x2=delivery_x y2=y(0) class="now-line" data-testid="bridge-delivery-line"/>
                 <text x=delivery_x + 4.0 y=18.0 class="chart-label">"delivery"</text>
                 <line x1=PAD_L y1=y(interconnect) x2=W y2=y(interconnect) class="limit"/>
-                <text x=W - 4.0 y=y(interconnect) + 14.0 text-anchor="end" class="chart-label">"interconnect"</text>
+                <text x=W - 4.0 y=y(interconnect) + 14.0 text-anchor="end" class="chart-label">{format!("interconnect {}{}", format_watts(interconnect), off_scale(interconnect))}</text>
                 <text x=PAD_L - 4.0 y=y(0) + 4.0 text-anchor="end" class="tick">"0"</text>
-                <text x=PAD_L - 4.0 y=y(interconnect) + 4.0 text-anchor="end" class="tick">{format_watts(interconnect)}</text>
+                <text x=PAD_L - 4.0 y=y(top_w) + 4.0 text-anchor="end" class="tick">{format_watts(top_w)}</text>
                 {ticks.into_iter().map(|(tx, text)| view! {
                     <text x=tx y=H - 6.0 text-anchor="middle" class="tick">{text}</text>
                 }).collect_view()}
             </svg>
             <figcaption class="small muted">"Solid: the mining fleet until the delivery. Hatched: firm AI load sold on the site. "
-                "Dashed: firm AI capacity listed, each pool from its delivery (the interconnect check counts it the same way)."</figcaption>
+                "Dashed: firm AI capacity listed, each pool from its delivery (the interconnect check counts it the same way). "
+                "The scale is the hall's; what is above it is drawn at the top, marked off scale."</figcaption>
             <div class="visually-hidden"><table data-testid="bridge-periods">
                 <caption>"Mining until the delivery, then contracted and listed firm AI load"</caption>
                 <thead><tr><th scope="col">"From (UTC)"</th><th scope="col">"Mining"</th><th scope="col">"AI load contracted"</th><th scope="col">"AI capacity listed"</th></tr></thead>

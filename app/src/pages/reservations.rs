@@ -255,12 +255,12 @@ fn Detail(id: i64) -> impl IntoView {
                         let nothing_left = holdings.is_empty() && r.state != ReservationState::Cancelled;
                         let reaches_end = holdings.iter().filter(|h| h.end == r.end).count() as i64 == r.units;
                         let resale = r.resale_listing_id;
+                        let open = r.state == ReservationState::Confirmed && !nothing_left && resale.is_none();
                         // A started forward contract past its walk-away date may still be
-                        // cancelled, for everything, if its site was not delivered (the
-                        // preview says whether it may; the button shows only then).
+                        // cancelled, for everything, if its site was not delivered.
                         let walk_away = matches!(r.state, ReservationState::Active | ReservationState::Completed)
                             && r.forward.is_some_and(|f| now >= f.walk_away_at) && resale.is_none();
-                        let open = (r.state == ReservationState::Confirmed && !nothing_left && resale.is_none()) || walk_away;
+                        let walk_key = cancel_key.clone();
                         let held = (r.state == ReservationState::Held).then_some(r.held_until).flatten();
                         let extendable = matches!(r.state, ReservationState::Confirmed | ReservationState::Active) && reaches_end && resale.is_none();
                         // Firm, confirmed or running, not itself a resale, with an hour to come.
@@ -323,43 +323,55 @@ fn Detail(id: i64) -> impl IntoView {
                             <crate::pages::incidents::ReservationIncidents hits=incident_hits offers accept decline accept_key=offer_key/>
                             <Holdings holdings=holdings/>
                             <Credits credits=credits currency=r.currency.clone()/>
-                            {open.then(|| {
-                                let walk_key = cancel_key.clone();
-                                view! {
+                            {open.then(|| view! {
                                 <section class="panel" aria-labelledby="cancel-title">
-                                    <h2 id="cancel-title">{if walk_away { "Walk away" } else { "Cancel" }}</h2>
+                                    <h2 id="cancel-title">"Cancel"</h2>
                                     <Transition fallback=|| ()>
-                                        {move || {
-                                            let walk_key = walk_key.clone();
-                                            Suspend::new(async move {
+                                        {move || Suspend::new(async move {
                                             preview.await.ok().flatten().map(|p| view! {
-                                                {walk_away.then(|| view! {
-                                                    <p data-testid="walk-away">"The capacity was not delivered by the walk-away date: you may cancel this contract for a full refund of what was not credited."</p>
-                                                })}
                                                 <p data-testid="refund-preview">"Cancelling now refunds "
                                                     <strong>{format_cents(p.refund_cents, "USD")}</strong>
-                                                    " of " {format_cents(p.total_cents - p.credited_cents, "USD")}
-                                                    {if walk_away { " (all of it: the walk-away date has passed)".to_string() } else { format!(" ({}% with {} hours' notice)", p.refund_bp / 100, p.notice_hours) }}
+                                                    " of " {format_cents(p.total_cents - p.credited_cents, "USD")} " (" {p.refund_bp / 100} "% with " {p.notice_hours} " hours' notice)"
                                                     {(p.credited_cents > 0).then(|| view! { "; " {format_cents(p.credited_cents, "USD")} " was credited already" })}
                                                     "."</p>
-                                                {walk_away.then(|| view! {
-                                                    <ActionForm action=cancel attr:class="inline-form">
-                                                        <input type="hidden" name="id" value=r.id/>
-                                                        <input type="hidden" name="request_key" value=walk_key.clone()/>
-                                                        <button type="submit" class="button danger" data-testid="walk-away-cancel">"Walk away with a full refund"</button>
-                                                    </ActionForm>
-                                                })}
                                             })
-                                        })}}
+                                        })}
                                     </Transition>
-                                    {(!walk_away).then(|| view! {
                                     <ActionForm action=cancel attr:class="inline-form">
                                         <input type="hidden" name="id" value=r.id/>
                                         <input type="hidden" name="request_key" value=cancel_key.clone()/>
                                         <button type="submit" class="button danger" data-testid="confirm-cancel">"Cancel this reservation"</button>
                                     </ActionForm>
-                                    })}
                                 </section>
+                            })}
+                            // Shown only when the server says the contract may be cancelled
+                            // (its site is still not delivered).
+                            {walk_away.then(|| {
+                                let walk_key = walk_key.clone();
+                                view! {
+                                <Transition fallback=|| ()>
+                                    {move || {
+                                        let walk_key = walk_key.clone();
+                                        Suspend::new(async move {
+                                            preview.await.ok().flatten().map(|p| view! {
+                                                <section class="panel" aria-labelledby="walk-away-title" data-testid="walk-away">
+                                                    <h2 id="walk-away-title">"Walk away"</h2>
+                                                    <p>"The capacity was not delivered by the walk-away date: you may cancel this contract for a full refund of what was not credited."</p>
+                                                    <p data-testid="refund-preview">"Cancelling now refunds "
+                                                        <strong>{format_cents(p.refund_cents, "USD")}</strong>
+                                                        " of " {format_cents(p.total_cents - p.credited_cents, "USD")}
+                                                        {(p.credited_cents > 0).then(|| view! { "; " {format_cents(p.credited_cents, "USD")} " was credited already" })}
+                                                        "."</p>
+                                                    <ActionForm action=cancel attr:class="inline-form">
+                                                        <input type="hidden" name="id" value=r.id/>
+                                                        <input type="hidden" name="request_key" value=walk_key/>
+                                                        <button type="submit" class="button danger" data-testid="walk-away-cancel">"Walk away with a full refund"</button>
+                                                    </ActionForm>
+                                                </section>
+                                            })
+                                        })
+                                    }}
+                                </Transition>
                             }})}
                             <crate::pages::resale::SellBack reservation=r.clone() listings sellable now list withdraw keys=(resale_key.clone(), resale_key)/>
                             {extendable.then(|| view! {

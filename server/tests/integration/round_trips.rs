@@ -1,0 +1,87 @@
+//! The database round trips of one booking, counted: a regression check on the reserve
+//! path's statements (issue 20). sqlx reports every statement it sends as a `sqlx::query`
+//! event with its time; a layer counts them while one firm booking is made through the
+//! use case both doors call. The figures are in BENCHMARKS.md; a change that adds a round
+//! trip must raise the budget here, and say why.
+
+use app::services::reservations;
+use chrono::Utc;
+use sqlx::PgPool;
+use std::sync::{Arc, Mutex};
+use tracing::field::{Field, Visit};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::Layer;
+
+use crate::fixtures::{market, req, FEE_BP};
+
+/// The statements of one firm booking with free units (the common path): read the pool,
+/// then the one statement that books (`reservations::book`), committed on its own.
+const BUDGET: usize = 2;
+
+/// Each statement sqlx sent: (its summary, seconds).
+#[derive(Clone, Default)]
+struct Statements(Arc<Mutex<Vec<(String, f64)>>>);
+
+#[derive(Default)]
+struct Fields {
+    summary: String,
+    elapsed: f64,
+}
+
+impl Visit for Fields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "summary" {
+            self.summary = value.to_string();
+        }
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if field.name() == "elapsed_secs" {
+            self.elapsed = value;
+        }
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "summary" && self.summary.is_empty() {
+            self.summary = format!("{value:?}");
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> Layer<S> for Statements {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        if event.metadata().target() != "sqlx::query" {
+            return;
+        }
+        let mut f = Fields::default();
+        event.record(&mut f);
+        self.0.lock().unwrap().push((f.summary, f.elapsed));
+    }
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn one_booking_takes_a_counted_number_of_round_trips(db: PgPool) {
+    let m = market(&db, 8).await;
+    // A first booking warms the connection's statement cache, as in a running server.
+    reservations::reserve(&db, m.customer, &req(&m, 8, 2, 4), FEE_BP, Utc::now())
+        .await
+        .unwrap();
+    let seen = Statements::default();
+    let subscriber = tracing_subscriber::registry().with(seen.clone());
+    let booked = {
+        let _scope = tracing::subscriber::set_default(subscriber);
+        reservations::reserve(&db, m.customer, &req(&m, 16, 10, 4), FEE_BP, Utc::now()).await
+    };
+    booked.unwrap();
+    let statements = seen.0.lock().unwrap().clone();
+    for (i, (summary, secs)) in statements.iter().enumerate() {
+        println!("{:>2}. {:>8.3} ms  {summary}", i + 1, secs * 1000.0);
+    }
+    assert!(
+        !statements.is_empty(),
+        "no statement was seen: the counter is not listening"
+    );
+    assert!(
+        statements.len() <= BUDGET,
+        "one booking took {} round trips, the budget is {BUDGET}: {statements:#?}",
+        statements.len()
+    );
+}
