@@ -198,6 +198,19 @@ pub async fn extend_reservation(id: i64, hours: i64) -> Result<Reservation, AppE
     .map_err(web::fail)
 }
 
+/// What cancelling now refunds, and (`policy`) the share and notice it was reckoned with.
+#[component]
+fn RefundPreview(p: crate::booking::CancelPreview, policy: bool) -> impl IntoView {
+    view! {
+        <p data-testid="refund-preview">"Cancelling now refunds "
+            <strong>{format_cents(p.refund_cents, "USD")}</strong>
+            " of " {format_cents(p.total_cents - p.credited_cents, "USD")}
+            {policy.then(|| format!(" ({}% with {} hours' notice)", p.refund_bp / 100, p.notice_hours))}
+            {(p.credited_cents > 0).then(|| view! { "; " {format_cents(p.credited_cents, "USD")} " was credited already" })}
+            "."</p>
+    }
+}
+
 /// One reservation: its window in local time, units, price, and cancel (refund shown
 /// before confirming) or extend.
 #[component]
@@ -328,13 +341,7 @@ fn Detail(id: i64) -> impl IntoView {
                                     <h2 id="cancel-title">"Cancel"</h2>
                                     <Transition fallback=|| ()>
                                         {move || Suspend::new(async move {
-                                            preview.await.ok().flatten().map(|p| view! {
-                                                <p data-testid="refund-preview">"Cancelling now refunds "
-                                                    <strong>{format_cents(p.refund_cents, "USD")}</strong>
-                                                    " of " {format_cents(p.total_cents - p.credited_cents, "USD")} " (" {p.refund_bp / 100} "% with " {p.notice_hours} " hours' notice)"
-                                                    {(p.credited_cents > 0).then(|| view! { "; " {format_cents(p.credited_cents, "USD")} " was credited already" })}
-                                                    "."</p>
-                                            })
+                                            preview.await.ok().flatten().map(|p| view! { <RefundPreview p=p policy=true/> })
                                         })}
                                     </Transition>
                                     <ActionForm action=cancel attr:class="inline-form">
@@ -357,11 +364,7 @@ fn Detail(id: i64) -> impl IntoView {
                                                 <section class="panel" aria-labelledby="walk-away-title" data-testid="walk-away">
                                                     <h2 id="walk-away-title">"Walk away"</h2>
                                                     <p>"The capacity was not delivered by the walk-away date: you may cancel this contract for a full refund of what was not credited."</p>
-                                                    <p data-testid="refund-preview">"Cancelling now refunds "
-                                                        <strong>{format_cents(p.refund_cents, "USD")}</strong>
-                                                        " of " {format_cents(p.total_cents - p.credited_cents, "USD")}
-                                                        {(p.credited_cents > 0).then(|| view! { "; " {format_cents(p.credited_cents, "USD")} " was credited already" })}
-                                                        "."</p>
+                                                    <RefundPreview p=p policy=false/>
                                                     <ActionForm action=cancel attr:class="inline-form">
                                                         <input type="hidden" name="id" value=r.id/>
                                                         <input type="hidden" name="request_key" value=walk_key/>

@@ -67,11 +67,14 @@ enum Owner {
     Blackout(i64),
 }
 
+/// Per unit (by ordinal − 1): (owner, start, end) in hours from the first delivery.
+type Units = Vec<Vec<(Owner, i64, i64)>>;
+
 /// The pool in the model: per unit, (owner, start, end) in hours from the first delivery;
 /// the delivery now; the live reservations' (id, start).
 #[derive(Default)]
 struct Model {
-    units: Vec<Vec<(Owner, i64, i64)>>,
+    units: Units,
     delivery: i64,
     live: Vec<(i64, i64)>,
 }
@@ -87,7 +90,7 @@ impl Model {
 
     /// The delivery moved to `to` (later): the reservations starting before it move by the
     /// delay; None when a moved piece would meet one that stays.
-    fn delayed(&self, to: i64) -> Option<(Vec<Vec<(Owner, i64, i64)>>, Vec<(i64, i64)>)> {
+    fn delayed(&self, to: i64) -> Option<(Units, Vec<(i64, i64)>)> {
         let delay = to - self.delivery;
         let moving: Vec<i64> = self
             .live
@@ -120,8 +123,9 @@ impl Model {
 }
 
 /// The pool's allocations as the database has them, in the model's terms.
-async fn pieces(db: &PgPool, pool: i64, t0: DateTime<Utc>) -> Vec<Vec<(Owner, i64, i64)>> {
-    let rows: Vec<(i32, Option<i64>, Option<i64>, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+async fn pieces(db: &PgPool, pool: i64, t0: DateTime<Utc>) -> Units {
+    type Row = (i32, Option<i64>, Option<i64>, DateTime<Utc>, DateTime<Utc>);
+    let rows: Vec<Row> = sqlx::query_as(
         "select u.ordinal, a.reservation_id, a.blackout_id, lower(a.during), upper(a.during)
            from allocation a join capacity_unit u on u.id = a.unit_id
           where a.pool_id = $1",
