@@ -4,7 +4,8 @@ import { demoCustomer, demoOperator, signIn, sql } from "./db";
 // Forward capacity: an operator sells a hall that is still being built ahead of its
 // delivery; a customer finds it in search tagged "forward", is refused a start before the
 // delivery with the date, and reserves from the delivery on; the operator's bridge chart then
-// shows mining until the delivery and the contracted AI load after it; past the walk-away
+// shows mining until the delivery and the contracted AI load after it; a late hall moves the
+// delivery and the contract with it; past the walk-away
 // date, undelivered, the customer walks away with a full refund. Each run has an operator
 // and a GPU model of its own.
 
@@ -94,10 +95,19 @@ for (const js of [true, false]) {
       await expect(there.getByRole("heading")).toHaveText(`The bridge at Hall <i>C</i> ${mode}`);
       await expect(there.getByTestId("bridge-chart")).toBeVisible();
 
+      // The hall is two days late: the operator moves the delivery on the pool's terms form,
+      // and the contract it passes moves whole, two days later, its customer told.
+      const reservation = sql(`select id from reservation where pool_id = ${pool}`);
+      await ops.goto(`/operator/pools/${pool}`);
+      await ops.getByTestId("terms-form").getByLabel("Forward: committed delivery (UTC)").fill(at(22));
+      await ops.getByTestId("terms-form").getByRole("button", { name: "Save price and terms" }).click();
+      await expect(ops.getByTestId("pool-notice")).toContainText("shifted 1 reservation(s)");
+      expect(sql(`select to_char(lower(during) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI') from reservation where id = ${reservation}`)).toBe(at(22));
+      expect(sql(`select count(*) from event_outbox where kind = 'reservation.delayed' and payload->>'reservation_id' = '${reservation}'`)).toBe("1");
+
       // Past the walk-away date with the hall still not delivered (the contract's dates are
       // moved into the past in the database, its triggers off for that one session): the
       // customer walks away from the reservation page, and everything comes back.
-      const reservation = sql(`select id from reservation where pool_id = ${pool}`);
       const past = (hours: number) => `date_trunc('hour', now()) - interval '${hours} hours'`;
       sql(`set session_replication_role = replica;
            update allocation set during = tstzrange(${past(48)}, ${past(24)}) where reservation_id = ${reservation};
