@@ -138,7 +138,7 @@ impl Bridge {
             .pools
             .iter()
             .map(|p| Load {
-                start: p.delivery_at.filter(|_| facts.building).unwrap_or(from),
+                start: counts_from(facts.building, p.delivery_at, from),
                 end: to,
                 watts: p.firm_w,
             })
@@ -215,23 +215,35 @@ impl Bridge {
     }
 }
 
+/// When a pool's firm load starts to count against the interconnect: its delivery on a site
+/// still being built, `now` otherwise (and for a delivery already past). The bridge's chart
+/// and the interconnect check both count by it.
+pub fn counts_from(
+    building: bool,
+    delivery_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
+    delivery_at.filter(|_| building).unwrap_or(now).max(now)
+}
+
 /// The first time the firm load of `loads` (each counted from its time) exceeds `cap_w`:
 /// that time and the load from then. Load listed on a site never falls, so this is `None`
 /// exactly when the total fits; what the time adds is when it would stop fitting.
 pub fn first_over(loads: &[(DateTime<Utc>, i64)], cap_w: i64) -> Option<(DateTime<Utc>, i64)> {
-    let mut sorted = loads.to_vec();
-    sorted.sort_by_key(|l| l.0);
-    let mut total = 0i64;
-    for (i, (at, w)) in sorted.iter().enumerate() {
-        total = total.saturating_add(*w);
-        if sorted.get(i + 1).is_some_and(|next| next.0 == *at) {
-            continue;
-        }
-        if total > cap_w {
-            return Some((*at, total));
-        }
-    }
-    None
+    let from = loads.iter().map(|l| l.0).min()?;
+    let to = loads.iter().map(|l| l.0).max()? + Duration::hours(1);
+    let loads: Vec<Load> = loads
+        .iter()
+        .map(|&(start, watts)| Load {
+            start,
+            end: to,
+            watts,
+        })
+        .collect();
+    load_steps(&loads, from, to)
+        .into_iter()
+        .find(|s| s.committed_w > cap_w)
+        .map(|s| (s.at, s.committed_w))
 }
 
 #[cfg(test)]
@@ -343,11 +355,24 @@ mod tests {
         assert_eq!(first_over(&loads, 1_000), Some((day(21), 1_100)));
         assert_eq!(first_over(&loads, 700), Some((day(11), 800)));
         assert_eq!(first_over(&loads, 500), Some((day(1), 600)));
+        assert_eq!(first_over(&[], 0), None);
         // Two loads from the same hour count together.
         assert_eq!(
             first_over(&[(day(1), 5), (day(1), 5)], 9),
             Some((day(1), 10))
         );
+    }
+
+    #[test]
+    fn a_pool_counts_from_its_delivery_only_while_its_site_is_built() {
+        assert_eq!(counts_from(true, Some(day(11)), day(1)), day(11));
+        assert_eq!(counts_from(false, Some(day(11)), day(1)), day(1));
+        assert_eq!(
+            counts_from(true, Some(day(1)), day(11)),
+            day(11),
+            "a late one, from now"
+        );
+        assert_eq!(counts_from(true, None, day(1)), day(1));
     }
 
     #[test]

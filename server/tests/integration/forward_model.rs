@@ -13,11 +13,10 @@ use app::services::ledger;
 use app::services::reservations;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
 use sqlx::PgPool;
 
 use crate::fixtures::{gpu_pool, site_input, FEE_BP};
-use crate::model::{drop_database, fresh_database};
+use crate::model::{drop_database, property_setup};
 
 const UNITS: usize = 3;
 
@@ -288,17 +287,7 @@ async fn run_case(db: &PgPool, case: usize, ops: Vec<Op>) {
 
 #[test]
 fn moving_deliveries_agrees_with_the_model() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let (db, name) = rt.block_on(fresh_database("forward"));
-    let mut runner = TestRunner::new(Config {
-        cases: 64,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let (rt, db, name, mut runner) = property_setup("forward", 64);
     let case = std::sync::atomic::AtomicUsize::new(0);
     let result = runner.run(&proptest::collection::vec(op(), 1..30), |ops| {
         let n = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -9,7 +9,6 @@ use app::services::error::ServiceError;
 use app::services::{ledger, reservations};
 use chrono::{DateTime, Duration, Utc};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
 use sqlx::PgPool;
 
 #[derive(Clone, Debug)]
@@ -173,17 +172,7 @@ async fn run_case(db: &PgPool, case: usize, ops: Vec<Op>) {
 
 #[test]
 fn random_reserve_extend_cancel_complete_sequences_keep_the_books_right() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let (db, name) = rt.block_on(crate::model::fresh_database("ledger"));
-    let mut runner = TestRunner::new(Config {
-        cases: 32,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let (rt, db, name, mut runner) = crate::model::property_setup("ledger", 32);
     let case = std::sync::atomic::AtomicUsize::new(0);
     let result = runner.run(&proptest::collection::vec(op(), 1..25), |ops| {
         let n = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -967,17 +967,7 @@ pub async fn fresh_database(label: &str) -> (PgPool, String) {
 
 #[test]
 fn random_sequences_agree_with_the_model_and_keep_the_invariants() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let (db, name) = rt.block_on(fresh_database("prop"));
-    let mut runner = TestRunner::new(Config {
-        cases: 256,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let (rt, db, name, mut runner) = property_setup("prop", 256);
     let case = std::sync::atomic::AtomicUsize::new(0);
     let result = runner.run(&proptest::collection::vec(op(), 1..40), |ops| {
         let n = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -1015,6 +1005,27 @@ fn random_sequences_agree_with_the_model_and_keep_the_invariants() {
             "no cut for {reason} in any sequence: {cuts:?}"
         );
     }
+}
+
+/// What a property test over the database runs in: a runtime, a migrated database of its
+/// own ([`fresh_database`]; its name, for [`drop_database`]), and a runner of `cases` cases
+/// that keeps no failure files.
+pub fn property_setup(
+    label: &str,
+    cases: u32,
+) -> (tokio::runtime::Runtime, PgPool, String, TestRunner) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (db, name) = rt.block_on(fresh_database(label));
+    let runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    (rt, db, name, runner)
 }
 
 pub async fn drop_database(db: PgPool, name: &str) {

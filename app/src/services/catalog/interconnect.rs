@@ -37,18 +37,8 @@ pub(super) async fn lock_site(
     })
 }
 
-/// When a pool's load starts to count: its delivery on a site still being built, now
-/// otherwise (and for a delivery already past).
-pub(super) fn counts_from(
-    building: bool,
-    delivery_at: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> DateTime<Utc> {
-    delivery_at.filter(|_| building).unwrap_or(now).max(now)
-}
-
 /// Firm AI load in watts of everything listed on the site at `pue`, each pool from when it
-/// counts ([`counts_from`]).
+/// counts ([`bridge::counts_from`]).
 pub(super) async fn listed_load(
     conn: &mut PgConnection,
     site_id: i64,
@@ -66,7 +56,7 @@ pub(super) async fn listed_load(
         .iter()
         .map(|r| {
             (
-                counts_from(building, r.delivery_at, now),
+                bridge::counts_from(building, r.delivery_at, now),
                 power::pool_firm_w(
                     &r.kind,
                     i64::from(r.unit_count),
@@ -162,13 +152,5 @@ mod tests {
         assert!(
             check_interconnect(&listed, 1_100, Some((now(), 200_000)), "unit_count", now()).is_ok()
         );
-        // A building site's pool counts from its delivery; a live site's, or a late one's, from now.
-        assert_eq!(counts_from(true, Some(later), now()), later);
-        assert_eq!(counts_from(false, Some(later), now()), now());
-        assert_eq!(
-            counts_from(true, Some(now() - chrono::Duration::days(1)), now()),
-            now()
-        );
-        assert_eq!(counts_from(true, None, now()), now());
     }
 }

@@ -2,7 +2,7 @@
 //! its first sale window), reading it back for its edit form, and changing its terms.
 
 use super::inputs::{validate_pool, PoolInput, PoolSpec};
-use super::interconnect::{check_interconnect, counts_from, listed_load, lock_site};
+use super::interconnect::{check_interconnect, listed_load, lock_site};
 use super::windows::open_window_in;
 use crate::power;
 use crate::pricing::{CancellationTier, TermDiscount};
@@ -35,7 +35,7 @@ pub async fn create_pool(
         }
         PoolSpec::Power { block_kw, .. } => power::blocks_firm_w(p.unit_count, *block_kw),
     };
-    let from = counts_from(site.building, p.forward.map(|f| f.delivery_at), now);
+    let from = crate::bridge::counts_from(site.building, p.forward.map(|f| f.delivery_at), now);
     check_interconnect(
         &listed,
         site.interconnect_kw,
