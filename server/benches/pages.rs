@@ -110,6 +110,8 @@ fn main() {
 
         let config = server::config::Config::from_lookup(|_| None).unwrap();
         let options = server::startup::leptos_options(&config).unwrap();
+        let lease = app::services::lease::Lease::take(&db).await.unwrap();
+        tokio::spawn(lease.keep(db.clone()));
         let app = router(AppState {
             leptos_options: options,
             db: db.clone(),
@@ -118,6 +120,7 @@ fn main() {
             ops: Default::default(),
             public_url: app::services::mail::PublicUrl("http://127.0.0.1".into()),
             mail_outbox: false,
+            lease,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -9,15 +9,52 @@ use std::time::Duration;
 /// The migrations in `migrations/`, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 
-/// A connection pool. Acquiring waits at most a few seconds, so a request fails fast
-/// (and `/healthz` reports 503) while the database is unreachable; the pool reconnects
-/// by itself once it is back.
-pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+/// Why the server will not use the database it was given.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("{0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("the database at DATABASE_URL is a read-only replica (it is in recovery): point DATABASE_URL at the primary, e.g. through the HAProxy port that routes to the current primary")]
+    ReadOnlyReplica,
+}
+
+/// A connection pool on the primary. Acquiring waits at most a few seconds, so a request
+/// fails fast (503 with `Retry-After`, and `/healthz` 503) while the database is unreachable;
+/// the pool reconnects by itself once it is back.
+///
+/// After a failover the old primary comes back as a replica. No pooled connection survives
+/// that (PostgreSQL restarts to be demoted, and HAProxy closes the sessions of a server it
+/// marks down), and a new connection that lands on a replica anyway (HAProxy's check had not
+/// yet seen the change) is refused, so a request never writes to a database that is no longer
+/// the primary: it gets 503 and its retry reaches the new one.
+pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, ConnectError> {
     let options = PgConnectOptions::from_str(url)?.application_name("rigshift");
-    PgPoolOptions::new()
+    // Checked once with its own connection first, for a clear refusal at startup.
+    let mut first = sqlx::PgConnection::connect_with(&options).await?;
+    if in_recovery(&mut first).await? {
+        return Err(ConnectError::ReadOnlyReplica);
+    }
+    first.close().await?;
+    Ok(PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                if in_recovery(conn).await? {
+                    return Err(sqlx::Error::Protocol(
+                        "connected to a read-only replica, not the primary".into(),
+                    ));
+                }
+                Ok(())
+            })
+        })
         .connect_with(options)
+        .await?)
+}
+
+async fn in_recovery(conn: &mut sqlx::PgConnection) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("select pg_is_in_recovery()")
+        .fetch_one(conn)
         .await
 }
 

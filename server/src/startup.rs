@@ -5,6 +5,7 @@ use crate::embedded_pg::{EmbeddedPg, EmbeddedPgError};
 use crate::mailer::Mailer;
 use crate::ops::Operations;
 use crate::{db, delivery, http, seed};
+use app::services::lease::Lease;
 use app::services::mail::PublicUrl;
 use leptos::prelude::LeptosOptions;
 use sqlx::PgPool;
@@ -17,6 +18,8 @@ pub enum StartupError {
     EmbeddedPg(#[from] EmbeddedPgError),
     #[error("could not reach PostgreSQL at the configured DATABASE_URL: {0}")]
     Connect(sqlx::Error),
+    #[error(transparent)]
+    Primary(crate::db::ConnectError),
     #[error("could not apply database migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("could not load the demo market: {0}")]
@@ -83,7 +86,10 @@ pub async fn open_database(config: &Config) -> Result<Database, StartupError> {
     };
     let pool = db::connect(&url, config.db_max_connections)
         .await
-        .map_err(StartupError::Connect)?;
+        .map_err(|e| match e {
+            db::ConnectError::Sql(e) => StartupError::Connect(e),
+            refused => StartupError::Primary(refused),
+        })?;
     db::migrate(&pool).await?;
     Ok(Database { pool, embedded })
 }
@@ -149,6 +155,8 @@ async fn serve_with(config: &Config, pool: &PgPool) -> Result<(), StartupError> 
     tokio::spawn(forward_credits(pool.clone(), ops.clone()));
     let mailer = Mailer::new(pool.clone(), config.smtp_url.as_deref(), &config.mail_from)?;
     tokio::spawn(mailer.run(ops.clone()));
+    let lease = Lease::take(pool).await.map_err(StartupError::Connect)?;
+    let renewing = tokio::spawn(lease.keep(pool.clone()));
     let router = http::router(crate::state::AppState {
         leptos_options: options,
         db: pool.clone(),
@@ -159,6 +167,7 @@ async fn serve_with(config: &Config, pool: &PgPool) -> Result<(), StartupError> 
         // The outbox holds reset links: shown only without SMTP and only on a server that
         // listens on this machine alone.
         mail_outbox: config.smtp_url.is_none() && config.listen.ip().is_loopback(),
+        lease,
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -178,6 +187,12 @@ async fn serve_with(config: &Config, pool: &PgPool) -> Result<(), StartupError> 
     .await
     .map_err(StartupError::Serve)?;
     tracing::info!("stopped accepting requests; shutting down");
+    // In-flight requests have finished: a keyed one that could not record its answer is at
+    // once known to be cut off, rather than when the lease would lapse.
+    renewing.abort();
+    if let Err(e) = lease.end(pool).await {
+        tracing::warn!(error = %e, "could not drop this process's lease; it lapses by itself");
+    }
     Ok(())
 }
 
@@ -194,15 +209,15 @@ async fn drain(ops: Arc<Operations>, grace: Duration) {
     tokio::time::sleep(grace).await;
 }
 
-/// Every ten minutes, deletes sessions past their expiry, login-failure counts long over and
-/// idempotency keys past their retention. Expired rows are already ignored when read; this
+/// Every ten minutes, deletes sessions past their expiry, login-failure counts long over,
+/// idempotency keys past their retention and leases of processes stopped a day ago. Expired rows are already ignored when read; this
 /// only keeps the tables small. Any process may run it: the deletes are idempotent.
 async fn purge_expired(
     db: PgPool,
     policy: app::services::sessions::SessionPolicy,
     ops: Arc<Operations>,
 ) {
-    use app::services::{error::ServiceError, idempotency, sessions, throttle};
+    use app::services::{error::ServiceError, idempotency, lease, sessions, throttle};
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
     loop {
         tick.tick().await;
@@ -213,6 +228,9 @@ async fn purge_expired(
             idempotency::purge(&db).await.map_err(ServiceError::from),
         ) {
             (Ok(s), Ok(t), Ok(k)) => {
+                if let Err(e) = lease::purge(&db).await {
+                    tracing::warn!(error = %e, "purging old process leases failed");
+                }
                 ops.job_round("purge_expired");
                 if s + t + k > 0 {
                     tracing::info!(

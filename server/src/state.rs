@@ -25,6 +25,8 @@ pub struct AppState {
     /// Whether mail stays in the local outbox (no SMTP server configured), which the
     /// developer page then shows to visitors from this machine.
     pub mail_outbox: bool,
+    /// This process's lease, named by the keyed requests it runs.
+    pub lease: app::services::lease::Lease,
 }
 
 /// How the doors are kept: session cookies, whom to believe about client addresses, how

@@ -1,16 +1,19 @@
 //! The store behind `Idempotency-Key` (API) and `request_key` (browser forms): a key is
 //! claimed before its request runs, its answer kept for replay, released after a failure
-//! that took no effect, or marked `unknown` after one that may have. The HTTP layer that
-//! uses it is the server's `api::idempotency`.
+//! that took no effect, or marked `unknown` after one that may have. Each claim names the
+//! lease of the process running it, so a process's death is seen within seconds. The HTTP
+//! layer that uses it is the server's `api::idempotency`.
 
+use super::lease::{Lease, LEASE_SECONDS};
 use sqlx::PgPool;
 
 /// Kept at least this long, then purged.
 pub const RETENTION_HOURS: i64 = 24;
 
-/// A key still `running` this long after its claim lost its request (the process stopped):
-/// no request runs that long (the 408 timeout, run to completion, and the background retry
-/// of its record all end sooner).
+/// A key still `running` this long after its claim lost its request (the process stopped),
+/// for claims made before claims named their process's lease: no request runs that long
+/// (the 408 timeout, run to completion, and the background retry of its record all end
+/// sooner).
 const ABANDONED_AFTER_SECONDS: i32 = 300;
 
 /// What a request with a key may do.
@@ -24,16 +27,35 @@ pub enum Claim {
     },
     Running,
     /// The first request may or may not have taken effect: it failed after reaching the
-    /// database (state `unknown`), or it is still `running` long after any request could
-    /// have ended (its process stopped).
+    /// database (state `unknown`), or its process stopped while it ran (its lease lapsed),
+    /// and running it again could do it twice.
     Unknown,
     OtherRequest,
 }
 
-/// Claims `key` of organization `org` for a request whose hash is `hash`: run it, replay
-/// the answer kept for it, or refuse (another request has the key, or it is still running,
-/// or its first run was cut off).
-pub async fn claim(db: &PgPool, org: i64, key: &str, hash: &[u8]) -> Result<Claim, sqlx::Error> {
+/// Whether running a request again is safe whatever its first run did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rerun {
+    /// It finds its own earlier effect by its key (a keyed reservation or hold: the
+    /// reservation carries the key), so a cut-off first run is simply run again.
+    FindsItsOwnEffect,
+    /// It might do its effect twice: a cut-off first run is reported, never rerun.
+    Unsafe,
+}
+
+/// Claims `key` of organization `org` for a request whose hash is `hash`, run by the process
+/// holding `lease`: run it, replay the answer kept for it, or refuse (another request has
+/// the key, or it is still running, or its first run was cut off). A first run cut off
+/// (its process's lease lapsed, or it ended `unknown`) is taken over when `rerun` says that
+/// is safe, so the retry gets a definite answer within seconds.
+pub async fn claim(
+    db: &PgPool,
+    lease: Lease,
+    org: i64,
+    key: &str,
+    hash: &[u8],
+    rerun: Rerun,
+) -> Result<Claim, sqlx::Error> {
     // A key past its retention is gone, even if the purge has not run yet.
     sqlx::query!(
         "delete from idempotency_key where organization_id = $1 and key = $2 and created_at < now() - make_interval(hours => $3)",
@@ -44,12 +66,13 @@ pub async fn claim(db: &PgPool, org: i64, key: &str, hash: &[u8]) -> Result<Clai
     .execute(db)
     .await?;
     let fresh = sqlx::query_scalar!(
-        r#"insert into idempotency_key (organization_id, key, request_hash, state)
-           values ($1, $2, $3, 'running')
+        r#"insert into idempotency_key (organization_id, key, request_hash, state, lease_id)
+           values ($1, $2, $3, 'running', $4)
            on conflict do nothing returning 1 as "one!""#,
         org,
         key,
-        hash
+        hash,
+        lease.0
     )
     .fetch_optional(db)
     .await?;
@@ -57,22 +80,47 @@ pub async fn claim(db: &PgPool, org: i64, key: &str, hash: &[u8]) -> Result<Clai
         return Ok(Claim::Run);
     }
     let Some(row) = sqlx::query!(
-        r#"select request_hash, state, status, content_type, location, body,
-                  created_at < now() - make_interval(secs => $3) as "abandoned!"
-           from idempotency_key where organization_id = $1 and key = $2"#,
+        r#"select k.request_hash, k.state, k.status, k.content_type, k.location, k.body, k.lease_id,
+                  case when k.lease_id is null
+                       then k.created_at < now() - make_interval(secs => $3)
+                       else coalesce(l.renewed_at < now() - make_interval(secs => $4), true)
+                  end as "abandoned!"
+           from idempotency_key k left join server_lease l on l.id = k.lease_id
+           where k.organization_id = $1 and k.key = $2"#,
         org,
         key,
-        f64::from(ABANDONED_AFTER_SECONDS)
+        f64::from(ABANDONED_AFTER_SECONDS),
+        f64::from(LEASE_SECONDS)
     )
     .fetch_optional(db)
     .await?
     else {
         // Released by a failed first attempt in between: this request may run.
-        return Box::pin(claim(db, org, key, hash)).await;
+        return Box::pin(claim(db, lease, org, key, hash, rerun)).await;
     };
+    let cut_off = row.state == "unknown" || row.state == "running" && row.abandoned;
     Ok(if row.request_hash != hash {
         Claim::OtherRequest
-    } else if row.state == "unknown" || row.state == "running" && row.abandoned {
+    } else if cut_off && rerun == Rerun::FindsItsOwnEffect {
+        // Taken over only if no other retry took it first (the same cut-off owner).
+        let taken = sqlx::query_scalar!(
+            r#"update idempotency_key set state = 'running', lease_id = $3
+               where organization_id = $1 and key = $2 and state = $4
+                 and lease_id is not distinct from $5
+               returning 1 as "one!""#,
+            org,
+            key,
+            lease.0,
+            row.state,
+            row.lease_id
+        )
+        .fetch_optional(db)
+        .await?;
+        match taken {
+            Some(_) => Claim::Run,
+            None => return Box::pin(claim(db, lease, org, key, hash, rerun)).await,
+        }
+    } else if cut_off {
         Claim::Unknown
     } else if row.state == "running" {
         Claim::Running
@@ -102,20 +150,23 @@ pub enum Outcome {
     },
 }
 
-/// Records what became of a key's request.
+/// Records what became of a key's request, run under `lease`. A claim another process took
+/// over meanwhile (this one was taken for dead) is that process's to record.
 pub async fn record(
     db: &PgPool,
+    lease: Lease,
     org: i64,
     key: &str,
     outcome: &Outcome,
 ) -> Result<(), sqlx::Error> {
     match outcome {
-        Outcome::Release => release(db, org, key).await,
+        Outcome::Release => release(db, lease, org, key).await,
         Outcome::Unknown => sqlx::query!(
             "update idempotency_key set state = 'unknown', completed_at = now()
-             where organization_id = $1 and key = $2 and state = 'running'",
+             where organization_id = $1 and key = $2 and state = 'running' and lease_id = $3",
             org,
-            key
+            key,
+            lease.0
         )
         .execute(db)
         .await
@@ -128,13 +179,14 @@ pub async fn record(
         } => sqlx::query!(
             r#"update idempotency_key set state = 'done', status = $3, content_type = $4, body = $5,
                       location = $6, completed_at = now()
-               where organization_id = $1 and key = $2 and state = 'running'"#,
+               where organization_id = $1 and key = $2 and state = 'running' and lease_id = $7"#,
             org,
             key,
             status,
             content_type.as_deref(),
             body.as_slice(),
-            location.as_deref()
+            location.as_deref(),
+            lease.0
         )
         .execute(db)
         .await
@@ -142,11 +194,14 @@ pub async fn record(
     }
 }
 
-pub async fn release(db: &PgPool, org: i64, key: &str) -> Result<(), sqlx::Error> {
+/// Frees a key whose run under `lease` took no effect, for the caller to retry.
+pub async fn release(db: &PgPool, lease: Lease, org: i64, key: &str) -> Result<(), sqlx::Error> {
     sqlx::query!(
-        "delete from idempotency_key where organization_id = $1 and key = $2 and state = 'running'",
+        "delete from idempotency_key
+         where organization_id = $1 and key = $2 and state = 'running' and lease_id = $3",
         org,
-        key
+        key,
+        lease.0
     )
     .execute(db)
     .await

@@ -16,6 +16,7 @@ pub mod grid_events;
 pub mod health;
 pub mod idempotency;
 pub mod incidents;
+pub mod lease;
 pub mod ledger;
 pub mod mail;
 pub mod market;

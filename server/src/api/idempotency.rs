@@ -8,24 +8,29 @@
 //! this same layer, so a double click, a reload or a resubmitted page does the thing once and
 //! shows the same result, with JavaScript or without.
 //!
-//! The key is claimed (a row in state `running`) before the handler runs, so concurrent
-//! retries can't both run it. A 5xx answer releases the key, so the caller may retry it.
-//! A 5xx after the request reached the database (the connection broke; the first attempt may
-//! have committed) ends the key `unknown` instead: retries get 409 "outcome unknown", which
-//! tells the caller to look before it tries again with a new key. Handlers that find their
-//! own earlier effect (keyed reservations) mark their 5xx rerunnable, so those keys are
-//! released. Handlers run to completion even when the client hangs up (see
+//! The key is claimed (a row in state `running`, naming this process's lease) before the
+//! handler runs, so concurrent retries can't both run it. A 5xx answer releases the key, so
+//! the caller may retry it. A 5xx after the request reached the database (the connection
+//! broke; the first attempt may have committed) ends the key `unknown` instead: retries get
+//! 409 "outcome unknown", which tells the caller to look before it tries again with a new
+//! key. Handlers run to completion even when the client hangs up (see
 //! `http::run_to_completion`), and a record the database can't take at once is retried in
-//! the background, so a key is left `running` only when its process dies mid-request; five
-//! minutes on, it too reads as "outcome unknown".
+//! the background, so a key is left `running` only when its process dies mid-request; once
+//! that process's lease lapses (seconds), a retry is answered "outcome unknown".
+//!
+//! Routes that find their own earlier effect by the key ([`finds_its_own_effect`]: keyed
+//! reservations and holds, whose reservation carries the key) are never left in doubt: a
+//! 5xx releases their key, and a retry after their process died runs them again, which
+//! returns the reservation the first run committed or makes it once.
 
 use super::problem::{MayHaveTakenEffect, Problem};
 use crate::state::{AppState, MAX_BODY_BYTES};
-use app::services::idempotency::{claim, record, Claim, Outcome};
+use app::services::idempotency::{claim, record, Claim, Outcome, Rerun};
+use app::services::lease::Lease;
 use app::services::web::RequestAuth;
 use axum::{
     body::{to_bytes, Body},
-    extract::{Request, State},
+    extract::{OriginalUri, Request, State},
     http::{header, HeaderMap, HeaderValue, Method, StatusCode},
     middleware::Next,
     response::{IntoResponse, Response},
@@ -79,6 +84,20 @@ pub async fn server_function_layer(state: State<AppState>, req: Request, next: N
         layer(state, req, next).await
     } else {
         next.run(req).await
+    }
+}
+
+/// The routes whose handler finds its own earlier effect by the request's key, so running
+/// them again is safe whatever their first run did: the API's keyed reservations and holds,
+/// and the browser's reserve form (`reservations::reserve_once` and `hold`).
+const RERUNNABLE: [&str; 3] = ["/api/v1/reservations", "/api/v1/holds", "/api/reserve"];
+
+/// Whether a request to `path` may be run again after a first run that may have taken effect.
+pub fn finds_its_own_effect(path: &str) -> Rerun {
+    if RERUNNABLE.contains(&path) {
+        Rerun::FindsItsOwnEffect
+    } else {
+        Rerun::Unsafe
     }
 }
 
@@ -150,7 +169,14 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     hasher.update(&bytes);
     let hash = hasher.finalize().to_vec();
 
-    let mut claimed = claim(&state.db, org, &key, &hash).await;
+    // The path as the client sent it: this layer also runs inside the nested `/api/v1`.
+    let full_path = parts
+        .extensions
+        .get::<OriginalUri>()
+        .map_or(parts.uri.path(), |u| u.0.path());
+    let rerun = finds_its_own_effect(full_path);
+    let lease = state.lease;
+    let mut claimed = claim(&state.db, lease, org, &key, &hash, rerun).await;
     // A browser form sent twice at once (a double click): the second waits for the first
     // and shows its answer, rather than an error about a request the person can't see.
     if header_key.is_none() {
@@ -159,7 +185,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
-            claimed = claim(&state.db, org, &key, &hash).await;
+            claimed = claim(&state.db, lease, org, &key, &hash, rerun).await;
         }
     }
     match claimed {
@@ -198,7 +224,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         }) => replay(status, content_type, location, body),
         Ok(Claim::Run) => {
             let res = next.run(Request::from_parts(parts, Body::from(bytes))).await;
-            finish(&state.db, org, &key, res).await
+            finish(&state.db, lease, org, &key, rerun, res).await
         }
     }
 }
@@ -207,13 +233,20 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
 /// database can't take the record now (it is restarting), the answer still goes out and the
 /// record is retried in the background for a while, so retries find it rather than a key
 /// stuck `running`.
-async fn finish(db: &sqlx::PgPool, org: i64, key: &str, res: Response) -> Response {
+async fn finish(
+    db: &sqlx::PgPool,
+    lease: Lease,
+    org: i64,
+    key: &str,
+    rerun: Rerun,
+    res: Response,
+) -> Response {
     let (parts, body) = res.into_parts();
     let bytes = match to_bytes(body, MAX_STORED_BYTES).await {
         Ok(b) => b,
         Err(e) => {
             tracing::error!(error = %e, "could not buffer an idempotent answer");
-            record_soon(db, org, key, Outcome::Release).await;
+            record_soon(db, lease, org, key, Outcome::Release).await;
             return Problem::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -224,7 +257,7 @@ async fn finish(db: &sqlx::PgPool, org: i64, key: &str, res: Response) -> Respon
         }
     };
     let outcome = if parts.status.is_server_error() {
-        if parts.extensions.get::<MayHaveTakenEffect>().is_some() {
+        if rerun == Rerun::Unsafe && parts.extensions.get::<MayHaveTakenEffect>().is_some() {
             Outcome::Unknown
         } else {
             Outcome::Release
@@ -244,16 +277,16 @@ async fn finish(db: &sqlx::PgPool, org: i64, key: &str, res: Response) -> Respon
             body: bytes.to_vec(),
         }
     };
-    record_soon(db, org, key, outcome).await;
+    record_soon(db, lease, org, key, outcome).await;
     Response::from_parts(parts, Body::from(bytes))
 }
 
 /// How long a failed record is retried in the background before the key is left `running`
-/// (it then reads as abandoned once [`ABANDONED_AFTER_SECONDS`] have passed).
+/// (it then reads as cut off once this process's lease lapses).
 const RECORD_RETRY_FOR: Duration = Duration::from_secs(120);
 /// Records `outcome` now, or keeps trying in a background task if the database refuses.
-async fn record_soon(db: &sqlx::PgPool, org: i64, key: &str, outcome: Outcome) {
-    let Err(e) = record(db, org, key, &outcome).await else {
+async fn record_soon(db: &sqlx::PgPool, lease: Lease, org: i64, key: &str, outcome: Outcome) {
+    let Err(e) = record(db, lease, org, key, &outcome).await else {
         return;
     };
     tracing::warn!(error = %e, "could not record an idempotent answer; retrying in the background");
@@ -263,7 +296,7 @@ async fn record_soon(db: &sqlx::PgPool, org: i64, key: &str, outcome: Outcome) {
         let mut pause = Duration::from_millis(250);
         loop {
             tokio::time::sleep(pause).await;
-            match record(&db, org, &key, &outcome).await {
+            match record(&db, lease, org, &key, &outcome).await {
                 Ok(()) => return,
                 Err(e) if tokio::time::Instant::now() >= give_up => {
                     tracing::error!(error = %e, "gave up recording an idempotent answer; retries of that key get 409");

@@ -73,13 +73,6 @@ impl Problem {
         }
     }
 
-    /// For handlers that are safe to run again whatever the first run did (they find their
-    /// own earlier effect, as keyed reservations do): the key may be released after a 5xx.
-    pub fn rerunnable(mut self) -> Self {
-        self.may_have_taken_effect = false;
-        self
-    }
-
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,

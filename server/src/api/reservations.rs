@@ -74,10 +74,9 @@ pub async fn create(
     let me = p.customer(Scope::Reserve)?;
     let (fee, now) = (s.platform_fee.0, Utc::now());
     let r = match idempotency::request_key(&headers) {
-        // A keyed booking finds its own earlier commit, so running it again is always safe.
-        Some(key) => reservations::reserve_once(&s.db, me, &req, key, fee, now)
-            .await
-            .map_err(|e| Problem::from(e).rerunnable())?,
+        // A keyed booking finds its own earlier commit, so running it again is always safe
+        // (the idempotency layer knows this route as one that does).
+        Some(key) => reservations::reserve_once(&s.db, me, &req, key, fee, now).await?,
         None => reservations::reserve(&s.db, me, &req, fee, now).await?,
     };
     Ok((StatusCode::CREATED, Json(r)))
@@ -111,10 +110,8 @@ pub async fn hold(
 ) -> ApiResult<(StatusCode, Json<Reservation>)> {
     let me = p.customer(Scope::Reserve)?;
     let key = idempotency::request_key(&headers);
-    let r = reservations::hold(&s.db, me, &req, key, s.platform_fee.0, Utc::now())
-        .await
-        // A keyed hold finds its own earlier commit, as a keyed reservation does.
-        .map_err(|e| Problem::from(e).rerunnable())?;
+    // A keyed hold finds its own earlier commit, as a keyed reservation does.
+    let r = reservations::hold(&s.db, me, &req, key, s.platform_fee.0, Utc::now()).await?;
     Ok((StatusCode::CREATED, Json(r)))
 }
 

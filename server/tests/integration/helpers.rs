@@ -21,6 +21,8 @@ impl TestApp {
         let ops = server::ops::Operations::new(None);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let lease = app::services::lease::Lease::take(&db).await.unwrap();
+        tokio::spawn(lease.keep(db.clone()));
         let app = router(AppState {
             leptos_options: options,
             db,
@@ -29,6 +31,7 @@ impl TestApp {
             ops: ops.clone(),
             public_url: app::services::mail::PublicUrl(format!("http://{addr}")),
             mail_outbox: true,
+            lease,
         });
         tokio::spawn(async move {
             axum::serve(

@@ -15,6 +15,7 @@ mod auth_defences;
 mod auth_keys;
 mod browser_forms;
 mod embedded_pg;
+mod failover;
 mod forward;
 mod forward_model;
 mod grid_events;
