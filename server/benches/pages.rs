@@ -121,6 +121,7 @@ fn main() {
             public_url: app::services::mail::PublicUrl("http://127.0.0.1".into()),
             mail_outbox: false,
             lease,
+            replica: None,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

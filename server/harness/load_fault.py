@@ -82,7 +82,7 @@ MAX_IN_USE_RETRIES = 8
 # Errors this long after a fault's recovery still count as part of the fault.
 FAULT_GRACE_S = 5.0
 
-OPERATIONS = {"search": 0.20, "quote": 0.20, "reserve": 0.35, "cancel": 0.10, "extend": 0.14,
+OPERATIONS = {"search": 0.20, "browse": 0.04, "quote": 0.20, "reserve": 0.35, "cancel": 0.10, "extend": 0.14,
               "grid_event": 0.01, "hold": 0.04, "resale": 0.03, "order": 0.005,
               "incident": 0.006}
 # The share of bookings on pools that sell it that ask for the interruptible tier (firm
@@ -187,6 +187,39 @@ class Cluster:
     def url(self, database: str) -> str:
         return self.admin_url.replace("/postgres?", f"/{database}?", 1)
 
+    def log_paths(self) -> list[Path]:
+        return [self.root / "postgresql.log"]
+
+
+class HaDatabase:
+    """The replicated cluster of ha_cluster.py (Patroni, two PostgreSQL members, etcd,
+    HAProxy) in the harness's HA mode: the servers reach the primary through HAProxy, and
+    the fault is the loss of the primary's machine (SIGKILL of its PostgreSQL and Patroni)."""
+
+    def __init__(self, base: Path):
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from ha_cluster import HaCluster
+        self.ha = HaCluster(base)
+        self.root = base
+        self.admin_url = ""
+
+    def start(self) -> None:
+        from ha_cluster import HaError
+        try:
+            self.ha.start()
+        except HaError as e:
+            raise HarnessError(str(e))
+        self.admin_url = self.ha.admin_url
+
+    def stop(self) -> None:
+        self.ha.stop()
+
+    def url(self, database: str) -> str:
+        return self.ha.url(database)
+
+    def log_paths(self) -> list[Path]:
+        return self.ha.log_files()
+
 
 # ---------------------------------------------------------------------------------------
 # Server processes
@@ -217,8 +250,10 @@ def http_call(port: int, method: str, path: str, key: str | None = None, body=No
 class Server:
     """One `server serve` process; restarted on the same port with the same log file."""
 
-    def __init__(self, label: str, port: int, server_bin: Path, db_url: str, log_path: Path):
+    def __init__(self, label: str, port: int, server_bin: Path, db_url: str, log_path: Path,
+                 extra_env: dict | None = None):
         self.label = label
+        self.extra_env = extra_env or {}
         self.port = port
         self.server_bin = server_bin
         self.db_url = db_url
@@ -244,6 +279,7 @@ class Server:
             "RIGSHIFT_API_RATE_PER_MINUTE": "1000000",
         })
         env.pop("RIGSHIFT_SEED", None)  # `auto`: server A loads the demo market
+        env.update(self.extra_env)
         return env
 
     def start(self) -> None:
@@ -555,7 +591,8 @@ class Workload:
         timeout = rng.uniform(0.002, 0.03) if abandon else self.args.timeout
         t0 = time.monotonic()
         try:
-            status, hdrs, payload = http_call(server.port, method, path, self.keys[org], body,
+            key = self.keys[org] if org is not None else None
+            status, hdrs, payload = http_call(server.port, method, path, key, body,
                                               headers, timeout)
             r = Result(status, f"{status // 100}xx" if status < 600 else "5xx", payload, hdrs)
         except TimeoutError:
@@ -612,6 +649,11 @@ class Workload:
         self.call(rng, "search", "GET", "/api/v1/search?" + "&".join(q).replace(":", "%3A"),
                   rng.choice(self.orgs), abandon=self.abandon(rng))
 
+    def op_browse(self, rng: random.Random) -> None:
+        """A visitor, not signed in, opens the market (read from the replica by a server
+        that has one, while it is fresh)."""
+        self.call(rng, "browse", "GET", "/", None, abandon=self.abandon(rng))
+
     def op_quote(self, rng: random.Random) -> None:
         pool = self.pick_pool(rng)
         start, end = self.window(rng, pool)
@@ -648,18 +690,25 @@ class Workload:
         if att is None:  # every combination used: the run is longer than planned
             self.op_quote(rng)
             return
+        r = self.send_keyed(rng, att, "reserve", "/api/v1/reservations")
+        if r is not None:
+            self.acknowledge(att, r)
+
+    def send_keyed(self, rng: random.Random, att: Attempt, kind: str, path: str) -> Result | None:
+        """Sends the attempt with its Idempotency-Key, retrying lost answers with the same key
+        (the server replays the first answer or runs it once) and waiting through "still
+        running". Returns the 2xx answer, or None with the attempt's outcome set."""
         deadline = time.monotonic() + self.args.retry_deadline
         abandon_first = self.abandon(rng)
         in_use = 0
         while True:
             att.tries += 1
-            r = self.call(rng, "reserve", "POST", "/api/v1/reservations", att.org, att.body,
+            r = self.call(rng, kind, "POST", path, att.org, att.body,
                           {"Idempotency-Key": att.key}, abandon=abandon_first and att.tries == 1)
             att.status, att.code = r.status, r.code
             att.history.append(r.code if r.code == IN_USE else str(r.status or r.cls))
             if r.status is not None and 200 <= r.status < 300:
-                self.acknowledge(att, r)
-                return
+                return r
             # Lost answers (timeouts, dropped connections, 5xx, 408) are retried with the
             # same key: the server replays the first answer or runs it once.
             lost = r.status is None or r.status >= 500 or r.status == 408
@@ -676,7 +725,7 @@ class Workload:
                                  f"key {att.key} answered idempotency-key-reused though every try sent the same body")
             else:
                 att.outcome = "refused"
-            return
+            return None
 
     def acknowledge(self, att: Attempt, r: Result) -> None:
         res = r.json()
@@ -771,12 +820,8 @@ class Workload:
             return
         att.body.pop("tier", None)  # holds are firm
         att.body["minutes"] = 1
-        att.tries += 1
-        r = self.call(rng, "hold", "POST", "/api/v1/holds", att.org, att.body,
-                      {"Idempotency-Key": att.key})
-        att.status, att.code = r.status, r.code
-        att.history.append(str(r.status or r.cls))
-        if r.status == 201:
+        r = self.send_keyed(rng, att, "hold", "/api/v1/holds")
+        if r is not None:
             res = r.json()
             att.outcome, att.res_id = "acked", res.get("id")
             with self.record.lock:
@@ -787,10 +832,6 @@ class Workload:
                     with self.record.lock:
                         self.record.holds_confirmed += 1
                     self.acknowledge(att, c)
-        elif r.status is None or r.status >= 500 or r.status == 408:
-            att.outcome = "unknown"
-        else:
-            att.outcome = "refused"
 
     def op_resale(self, rng: random.Random) -> None:
         """A customer lists the last hours of a firm booking, another buys them."""
@@ -903,11 +944,12 @@ class FaultInjector:
         self.lock = lock  # shared with the monitor, which also restarts servers
         self.kills = 0
         self.db_restarts = 0
+        self.failovers: list[dict] = []
         self.events: list[str] = []
         self.stop = threading.Event()
 
     def run(self, load_started: float) -> None:
-        plan = ["kill", "db"]
+        plan = ["failover", "kill"] if self.args.ha else ["kill", "db"]
         n = 0
         while True:
             at = load_started + (n + 1) * self.args.fault_every
@@ -919,6 +961,8 @@ class FaultInjector:
             try:
                 if kind == "kill":
                     self.kill_server(server)
+                elif kind == "failover":
+                    self.failover()
                 else:
                     self.restart_database()
             except HarnessError as e:
@@ -958,6 +1002,68 @@ class FaultInjector:
                     f"(alive: {s.alive()}; see {s.log_path})")
         self.events.append(f"database restart: servers healthy {time.monotonic() - back:.1f} s after it was back")
         self.faults.close(window)
+
+
+    def failover(self) -> None:
+        """Loses the primary's machine: SIGKILL of its PostgreSQL and its Patroni. Patroni
+        promotes the synchronous standby, HAProxy follows, the servers reconnect by
+        themselves; then the old primary's Patroni is started again and it rejoins as the
+        synchronous standby (outside the fault window: that must cost nothing)."""
+        window = self.faults.open()
+        unavailable = Unavailability(self.servers[0])
+        old = self.cluster.ha.kill_primary()
+        killed = time.monotonic()
+        try:
+            new, promoted = self.cluster.ha.wait_promoted(old)
+        except Exception as e:
+            raise HarnessError(f"no promotion after killing {old}: {e}")
+        for s in self.servers:
+            if not s.wait_healthy(60):
+                self.violations.append(f"server {s.label} did not follow the failover within 60 s (see {s.log_path})")
+        healthy = time.monotonic() - killed
+        answered_503 = unavailable.stop()
+        self.faults.close(window)
+        try:
+            rejoined = self.cluster.ha.rejoin(old)
+        except Exception as e:
+            raise HarnessError(f"{old} did not rejoin: {e}")
+        event = {"killed": old, "promoted": new, "promoted_after_s": round(promoted, 1),
+                 "servers_healthy_after_s": round(healthy, 1), "api_503_s": round(answered_503, 1),
+                 "rejoined_as_sync_standby_after_s": round(rejoined, 1)}
+        self.failovers.append(event)
+        self.events.append(f"failover {old} -> {new}: writable through HAProxy {promoted:.1f} s after the "
+                           f"kill, /healthz 503 for {answered_503:.1f} s, {old} back as synchronous standby "
+                           f"{rejoined:.1f} s later")
+        log(f"fault: {self.events[-1]}")
+
+
+class Unavailability:
+    """How long a server's /healthz (a statement on the primary) answered other than 200,
+    from the first such answer to the first 200 after it, sampled every 100 ms."""
+
+    def __init__(self, server: Server):
+        self.server = server
+        self.first_bad: float | None = None
+        self.back: float | None = None
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.done.wait(0.1):
+            ok = self.server.healthy()
+            now = time.monotonic()
+            if not ok and self.first_bad is None:
+                self.first_bad = now
+            elif ok and self.first_bad is not None and self.back is None:
+                self.back = now
+
+    def stop(self) -> float:
+        self.done.set()
+        self.thread.join(timeout=5)
+        if self.first_bad is None:
+            return 0.0
+        return (self.back or time.monotonic()) - self.first_bad
 
 
 def monitor(servers: list[Server], stop: threading.Event, violations: list[str],
@@ -1174,15 +1280,18 @@ def check_incidents(url: str) -> list[str]:
     return v
 
 
-def postgres_log_counts(log_path: Path, offset: int) -> dict:
-    """What PostgreSQL said during the run: deadlocks it broke (each costs a waiter its
-    deadlock_timeout) and fatal messages (expected around the immediate shutdowns)."""
-    try:
-        with open(log_path, "rb") as f:
-            f.seek(offset)
-            text = f.read().decode(errors="replace")
-    except OSError:
-        return {}
+def postgres_log_counts(offsets: dict[Path, int]) -> dict:
+    """What PostgreSQL said during the run (every member's log, from `offsets`): deadlocks
+    it broke (each costs a waiter its deadlock_timeout) and fatal messages (expected around
+    the immediate shutdowns and failovers)."""
+    text = ""
+    for log_path, offset in offsets.items():
+        try:
+            with open(log_path, "rb") as f:
+                f.seek(offset)
+                text += f.read().decode(errors="replace")
+        except OSError:
+            continue
     return {
         "deadlocks_detected": text.count("ERROR:  deadlock detected"),
         "exclusion_conflicts": text.count("violates exclusion constraint"),
@@ -1307,6 +1416,9 @@ def parse_args(argv=None):
     p.add_argument("--fault-every", type=float, default=15,
                    help="seconds between faults (kill A, database, kill B, database, ...)")
     p.add_argument("--no-faults", action="store_true", help="load only (a baseline)")
+    p.add_argument("--ha", action="store_true",
+                   help="run against the replicated cluster of ha_cluster.py (Patroni, etcd, HAProxy) "
+                        "and fail its primary over instead of restarting PostgreSQL")
     p.add_argument("--kill-downtime", type=float, default=1.5, help="seconds a killed server stays down")
     p.add_argument("--db-downtime", type=float, default=4, help="seconds PostgreSQL stays down")
     p.add_argument("--abandon", type=float, default=0.05,
@@ -1336,7 +1448,8 @@ class Run:
     def __init__(self, args):
         self.args = args
         self.server_bin = Path(args.server_bin)
-        self.cluster = Cluster(self.server_bin, WORK_DIR / "pg-cluster")
+        self.cluster = (HaDatabase(WORK_DIR / "ha") if args.ha
+                        else Cluster(self.server_bin, WORK_DIR / "pg-cluster"))
         self.servers: list[Server] = []
         self.record = Record()
         self.faults = FaultWindows()
@@ -1360,7 +1473,11 @@ class Run:
         for label, port in zip("AB", ports):
             log_path = WORK_DIR / f"server-{label}.log"
             log_path.write_bytes(b"")
-            self.servers.append(Server(label, port, self.server_bin, self.db_url, log_path))
+            extra = {}
+            if self.args.ha and label == "B":
+                # B serves visitors' market pages from the replicas while they are fresh.
+                extra["RIGSHIFT_READ_DATABASE_URL"] = self.cluster.ha.url(DB_NAME, replicas=True)
+            self.servers.append(Server(label, port, self.server_bin, self.db_url, log_path, extra))
         # A first: it migrates and loads the demo market; B then finds it populated.
         for s in self.servers:
             s.start()
@@ -1387,8 +1504,7 @@ class Run:
         for s in self.servers:
             s.sample_memory()
         self.info["rss_mib_at_load_start"] = {s.label: round(s.rss_kb / 1024, 1) for s in self.servers}
-        pg_log = self.cluster.root / "postgresql.log"
-        pg_log_offset = pg_log.stat().st_size if pg_log.exists() else 0
+        pg_logs = {p: (p.stat().st_size if p.exists() else 0) for p in self.cluster.log_paths()}
         started = time.monotonic()
         fault_thread = None
         if not self.args.no_faults:
@@ -1414,7 +1530,7 @@ class Run:
             if fault_thread:
                 fault_thread.join(timeout=180)
             self.load_seconds = time.monotonic() - started
-            self.info["postgresql_log"] = postgres_log_counts(pg_log, pg_log_offset)
+            self.info["postgresql_log"] = postgres_log_counts(pg_logs)
             stop_monitor.set()
             mon.join(timeout=5)
         self.info["spread_hours"] = w.spread_h
@@ -1469,9 +1585,10 @@ class Run:
         if done < self.args.rate * self.args.duration * 0.3:
             self.degenerate.append(f"only {done} requests succeeded of about {self.args.rate * self.args.duration:.0f} planned")
         if not self.args.no_faults and self.args.duration - 10 >= 2 * self.args.fault_every:
-            if self.injector.kills == 0 or self.injector.db_restarts == 0:
+            db_faults = len(self.injector.failovers) if self.args.ha else self.injector.db_restarts
+            if self.injector.kills == 0 or db_faults == 0:
                 self.degenerate.append(f"planned faults not injected ({self.injector.kills} kills, "
-                                       f"{self.injector.db_restarts} database restarts)")
+                                       f"{db_faults} database faults)")
 
     def teardown(self) -> None:
         for s in self.servers:
@@ -1531,6 +1648,7 @@ class Run:
             "faults": {
                 "server_kills": inj.kills if inj else 0,
                 "database_restarts": inj.db_restarts if inj else 0,
+                "failovers": inj.failovers if inj else [],
                 "events": inj.events if inj else [],
             },
             "peak_memory_mib": {
@@ -1564,8 +1682,18 @@ class Run:
             out.append("  unknown outcomes, by what the tries got: " +
                        "; ".join(f"{k}: {n}" for k, n in s["unknown_outcomes_by_cause"].items()))
         f = s["faults"]
-        out.append(f"faults injected: {f['server_kills']} server kills (SIGKILL), {f['database_restarts']} "
-                   f"PostgreSQL immediate shutdowns")
+        if self.args.ha:
+            fo = f["failovers"]
+            out.append(f"faults injected: {f['server_kills']} server kills (SIGKILL), {len(fo)} failovers "
+                       f"(SIGKILL of the primary's PostgreSQL and Patroni)")
+            if fo:
+                worst = lambda k: max(e[k] for e in fo)
+                out.append(f"  failover: writable through HAProxy after at most {worst('promoted_after_s')} s, "
+                           f"/healthz 503 for at most {worst('api_503_s')} s, old primary back as "
+                           f"synchronous standby within {worst('rejoined_as_sync_standby_after_s')} s")
+        else:
+            out.append(f"faults injected: {f['server_kills']} server kills (SIGKILL), {f['database_restarts']} "
+                       f"PostgreSQL immediate shutdowns")
         for e in f["events"][:4]:
             out.append(f"  {e}")
         if len(f["events"]) > 4:

@@ -164,6 +164,17 @@ pub struct Settings {
     /// The sender of mail [default: Rigshift <rigshift@localhost>]
     #[arg(long, global = true, env = "RIGSHIFT_MAIL_FROM")]
     pub mail_from: Option<String>,
+    /// A replica anonymous market browsing and search read from while fresh (unset: the primary)
+    #[arg(
+        long,
+        global = true,
+        env = "RIGSHIFT_READ_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub read_database_url: Option<String>,
+    /// How many seconds behind the primary the replica may be for those reads (1-300) [default: 5]
+    #[arg(long, global = true, env = "RIGSHIFT_READ_MAX_LAG_SECS")]
+    pub read_max_lag_secs: Option<String>,
 }
 
 impl Settings {
@@ -191,6 +202,8 @@ impl Settings {
             ("RIGSHIFT_PUBLIC_URL", &self.public_url),
             ("RIGSHIFT_SMTP_URL", &self.smtp_url),
             ("RIGSHIFT_MAIL_FROM", &self.mail_from),
+            ("RIGSHIFT_READ_DATABASE_URL", &self.read_database_url),
+            ("RIGSHIFT_READ_MAX_LAG_SECS", &self.read_max_lag_secs),
         ]);
         Config::from_lookup(|var| match given.get(var) {
             Some(value) => (*value).clone(),

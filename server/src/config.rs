@@ -64,6 +64,13 @@ pub struct Config {
     pub smtp_url: Option<String>,
     /// `RIGSHIFT_MAIL_FROM`: the sender of mail (default `Rigshift <rigshift@localhost>`).
     pub mail_from: String,
+    /// `RIGSHIFT_READ_DATABASE_URL`: a replica (e.g. HAProxy's replica port) that anonymous
+    /// market browsing and search read from while it is fresh. Unset (default): every read
+    /// uses `DATABASE_URL`.
+    pub read_database_url: Option<String>,
+    /// `RIGSHIFT_READ_MAX_LAG_SECS`: how far behind the primary the replica may be for those
+    /// reads (default 5, 1 to 300); further behind, they use the primary.
+    pub read_max_lag_secs: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -199,6 +206,18 @@ impl Config {
         }
         let mail_from = non_empty("RIGSHIFT_MAIL_FROM")
             .unwrap_or_else(|| "Rigshift <rigshift@localhost>".into());
+        let read_max_lag_secs = match non_empty("RIGSHIFT_READ_MAX_LAG_SECS") {
+            None => 5,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=300).contains(n))
+                .ok_or(ConfigError {
+                    var: "RIGSHIFT_READ_MAX_LAG_SECS",
+                    value: v,
+                    expected: "whole seconds from 1 to 300",
+                })?,
+        };
         let db_name = non_empty("RIGSHIFT_DB_NAME").unwrap_or_else(|| "rigshift".into());
         if !db_name
             .chars()
@@ -230,6 +249,8 @@ impl Config {
             public_url,
             smtp_url,
             mail_from,
+            read_database_url: non_empty("RIGSHIFT_READ_DATABASE_URL"),
+            read_max_lag_secs,
         })
     }
 }

@@ -52,6 +52,16 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, ConnectE
         .await?)
 }
 
+/// A pool on a replica, for reads that may be a moment stale. Lazy: the server starts, and
+/// reads from the primary, while the replica is unreachable.
+pub fn connect_replica(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+    let options = PgConnectOptions::from_str(url)?.application_name("rigshift-reads");
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect_lazy_with(options))
+}
+
 async fn in_recovery(conn: &mut sqlx::PgConnection) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar("select pg_is_in_recovery()")
         .fetch_one(conn)

@@ -205,6 +205,9 @@ async fn server_fn_handler(State(state): State<AppState>, req: Request<Body>) ->
 /// What pages and server functions find in their reactive context.
 fn provide_app_context(state: &AppState) {
     provide_context(state.db.clone());
+    if let Some(replica) = &state.replica {
+        provide_context(replica.clone());
+    }
     provide_context(state.platform_fee);
     provide_context(state.public_url.clone());
     provide_context(app::pages::outbox::OutboxPolicy {

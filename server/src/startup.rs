@@ -7,6 +7,7 @@ use crate::ops::Operations;
 use crate::{db, delivery, http, seed};
 use app::services::lease::Lease;
 use app::services::mail::PublicUrl;
+use app::services::replica::ReadReplica;
 use leptos::prelude::LeptosOptions;
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -157,6 +158,20 @@ async fn serve_with(config: &Config, pool: &PgPool) -> Result<(), StartupError> 
     tokio::spawn(mailer.run(ops.clone()));
     let lease = Lease::take(pool).await.map_err(StartupError::Connect)?;
     let renewing = tokio::spawn(lease.keep(pool.clone()));
+    let replica = match &config.read_database_url {
+        Some(url) => {
+            let reads = db::connect_replica(url, config.db_max_connections)
+                .map_err(StartupError::Connect)?;
+            let replica = ReadReplica::new(reads, config.read_max_lag_secs);
+            tokio::spawn(replica.clone().watch());
+            tracing::info!(
+                max_lag_secs = config.read_max_lag_secs,
+                "anonymous market reads use the replica while it is fresh"
+            );
+            Some(replica)
+        }
+        None => None,
+    };
     let router = http::router(crate::state::AppState {
         leptos_options: options,
         db: pool.clone(),
@@ -168,6 +183,7 @@ async fn serve_with(config: &Config, pool: &PgPool) -> Result<(), StartupError> 
         // listens on this machine alone.
         mail_outbox: config.smtp_url.is_none() && config.listen.ip().is_loopback(),
         lease,
+        replica,
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -27,6 +27,8 @@ pub struct AppState {
     pub mail_outbox: bool,
     /// This process's lease, named by the keyed requests it runs.
     pub lease: app::services::lease::Lease,
+    /// The replica anonymous market browsing reads from while it is fresh, if configured.
+    pub replica: Option<app::services::replica::ReadReplica>,
 }
 
 /// How the doors are kept: session cookies, whom to believe about client addresses, how

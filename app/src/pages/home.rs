@@ -10,7 +10,7 @@ use leptos_meta::Title;
 /// The market overview: headline counts and every listed pool.
 #[server(endpoint = "market_overview")]
 pub async fn market_overview() -> Result<Overview, AppError> {
-    let db = crate::services::db_from_context()?;
+    let db = crate::services::web::browse_db()?;
     crate::services::market::overview(&db)
         .await
         .map_err(crate::services::unavailable)
@@ -19,7 +19,7 @@ pub async fn market_overview() -> Result<Overview, AppError> {
 /// Counts the GPUs, sites and power listed right now (the "refresh" control).
 #[server(endpoint = "live_count")]
 pub async fn live_count() -> Result<LiveTotals, AppError> {
-    let db = crate::services::db_from_context()?;
+    let db = crate::services::web::browse_db()?;
     crate::services::market::live_count(&db)
         .await
         .map_err(crate::services::unavailable)

@@ -28,7 +28,7 @@ pub struct PoolView {
 pub async fn load_pool(id: i64) -> Result<PoolView, AppError> {
     use crate::services::resale::{self, OfferFilter};
     use crate::services::{market, web};
-    let (db, now) = (web::db()?, chrono::Utc::now());
+    let (db, now) = (web::browse_db()?, chrono::Utc::now());
     let detail = market::pool_detail(&db, id, web::platform_fee_bp(), now)
         .await
         .map_err(web::fail)?;

@@ -98,7 +98,7 @@ pub async fn search_market(form: SearchForm) -> Result<SearchResults, AppError> 
         limit: PAGE_SIZE,
         offset: (page - 1) * PAGE_SIZE,
     };
-    let (db, now) = (web::db()?, chrono::Utc::now());
+    let (db, now) = (web::browse_db()?, chrono::Utc::now());
     let found = search::search(&db, &query, web::platform_fee_bp(), now)
         .await
         .map_err(web::fail)?;

@@ -16,6 +16,25 @@ pub const RETENTION_HOURS: i64 = 24;
 /// sooner).
 const ABANDONED_AFTER_SECONDS: i32 = 300;
 
+/// One claim's own token (see the `claim_token` column): what it records or releases is
+/// its own, never a later claim of the same key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClaimToken(pub i64);
+
+impl ClaimToken {
+    pub fn new() -> Self {
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes).expect("the operating system's random source");
+        Self(i64::from_le_bytes(bytes))
+    }
+}
+
+impl Default for ClaimToken {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// What a request with a key may do.
 pub enum Claim {
     Run,
@@ -43,14 +62,15 @@ pub enum Rerun {
     Unsafe,
 }
 
-/// Claims `key` of organization `org` for a request whose hash is `hash`, run by the process
-/// holding `lease`: run it, replay the answer kept for it, or refuse (another request has
+/// Claims `key` of organization `org` for a request whose hash is `hash`, as `token`, run by
+/// the process holding `lease`: run it, replay the answer kept for it, or refuse (another request has
 /// the key, or it is still running, or its first run was cut off). A first run cut off
 /// (its process's lease lapsed, or it ended `unknown`) is taken over when `rerun` says that
 /// is safe, so the retry gets a definite answer within seconds.
 pub async fn claim(
     db: &PgPool,
     lease: Lease,
+    token: ClaimToken,
     org: i64,
     key: &str,
     hash: &[u8],
@@ -66,13 +86,14 @@ pub async fn claim(
     .execute(db)
     .await?;
     let fresh = sqlx::query_scalar!(
-        r#"insert into idempotency_key (organization_id, key, request_hash, state, lease_id)
-           values ($1, $2, $3, 'running', $4)
+        r#"insert into idempotency_key (organization_id, key, request_hash, state, lease_id, claim_token)
+           values ($1, $2, $3, 'running', $4, $5)
            on conflict do nothing returning 1 as "one!""#,
         org,
         key,
         hash,
-        lease.0
+        lease.0,
+        token.0
     )
     .fetch_optional(db)
     .await?;
@@ -96,7 +117,7 @@ pub async fn claim(
     .await?
     else {
         // Released by a failed first attempt in between: this request may run.
-        return Box::pin(claim(db, lease, org, key, hash, rerun)).await;
+        return Box::pin(claim(db, lease, token, org, key, hash, rerun)).await;
     };
     let cut_off = row.state == "unknown" || row.state == "running" && row.abandoned;
     Ok(if row.request_hash != hash {
@@ -104,7 +125,7 @@ pub async fn claim(
     } else if cut_off && rerun == Rerun::FindsItsOwnEffect {
         // Taken over only if no other retry took it first (the same cut-off owner).
         let taken = sqlx::query_scalar!(
-            r#"update idempotency_key set state = 'running', lease_id = $3
+            r#"update idempotency_key set state = 'running', lease_id = $3, claim_token = $6
                where organization_id = $1 and key = $2 and state = $4
                  and lease_id is not distinct from $5
                returning 1 as "one!""#,
@@ -112,13 +133,14 @@ pub async fn claim(
             key,
             lease.0,
             row.state,
-            row.lease_id
+            row.lease_id,
+            token.0
         )
         .fetch_optional(db)
         .await?;
         match taken {
             Some(_) => Claim::Run,
-            None => return Box::pin(claim(db, lease, org, key, hash, rerun)).await,
+            None => return Box::pin(claim(db, lease, token, org, key, hash, rerun)).await,
         }
     } else if cut_off {
         Claim::Unknown
@@ -150,23 +172,23 @@ pub enum Outcome {
     },
 }
 
-/// Records what became of a key's request, run under `lease`. A claim another process took
-/// over meanwhile (this one was taken for dead) is that process's to record.
+/// Records what became of a key's request, run under the claim `token`. A claim another
+/// process took over meanwhile (this one was taken for dead) is that process's to record.
 pub async fn record(
     db: &PgPool,
-    lease: Lease,
+    token: ClaimToken,
     org: i64,
     key: &str,
     outcome: &Outcome,
 ) -> Result<(), sqlx::Error> {
     match outcome {
-        Outcome::Release => release(db, lease, org, key).await,
+        Outcome::Release => release(db, token, org, key).await,
         Outcome::Unknown => sqlx::query!(
             "update idempotency_key set state = 'unknown', completed_at = now()
-             where organization_id = $1 and key = $2 and state = 'running' and lease_id = $3",
+             where organization_id = $1 and key = $2 and state = 'running' and claim_token = $3",
             org,
             key,
-            lease.0
+            token.0
         )
         .execute(db)
         .await
@@ -179,14 +201,14 @@ pub async fn record(
         } => sqlx::query!(
             r#"update idempotency_key set state = 'done', status = $3, content_type = $4, body = $5,
                       location = $6, completed_at = now()
-               where organization_id = $1 and key = $2 and state = 'running' and lease_id = $7"#,
+               where organization_id = $1 and key = $2 and state = 'running' and claim_token = $7"#,
             org,
             key,
             status,
             content_type.as_deref(),
             body.as_slice(),
             location.as_deref(),
-            lease.0
+            token.0
         )
         .execute(db)
         .await
@@ -194,14 +216,20 @@ pub async fn record(
     }
 }
 
-/// Frees a key whose run under `lease` took no effect, for the caller to retry.
-pub async fn release(db: &PgPool, lease: Lease, org: i64, key: &str) -> Result<(), sqlx::Error> {
+/// Frees a key whose run under the claim `token` took no effect (or never started: the
+/// claim's own answer was lost), for the caller to retry.
+pub async fn release(
+    db: &PgPool,
+    token: ClaimToken,
+    org: i64,
+    key: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "delete from idempotency_key
-         where organization_id = $1 and key = $2 and state = 'running' and lease_id = $3",
+         where organization_id = $1 and key = $2 and state = 'running' and claim_token = $3",
         org,
         key,
-        lease.0
+        token.0
     )
     .execute(db)
     .await

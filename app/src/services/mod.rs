@@ -27,6 +27,7 @@ pub mod payments;
 pub mod pools;
 pub mod principal;
 pub mod recovery;
+pub mod replica;
 pub mod resale;
 pub mod reservations;
 pub mod search;

@@ -173,6 +173,21 @@ pub fn db() -> Result<sqlx::PgPool, AppError> {
     super::db_from_context()
 }
 
+/// The pool for reading the public market: the replica (see [`super::replica`]) when one is
+/// configured and fresh and the visitor is not signed in, the primary otherwise, so a
+/// signed-in person always reads their own writes.
+pub fn browse_db() -> Result<sqlx::PgPool, AppError> {
+    let auth = request_auth();
+    if auth.principal.is_none() && auth.user.is_none() {
+        if let Some(pool) =
+            use_context::<super::replica::ReadReplica>().and_then(|r| r.pool_if_fresh())
+        {
+            return Ok(pool);
+        }
+    }
+    db()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

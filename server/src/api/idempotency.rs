@@ -25,8 +25,7 @@
 
 use super::problem::{MayHaveTakenEffect, Problem};
 use crate::state::{AppState, MAX_BODY_BYTES};
-use app::services::idempotency::{claim, record, Claim, Outcome, Rerun};
-use app::services::lease::Lease;
+use app::services::idempotency::{claim, record, Claim, ClaimToken, Outcome, Rerun};
 use app::services::web::RequestAuth;
 use axum::{
     body::{to_bytes, Body},
@@ -175,8 +174,8 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         .get::<OriginalUri>()
         .map_or(parts.uri.path(), |u| u.0.path());
     let rerun = finds_its_own_effect(full_path);
-    let lease = state.lease;
-    let mut claimed = claim(&state.db, lease, org, &key, &hash, rerun).await;
+    let (lease, token) = (state.lease, ClaimToken::new());
+    let mut claimed = claim(&state.db, lease, token, org, &key, &hash, rerun).await;
     // A browser form sent twice at once (a double click): the second waits for the first
     // and shows its answer, rather than an error about a request the person can't see.
     if header_key.is_none() {
@@ -185,11 +184,18 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
-            claimed = claim(&state.db, lease, org, &key, &hash, rerun).await;
+            claimed = claim(&state.db, lease, token, org, &key, &hash, rerun).await;
         }
     }
     match claimed {
-        Err(e) => Problem::from(e).into_response(),
+        Err(e) => {
+            // The claim's own insert may have committed though its answer was lost (the
+            // database failed over under it): released in the background, or retries would
+            // find it running under this live process until the key expires. Nothing ran.
+            let db = state.db.clone();
+            tokio::spawn(async move { record_soon(&db, token, org, &key, Outcome::Release).await });
+            Problem::from(e).into_response()
+        }
         Ok(Claim::Running) => {
             let mut res = Problem::new(
                 StatusCode::CONFLICT,
@@ -224,7 +230,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         }) => replay(status, content_type, location, body),
         Ok(Claim::Run) => {
             let res = next.run(Request::from_parts(parts, Body::from(bytes))).await;
-            finish(&state.db, lease, org, &key, rerun, res).await
+            finish(&state.db, token, org, &key, rerun, res).await
         }
     }
 }
@@ -235,7 +241,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
 /// stuck `running`.
 async fn finish(
     db: &sqlx::PgPool,
-    lease: Lease,
+    token: ClaimToken,
     org: i64,
     key: &str,
     rerun: Rerun,
@@ -246,7 +252,7 @@ async fn finish(
         Ok(b) => b,
         Err(e) => {
             tracing::error!(error = %e, "could not buffer an idempotent answer");
-            record_soon(db, lease, org, key, Outcome::Release).await;
+            record_soon(db, token, org, key, Outcome::Release).await;
             return Problem::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -277,7 +283,7 @@ async fn finish(
             body: bytes.to_vec(),
         }
     };
-    record_soon(db, lease, org, key, outcome).await;
+    record_soon(db, token, org, key, outcome).await;
     Response::from_parts(parts, Body::from(bytes))
 }
 
@@ -285,8 +291,8 @@ async fn finish(
 /// (it then reads as cut off once this process's lease lapses).
 const RECORD_RETRY_FOR: Duration = Duration::from_secs(120);
 /// Records `outcome` now, or keeps trying in a background task if the database refuses.
-async fn record_soon(db: &sqlx::PgPool, lease: Lease, org: i64, key: &str, outcome: Outcome) {
-    let Err(e) = record(db, lease, org, key, &outcome).await else {
+async fn record_soon(db: &sqlx::PgPool, token: ClaimToken, org: i64, key: &str, outcome: Outcome) {
+    let Err(e) = record(db, token, org, key, &outcome).await else {
         return;
     };
     tracing::warn!(error = %e, "could not record an idempotent answer; retrying in the background");
@@ -296,7 +302,7 @@ async fn record_soon(db: &sqlx::PgPool, lease: Lease, org: i64, key: &str, outco
         let mut pause = Duration::from_millis(250);
         loop {
             tokio::time::sleep(pause).await;
-            match record(&db, lease, org, &key, &outcome).await {
+            match record(&db, token, org, &key, &outcome).await {
                 Ok(()) => return,
                 Err(e) if tokio::time::Instant::now() >= give_up => {
                     tracing::error!(error = %e, "gave up recording an idempotent answer; retries of that key get 409");

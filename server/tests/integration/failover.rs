@@ -370,3 +370,82 @@ async fn the_server_refuses_a_read_only_replica_as_its_primary() {
         "a clear message: {stderr}"
     );
 }
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn anonymous_market_reads_use_a_fresh_replica_and_everyone_else_the_primary(db: PgPool) {
+    use app::services::replica::ReadReplica;
+    use sqlx::postgres::PgPoolOptions;
+    server::seed::seed(&db).await.unwrap();
+    // The replica here is a database of its own, migrated and empty, so which one answered
+    // shows in the counts; its staleness is read from its lease renewals, which the test sets.
+    // Named after the test's database (identifiers stop at 63 characters, hence the tail).
+    let test_db = db.connect_options().get_database().unwrap().to_lowercase();
+    let name = format!("reads_{}", &test_db[test_db.len().saturating_sub(24)..]);
+    let admin = |sql: String| {
+        let db = db.clone();
+        async move {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&db)
+                .await
+                .unwrap()
+        }
+    };
+    admin(format!("drop database if exists {name} with (force)")).await;
+    admin(format!("create database {name}")).await;
+    let url = database_url(&db);
+    let reads_url = format!("{}/{name}", url.rsplit_once('/').unwrap().0);
+    let reads = PgPoolOptions::new()
+        .max_connections(4)
+        .connect(&reads_url)
+        .await
+        .unwrap();
+    server::db::MIGRATOR.run(&reads).await.unwrap();
+    sqlx::query("insert into server_lease (host, pid, renewed_at) values ('primary', 1, now())")
+        .execute(&reads)
+        .await
+        .unwrap();
+    let app = TestApp::spawn_with_replica(db.clone(), ReadReplica::new(reads.clone(), 5)).await;
+    let sites = |cookie: Option<String>| {
+        let app = &app;
+        async move {
+            let res = app.call("live_count", cookie.as_deref(), &[]).await;
+            assert_eq!(res.status(), 200);
+            res.json::<serde_json::Value>().await.unwrap()["sites"]
+                .as_i64()
+                .unwrap()
+        }
+    };
+    let until = |want: i64, cookie: Option<String>| async move {
+        for _ in 0..60 {
+            if sites(cookie.clone()).await == want {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    };
+    // Fresh: a visitor reads the replica (no sites there), a signed-in person the primary.
+    assert!(until(0, None).await, "a visitor reads the fresh replica");
+    let cookie = app
+        .log_in("ml@helixlabs.example", server::seed::DEMO_PASSWORD)
+        .await;
+    assert_eq!(
+        sites(Some(cookie.clone())).await,
+        10,
+        "signed in: the primary"
+    );
+    // Ten seconds behind (past the bound of five): the visitor reads the primary.
+    sqlx::query("update server_lease set renewed_at = now() - interval '10 seconds'")
+        .execute(&reads)
+        .await
+        .unwrap();
+    assert!(until(10, None).await, "a stale replica is not read");
+    // Caught up again: back to the replica.
+    sqlx::query("update server_lease set renewed_at = now()")
+        .execute(&reads)
+        .await
+        .unwrap();
+    assert!(until(0, None).await, "a replica caught up is read again");
+    reads.close().await;
+    admin(format!("drop database {name} with (force)")).await;
+}

@@ -16,6 +16,23 @@ impl TestApp {
     }
 
     pub async fn spawn_with(db: PgPool, security: server::http::Security) -> Self {
+        Self::spawn_full(db, security, None).await
+    }
+
+    /// A server whose anonymous market reads go to `replica` while it is fresh.
+    pub async fn spawn_with_replica(
+        db: PgPool,
+        replica: app::services::replica::ReadReplica,
+    ) -> Self {
+        tokio::spawn(replica.clone().watch());
+        Self::spawn_full(db, Default::default(), Some(replica)).await
+    }
+
+    async fn spawn_full(
+        db: PgPool,
+        security: server::http::Security,
+        replica: Option<app::services::replica::ReadReplica>,
+    ) -> Self {
         let config = server::config::Config::from_lookup(|_| None).expect("default config");
         let options = server::startup::leptos_options(&config).expect("leptos options");
         let ops = server::ops::Operations::new(None);
@@ -32,6 +49,7 @@ impl TestApp {
             public_url: app::services::mail::PublicUrl(format!("http://{addr}")),
             mail_outbox: true,
             lease,
+            replica,
         });
         tokio::spawn(async move {
             axum::serve(
