@@ -11,6 +11,10 @@ pub struct FieldError {
     pub message: String,
 }
 
+/// The seconds a 503 (the database unreachable, restarting or failing over) asks the caller
+/// to wait before retrying, at both doors.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     /// The request is malformed or breaks a rule; nothing was changed.

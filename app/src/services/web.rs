@@ -97,6 +97,12 @@ pub fn fail(err: ServiceError) -> AppError {
         {
             res.insert_header(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
         }
+        if let ServiceError::Unavailable(_) = &err {
+            res.insert_header(
+                header::RETRY_AFTER,
+                HeaderValue::from(super::error::UNAVAILABLE_RETRY_AFTER_SECS),
+            );
+        }
     }
     let kind = match &err {
         ServiceError::Invalid(_) => ErrorKind::Invalid,

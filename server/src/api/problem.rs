@@ -172,13 +172,18 @@ impl From<ServiceError> for Problem {
                 }
                 p
             }
-            // The cause is logged where it happened; the caller learns only that it may retry.
-            ServiceError::Unavailable(_) => Self::new(
-                status,
-                "unavailable",
-                "Temporarily unavailable",
-                "the marketplace database is unavailable right now; please retry in a moment",
-            ),
+            // The cause is logged where it happened; the caller learns only that it may retry,
+            // and when (a failover or a restart of the database takes seconds).
+            ServiceError::Unavailable(_) => {
+                let mut p = Self::new(
+                    status,
+                    "unavailable",
+                    "Temporarily unavailable",
+                    "the marketplace database is unavailable right now; please retry in a moment",
+                );
+                p.retry_after = Some(app::services::error::UNAVAILABLE_RETRY_AFTER_SECS);
+                p
+            }
         };
         p.may_have_taken_effect = may_have_taken_effect;
         p

@@ -203,7 +203,17 @@ async fn cut_off_mid_request(
     );
     assert_eq!(cut_off_waiting_requests(db).await, 1);
     blocker.rollback().await.unwrap();
-    json_of(answer.await.unwrap().unwrap()).await
+    let res = answer.await.unwrap().unwrap();
+    if res.status() == 503 {
+        assert_eq!(
+            res.headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap()),
+            Some("2"),
+            "a 503 says when to retry"
+        );
+    }
+    json_of(res).await
 }
 
 /// Ends the database session of every request now waiting for a lock, as a database
