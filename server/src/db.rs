@@ -52,6 +52,16 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, ConnectE
         .await?)
 }
 
+/// One more connection to the database behind `pool`, for work that must not wait behind
+/// requests for a connection: the lease renewal, whose delay would make a busy, live
+/// process look dead to the others.
+pub fn own_connection(pool: &PgPool) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(2))
+        .connect_lazy_with((*pool.connect_options()).clone())
+}
+
 /// A pool on a replica, for reads that may be a moment stale. Lazy: the server starts, and
 /// reads from the primary, while the replica is unreachable.
 pub fn connect_replica(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {

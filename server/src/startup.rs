@@ -157,7 +157,7 @@ async fn serve_with(config: &Config, pool: &PgPool) -> Result<(), StartupError> 
     let mailer = Mailer::new(pool.clone(), config.smtp_url.as_deref(), &config.mail_from)?;
     tokio::spawn(mailer.run(ops.clone()));
     let lease = Lease::take(pool).await.map_err(StartupError::Connect)?;
-    let renewing = tokio::spawn(lease.keep(pool.clone()));
+    let renewing = tokio::spawn(lease.keep(db::own_connection(pool)));
     let replica = match &config.read_database_url {
         Some(url) => {
             let reads = db::connect_replica(url, config.db_max_connections)

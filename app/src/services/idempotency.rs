@@ -63,10 +63,10 @@ pub enum Rerun {
 }
 
 /// Claims `key` of organization `org` for a request whose hash is `hash`, as `token`, run by
-/// the process holding `lease`: run it, replay the answer kept for it, or refuse (another request has
-/// the key, or it is still running, or its first run was cut off). A first run cut off
-/// (its process's lease lapsed, or it ended `unknown`) is taken over when `rerun` says that
-/// is safe, so the retry gets a definite answer within seconds.
+/// the process holding `lease`: run it, replay the answer kept for it, or refuse (another
+/// request has the key, or it is still running, or its first run was cut off). A first run
+/// cut off (its process's lease lapsed, or it ended `unknown`) is taken over when `rerun`
+/// says that is safe, so the retry gets a definite answer within seconds.
 pub async fn claim(
     db: &PgPool,
     lease: Lease,

@@ -286,6 +286,13 @@ async fn a_keyed_request_whose_process_stopped_is_reported_cut_off_within_second
             .send()
     };
     assert_eq!(post().await.unwrap().status(), 201);
+    let retried = || async {
+        let (status, problem) = json_of(post().await.unwrap()).await;
+        (
+            status,
+            problem["code"].as_str().unwrap_or_default().to_string(),
+        )
+    };
     // As if a process were still running it: its lease is fresh, so the retry waits.
     let other: i64 = sqlx::query_scalar(
         "insert into server_lease (host, pid) values ('elsewhere', 4242) returning id",
@@ -301,11 +308,7 @@ async fn a_keyed_request_whose_process_stopped_is_reported_cut_off_within_second
     .execute(&db)
     .await
     .unwrap();
-    let (status, problem) = json_of(post().await.unwrap()).await;
-    assert_eq!(
-        (status, problem["code"].as_str()),
-        (409, Some("idempotency-key-in-use"))
-    );
+    assert_eq!(retried().await, (409, "idempotency-key-in-use".into()));
     // Its process stopped renewing: a site may not be made twice, so the retry is told the
     // first was cut off, at once rather than after minutes.
     sqlx::query(
@@ -316,22 +319,14 @@ async fn a_keyed_request_whose_process_stopped_is_reported_cut_off_within_second
     .execute(&db)
     .await
     .unwrap();
-    let (status, problem) = json_of(post().await.unwrap()).await;
-    assert_eq!(
-        (status, problem["code"].as_str()),
-        (409, Some("idempotency-outcome-unknown"))
-    );
+    assert_eq!(retried().await, (409, "idempotency-outcome-unknown".into()));
     // A lease that is gone altogether reads the same.
     sqlx::query("delete from server_lease where id = $1")
         .bind(other)
         .execute(&db)
         .await
         .unwrap();
-    let (status, problem) = json_of(post().await.unwrap()).await;
-    assert_eq!(
-        (status, problem["code"].as_str()),
-        (409, Some("idempotency-outcome-unknown"))
-    );
+    assert_eq!(retried().await, (409, "idempotency-outcome-unknown".into()));
     let sites: i64 = sqlx::query_scalar("select count(*) from site where name = $1")
         .bind(site["name"].as_str().unwrap())
         .fetch_one(&db)
