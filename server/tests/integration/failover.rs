@@ -387,11 +387,11 @@ async fn anonymous_market_reads_use_a_fresh_replica_and_everyone_else_the_primar
     };
     admin(format!("drop database if exists {name} with (force)")).await;
     admin(format!("create database {name}")).await;
-    let url = database_url(&db);
-    let reads_url = format!("{}/{name}", url.rsplit_once('/').unwrap().0);
+    // The same server and credentials as the test's pool, another database: built from the
+    // pool's options, since a URL may name its host in the query (a socket directory).
     let reads = PgPoolOptions::new()
         .max_connections(4)
-        .connect(&reads_url)
+        .connect_with((*db.connect_options()).clone().database(&name))
         .await
         .unwrap();
     server::db::MIGRATOR.run(&reads).await.unwrap();
