@@ -1399,7 +1399,22 @@ def prepare(args, cluster: Cluster) -> str:
     log(f"PostgreSQL up: {cluster.admin_url}")
     psql(cluster.admin_url, f"drop database if exists {DB_NAME} with (force)")
     psql(cluster.admin_url, f"create database {DB_NAME}")
+    if args.ha:
+        # The replicated cluster preloads pg_stat_statements (server/harness/ha/patroni.yml).
+        psql(cluster.url(DB_NAME), "create extension if not exists pg_stat_statements")
     return cluster.url(DB_NAME)
+
+
+def top_statements(url: str, how_many: int = 8) -> list[str]:
+    """The statements that took the most database time in the run (on the current primary:
+    after a failover, since its promotion), from pg_stat_statements."""
+    rows = psql(url, f"""
+        select calls, round(mean_exec_time::numeric, 2), round(total_exec_time::numeric),
+               left(regexp_replace(query, '\s+', ' ', 'g'), 100)
+        from pg_stat_statements
+        where dbid = (select oid from pg_database where datname = current_database())
+        order by total_exec_time desc limit {how_many}""")
+    return [f"{r[2]} ms total, {r[0]} calls, mean {r[1]} ms: {r[3]}" for r in rows]
 
 
 # ---------------------------------------------------------------------------------------
@@ -1555,6 +1570,8 @@ class Run:
         self.info["unit_hours_cut"] = {r[0]: int(r[1]) for r in psql(self.db_url, """
             select reason, sum(extract(epoch from upper(during) - lower(during)) / 3600)::bigint
               from allocation_cut group by 1 order by 1""")}
+        if self.args.ha:
+            self.info["top_statements"] = top_statements(self.db_url)
         v, self.info["reconcile"] = check_ledger(self.db_url, self.server_bin)
         self.violations += v
         v, self.info["log_levels"] = scan_logs(self.servers)
@@ -1701,7 +1718,11 @@ class Run:
         out.append("peak memory (RSS high-water mark, VmHWM, over every start of each server): " +
                    ", ".join(f"server {k} {v} MiB" for k, v in s["peak_memory_mib"].items()))
         for k, v in s["info"].items():
-            out.append(f"{k}: {v}")
+            if isinstance(v, list):
+                out.append(f"{k}:")
+                out += [f"  {x}" for x in v]
+            else:
+                out.append(f"{k}: {v}")
         out.append(f"violations: {len(s['violations'])}")
         for v in s["violations"]:
             out.append(f"  - {v}")
