@@ -305,6 +305,26 @@ fn pgbench(bin_dir: &Path, url: &str, seconds: u64) -> f64 {
 }
 
 /// 5,000 sites × 4 pools × 10 units; 5 one-unit reservations per unit = 1,000,000 allocations.
+/// Runs the sold-out summary's refresh rounds (the server's `occupancy` job) until nothing is
+/// left to fold in, and says how long that took.
+async fn refresh_occupancy(db: &PgPool, what: &str) {
+    let started = Instant::now();
+    let (mut rounds, mut pools) = (0, 0);
+    loop {
+        let n = search::refresh_occupancy(db).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        rounds += 1;
+        pools += n;
+    }
+    println!(
+        "sold-out summary of {what}: {pools} pools in {rounds} rounds of at most {}, {:.1} s",
+        search::OCCUPANCY_POOLS_PER_ROUND,
+        started.elapsed().as_secs_f64()
+    );
+}
+
 async fn generate_market(db: &PgPool) {
     let statements = [
         "insert into organization (name, kind) values ('gen operator', 'operator'), ('gen customer', 'customer')",
@@ -437,6 +457,7 @@ fn main() {
         let counts: (i64, i64, i64) = sqlx::query_as("select (select count(*) from site), (select count(*) from capacity_pool), (select count(*) from allocation)")
             .fetch_one(&db).await.unwrap();
         println!("generated market: {} sites, {} pools, {} allocations in {:.0} s", counts.0, counts.1, counts.2, gen_started.elapsed().as_secs_f64());
+        refresh_occupancy(&db, "the generated market").await;
 
         let now = Utc::now();
         let base = now.duration_trunc(Duration::hours(1)).unwrap();
@@ -486,6 +507,8 @@ fn main() {
         .execute(&db)
         .await
         .unwrap();
+        // As the server's job would within seconds of the blackouts.
+        refresh_occupancy(&db, "the sold-out window").await;
         let mut sold_out_ms = Vec::new();
         for _ in 0..20 {
             let q = MarketQuery {

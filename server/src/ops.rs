@@ -24,8 +24,9 @@ const BUCKETS: [f64; 12] = [
 ];
 
 /// The background jobs every process runs, and how often each starts a round.
-pub const JOBS: [(&str, Duration); 9] = [
+pub const JOBS: [(&str, Duration); 10] = [
     ("webhooks", Duration::from_secs(1)),
+    ("occupancy", Duration::from_secs(1)),
     ("mail", Duration::from_secs(2)),
     ("hold_release", Duration::from_secs(5)),
     ("standing_orders", Duration::from_secs(5)),

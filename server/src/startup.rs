@@ -153,6 +153,7 @@ async fn serve_with(config: &Config, pool: &PgPool) -> Result<(), StartupError> 
     ));
     tokio::spawn(incident_rounds(pool.clone(), ops.clone()));
     tokio::spawn(refresh_reliability(pool.clone(), ops.clone()));
+    tokio::spawn(refresh_occupancy(pool.clone(), ops.clone()));
     tokio::spawn(forward_credits(pool.clone(), ops.clone()));
     let mailer = Mailer::new(pool.clone(), config.smtp_url.as_deref(), &config.mail_from)?;
     tokio::spawn(mailer.run(ops.clone()));
@@ -381,6 +382,19 @@ async fn forward_credits(db: PgPool, ops: Arc<Operations>) {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "posting late-delivery credits failed"),
+        }
+    }
+}
+
+/// Every second, the sold-out summary search reads folds in the allocations changed since
+/// (a second behind at most, and search is exact before it catches up, only slower).
+async fn refresh_occupancy(db: PgPool, ops: Arc<Operations>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        match app::services::search::refresh_occupancy(&db).await {
+            Ok(_) => ops.job_round("occupancy"),
+            Err(e) => tracing::warn!(error = %e, "refreshing the sold-out summary failed"),
         }
     }
 }

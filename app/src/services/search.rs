@@ -201,6 +201,8 @@ pub async fn search(
                 select p.delivery_at, p.late_credit_bp, p.late_credit_cents_per_unit_day, p.walk_away_at
                 where s.status = 'building'
             ) f on true
+            -- Where the pool is sold out, as the database last summarised it (pool_full).
+            left join pool_full pf on pf.pool_id = p.id and pf.unit_count = p.unit_count
             -- Live sites sell ready capacity; sites being built only forward, from delivery.
             where p.listed and (s.status = 'live' or f.delivery_at is not null)
               and ($17::text = 'any' or ($17 = 'forward') = (f.delivery_at is not null))
@@ -217,6 +219,11 @@ pub async fn search(
               and ($9::tstzrange is null or lower($9::tstzrange) >= $10::timestamptz + make_interval(hours => p.min_lead_hours))
               and ($16::bigint is null or (rel.sold_unit_hours > 0
                    and greatest(rel.sold_unit_hours - rel.lost_unit_hours, 0) * 10000 / rel.sold_unit_hours >= $16))
+              -- Every unit busy at some hour of the window: no booking fits, unless an
+              -- allocation freed there since the summary was made.
+              and not coalesce(pf.full_during && $9::tstzrange and not exists (
+                    select 1 from pool_occupancy_change ch
+                     where ch.freed and ch.pool_id = p.id and ch.during && $9::tstzrange), false)
             order by
                 -- Most reliable first; no history yet last.
                 case when $13 = 'reliability' then
@@ -391,4 +398,21 @@ pub async fn search(
         .take(limit as usize)
         .collect();
     Ok(SearchPage { hits, has_more })
+}
+
+/// Pools whose sold-out summary one refresh round folds in at most; a backlog (the first
+/// round after the summary is created, or a sold-out window that took a whole model) takes
+/// several rounds, and search is exact meanwhile, only slower.
+pub const OCCUPANCY_POOLS_PER_ROUND: i32 = 2_000;
+
+/// Folds the allocations changed since the last round into the per-pool sold-out summary
+/// that search reads (a job, every second; the database runs one round at a time). Returns
+/// the number of pools refreshed.
+pub async fn refresh_occupancy(db: &PgPool) -> Result<i64, ServiceError> {
+    Ok(sqlx::query_scalar!(
+        r#"select refresh_pool_occupancy($1) as "n!""#,
+        OCCUPANCY_POOLS_PER_ROUND
+    )
+    .fetch_one(db)
+    .await? as i64)
 }

@@ -28,6 +28,7 @@ mod ledger;
 mod ledger_property;
 mod migrations;
 mod model;
+mod occupancy;
 mod operator;
 mod ops;
 mod orders;

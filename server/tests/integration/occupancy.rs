@@ -1,0 +1,204 @@
+//! The per-pool sold-out summary search reads (`pool_full`, folded in by the `occupancy`
+//! job): it says exactly where every unit is busy, and a summary behind the allocations
+//! makes a search slower, never wrong.
+
+use crate::fixtures::{hour, market, req, FEE_BP};
+use app::pricing::Quantity;
+use app::services::reservations;
+use app::services::search::{self, MarketQuery, SearchSort};
+use app::services::{availability, pools};
+use app::window::HourWindow;
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+async fn refresh(db: &PgPool) -> i64 {
+    let mut pools = 0;
+    loop {
+        let n = search::refresh_occupancy(db).await.unwrap();
+        if n == 0 {
+            return pools;
+        }
+        pools += n;
+    }
+}
+
+/// The hours (from `now`'s hour) the summary says the pool is full in, within 0..horizon.
+async fn summarised_full_hours(
+    db: &PgPool,
+    pool: i64,
+    now: DateTime<Utc>,
+    horizon: i64,
+) -> Vec<i64> {
+    sqlx::query_scalar(
+        "select h from generate_series(0, $3 - 1) h
+          where exists (select 1 from pool_full f where f.pool_id = $1
+                          and f.full_during @> (date_trunc('hour', $2::timestamptz) + h * interval '1 hour'))
+          order by h",
+    )
+    .bind(pool)
+    .bind(now)
+    .bind(horizon)
+    .fetch_all(db)
+    .await
+    .unwrap()
+}
+
+/// The same hours counted the slow way: every unit has an allocation covering the hour.
+async fn counted_full_hours(db: &PgPool, pool: i64, now: DateTime<Utc>, horizon: i64) -> Vec<i64> {
+    sqlx::query_scalar(
+        "select h from generate_series(0, $3 - 1) h
+          where (select count(*) from allocation a where a.pool_id = $1
+                    and a.during @> (date_trunc('hour', $2::timestamptz) + h * interval '1 hour'))
+                = (select unit_count from capacity_pool where id = $1)
+          order by h",
+    )
+    .bind(pool)
+    .bind(now)
+    .bind(horizon)
+    .fetch_all(db)
+    .await
+    .unwrap()
+}
+
+fn query(start: DateTime<Utc>, hours: i64, gpus: i64) -> MarketQuery {
+    MarketQuery {
+        kind: None,
+        gpu_model: Some("h100 sxm".into()),
+        quantity: Some(Quantity::Gpus(gpus)),
+        hours,
+        start: Some(start),
+        within_days: None,
+        region: None,
+        energy_source: None,
+        interconnect: None,
+        max_price_cents: None,
+        min_reliability_bp: None,
+        tier: app::booking::Tier::Firm,
+        delivery: Default::default(),
+        sort: SearchSort::Price,
+        limit: 20,
+        offset: 0,
+    }
+}
+
+async fn offered(db: &PgPool, pool: i64, q: &MarketQuery, now: DateTime<Utc>) -> bool {
+    let page = search::search(db, q, FEE_BP, now).await.unwrap();
+    page.hits.iter().any(|h| h.pool_id == pool)
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_sold_out_pool_is_passed_over_and_offered_again_the_moment_a_unit_frees(db: PgPool) {
+    let m = market(&db, 2).await;
+    // One node each: both busy from hour 20 to 34.
+    let first = reservations::reserve(&db, m.customer, &req(&m, 8, 10, 24), FEE_BP, m.now)
+        .await
+        .unwrap();
+    let second = reservations::reserve(&db, m.customer, &req(&m, 8, 20, 24), FEE_BP, m.now)
+        .await
+        .unwrap();
+    assert!(refresh(&db).await >= 1);
+    assert_eq!(
+        summarised_full_hours(&db, m.pool, m.now, 100).await,
+        (20..34).collect::<Vec<_>>()
+    );
+    // Refreshing again with nothing changed touches no pool.
+    assert_eq!(refresh(&db).await, 0);
+
+    let overlapping = query(hour(m.now, 30), 24, 8);
+    let after = query(hour(m.now, 44), 24, 8);
+    assert!(!offered(&db, m.pool, &overlapping, m.now).await);
+    assert!(offered(&db, m.pool, &after, m.now).await);
+
+    // Cancelled: one node is free from hour 20, though the summary still says full.
+    reservations::cancel(&db, m.customer, second.id, m.now)
+        .await
+        .unwrap();
+    assert_eq!(
+        summarised_full_hours(&db, m.pool, m.now, 100).await,
+        (20..34).collect::<Vec<_>>()
+    );
+    assert!(
+        offered(&db, m.pool, &overlapping, m.now).await,
+        "a freed unit is offered before the summary catches up"
+    );
+    refresh(&db).await;
+    assert_eq!(
+        summarised_full_hours(&db, m.pool, m.now, 100).await,
+        Vec::<i64>::new()
+    );
+    assert!(offered(&db, m.pool, &overlapping, m.now).await);
+    // Both nodes asked for: the first booking still holds one until hour 34.
+    assert!(!offered(&db, m.pool, &query(hour(m.now, 30), 24, 16), m.now).await);
+    let _ = first;
+}
+
+/// Bookings, extensions and cancellations in a pseudo-random order; after each step the
+/// search's answer for a set of windows matches the free units counted directly (whether or
+/// not the summary has caught up), and after each refresh the summary's full hours are the
+/// counted ones.
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn the_summary_agrees_with_the_allocations_and_search_with_the_free_units(db: PgPool) {
+    let m = market(&db, 3).await;
+    let horizon = 120;
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut live: Vec<i64> = Vec::new();
+    let mut conn = db.acquire().await.unwrap();
+    let pool = pools::load(&mut conn, m.pool, false).await.unwrap();
+    for step in 0..40 {
+        match next(4) {
+            0 if !live.is_empty() => {
+                let id = live.swap_remove(next(live.len() as u64) as usize);
+                reservations::cancel(&db, m.customer, id, m.now)
+                    .await
+                    .unwrap();
+            }
+            _ => {
+                let nodes = 1 + next(2) as i64;
+                let from = 1 + next(90) as i64;
+                let hours = 4 + next(30) as i64;
+                if let Ok(r) = reservations::reserve(
+                    &db,
+                    m.customer,
+                    &req(&m, 8 * nodes, from, hours),
+                    FEE_BP,
+                    m.now,
+                )
+                .await
+                {
+                    live.push(r.id);
+                }
+            }
+        }
+        if step % 3 == 0 {
+            refresh(&db).await;
+            assert_eq!(
+                summarised_full_hours(&db, m.pool, m.now, horizon).await,
+                counted_full_hours(&db, m.pool, m.now, horizon).await,
+                "after step {step}"
+            );
+        }
+        for (from, hours, nodes) in [
+            (5, 24, 1),
+            (20, 10, 2),
+            (40, 30, 1),
+            (60, 8, 3),
+            (80, 24, 1),
+        ] {
+            let w = HourWindow::new(hour(m.now, from), hour(m.now, from + hours)).unwrap();
+            let free = availability::free_units(&mut conn, &pool, &w)
+                .await
+                .unwrap();
+            assert_eq!(
+                offered(&db, m.pool, &query(w.start(), hours, 8 * nodes), m.now).await,
+                free >= nodes,
+                "step {step}: {nodes} nodes from hour {from} for {hours} h, {free} free"
+            );
+        }
+    }
+}
