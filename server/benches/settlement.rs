@@ -304,7 +304,6 @@ fn pgbench(bin_dir: &Path, url: &str, seconds: u64) -> f64 {
         .unwrap_or_else(|| panic!("could not read pgbench's TPS from:\n{text}"))
 }
 
-/// 5,000 sites × 4 pools × 10 units; 5 one-unit reservations per unit = 1,000,000 allocations.
 /// Runs the sold-out summary's refresh rounds (the server's `occupancy` job) until nothing is
 /// left to fold in, and says how long that took.
 async fn refresh_occupancy(db: &PgPool, what: &str) {
@@ -325,6 +324,7 @@ async fn refresh_occupancy(db: &PgPool, what: &str) {
     );
 }
 
+/// 5,000 sites × 4 pools × 10 units; 5 one-unit reservations per unit = 1,000,000 allocations.
 async fn generate_market(db: &PgPool) {
     let statements = [
         "insert into organization (name, kind) values ('gen operator', 'operator'), ('gen customer', 'customer')",

@@ -387,7 +387,8 @@ async fn forward_credits(db: PgPool, ops: Arc<Operations>) {
 }
 
 /// Every second, the sold-out summary search reads folds in the allocations changed since
-/// (a second behind at most, and search is exact before it catches up, only slower).
+/// the last round (a large backlog over several rounds; search is exact before the summary
+/// catches up, only slower). Every process runs it; the database runs one round at a time.
 async fn refresh_occupancy(db: PgPool, ops: Arc<Operations>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
