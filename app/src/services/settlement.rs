@@ -112,29 +112,32 @@ async fn insert_chosen(
     Ok(done.rows_affected() as i64)
 }
 
-/// Frees up to `wanted` units of `pool_id` over `during` for a firm booking by preempting
-/// interruptible reservations (the database's `preempt_interruptible`: lowest price paid
-/// first, then the latest booked; never before `from`, never a firm reservation's unit),
-/// crediting their customers, inside the caller's transaction. Returns how many it freed;
-/// the caller then allocates them.
-pub async fn preempt(
+/// Takes up to `wanted` units of `pool_id` over `during` from interruptible reservations
+/// for the firm reservation `reservation_id` and allocates them to it (the database's
+/// `preempt_into`: lowest price paid first, then the latest booked; never before `from`,
+/// never a firm reservation's unit), crediting their customers, inside the caller's
+/// transaction. Returns how many it allocated; fewer than `wanted` means the caller must
+/// roll back.
+pub async fn preempt_into(
     tx: &mut Transaction<'_, Postgres>,
     pool_id: i64,
     during: &PgRange<DateTime<Utc>>,
     wanted: i64,
     from: DateTime<Utc>,
+    reservation_id: i64,
 ) -> Result<i64, sqlx::Error> {
     let conn: &mut PgConnection = tx;
-    let freed = sqlx::query_scalar!(
-        r#"select preempt_interruptible($1, $2, $3, $4) as "freed!""#,
+    let taken = sqlx::query_scalar!(
+        r#"select preempt_into($1, $2, $3, $4, $5) as "taken!""#,
         pool_id,
         during,
         wanted,
-        from
+        from,
+        reservation_id
     )
     .fetch_one(conn)
     .await?;
-    Ok(i64::from(freed))
+    Ok(i64::from(taken))
 }
 
 /// How many units of `pool_id` a firm booking over `during` could take from interruptible

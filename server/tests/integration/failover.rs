@@ -5,7 +5,7 @@
 //! on a read-only replica.
 
 use crate::fixtures::{customer_key, json_of, key, market, req};
-use crate::helpers::{database_url, free_port, TestApp};
+use crate::helpers::{database_url, free_port, Gate, TestApp};
 use app::services::lease::LEASE_SECONDS;
 use reqwest::Method;
 use sqlx::PgPool;
@@ -90,62 +90,6 @@ async fn retry_until_definite(
         }
         assert!(Instant::now() < deadline, "still in use after a minute");
         tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// Holds statements that fire the trigger `name` on `table` at `event` (for rows matching `when`)
-/// inside the database until [`Gate::open`]: the test's connection holds an advisory lock the
-/// trigger waits for. Test databases are one per test, so the trigger touches nothing else.
-struct Gate {
-    holder: sqlx::pool::PoolConnection<sqlx::Postgres>,
-}
-
-const GATE_LOCK: i64 = 7001;
-
-impl Gate {
-    async fn close(db: &PgPool, name: &str, event: &str, table: &str, when: &str) -> Self {
-        let mut holder = db.acquire().await.unwrap();
-        sqlx::query("select pg_advisory_lock($1)")
-            .bind(GATE_LOCK)
-            .execute(&mut *holder)
-            .await
-            .unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "create or replace function test_gate() returns trigger language plpgsql as $$
-             begin perform pg_advisory_xact_lock_shared({GATE_LOCK}); return new; end $$;
-             create trigger {name} before {event} on {table}
-             for each row when ({when}) execute function test_gate();"
-        )))
-        .execute(db)
-        .await
-        .unwrap();
-        Self { holder }
-    }
-
-    /// The backend of a statement waiting at the gate.
-    async fn waiting(db: &PgPool) -> i32 {
-        for _ in 0..200 {
-            let pid: Option<i32> = sqlx::query_scalar(
-                "select pid from pg_stat_activity
-                 where datname = current_database() and wait_event = 'advisory'",
-            )
-            .fetch_optional(db)
-            .await
-            .unwrap();
-            if let Some(pid) = pid {
-                return pid;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("nothing reached the gate");
-    }
-
-    async fn open(mut self) {
-        sqlx::query("select pg_advisory_unlock($1)")
-            .bind(GATE_LOCK)
-            .execute(&mut *self.holder)
-            .await
-            .unwrap();
     }
 }
 

@@ -267,3 +267,59 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Holds statements that fire the trigger `name` on `table` at `event` (for rows matching `when`)
+/// inside the database until [`Gate::open`]: the test's connection holds an advisory lock the
+/// trigger waits for. Test databases are one per test, so the trigger touches nothing else.
+pub struct Gate {
+    holder: sqlx::pool::PoolConnection<sqlx::Postgres>,
+}
+
+const GATE_LOCK: i64 = 7001;
+
+impl Gate {
+    pub async fn close(db: &PgPool, name: &str, event: &str, table: &str, when: &str) -> Self {
+        let mut holder = db.acquire().await.unwrap();
+        sqlx::query("select pg_advisory_lock($1)")
+            .bind(GATE_LOCK)
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "create or replace function test_gate() returns trigger language plpgsql as $$
+             begin perform pg_advisory_xact_lock_shared({GATE_LOCK}); return new; end $$;
+             create trigger {name} before {event} on {table}
+             for each row when ({when}) execute function test_gate();"
+        )))
+        .execute(db)
+        .await
+        .unwrap();
+        Self { holder }
+    }
+
+    /// The backend of a statement waiting at the gate.
+    pub async fn waiting(db: &PgPool) -> i32 {
+        for _ in 0..200 {
+            let pid: Option<i32> = sqlx::query_scalar(
+                "select pid from pg_stat_activity
+                 where datname = current_database() and wait_event = 'advisory'",
+            )
+            .fetch_optional(db)
+            .await
+            .unwrap();
+            if let Some(pid) = pid {
+                return pid;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("nothing reached the gate");
+    }
+
+    pub async fn open(mut self) {
+        sqlx::query("select pg_advisory_unlock($1)")
+            .bind(GATE_LOCK)
+            .execute(&mut *self.holder)
+            .await
+            .unwrap();
+    }
+}

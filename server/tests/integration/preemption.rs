@@ -4,6 +4,7 @@
 //! the same interruptible units.
 
 use crate::fixtures::{assert_books_reconcile, gpu_pool, hour, market, unit_ids, Market, FEE_BP};
+use crate::helpers::Gate;
 use app::booking::{BookingRequest, Tier};
 use app::market::InterruptibleOffer;
 use app::pricing::Quantity;
@@ -432,4 +433,76 @@ async fn search_finds_the_interruptible_tier_at_its_price(db: PgPool) {
     .await
     .unwrap();
     assert_eq!(capped.hits.len(), 1);
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn firm_bookings_preempting_one_unit_for_different_hours_do_not_wait_for_each_other(
+    db: PgPool,
+) {
+    let m = flexible_market(&db, 1, 0).await;
+    let flex = org(&db, "Flex").await;
+    // The pool's one node is held interruptibly in three blocks, by three reservations.
+    let mut blocks = Vec::new();
+    for from_h in [1, 11, 21] {
+        let r = ask(&m, 1, from_h, 10, Tier::Interruptible);
+        blocks.push(
+            reservations::reserve(&db, flex, &r, FEE_BP, m.now)
+                .await
+                .unwrap(),
+        );
+    }
+    // The firm customer has booked before (a customer's first booking opens its ledger
+    // accounts, which a second booking meanwhile would wait for).
+    let earlier = ask(&m, 1, 50, 1, Tier::Firm);
+    reservations::reserve(&db, m.customer, &earlier, FEE_BP, m.now)
+        .await
+        .unwrap();
+    // A firm booking of hours 2-4 stops inside the database once it has cut the first block,
+    // its transaction open.
+    let gate = Gate::close(
+        &db,
+        "hold_first_preemption",
+        "insert",
+        "allocation_cut",
+        &format!("lower(new.during) = '{}'", hour(m.now, 2).to_rfc3339()),
+    )
+    .await;
+    let first = {
+        let (db, request, now, customer) =
+            (db.clone(), ask(&m, 1, 2, 2, Tier::Firm), m.now, m.customer);
+        tokio::spawn(
+            async move { reservations::reserve(&db, customer, &request, FEE_BP, now).await },
+        )
+    };
+    Gate::waiting(&db).await;
+    // Firm bookings of the other blocks' hours preempt the same node meanwhile: they wait for
+    // nothing the first holds (they queued behind the node's lock before).
+    for from_h in [12, 22] {
+        let request = ask(&m, 1, from_h, 2, Tier::Firm);
+        let booked = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            reservations::reserve(&db, m.customer, &request, FEE_BP, m.now),
+        )
+        .await
+        .expect("a preemption of other hours waited for the first")
+        .unwrap();
+        assert_eq!(
+            holds(&db, &m, m.customer, booked.id).await,
+            vec![(1, from_h, from_h + 2)]
+        );
+    }
+    assert!(!first.is_finished());
+    gate.open().await;
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(holds(&db, &m, m.customer, first.id).await, vec![(1, 2, 4)]);
+    // Each block lost the rest of its hours from the firm booking's start, credited once.
+    for (r, (start, cut)) in blocks.iter().zip([(1, 2), (11, 12), (21, 22)]) {
+        assert_eq!(holds(&db, &m, flex, r.id).await, vec![(1, start, cut)]);
+        let credits = reservations::credits(&db, flex, r.id).await.unwrap();
+        assert_eq!(
+            credits.iter().map(|c| c.unit_hours).collect::<Vec<_>>(),
+            vec![start + 10 - cut]
+        );
+    }
+    assert_books_reconcile(&db, m.now).await;
 }

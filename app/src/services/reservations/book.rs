@@ -568,9 +568,9 @@ async fn try_reserve(
     booked(c, p, customer_id, b)
 }
 
-/// A firm booking short of `short` units takes them from interruptible reservations (see
-/// [`settlement::preempt`]) and allocates them to reservation `id`. `false` when too few can
-/// be taken; the caller then rolls back, preemptions included.
+/// A firm booking short of `short` units takes them from interruptible reservations and
+/// allocates them to reservation `id` (see [`settlement::preempt_into`]). `false` when too
+/// few can be taken; the caller then rolls back, preemptions included.
 async fn preempt_and_allocate(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     c: &Checked,
@@ -580,25 +580,10 @@ async fn preempt_and_allocate(
     now: DateTime<Utc>,
 ) -> Result<bool, ServiceError> {
     let from = c.pool.preemption_from(now);
-    let freed = settlement::preempt(tx, c.pool.id, range, short, from)
+    let taken = settlement::preempt_into(tx, c.pool.id, range, short, from, id)
         .await
         .map_err(raw)?;
-    if freed < short {
-        return Ok(false);
-    }
-    match settlement::allocate(
-        tx,
-        c.pool.id,
-        range,
-        short,
-        AllocationOwner::Reservation(id),
-    )
-    .await
-    {
-        Ok(()) => Ok(true),
-        Err(AllocateError::Insufficient { .. }) => Ok(false),
-        Err(AllocateError::Db(e)) => Err(raw(e)),
-    }
+    Ok(taken == short)
 }
 
 /// The conflict for a request that found only `free` units, with the next window that fits.
