@@ -158,9 +158,9 @@ async fn require_customer(conn: &mut PgConnection, org_id: i64) -> Result<(), Se
 ///
 /// The common case takes two round trips: read the pool, then one statement ([`book`])
 /// committed on its own. When that statement cannot take every unit (some are free but
-/// held by unfinished transactions, or there are too few), the database refuses its commit
-/// (the `reservation_fully_allocated` constraint trigger) and [`try_reserve`] settles the
-/// request exactly, waiting for held units and naming the next window that fits.
+/// held by unfinished transactions, or there are too few) it writes nothing, and
+/// [`try_reserve`] settles the request exactly, waiting for held units, preempting
+/// interruptible ones for a firm booking, and naming the next window that fits.
 pub async fn reserve(
     db: &PgPool,
     customer_id: i64,
@@ -249,15 +249,12 @@ async fn reserve_keyed(
         let mut conn = db.acquire().await?;
         let c = check_request(&mut conn, req, now).await?;
         let p = agreed_price(&c, req, fee_bp)?;
-        match book(&mut conn, &c, &p, customer_id, kind, key, now).await {
+        match book(&mut conn, &c, &p, customer_id, kind, key, Units::All, now).await {
             Ok(Some(b)) if b.allocated == c.units => return booked(c, p, customer_id, b),
             Ok(Some(_)) => {} // unreachable: the trigger refuses a partial commit
-            Ok(None) => {
-                require_customer(&mut conn, customer_id).await?;
-                return Err(ServiceError::conflict(
-                    "the organization changed while booking; please try again",
-                ));
-            }
+            // Too few units to take at once wrote nothing (nor does an organization that may
+            // not reserve; the exact path tells the two apart).
+            Ok(None) => {}
             Err(e) => match key_taken(&e, key) {
                 Some(key) => return already_made(db, customer_id, key, now).await,
                 None if is_partial_or_raced(&e) => {}
@@ -347,6 +344,17 @@ struct Booked {
     forward: Option<crate::forward::ForwardTerms>,
 }
 
+/// Whether [`book`] writes the reservation only when it can take every unit it needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Units {
+    /// All or nothing: the one-statement booking, committed on its own. When too few units
+    /// can be taken at once, nothing is written (the reservation, its charge in the ledger
+    /// and its events would only be rolled back) and the exact path takes over.
+    All,
+    /// As many as can be taken now; the caller's transaction allocates the rest.
+    Some,
+}
+
 /// Inserts the reservation and, in the same statement, allocates the free units the
 /// database's one rule chooses (`choose_free_units`, as [`settlement::allocate`] does),
 /// passing over units another booking has locked at this moment.
@@ -359,7 +367,8 @@ struct Booked {
 /// or the later one comes up short and settles on the exact path. A unit taken by a
 /// transaction that committed after this statement's snapshot still fails the exclusion
 /// constraint (23P01), which also goes to the exact path. `None` when the organization may
-/// not reserve (only buyers of capacity may).
+/// not reserve (only buyers of capacity may), or with [`Units::All`] when too few units could
+/// be taken.
 ///
 /// A hold's end is the database's clock (this transaction's start plus its minutes), the
 /// clock its confirm and its release read.
@@ -370,6 +379,7 @@ async fn book(
     customer_id: i64,
     kind: Kind,
     key: Option<&str>,
+    units: Units,
     now: DateTime<Utc>,
 ) -> Result<Option<Booked>, sqlx::Error> {
     let range = pools::to_range(&c.window);
@@ -381,18 +391,19 @@ async fn book(
     let (actor_user, actor_key) = crate::services::audit::current_ids();
     let row = sqlx::query!(
         r#"
-        with res as (
+        with chosen as (
+            select * from choose_free_units($2, $5, $12, false)
+        ),
+        res as (
             insert into reservation (site_id, pool_id, customer_id, unit_count, during, state, currency,
                                      unit_price_cents, base_cents, discount_cents, fee_cents, total_cents, fee_bp,
                                      request_key, tier, held_until)
             select $1, $2, $3, $4, $5, $19, $6, $7, $8, $9, $10, $11, $13, $14, $18,
                    now() + make_interval(mins => $20::int)
             where exists (select 1 from organization where id = $3 and kind <> 'operator')
+              and (not $22 or (select count(*) from chosen) = $12)
             returning id, created_at, held_until, forward_delivery_at, forward_late_credit_bp,
                       forward_late_credit_cents_per_unit_day, forward_walk_away_at
-        ),
-        chosen as (
-            select * from choose_free_units($2, $5, $12, false)
         ),
         taken as (
             insert into allocation (site_id, pool_id, unit_id, reservation_id, during)
@@ -434,6 +445,7 @@ async fn book(
         state,
         hold_minutes,
         action,
+        units == Units::All,
     )
     .fetch_optional(&mut *conn)
     .await?;
@@ -517,7 +529,7 @@ async fn try_reserve(
     settlement::release_expired_holds(&mut tx, Some(c.pool.id))
         .await
         .map_err(raw)?;
-    let booking = match book(&mut tx, &c, &p, customer_id, kind, key, now).await {
+    let booking = match book(&mut tx, &c, &p, customer_id, kind, key, Units::Some, now).await {
         Err(e) => match key_taken(&e, key) {
             Some(key) => {
                 tx.rollback().await.map_err(raw)?;
