@@ -203,6 +203,18 @@ async fn heal(
     now: DateTime<Utc>,
 ) -> Result<(), ServiceError> {
     let span = PgRange::from(from..to);
+    // The pool's lock first, as an extension takes it before its reservation: healing locks
+    // units, then the reservations it hits, while an extension holds its reservation and
+    // waits on the units it grows into. Without a common first lock the two can deadlock
+    // (the load harness met it at 48 workers).
+    sqlx::query!(
+        r#"select p.id from capacity_pool p join incident i on i.pool_id = p.id
+            where i.id = $1 for no key update of p"#,
+        id
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(raw)?;
     sqlx::query!(
         "select * from incident_heal($1, $2, $3)",
         id,

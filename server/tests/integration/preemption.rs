@@ -435,6 +435,30 @@ async fn search_finds_the_interruptible_tier_at_its_price(db: PgPool) {
     assert_eq!(capped.hits.len(), 1);
 }
 
+/// Stops a firm booking inside the database once it cuts a piece starting at hour `from_h`
+/// (before the cut is written), its transaction open, until the gate opens.
+async fn gate_the_cut_at(db: &PgPool, m: &Market, from_h: i64) -> Gate {
+    Gate::close(
+        db,
+        "hold_the_cut",
+        "insert",
+        "allocation_cut",
+        &format!("lower(new.during) = '{}'", hour(m.now, from_h).to_rfc3339()),
+    )
+    .await
+}
+
+/// `customer` books `request` in a task of its own.
+fn reserve_in_task(
+    db: &PgPool,
+    m: &Market,
+    customer: i64,
+    request: BookingRequest,
+) -> tokio::task::JoinHandle<Result<app::booking::Reservation, ServiceError>> {
+    let (db, now) = (db.clone(), m.now);
+    tokio::spawn(async move { reservations::reserve(&db, customer, &request, FEE_BP, now).await })
+}
+
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn firm_bookings_preempting_one_unit_for_different_hours_do_not_wait_for_each_other(
     db: PgPool,
@@ -459,21 +483,8 @@ async fn firm_bookings_preempting_one_unit_for_different_hours_do_not_wait_for_e
         .unwrap();
     // A firm booking of hours 2-4 stops inside the database once it has cut the first block,
     // its transaction open.
-    let gate = Gate::close(
-        &db,
-        "hold_first_preemption",
-        "insert",
-        "allocation_cut",
-        &format!("lower(new.during) = '{}'", hour(m.now, 2).to_rfc3339()),
-    )
-    .await;
-    let first = {
-        let (db, request, now, customer) =
-            (db.clone(), ask(&m, 1, 2, 2, Tier::Firm), m.now, m.customer);
-        tokio::spawn(
-            async move { reservations::reserve(&db, customer, &request, FEE_BP, now).await },
-        )
-    };
+    let gate = gate_the_cut_at(&db, &m, 2).await;
+    let first = reserve_in_task(&db, &m, m.customer, ask(&m, 1, 2, 2, Tier::Firm));
     Gate::waiting(&db).await;
     // Firm bookings of the other blocks' hours preempt the same node meanwhile: they wait for
     // nothing the first holds (they queued behind the node's lock before).
@@ -504,5 +515,45 @@ async fn firm_bookings_preempting_one_unit_for_different_hours_do_not_wait_for_e
             vec![start + 10 - cut]
         );
     }
+    assert_books_reconcile(&db, m.now).await;
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_preemption_whose_holders_leave_a_gap_keeps_the_unit_from_a_booking_of_the_gap(
+    db: PgPool,
+) {
+    let m = flexible_market(&db, 1, 0).await;
+    let flex = org(&db, "Flex").await;
+    let other = org(&db, "Gap buyer").await;
+    // The node is held interruptibly over hours 1-5 only; a firm booking of hours 3-8 takes
+    // it, and hours 5-8 are free: a gap another booking could take meanwhile.
+    let held = ask(&m, 1, 1, 4, Tier::Interruptible);
+    let r = reservations::reserve(&db, flex, &held, FEE_BP, m.now)
+        .await
+        .unwrap();
+    for (customer, from_h) in [(m.customer, 50), (other, 52)] {
+        // Both customers have booked before (a first booking opens ledger accounts).
+        let earlier = ask(&m, 1, from_h, 1, Tier::Firm);
+        reservations::reserve(&db, customer, &earlier, FEE_BP, m.now)
+            .await
+            .unwrap();
+    }
+    let gate = gate_the_cut_at(&db, &m, 3).await;
+    let first = reserve_in_task(&db, &m, m.customer, ask(&m, 1, 3, 5, Tier::Firm));
+    Gate::waiting(&db).await;
+    // A booking of hour 6 finds the node free in the committed state, but the preempting
+    // booking holds the node's lock: it waits, then finds the node taken.
+    let gap = reserve_in_task(&db, &m, other, ask(&m, 1, 6, 1, Tier::Firm));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !gap.is_finished(),
+        "the gap was booked under a preemption holding the node"
+    );
+    gate.open().await;
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(holds(&db, &m, m.customer, first.id).await, vec![(1, 3, 8)]);
+    let gap = gap.await.unwrap();
+    assert!(matches!(gap, Err(ServiceError::Conflict { .. })), "{gap:?}");
+    assert_eq!(holds(&db, &m, flex, r.id).await, vec![(1, 1, 3)]);
     assert_books_reconcile(&db, m.now).await;
 }

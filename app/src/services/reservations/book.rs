@@ -251,7 +251,7 @@ async fn reserve_keyed(
         let p = agreed_price(&c, req, fee_bp)?;
         match book(&mut conn, &c, &p, customer_id, kind, key, Units::All, now).await {
             Ok(Some(b)) if b.allocated == c.units => return booked(c, p, customer_id, b),
-            Ok(Some(_)) => {} // unreachable: the trigger refuses a partial commit
+            Ok(Some(_)) => {} // unreachable: with Units::All it writes every unit or nothing
             // Too few units to take at once wrote nothing (nor does an organization that may
             // not reserve; the exact path tells the two apart).
             Ok(None) => {}
