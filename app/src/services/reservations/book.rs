@@ -249,7 +249,12 @@ async fn reserve_keyed(
         let mut conn = db.acquire().await?;
         let c = check_request(&mut conn, req, now).await?;
         let p = agreed_price(&c, req, fee_bp)?;
-        match book(&mut conn, &c, &p, customer_id, kind, key, Units::All, now).await {
+        let whole = Write {
+            kind,
+            key,
+            units: Units::All,
+        };
+        match book(&mut conn, &c, &p, customer_id, whole, now).await {
             Ok(Some(b)) if b.allocated == c.units => return booked(c, p, customer_id, b),
             Ok(Some(_)) => {} // unreachable: with Units::All it writes every unit or nothing
             // Too few units to take at once wrote nothing (nor does an organization that may
@@ -344,6 +349,14 @@ struct Booked {
     forward: Option<crate::forward::ForwardTerms>,
 }
 
+/// What [`book`] writes, under which request key, and whether only whole.
+#[derive(Clone, Copy, Debug)]
+struct Write<'k> {
+    kind: Kind,
+    key: Option<&'k str>,
+    units: Units,
+}
+
 /// Whether [`book`] writes the reservation only when it can take every unit it needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Units {
@@ -377,13 +390,11 @@ async fn book(
     c: &Checked,
     p: &PriceBreakdown,
     customer_id: i64,
-    kind: Kind,
-    key: Option<&str>,
-    units: Units,
+    w: Write<'_>,
     now: DateTime<Utc>,
 ) -> Result<Option<Booked>, sqlx::Error> {
     let range = pools::to_range(&c.window);
-    let (state, action, hold_minutes) = match kind {
+    let (state, action, hold_minutes) = match w.kind {
         Kind::Book => ("confirmed", "reservation.created", None),
         Kind::Hold { minutes } => ("held", "reservation.held", Some(minutes as i32)),
     };
@@ -437,7 +448,7 @@ async fn book(
         p.total_cents,
         c.units,
         p.fee_bp as i32,
-        key,
+        w.key,
         actor_user,
         actor_key,
         now,
@@ -445,7 +456,7 @@ async fn book(
         state,
         hold_minutes,
         action,
-        units == Units::All,
+        w.units == Units::All,
     )
     .fetch_optional(&mut *conn)
     .await?;
@@ -529,7 +540,12 @@ async fn try_reserve(
     settlement::release_expired_holds(&mut tx, Some(c.pool.id))
         .await
         .map_err(raw)?;
-    let booking = match book(&mut tx, &c, &p, customer_id, kind, key, Units::Some, now).await {
+    let some = Write {
+        kind,
+        key,
+        units: Units::Some,
+    };
+    let booking = match book(&mut tx, &c, &p, customer_id, some, now).await {
         Err(e) => match key_taken(&e, key) {
             Some(key) => {
                 tx.rollback().await.map_err(raw)?;
