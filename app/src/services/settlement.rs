@@ -34,11 +34,13 @@ pub fn window(start: DateTime<Utc>, end: DateTime<Utc>) -> PgRange<DateTime<Utc>
 /// Units are chosen by the database's one rule, `choose_free_units` (lowest numbers first,
 /// locked so that concurrent choosers take different units; `reservations::book` and
 /// re-allocation use it too). Concurrent writers on one pool do not queue behind each
-/// other: each first takes free units that no other transaction is holding, so 32 clients
-/// booking one pool proceed in parallel. Only when that finds too few does it wait for the
-/// held units, so a unit busy in someone else's unfinished transaction is never reported as
-/// taken. A unit committed by another transaction meanwhile fails the exclusion constraint
-/// (SQLSTATE 23P01), which callers retry or report as a conflict.
+/// other: the rule first takes free units that no other transaction is holding, so 32
+/// clients booking one pool proceed in parallel. Only when those are too few does it wait
+/// for the held units, in the same call, so a unit busy in someone else's unfinished
+/// transaction is never reported as taken. Our own rows are visible to us, so units this
+/// transaction already took are not chosen again. A unit committed by another transaction
+/// meanwhile fails the exclusion constraint (SQLSTATE 23P01), which callers retry or report
+/// as a conflict.
 pub async fn allocate(
     tx: &mut Transaction<'_, Postgres>,
     pool_id: i64,
@@ -51,30 +53,21 @@ pub async fn allocate(
         AllocationOwner::Blackout(id) => (None, Some(id)),
     };
     let conn: &mut PgConnection = tx;
-    // Units no other transaction is holding first; only if those are too few, wait for the
-    // held ones. Our own rows are visible to us, so the units just taken are not chosen again.
-    let mut inserted = insert_chosen(
-        conn,
+    let done = sqlx::query!(
+        r#"
+        insert into allocation (site_id, pool_id, unit_id, reservation_id, blackout_id, during)
+        select c.site_id, c.pool_id, c.unit_id, $3, $4, $2
+          from choose_free_units($1, $2, $5, true) c
+        "#,
         pool_id,
         during,
         reservation_id,
         blackout_id,
         wanted,
-        false,
     )
+    .execute(conn)
     .await?;
-    if inserted < wanted {
-        inserted += insert_chosen(
-            conn,
-            pool_id,
-            during,
-            reservation_id,
-            blackout_id,
-            wanted - inserted,
-            true,
-        )
-        .await?;
-    }
+    let inserted = done.rows_affected() as i64;
     if inserted < wanted {
         return Err(AllocateError::Insufficient {
             wanted,
@@ -82,34 +75,6 @@ pub async fn allocate(
         });
     }
     Ok(())
-}
-
-/// Allocates up to `wanted` units chosen by `choose_free_units` to the owner; how many.
-async fn insert_chosen(
-    conn: &mut PgConnection,
-    pool_id: i64,
-    during: &PgRange<DateTime<Utc>>,
-    reservation_id: Option<i64>,
-    blackout_id: Option<i64>,
-    wanted: i64,
-    wait_for_locked: bool,
-) -> Result<i64, sqlx::Error> {
-    let done = sqlx::query!(
-        r#"
-        insert into allocation (site_id, pool_id, unit_id, reservation_id, blackout_id, during)
-        select c.site_id, c.pool_id, c.unit_id, $3, $4, $2
-          from choose_free_units($1, $2, $5, $6) c
-        "#,
-        pool_id,
-        during,
-        reservation_id,
-        blackout_id,
-        wanted,
-        wait_for_locked,
-    )
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() as i64)
 }
 
 /// Takes up to `wanted` units of `pool_id` over `during` from interruptible reservations

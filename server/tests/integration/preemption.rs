@@ -27,7 +27,7 @@ fn flexible_pool(name: &str, nodes: i64, notice: i64) -> PoolInput {
 }
 
 /// A market whose pool sells both tiers.
-async fn flexible_market(db: &PgPool, nodes: i64, notice: i64) -> Market {
+pub(crate) async fn flexible_market(db: &PgPool, nodes: i64, notice: i64) -> Market {
     let mut m = market(db, 1).await;
     m.pool = catalog::create_pool(
         db,
@@ -50,7 +50,7 @@ async fn flexible_market(db: &PgPool, nodes: i64, notice: i64) -> Market {
     m
 }
 
-fn ask(m: &Market, nodes: i64, from_h: i64, hours: i64, tier: Tier) -> BookingRequest {
+pub(crate) fn ask(m: &Market, nodes: i64, from_h: i64, hours: i64, tier: Tier) -> BookingRequest {
     BookingRequest {
         pool_id: m.pool,
         quantity: Quantity::Units(nodes),
@@ -61,7 +61,7 @@ fn ask(m: &Market, nodes: i64, from_h: i64, hours: i64, tier: Tier) -> BookingRe
     }
 }
 
-async fn org(db: &PgPool, name: &str) -> i64 {
+pub(crate) async fn org(db: &PgPool, name: &str) -> i64 {
     sqlx::query_scalar("insert into organization (name, kind) values ($1, 'customer') returning id")
         .bind(name)
         .fetch_one(db)

@@ -245,7 +245,7 @@ async fn reserve_keyed(
     fee_bp: i64,
     now: DateTime<Utc>,
 ) -> Result<Reservation, ServiceError> {
-    {
+    let c = {
         let mut conn = db.acquire().await?;
         let c = check_request(&mut conn, req, now).await?;
         let p = agreed_price(&c, req, fee_bp)?;
@@ -266,8 +266,17 @@ async fn reserve_keyed(
                 None => return Err(e.into()),
             },
         }
-    }
-    retrying(|| try_reserve(db, customer_id, req, kind, key, fee_bp, now)).await
+        c
+    };
+    // The first exact attempt books against the pool just read: reading it again inside
+    // the transaction would lock nothing, so it would be no fresher. A retry reads it anew.
+    let mut checked = Some(c);
+    let exact = Write {
+        kind,
+        key,
+        units: Units::Some,
+    };
+    retrying(|| try_reserve(db, customer_id, req, checked.take(), exact, fee_bp, now)).await
 }
 
 /// The reservation an earlier request with `key` made, if one did.
@@ -523,30 +532,29 @@ fn is_partial_or_raced(e: &sqlx::Error) -> bool {
 
 /// The exact path, in one transaction: release the pool's expired holds, book what is free
 /// now, then wait for units other transactions hold; too few in the end is a conflict that
-/// names the next window.
+/// names the next window. `checked` is the request as the common path checked it, for the
+/// first attempt; a retry checks it again.
 async fn try_reserve(
     db: &PgPool,
     customer_id: i64,
     req: &BookingRequest,
-    kind: Kind,
-    key: Option<&str>,
+    checked: Option<Checked>,
+    w: Write<'_>,
     fee_bp: i64,
     now: DateTime<Utc>,
 ) -> Result<Reservation, ServiceError> {
     let mut tx = db.begin().await.map_err(raw)?;
-    let c = check_request(&mut tx, req, now).await?;
+    let c = match checked {
+        Some(c) => c,
+        None => check_request(&mut tx, req, now).await?,
+    };
     let p = agreed_price(&c, req, fee_bp)?;
     // An expired hold the release job has not reached yet gives its units back first.
     settlement::release_expired_holds(&mut tx, Some(c.pool.id))
         .await
         .map_err(raw)?;
-    let some = Write {
-        kind,
-        key,
-        units: Units::Some,
-    };
-    let booking = match book(&mut tx, &c, &p, customer_id, some, now).await {
-        Err(e) => match key_taken(&e, key) {
+    let booking = match book(&mut tx, &c, &p, customer_id, w, now).await {
+        Err(e) => match key_taken(&e, w.key) {
             Some(key) => {
                 tx.rollback().await.map_err(raw)?;
                 return already_made(db, customer_id, key, now).await;
@@ -578,7 +586,7 @@ async fn try_reserve(
             Ok(()) => {}
             Err(AllocateError::Insufficient { free, .. }) => {
                 let short = rest - free;
-                let preempts = kind == Kind::Book && c.tier == Tier::Firm;
+                let preempts = w.kind == Kind::Book && c.tier == Tier::Firm;
                 let taken = if preempts && c.pool.interruptible.is_some() {
                     preempt_and_allocate(&mut tx, &c, &range, short, b.id, now).await?
                 } else {
