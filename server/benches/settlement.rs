@@ -488,7 +488,7 @@ fn main() {
             search_ms.push(t.elapsed().as_secs_f64() * 1000.0);
             std::hint::black_box(page);
         }
-        report("market search (window mode)", search_ms, 25.0);
+        report("market search (window mode)", search_ms, 15.0);
 
         // The worst case, reported on its own: a window in which every pool of the model is
         // full, so the search must test each candidate before answering "nothing".

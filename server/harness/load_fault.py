@@ -1282,8 +1282,9 @@ def check_incidents(url: str) -> list[str]:
 
 def postgres_log_counts(offsets: dict[Path, int]) -> dict:
     """What PostgreSQL said during the run (every member's log, from `offsets`): deadlocks
-    it broke (each costs a waiter its deadlock_timeout) and fatal messages (expected around
-    the immediate shutdowns and failovers)."""
+    it broke (each costs a waiter its deadlock_timeout), lock waits a booking's exact path
+    gave up at its bound (each costs that booking a retry) and fatal messages (expected
+    around the immediate shutdowns and failovers)."""
     text = ""
     for log_path, offset in offsets.items():
         try:
@@ -1294,6 +1295,7 @@ def postgres_log_counts(offsets: dict[Path, int]) -> dict:
             continue
     return {
         "deadlocks_detected": text.count("ERROR:  deadlock detected"),
+        "lock_waits_given_up": text.count("ERROR:  canceling statement due to lock timeout"),
         "exclusion_conflicts": text.count("violates exclusion constraint"),
         "fatal_lines": text.count("FATAL:"),
         "panic_lines": text.count("PANIC:"),

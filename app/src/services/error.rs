@@ -176,18 +176,19 @@ pub fn refusal(err: &sqlx::Error) -> Option<Refusal> {
         _ => None,
     };
     by_name.or(match db.code().as_deref() {
-        Some("23P01" | "40001" | "40P01") => Some(Refusal::Race),
+        Some("23P01" | "40001" | "40P01" | "55P03") => Some(Refusal::Race),
         Some("23514") => Some(Refusal::Check),
         _ => None,
     })
 }
 
 /// SQLSTATEs of transactions that lost a race and may simply be tried again:
-/// exclusion violation, serialization failure, deadlock.
+/// exclusion violation, serialization failure, deadlock, and a lock wait that ran out its
+/// bound (55P03; only a transaction that set one, see `settlement::EXACT_LOCK_WAIT`).
 pub fn is_retryable(err: &sqlx::Error) -> bool {
     matches!(
         err.as_database_error().and_then(|e| e.code()).as_deref(),
-        Some("23P01" | "40001" | "40P01")
+        Some("23P01" | "40001" | "40P01" | "55P03")
     )
 }
 

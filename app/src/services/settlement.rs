@@ -123,6 +123,36 @@ pub async fn preemptable(
     .await
 }
 
+/// The longest a booking's exact path waits for a lock another transaction holds (a unit,
+/// an interruptible holder's reservation, a conflicting allocation not yet committed)
+/// before it rolls back and tries again.
+///
+/// The exact path holds the units it has taken while it waits for more, so it can close a
+/// cycle with another writer that holds one of the units it wants and waits for one of
+/// its own (a second booking's waiting pass, an incident's healing). PostgreSQL breaks a
+/// cycle only after `deadlock_timeout` (a second by default), aborting whichever waiter's
+/// check comes first. A bounded wait below that gives the cycle up from the booking's side
+/// first: it rolls back (freeing what it held, so the other writer proceeds) and retries,
+/// which [`crate::services::error::is_retryable`] allows. A lock held longer than this by a
+/// transaction that is not waiting on us costs a retry, not a wrong answer.
+pub const EXACT_LOCK_WAIT: &str = "200ms";
+
+/// Opens a booking's exact path in the caller's transaction, in one round trip: bounds its
+/// lock waits to [`EXACT_LOCK_WAIT`] (this transaction only), then releases the pool's expired
+/// holds (see [`release_expired_holds`]). Returns how many holds it released.
+pub async fn open_exact(conn: &mut PgConnection, pool_id: i64) -> Result<i64, sqlx::Error> {
+    // The subquery in FROM runs first, so the bound is in force for the release too.
+    let released = sqlx::query_scalar!(
+        r#"select release_expired_holds($1) as "released!"
+             from (select set_config('lock_timeout', $2, true)) bounded"#,
+        pool_id,
+        EXACT_LOCK_WAIT
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(i64::from(released))
+}
+
 /// Releases the holds past their time (of one pool, or all), inside the caller's
 /// transaction: their units return to sale and they become cancelled, nothing charged (the
 /// database's `release_expired_holds`, which skips a hold another transaction is confirming

@@ -270,7 +270,9 @@ pub fn free_port() -> u16 {
 
 /// Holds statements that fire the trigger `name` on `table` at `event` (for rows matching `when`)
 /// inside the database until [`Gate::open`]: the test's connection holds an advisory lock the
-/// trigger waits for. Test databases are one per test, so the trigger touches nothing else.
+/// trigger waits for. Test databases are one per test, so the trigger touches nothing else. A
+/// statement at the gate stays there however long its transaction may wait for a lock (a
+/// booking's exact path bounds its waits), so the trigger lifts that bound first.
 pub struct Gate {
     holder: sqlx::pool::PoolConnection<sqlx::Postgres>,
 }
@@ -287,7 +289,8 @@ impl Gate {
             .unwrap();
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "create or replace function test_gate() returns trigger language plpgsql as $$
-             begin perform pg_advisory_xact_lock_shared({GATE_LOCK}); return new; end $$;
+             begin perform set_config('lock_timeout', '0', true);
+                   perform pg_advisory_xact_lock_shared({GATE_LOCK}); return new; end $$;
              create trigger {name} before {event} on {table}
              for each row when ({when}) execute function test_gate();"
         )))

@@ -429,3 +429,65 @@ async fn a_node_held_by_an_unfinished_booking_is_waited_for_not_refused(db: PgPo
     assert_eq!(res.units, 2);
     assert_eq!(allocations(&db, res.id).await, 2);
 }
+
+/// Whether a backend other than the caller's is waiting for a lock in this database.
+async fn someone_waits_for_a_lock(db: &PgPool) -> bool {
+    sqlx::query_scalar(
+        "select exists (select 1 from pg_stat_activity
+                         where datname = current_database() and pid <> pg_backend_pid()
+                           and wait_event_type = 'Lock')",
+    )
+    .fetch_one(db)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_booking_in_a_lock_cycle_gives_way_within_its_bound_and_then_books(db: PgPool) {
+    let m = market(&db, 2).await;
+    let units: Vec<i64> =
+        sqlx::query_scalar("select id from capacity_unit where pool_id = $1 order by ordinal")
+            .bind(m.pool)
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    // Another writer holds node 2 (as an incident's healing holds the incident's unit).
+    let mut other = db.begin().await.unwrap();
+    sqlx::query("select 1 from capacity_unit where id = $1 for no key update")
+        .bind(units[1])
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    // The booking takes node 1, then waits for node 2.
+    let (db2, r, customer, now) = (db.clone(), req(&m, 16, 10, 4), m.customer, m.now);
+    let booking =
+        tokio::spawn(async move { reservations::reserve(&db2, customer, &r, FEE_BP, now).await });
+    let started = std::time::Instant::now();
+    while !someone_waits_for_a_lock(&db).await {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "the booking never waited for node 2"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // Now the other writer wants node 1, which the booking holds: a cycle. PostgreSQL would
+    // break it only after deadlock_timeout (1 s), aborting one of the two; the booking's
+    // bounded wait gives it up first, so the other writer gets node 1 well within that.
+    let waited = std::time::Instant::now();
+    sqlx::query("select 1 from capacity_unit where id = $1 for no key update")
+        .bind(units[0])
+        .execute(&mut *other)
+        .await
+        .expect("the other writer is not the deadlock's victim");
+    let waited = waited.elapsed();
+    assert!(
+        waited < std::time::Duration::from_millis(700),
+        "the other writer waited {waited:?} for node 1; the booking's wait is bounded at {}",
+        app::services::settlement::EXACT_LOCK_WAIT
+    );
+    other.commit().await.unwrap();
+    // The booking tried again and took both nodes.
+    let res = booking.await.unwrap().unwrap();
+    assert_eq!(res.units, 2);
+    assert_eq!(allocations(&db, res.id).await, 2);
+}

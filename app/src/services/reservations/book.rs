@@ -549,8 +549,9 @@ async fn try_reserve(
         None => check_request(&mut tx, req, now).await?,
     };
     let p = agreed_price(&c, req, fee_bp)?;
-    // An expired hold the release job has not reached yet gives its units back first.
-    settlement::release_expired_holds(&mut tx, Some(c.pool.id))
+    // Lock waits bounded from here on (see EXACT_LOCK_WAIT), and an expired hold the
+    // release job has not reached yet gives its units back first.
+    settlement::open_exact(&mut tx, c.pool.id)
         .await
         .map_err(raw)?;
     let booking = match book(&mut tx, &c, &p, customer_id, w, now).await {

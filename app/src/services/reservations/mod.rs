@@ -41,8 +41,10 @@ pub async fn release_expired_holds(db: &PgPool) -> Result<i64, ServiceError> {
     Ok(crate::services::settlement::release_expired_holds(&mut conn, None).await?)
 }
 
-/// Each retry follows another transaction's commit on the same units, so retries always
-/// make progress; the cap only bounds the worst case before answering "conflict".
+/// A retry follows another transaction's commit on the same units, or a lock wait that ran
+/// out its bound (`settlement::EXACT_LOCK_WAIT`, which also gives up a lock cycle from the
+/// booking's side); the cap bounds the worst case (about three seconds of waiting for one
+/// held lock) before answering "conflict".
 const MAX_ATTEMPTS: u32 = 16;
 
 /// Runs `attempt` until it does not lose a race (a raw retryable error, see [`raw`]), at
