@@ -6,8 +6,16 @@ use server::embedded_pg::EmbeddedPg;
 use server::{admin_cli, seed, startup, telemetry};
 use std::process::ExitCode;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    memory::return_large_blocks();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the async runtime starts")
+        .block_on(run())
+}
+
+async fn run() -> ExitCode {
     let cli = Cli::parse();
     let config = match cli.settings.config() {
         Ok(c) => c,
@@ -91,4 +99,30 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// How the process gives memory back to the system.
+mod memory {
+    /// Serves every allocation of 1 MiB or more from its own mapping, returned to the
+    /// system when freed.
+    ///
+    /// glibc raises its mmap threshold each time such a block is freed (up to 32 MiB), after
+    /// which blocks of that size come from the heap arena of the thread that asked, and an
+    /// arena keeps what it once used. A password hash (argon2 at 19 MiB) runs on a blocking
+    /// thread, each of those threads has an arena of its own, so every thread that ever
+    /// hashed kept about 19 MiB: 182 MiB resident at start-up with the demo market, against
+    /// 33 MiB with this setting, and most of the peak under the load harness. A fixed
+    /// threshold stops the raising.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[allow(unsafe_code)]
+    pub fn return_large_blocks() {
+        // SAFETY: mallopt only sets a glibc tuning parameter; it is called before any
+        // other thread exists and takes no pointers.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+        }
+    }
+
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    pub fn return_large_blocks() {}
 }
