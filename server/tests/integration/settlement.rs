@@ -2,7 +2,7 @@
 //! extensions and blackouts. Listing limits, availability and search are in
 //! `settlement_listing`; the market they run on is in `fixtures`.
 
-use crate::fixtures::{hour, market, org, req, FEE_BP};
+use crate::fixtures::{hour, market, org, req, unit_ids, FEE_BP};
 use app::booking::ExtendTo;
 use app::pricing::{self, Quantity, TermDiscount};
 use app::services::blackouts::{self, BlackoutUnits};
@@ -445,12 +445,7 @@ async fn someone_waits_for_a_lock(db: &PgPool) -> bool {
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn a_booking_in_a_lock_cycle_gives_way_within_its_bound_and_then_books(db: PgPool) {
     let m = market(&db, 2).await;
-    let units: Vec<i64> =
-        sqlx::query_scalar("select id from capacity_unit where pool_id = $1 order by ordinal")
-            .bind(m.pool)
-            .fetch_all(&db)
-            .await
-            .unwrap();
+    let units = unit_ids(&db, m.pool).await;
     // Another writer holds node 2 (as an incident's healing holds the incident's unit).
     let mut other = db.begin().await.unwrap();
     sqlx::query("select 1 from capacity_unit where id = $1 for no key update")
