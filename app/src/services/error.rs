@@ -175,11 +175,13 @@ pub fn refusal(err: &sqlx::Error) -> Option<Refusal> {
         Some("forward_delay_keeps_contracts_whole") => Some(Refusal::DelayBreaksContract),
         _ => None,
     };
-    by_name.or(match db.code().as_deref() {
-        Some("23P01" | "40001" | "40P01" | "55P03") => Some(Refusal::Race),
-        Some("23514") => Some(Refusal::Check),
-        _ => None,
-    })
+    if by_name.is_some() {
+        return by_name;
+    }
+    if is_retryable(err) {
+        return Some(Refusal::Race);
+    }
+    (db.code().as_deref() == Some("23514")).then_some(Refusal::Check)
 }
 
 /// SQLSTATEs of transactions that lost a race and may simply be tried again:

@@ -3,7 +3,7 @@
 //! a booking of the same unit; and the books reconciling with credits before and after
 //! completion.
 
-use crate::fixtures::{assert_books_reconcile, hour, market, req, unit_ids, FEE_BP};
+use crate::fixtures::{assert_books_reconcile, hour, lock_unit, market, req, unit_ids, FEE_BP};
 use app::ledger::Month;
 use app::services::error::ServiceError;
 use app::services::reservations::reallocation::{self, CreditReason, CutReason};
@@ -399,11 +399,7 @@ async fn a_move_and_a_booking_racing_for_one_unit_never_overlap(db: PgPool) {
         .unwrap();
     assert_eq!(pieces(&db, m.customer, third.id).await[0].0, 1);
     let mut booking_tx = db.begin().await.unwrap();
-    sqlx::query("select 1 from capacity_unit where id = $1 for no key update")
-        .bind(units[1])
-        .execute(&mut *booking_tx)
-        .await
-        .unwrap();
+    lock_unit(&mut booking_tx, units[1]).await;
     sqlx::query("insert into reservation (site_id, pool_id, customer_id, unit_count, during, state, currency, unit_price_cents, base_cents, discount_cents, fee_cents, total_cents, fee_bp) values ($1, $2, $3, 1, tstzrange($4, $5), 'confirmed', 'USD', 100, 100, 0, 0, 100, 0)")
         .bind(m.site)
         .bind(m.pool)

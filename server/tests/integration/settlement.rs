@@ -2,7 +2,7 @@
 //! extensions and blackouts. Listing limits, availability and search are in
 //! `settlement_listing`; the market they run on is in `fixtures`.
 
-use crate::fixtures::{hour, market, org, req, unit_ids, FEE_BP};
+use crate::fixtures::{hour, lock_unit, market, org, req, unit_ids, FEE_BP};
 use app::booking::ExtendTo;
 use app::pricing::{self, Quantity, TermDiscount};
 use app::services::blackouts::{self, BlackoutUnits};
@@ -448,11 +448,7 @@ async fn a_booking_in_a_lock_cycle_gives_way_within_its_bound_and_then_books(db:
     let units = unit_ids(&db, m.pool).await;
     // Another writer holds node 2 (as an incident's healing holds the incident's unit).
     let mut other = db.begin().await.unwrap();
-    sqlx::query("select 1 from capacity_unit where id = $1 for no key update")
-        .bind(units[1])
-        .execute(&mut *other)
-        .await
-        .unwrap();
+    lock_unit(&mut other, units[1]).await;
     // The booking takes node 1, then waits for node 2.
     let (db2, r, customer, now) = (db.clone(), req(&m, 16, 10, 4), m.customer, m.now);
     let booking =
