@@ -6,7 +6,9 @@
 //! - the same for firm bookings on a pool whose every window is full, half of it held by
 //!   interruptible bookings, so that each firm booking preempts one;
 //! - on a generated market of 5,000 sites, 20,000 pools and 1,000,000 allocations:
-//!   market search latency (window mode) and 90-day timeline latency, p50/p95/p99.
+//!   market search latency (window mode; a third of the queries for the interruptible
+//!   tier), the resale offers the search page shows beside it, and 90-day timeline
+//!   latency, p50/p95/p99.
 //!
 //! Set BENCH_SECONDS (default 15) to change the length of each throughput run, and
 //! BENCH_ONLY=settlement to skip the generated market.
@@ -16,7 +18,7 @@ use app::market::InterruptibleOffer;
 use app::pricing::Quantity;
 use app::services::catalog::{self, PoolInput, PoolSpec, SiteInput};
 use app::services::search::{self, MarketQuery, SearchSort};
-use app::services::{availability, error::ServiceError, pools, reservations};
+use app::services::{availability, error::ServiceError, pools, resale, reservations};
 use app::window::HourWindow;
 use chrono::{Duration, DurationRound, Utc};
 use server::embedded_pg::EmbeddedPg;
@@ -361,6 +363,16 @@ async fn generate_market(db: &PgPool) {
          select site_id, pool_id, unit_id, rid, during from bench_gen",
         "select setval(pg_get_serial_sequence('reservation', 'id'), (select max(id) from reservation))",
         "drop table bench_gen",
+        // The other tiers of a market: half the pools also sell interruptible hours, half
+        // give term discounts, and every 50th reservation's hours are listed for resale.
+        "update capacity_pool set interruptible_price_cents = price_cents * 6 / 10 where name in ('pool 1', 'pool 2')",
+        "insert into pool_term_discount (site_id, pool_id, min_hours, discount_bp)
+         select site_id, id, d.min_hours, d.discount_bp
+         from capacity_pool cross join (values (72, 300), (168, 800)) d (min_hours, discount_bp)
+         where name in ('pool 1', 'pool 3')",
+        "insert into resale_listing (seller_id, reservation_id, site_id, pool_id, unit_count, during, unit_hour_price_cents, currency)
+         select customer_id, id, site_id, pool_id, unit_count, during, 150 + id % 300, currency
+         from reservation where id % 50 = 0 and lower(during) > now()",
     ];
     // One transaction, with the all-or-nothing trigger paused for this trusted bulk load
     // (the rows are consistent by construction: one unit per one-unit reservation); a
@@ -454,14 +466,15 @@ fn main() {
         sqlx::query("truncate ledger_entry, ledger_transaction, ledger_account, allocation, reservation, blackout, availability_window, capacity_unit, pool_term_discount, pool_cancellation_tier, capacity_pool, site, app_user, organization restart identity cascade")
             .execute(&db).await.unwrap();
         generate_market(&db).await;
-        let counts: (i64, i64, i64) = sqlx::query_as("select (select count(*) from site), (select count(*) from capacity_pool), (select count(*) from allocation)")
+        let counts: (i64, i64, i64, i64) = sqlx::query_as("select (select count(*) from site), (select count(*) from capacity_pool), (select count(*) from allocation), (select count(*) from resale_listing)")
             .fetch_one(&db).await.unwrap();
-        println!("generated market: {} sites, {} pools, {} allocations in {:.0} s", counts.0, counts.1, counts.2, gen_started.elapsed().as_secs_f64());
+        println!("generated market: {} sites, {} pools, {} allocations, {} resale listings in {:.0} s", counts.0, counts.1, counts.2, counts.3, gen_started.elapsed().as_secs_f64());
         refresh_occupancy(&db, "the generated market").await;
 
         let now = Utc::now();
         let base = now.duration_trunc(Duration::hours(1)).unwrap();
         let mut search_ms = Vec::new();
+        let mut offers_ms = Vec::new();
         let models = ["H100 SXM", "H200", "B200", "MI300X", "RTX 4090"];
         let regions = [None, Some("ERCOT"), Some("PJM"), Some("ANDE")];
         for i in 0..200 {
@@ -477,7 +490,8 @@ fn main() {
                 interconnect: None,
                 max_price_cents: if i % 2 == 0 { Some(300) } else { None },
                 min_reliability_bp: None,
-                tier: app::booking::Tier::Firm,
+                // A third of the queries ask for the interruptible tier.
+                tier: if i % 3 == 2 { app::booking::Tier::Interruptible } else { app::booking::Tier::Firm },
                 delivery: Default::default(),
                 sort: [SearchSort::Price, SearchSort::TotalCost][i % 2],
                 limit: 20,
@@ -487,8 +501,23 @@ fn main() {
             let page = search::search(&db, &q, FEE_BP, now).await.unwrap();
             search_ms.push(t.elapsed().as_secs_f64() * 1000.0);
             std::hint::black_box(page);
+            // The search page's second question: the resale offers matching the same filters.
+            let matching = resale::OfferFilter {
+                pool_id: None,
+                kind: q.kind,
+                gpu_model: q.gpu_model.clone(),
+                region: q.region.clone(),
+                energy_source: None,
+                quantity: q.quantity,
+                limit: 10,
+            };
+            let t = Instant::now();
+            let offers = resale::offers(&db, &matching, now).await.unwrap();
+            offers_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            std::hint::black_box(offers);
         }
         report("market search (window mode)", search_ms, 15.0);
+        report("resale offers beside each search", offers_ms, 15.0);
 
         // The worst case, reported on its own: a window in which every pool of the model is
         // full, so the search must test each candidate before answering "nothing".

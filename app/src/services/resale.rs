@@ -376,6 +376,23 @@ pub async fn buy(
     reservations::get(db, buyer_id, id, now).await
 }
 
+/// One row of the offers query.
+#[derive(sqlx::FromRow)]
+struct OfferRow {
+    id: i64,
+    pool_id: i64,
+    pool_name: String,
+    site_name: String,
+    region: String,
+    kind: String,
+    gpu_model: Option<String>,
+    unit_size: i64,
+    units_left: i64,
+    during: PgRange<DateTime<Utc>>,
+    unit_hour_price_cents: i64,
+    currency: String,
+}
+
 /// Open offers, soonest first, then cheapest.
 pub async fn offers(
     db: &PgPool,
@@ -387,10 +404,16 @@ pub async fn offers(
         Quantity::Gpus(n) => ("gpus", n),
         Quantity::Kw(n) => ("kw", n),
     };
-    let rows = sqlx::query!(
+    // Written with `query_as` rather than the checked macro, whose statements are always
+    // named and reused: this one is planned for each call's values. Its filters are optional
+    // (`$n is null or ...`); a plan made for any values can use neither the model nor the
+    // place indexes, and PostgreSQL, once it reuses one, looked up every open listing's
+    // pool one by one (BENCHMARKS.md, 2026-12-04: p95 48 ms with 20,000 listings, 11 ms
+    // planned each time). The tests run it with every filter.
+    let rows: Vec<OfferRow> = sqlx::query_as(
         r#"select l.id, l.pool_id, p.name as pool_name, s.name as site_name, s.region, p.kind,
-                  p.gpu_model, coalesce(p.gpus_per_node, p.block_kw, 1)::bigint as "unit_size!",
-                  (l.unit_count - l.units_sold)::bigint as "units_left!", l.during,
+                  p.gpu_model, coalesce(p.gpus_per_node, p.block_kw, 1)::bigint as unit_size,
+                  (l.unit_count - l.units_sold)::bigint as units_left, l.during,
                   l.unit_hour_price_cents, l.currency
              from resale_listing l
              join capacity_pool p on p.id = l.pool_id
@@ -408,16 +431,17 @@ pub async fn offers(
                   end)
             order by lower(l.during), l.unit_hour_price_cents, l.id
             limit $9"#,
-        now,
-        f.pool_id,
-        f.kind.map(PoolKind::as_str),
-        lower_text(&f.gpu_model),
-        lower_text(&f.region),
-        lower_text(&f.energy_source),
-        quantity_kind,
-        amount,
-        f.limit.clamp(1, 200),
     )
+    .bind(now)
+    .bind(f.pool_id)
+    .bind(f.kind.map(PoolKind::as_str))
+    .bind(lower_text(&f.gpu_model))
+    .bind(lower_text(&f.region))
+    .bind(lower_text(&f.energy_source))
+    .bind(quantity_kind)
+    .bind(amount)
+    .bind(f.limit.clamp(1, 200))
+    .persistent(false)
     .fetch_all(db)
     .await?;
     Ok(rows

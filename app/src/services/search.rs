@@ -201,8 +201,6 @@ pub async fn search(
                 select p.delivery_at, p.late_credit_bp, p.late_credit_cents_per_unit_day, p.walk_away_at
                 where s.status = 'building'
             ) f on true
-            -- Where the pool is sold out, as the database last summarised it (pool_full).
-            left join pool_full pf on pf.pool_id = p.id and pf.unit_count = p.unit_count
             -- Live sites sell ready capacity; sites being built only forward, from delivery.
             where p.listed and (s.status = 'live' or f.delivery_at is not null)
               and ($17::text = 'any' or ($17 = 'forward') = (f.delivery_at is not null))
@@ -219,11 +217,15 @@ pub async fn search(
               and ($9::tstzrange is null or lower($9::tstzrange) >= $10::timestamptz + make_interval(hours => p.min_lead_hours))
               and ($16::bigint is null or (rel.sold_unit_hours > 0
                    and greatest(rel.sold_unit_hours - rel.lost_unit_hours, 0) * 10000 / rel.sold_unit_hours >= $16))
-              -- Every unit busy at some hour of the window: no booking fits, unless an
-              -- allocation freed there since the summary was made.
-              and not coalesce(pf.full_during && $9::tstzrange and not exists (
-                    select 1 from pool_occupancy_change ch
-                     where ch.freed and ch.pool_id = p.id and ch.during && $9::tstzrange), false)
+              -- Every unit busy at some hour of the window, as the database last summarised
+              -- it (pool_full, at the pool's present size): no booking fits, unless an
+              -- allocation freed there since. The set is read once, by the summary's index,
+              -- and each candidate looked up in it (a hashed subplan), not read per pool.
+              and (p.id, p.unit_count) not in (
+                    select pf.pool_id, pf.unit_count from pool_full pf
+                     where pf.full_during && $9::tstzrange
+                       and not exists (select 1 from pool_occupancy_change ch
+                                        where ch.freed and ch.pool_id = pf.pool_id and ch.during && $9::tstzrange))
             order by
                 -- Most reliable first; no history yet last.
                 case when $13 = 'reliability' then

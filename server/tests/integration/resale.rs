@@ -109,6 +109,32 @@ async fn a_resale_moves_the_hours_and_the_money_once_and_the_operator_is_unaffec
     );
     assert_eq!(offer["total_cents"], 2 * 48 * 1_500);
     assert_eq!(offer["start"], json!(from));
+    // Every filter, matching and not: the query is planned for each call's values, so each
+    // combination is its own plan.
+    for (filter, found) in [
+        (
+            "gpu_model=h100%20sxm&region=ercot&energy_source=WIND&kind=gpu&gpus=16",
+            true,
+        ),
+        ("region=tx&gpus=8", false),
+        ("region=US", true),
+        ("gpu_model=B200", false),
+        ("kind=power", false),
+        ("energy_source=hydro", false),
+        ("gpus=17", false),
+        ("pool_id=999999", false),
+        ("limit=1", true),
+    ] {
+        let (status, offers) = get(&app, &buyer, &format!("/resale-listings?{filter}")).await;
+        assert_eq!(status, 200, "{filter}: {offers}");
+        let ids: Vec<i64> = offers
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["listing_id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(ids, if found { vec![id] } else { vec![] }, "{filter}");
+    }
 
     // One node now: the buyer's reservation holds it for exactly the listed hours.
     let (status, bought) = post_json(
