@@ -408,7 +408,7 @@ pub async fn offers(
     // named and reused: this one is planned for each call's values. Its filters are optional
     // (`$n is null or ...`); a plan made for any values can use neither the model nor the
     // place indexes, and PostgreSQL, once it reuses one, looked up every open listing's
-    // pool one by one (BENCHMARKS.md, 2026-12-04: p95 48 ms with 20,000 listings, 11 ms
+    // pool one by one (BENCHMARKS.md, 2026-12-04: p95 35-39 ms over 20,000 listings, 7-8 ms
     // planned each time). The tests run it with every filter.
     let rows: Vec<OfferRow> = sqlx::query_as(
         r#"select l.id, l.pool_id, p.name as pool_name, s.name as site_name, s.region, p.kind,

@@ -71,6 +71,7 @@ fn opt_text(s: &Option<String>) -> Option<String> {
 }
 
 /// One row of the candidate query.
+#[derive(sqlx::FromRow)]
 struct Candidate {
     id: i64,
     name: String,
@@ -165,15 +166,19 @@ pub async fn search(
     // The inner query applies the cheap filters and orders the candidates; `offset 0` keeps
     // PostgreSQL from pushing the availability test inside, so the outer query tests pools
     // in order and stops as soon as the page is full instead of testing every pool.
-    let rows = sqlx::query_as!(
-        Candidate,
+    // Sent unnamed (`query_as` with `persistent(false)`, as `resale::offers`): each call is
+    // planned for its values. The filters are optional (`$n is null or ...`), so a plan
+    // reused for any values could start from no index; PostgreSQL picks between the two by
+    // estimated cost, and with the model statistic it turned to the reused plan for the
+    // offers query (BENCHMARKS.md, 2026-12-04). One more round trip, no reused plan.
+    let rows: Vec<Candidate> = sqlx::query_as(
         r#"
-        select c.id as "id!", c.name as "name!", c.kind as "kind!",
+        select c.id, c.name, c.kind,
                c.gpu_model, c.gpus_per_node, c.block_kw, c.interconnect,
-               c.price_cents as "price_cents!", c.currency as "currency!", c.min_lead_hours as "min_lead_hours!",
-               c.site_name as "site_name!", c.country as "country!", c.region as "region!",
-               c.grid_region as "grid_region!", c.energy_source as "energy_source!", c.need as "need!",
-               c.sold_unit_hours as "sold_unit_hours!", c.lost_unit_hours as "lost_unit_hours!",
+               c.price_cents, c.currency, c.min_lead_hours,
+               c.site_name, c.country, c.region,
+               c.grid_region, c.energy_source, c.need,
+               c.sold_unit_hours, c.lost_unit_hours,
                c.delivery_at, c.late_credit_bp, c.late_credit_cents_per_unit_day, c.walk_away_at
         from (
             select p.id, p.name, p.kind, p.unit_count, p.gpu_model, p.gpus_per_node, p.block_kw, p.interconnect,
@@ -249,24 +254,25 @@ pub async fn search(
         ) >= c.need
         limit $8 offset $14
         "#,
-        kind.map(PoolKind::as_str),
-        opt_text(&q.gpu_model),
-        opt_text(&q.region),
-        opt_text(&q.energy_source),
-        opt_text(&q.interconnect),
-        q.max_price_cents,
-        q.hours as i32,
-        sql_limit,
-        range,
-        now,
-        quantity_kind,
-        amount,
-        sort,
-        sql_offset,
-        q.tier.as_str(),
-        q.min_reliability_bp,
-        q.delivery.as_str(),
     )
+    .bind(kind.map(PoolKind::as_str))
+    .bind(opt_text(&q.gpu_model))
+    .bind(opt_text(&q.region))
+    .bind(opt_text(&q.energy_source))
+    .bind(opt_text(&q.interconnect))
+    .bind(q.max_price_cents)
+    .bind(q.hours as i32)
+    .bind(sql_limit)
+    .bind(range)
+    .bind(now)
+    .bind(quantity_kind)
+    .bind(amount)
+    .bind(sort)
+    .bind(sql_offset)
+    .bind(q.tier.as_str())
+    .bind(q.min_reliability_bp)
+    .bind(q.delivery.as_str())
+    .persistent(false)
     .fetch_all(db)
     .await?;
 
