@@ -132,6 +132,18 @@ pub enum Quantity {
     Units(i64),
 }
 
+impl Quantity {
+    /// The kind of amount and the amount, as the database queries take them (`'gpus'`,
+    /// `'kw'` or `'units'`), so SQL can round to each pool's own unit size.
+    pub fn sql_parts(self) -> (&'static str, i64) {
+        match self {
+            Quantity::Gpus(n) => ("gpus", n),
+            Quantity::Kw(n) => ("kw", n),
+            Quantity::Units(n) => ("units", n),
+        }
+    }
+}
+
 /// Whole units for a request, with a note when it was rounded up.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnitsNeeded {

@@ -200,11 +200,7 @@ pub async fn create(
     now: DateTime<Utc>,
 ) -> Result<StandingOrder, ServiceError> {
     let (o, expires_at) = check(order, now)?;
-    let (quantity_kind, quantity) = match o.quantity {
-        Quantity::Gpus(n) => ("gpus", n),
-        Quantity::Kw(n) => ("kw", n),
-        Quantity::Units(n) => ("units", n),
-    };
+    let (quantity_kind, quantity) = o.quantity.sql_parts();
     let mut tx = db.begin().await?;
     // Serialises this organization's creates, so the cap holds under concurrent requests.
     sqlx::query!(

@@ -7,6 +7,7 @@ use crate::market::PoolKind;
 use crate::pricing::Quantity;
 use crate::resale::{Listing, ListingState, NewListing, ResaleOffer};
 use crate::services::error::{FieldError, ServiceError};
+use crate::services::search::opt_text;
 use crate::services::{audit, pools, reservations};
 use crate::window::{ceil_hour, is_whole_hour};
 use chrono::{DateTime, Utc};
@@ -24,12 +25,6 @@ pub struct OfferFilter {
     /// Offers with at least this much left (one unit when none).
     pub quantity: Option<Quantity>,
     pub limit: i64,
-}
-
-fn lower_text(s: &Option<String>) -> Option<String> {
-    s.as_ref()
-        .map(|v| v.trim().to_lowercase())
-        .filter(|v| !v.is_empty())
 }
 
 /// Lists `units` units of one of the seller's reservations from `start` to its end.
@@ -399,11 +394,7 @@ pub async fn offers(
     f: &OfferFilter,
     now: DateTime<Utc>,
 ) -> Result<Vec<ResaleOffer>, ServiceError> {
-    let (quantity_kind, amount) = match f.quantity.unwrap_or(Quantity::Units(1)) {
-        Quantity::Units(n) => ("units", n),
-        Quantity::Gpus(n) => ("gpus", n),
-        Quantity::Kw(n) => ("kw", n),
-    };
+    let (quantity_kind, amount) = f.quantity.unwrap_or(Quantity::Units(1)).sql_parts();
     // Written with `query_as` rather than the checked macro, whose statements are always
     // named and reused: this one is planned for each call's values. Its filters are optional
     // (`$n is null or ...`); a plan made for any values can use neither the model nor the
@@ -435,9 +426,9 @@ pub async fn offers(
     .bind(now)
     .bind(f.pool_id)
     .bind(f.kind.map(PoolKind::as_str))
-    .bind(lower_text(&f.gpu_model))
-    .bind(lower_text(&f.region))
-    .bind(lower_text(&f.energy_source))
+    .bind(opt_text(&f.gpu_model))
+    .bind(opt_text(&f.region))
+    .bind(opt_text(&f.energy_source))
     .bind(quantity_kind)
     .bind(amount)
     .bind(f.limit.clamp(1, 200))

@@ -64,7 +64,8 @@ pub struct SearchPage {
     pub has_more: bool,
 }
 
-fn opt_text(s: &Option<String>) -> Option<String> {
+/// A text filter as the queries compare it: trimmed, lower case, and none when empty.
+pub(crate) fn opt_text(s: &Option<String>) -> Option<String> {
     s.as_ref()
         .map(|v| v.trim().to_lowercase())
         .filter(|v| !v.is_empty())
@@ -134,11 +135,7 @@ pub async fn search(
             "a positive price in cents",
         ));
     }
-    let (quantity_kind, amount) = match q.quantity.unwrap_or(Quantity::Units(1)) {
-        Quantity::Units(n) => ("units", n),
-        Quantity::Gpus(n) => ("gpus", n),
-        Quantity::Kw(n) => ("kw", n),
-    };
+    let (quantity_kind, amount) = q.quantity.unwrap_or(Quantity::Units(1)).sql_parts();
     if !(1..=100_000_000).contains(&amount) {
         return Err(ServiceError::invalid("quantity", "ask for at least one"));
     }

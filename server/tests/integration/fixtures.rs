@@ -322,7 +322,6 @@ pub async fn assert_books_reconcile(db: &PgPool, at: DateTime<Utc>) {
     assert!(books.is_clean(), "the books disagree: {books:?}");
 }
 
-/// The units of a pool by number, as their database ids.
 /// Locks unit `id`'s row in `conn`'s transaction, as a writer choosing it would.
 pub async fn lock_unit(conn: &mut sqlx::PgConnection, id: i64) {
     sqlx::query("select 1 from capacity_unit where id = $1 for no key update")
@@ -332,6 +331,7 @@ pub async fn lock_unit(conn: &mut sqlx::PgConnection, id: i64) {
         .unwrap();
 }
 
+/// The units of a pool by number, as their database ids.
 pub async fn unit_ids(db: &PgPool, pool: i64) -> Vec<i64> {
     sqlx::query_scalar("select id from capacity_unit where pool_id = $1 order by ordinal")
         .bind(pool)
