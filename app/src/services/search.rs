@@ -15,7 +15,6 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::market::{SearchHit, SearchSort};
 use sqlx::PgPool;
-use std::collections::HashMap;
 
 /// How many pools "earliest start" mode examines at most (cheapest first): each needs its
 /// own look at the pool's bookings.
@@ -96,6 +95,22 @@ struct Candidate {
     late_credit_bp: Option<i32>,
     late_credit_cents_per_unit_day: Option<i64>,
     walk_away_at: Option<DateTime<Utc>>,
+    /// The pool's term discounts, as two arrays in step (least hours first).
+    discount_min_hours: Vec<i32>,
+    discount_bp: Vec<i32>,
+}
+
+impl Candidate {
+    fn term_discounts(&self) -> Vec<TermDiscount> {
+        self.discount_min_hours
+            .iter()
+            .zip(&self.discount_bp)
+            .map(|(&min_hours, &bp)| TermDiscount {
+                min_hours: i64::from(min_hours),
+                discount_bp: i64::from(bp),
+            })
+            .collect()
+    }
 }
 
 pub async fn search(
@@ -176,7 +191,9 @@ pub async fn search(
                c.site_name, c.country, c.region,
                c.grid_region, c.energy_source, c.need,
                c.sold_unit_hours, c.lost_unit_hours,
-               c.delivery_at, c.late_credit_bp, c.late_credit_cents_per_unit_day, c.walk_away_at
+               c.delivery_at, c.late_credit_bp, c.late_credit_cents_per_unit_day, c.walk_away_at,
+               -- The page's pools' discount tiers, read with them (no second query).
+               coalesce(d.min_hours, '{}') as discount_min_hours, coalesce(d.bp, '{}') as discount_bp
         from (
             select p.id, p.name, p.kind, p.unit_count, p.gpu_model, p.gpus_per_node, p.block_kw, p.interconnect,
                    t.price_cents, p.currency, p.min_lead_hours,
@@ -243,6 +260,11 @@ pub async fn search(
                 t.price_cents, p.id
             offset 0
         ) c
+        left join lateral (
+            select array_agg(d.min_hours order by d.min_hours) as min_hours,
+                   array_agg(d.discount_bp order by d.min_hours) as bp
+              from pool_term_discount d where d.pool_id = c.id
+        ) d on true
         where $9::tstzrange is null or (
             exists (select 1 from availability_window aw where aw.pool_id = c.id and aw.during @> $9::tstzrange)
             or (select coalesce(range_agg(aw.during) @> $9::tstzrange, false) from availability_window aw where aw.pool_id = c.id)
@@ -273,24 +295,13 @@ pub async fn search(
     .fetch_all(db)
     .await?;
 
-    // Discount tiers of the pools on this page, in one query, for exact prices.
-    let ids: Vec<i64> = rows.iter().map(|c| c.id).collect();
-    let mut tiers: HashMap<i64, Vec<TermDiscount>> = HashMap::new();
-    for r in sqlx::query!(
-        "select pool_id, min_hours, discount_bp from pool_term_discount where pool_id = any($1)",
-        &ids
-    )
-    .fetch_all(db)
-    .await?
-    {
-        tiers.entry(r.pool_id).or_default().push(TermDiscount {
-            min_hours: i64::from(r.min_hours),
-            discount_bp: i64::from(r.discount_bp),
-        });
-    }
-
     let mut hits = Vec::with_capacity(rows.len());
-    let mut conn = db.acquire().await?;
+    // Earliest mode looks up each candidate's first free slot on one connection. Window mode
+    // needs none: taking one from the pool would cost a round trip to check it for nothing.
+    let mut conn = match window {
+        Some(_) => None,
+        None => Some(db.acquire().await?),
+    };
     for c in rows {
         let Some(pool_kind) = PoolKind::parse(&c.kind) else {
             continue;
@@ -308,15 +319,16 @@ pub async fn search(
             continue;
         };
         debug_assert_eq!(need.units, c.need);
-        let start = match &window {
-            Some(w) => w.start(),
-            None => {
+        let start = match (&window, conn.as_deref_mut()) {
+            (Some(w), _) => w.start(),
+            (None, None) => continue, // not reached: earliest mode took its connection
+            (None, Some(conn)) => {
                 let earliest_allowed =
                     ceil_hour(now + Duration::hours(i64::from(c.min_lead_hours)))
                         .max(c.delivery_at.unwrap_or(now));
-                let pool = pools::load(&mut conn, c.id, false).await?;
+                let pool = pools::load(conn, c.id, false).await?;
                 match find_slot(
-                    &mut conn,
+                    conn,
                     &pool,
                     need.units,
                     q.hours,
@@ -342,12 +354,7 @@ pub async fn search(
                 cents_per_kw_month: c.price_cents,
             },
         };
-        let price = pricing::price(
-            priced,
-            q.hours,
-            tiers.get(&c.id).map(Vec::as_slice).unwrap_or(&[]),
-            fee_bp,
-        );
+        let price = pricing::price(priced, q.hours, &c.term_discounts(), fee_bp);
         hits.push(SearchHit {
             pool_id: c.id,
             pool_name: c.name,
