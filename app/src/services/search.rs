@@ -113,6 +113,13 @@ impl Candidate {
     }
 }
 
+/// Where a search's hits start: every one at the window's start, or each at its pool's
+/// earliest free slot, looked up on the connection held for the search.
+enum Starts {
+    At(DateTime<Utc>),
+    Earliest(sqlx::pool::PoolConnection<sqlx::Postgres>),
+}
+
 pub async fn search(
     db: &PgPool,
     q: &MarketQuery,
@@ -296,11 +303,12 @@ pub async fn search(
     .await?;
 
     let mut hits = Vec::with_capacity(rows.len());
-    // Earliest mode looks up each candidate's first free slot on one connection. Window mode
-    // needs none: taking one from the pool would cost a round trip to check it for nothing.
-    let mut conn = match window {
-        Some(_) => None,
-        None => Some(db.acquire().await?),
+    // Window mode starts every hit at the window's start and needs no connection: taking one
+    // from the pool would cost a round trip to check it for nothing. Earliest mode looks up
+    // each candidate's first free slot on one connection.
+    let mut starts = match &window {
+        Some(w) => Starts::At(w.start()),
+        None => Starts::Earliest(db.acquire().await?),
     };
     for c in rows {
         let Some(pool_kind) = PoolKind::parse(&c.kind) else {
@@ -319,10 +327,9 @@ pub async fn search(
             continue;
         };
         debug_assert_eq!(need.units, c.need);
-        let start = match (&window, conn.as_deref_mut()) {
-            (Some(w), _) => w.start(),
-            (None, None) => continue, // not reached: earliest mode took its connection
-            (None, Some(conn)) => {
+        let start = match &mut starts {
+            Starts::At(start) => *start,
+            Starts::Earliest(conn) => {
                 let earliest_allowed =
                     ceil_hour(now + Duration::hours(i64::from(c.min_lead_hours)))
                         .max(c.delivery_at.unwrap_or(now));
