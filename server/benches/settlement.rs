@@ -132,7 +132,9 @@ async fn bench_pool(
     )
     .await
     .unwrap();
-    let t0 = Utc::now().duration_trunc(Duration::hours(1)).unwrap() + Duration::hours(1);
+    // Two hours ahead, not one: a run that crosses the hour would otherwise ask for a
+    // block that has started (refused as in the past).
+    let t0 = Utc::now().duration_trunc(Duration::hours(1)).unwrap() + Duration::hours(2);
     catalog::open_window(db, operator, pool, t0, t0 + Duration::days(3650))
         .await
         .unwrap();

@@ -192,19 +192,20 @@ pub async fn search(
     // offers query (BENCHMARKS.md, 2026-12-04). One more round trip, no reused plan.
     let rows: Vec<Candidate> = sqlx::query_as(
         r#"
-        select c.id, c.name, c.kind,
-               c.gpu_model, c.gpus_per_node, c.block_kw, c.interconnect,
-               c.price_cents, c.currency, c.min_lead_hours,
-               c.site_name, c.country, c.region,
-               c.grid_region, c.energy_source, c.need,
+        select c.id, pd.name, pd.kind,
+               pd.gpu_model, pd.gpus_per_node, pd.block_kw, pd.interconnect,
+               c.price_cents, pd.currency, pd.min_lead_hours,
+               sd.name as site_name, sd.country, sd.region,
+               sd.grid_region, sd.energy_source, c.need,
                c.sold_unit_hours, c.lost_unit_hours,
                c.delivery_at, c.late_credit_bp, c.late_credit_cents_per_unit_day, c.walk_away_at,
                -- The page's pools' discount tiers, read with them (no second query).
                coalesce(d.min_hours, '{}') as discount_min_hours, coalesce(d.bp, '{}') as discount_bp
         from (
-            select p.id, p.name, p.kind, p.unit_count, p.gpu_model, p.gpus_per_node, p.block_kw, p.interconnect,
-                   t.price_cents, p.currency, p.min_lead_hours,
-                   s.name as site_name, s.country, s.region, s.grid_region, s.energy_source, n.need,
+            -- Only what the filters, the order and the availability test need: every
+            -- candidate of a model (thousands) is sorted, so its row is kept narrow; the
+            -- names and the place are read below for the page's rows only.
+            select p.id, p.unit_count, t.price_cents, n.need,
                    coalesce(rel.sold_unit_hours, 0) as sold_unit_hours,
                    coalesce(rel.lost_unit_hours, 0) as lost_unit_hours,
                    -- Forward terms only while the site is being built (null once live).
@@ -223,10 +224,14 @@ pub async fn search(
                 select case when $15 = 'interruptible' then p.interruptible_price_cents
                             else p.price_cents end as price_cents
             ) t
-            left join lateral (
-                select p.delivery_at, p.late_credit_bp, p.late_credit_cents_per_unit_day, p.walk_away_at
-                where s.status = 'building'
-            ) f on true
+            -- Computed in the row (not a lateral sub-select, which cost a join node per pool).
+            cross join lateral (
+                select case when s.status = 'building' then p.delivery_at end as delivery_at,
+                       case when s.status = 'building' then p.late_credit_bp end as late_credit_bp,
+                       case when s.status = 'building' then p.late_credit_cents_per_unit_day end
+                           as late_credit_cents_per_unit_day,
+                       case when s.status = 'building' then p.walk_away_at end as walk_away_at
+            ) f
             -- Live sites sell ready capacity; sites being built only forward, from delivery.
             where p.listed and (s.status = 'live' or f.delivery_at is not null)
               and ($17::text = 'any' or ($17 = 'forward') = (f.delivery_at is not null))
@@ -267,6 +272,8 @@ pub async fn search(
                 t.price_cents, p.id
             offset 0
         ) c
+        join capacity_pool pd on pd.id = c.id
+        join site sd on sd.id = pd.site_id
         left join lateral (
             select array_agg(d.min_hours order by d.min_hours) as min_hours,
                    array_agg(d.discount_bp order by d.min_hours) as bp
