@@ -8,7 +8,8 @@
 //! - on a generated market of 5,000 sites, 20,000 pools and 1,000,000 allocations:
 //!   market search latency (window mode; a third of the queries for the interruptible
 //!   tier), the resale offers the search page shows beside it, and 90-day timeline
-//!   latency, p50/p95/p99.
+//!   latency, p50/p95/p99, one at a time on one warmed connection, after the set-up's
+//!   writes are flushed.
 //!
 //! Set BENCH_SECONDS (default 15) to change the length of each throughput run, and
 //! BENCH_ONLY=settlement to skip the generated market.
@@ -491,8 +492,8 @@ fn main() {
         // search and an offers query before (a window no measured query asks for), as a busy
         // server's pooled connections have. A connection's first statement over a table
         // first reads the table's catalog entries: about 10 ms more here. On the pool of
-        // the settlement runs (36 connections, handed out in turn) those first uses were 36
-        // of the 200 searches, enough to set the p95 (BENCHMARKS.md, 2026-12-04 19:50).
+        // the settlement runs (up to 36 connections) up to 36 of the 200 searches could be
+        // first uses, enough to set the p95 (BENCHMARKS.md, 2026-12-04 18:45).
         let reads = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&url).await.unwrap();
         let warm = MarketQuery {
             kind: None,
