@@ -340,6 +340,29 @@ async fn settle_writes(db: &PgPool) {
     }
 }
 
+/// A firm search for `gpus` GPUs of `model` for `hours` from `start`, anywhere, cheapest
+/// first, 20 to a page: what each measured search varies from.
+fn window_query(model: &str, gpus: i64, hours: i64, start: chrono::DateTime<Utc>) -> MarketQuery {
+    MarketQuery {
+        kind: None,
+        gpu_model: Some(model.into()),
+        quantity: Some(Quantity::Gpus(gpus)),
+        hours,
+        start: Some(start),
+        within_days: None,
+        region: None,
+        energy_source: None,
+        interconnect: None,
+        max_price_cents: None,
+        min_reliability_bp: None,
+        tier: app::booking::Tier::Firm,
+        delivery: Default::default(),
+        sort: SearchSort::Price,
+        limit: 20,
+        offset: 0,
+    }
+}
+
 /// 5,000 sites × 4 pools × 10 units; 5 one-unit reservations per unit = 1,000,000 allocations.
 async fn generate_market(db: &PgPool) {
     let statements = [
@@ -496,22 +519,8 @@ fn main() {
         // first uses, enough to set the p95 (BENCHMARKS.md, 2026-12-04 18:45).
         let reads = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&url).await.unwrap();
         let warm = MarketQuery {
-            kind: None,
-            gpu_model: Some("H100 SXM".into()),
-            quantity: Some(Quantity::Gpus(16)),
-            hours: 24,
-            start: Some(base + Duration::days(300)),
-            within_days: None,
             region: Some("ERCOT".into()),
-            energy_source: None,
-            interconnect: None,
-            max_price_cents: None,
-            min_reliability_bp: None,
-            tier: app::booking::Tier::Firm,
-            delivery: Default::default(),
-            sort: SearchSort::Price,
-            limit: 20,
-            offset: 0,
+            ..window_query("H100 SXM", 16, 24, base + Duration::days(300))
         };
         search::search(&reads, &warm, FEE_BP, now).await.unwrap();
         let warm_offers = resale::OfferFilter {
@@ -530,23 +539,17 @@ fn main() {
         let regions = [None, Some("ERCOT"), Some("PJM"), Some("ANDE")];
         for i in 0..200 {
             let q = MarketQuery {
-                kind: None,
-                gpu_model: Some(models[i % models.len()].into()),
-                quantity: Some(Quantity::Gpus(16 + 8 * (i as i64 % 4))),
-                hours: 24 * (1 + i as i64 % 7),
-                start: Some(base + Duration::hours(24 * (i as i64 % 90) + 5)),
-                within_days: None,
                 region: regions[i % regions.len()].map(String::from),
-                energy_source: None,
-                interconnect: None,
                 max_price_cents: if i % 2 == 0 { Some(300) } else { None },
-                min_reliability_bp: None,
                 // A third of the queries ask for the interruptible tier.
                 tier: if i % 3 == 2 { app::booking::Tier::Interruptible } else { app::booking::Tier::Firm },
-                delivery: Default::default(),
                 sort: [SearchSort::Price, SearchSort::TotalCost][i % 2],
-                limit: 20,
-                offset: 0,
+                ..window_query(
+                    models[i % models.len()],
+                    16 + 8 * (i as i64 % 4),
+                    24 * (1 + i as i64 % 7),
+                    base + Duration::hours(24 * (i as i64 % 90) + 5),
+                )
             };
             let t = Instant::now();
             let page = search::search(&reads, &q, FEE_BP, now).await.unwrap();
@@ -592,24 +595,7 @@ fn main() {
         settle_writes(&db).await;
         let mut sold_out_ms = Vec::new();
         for _ in 0..20 {
-            let q = MarketQuery {
-                kind: None,
-                gpu_model: Some("H200".into()),
-                quantity: Some(Quantity::Gpus(8)),
-                hours: 24,
-                start: Some(base + Duration::days(200)),
-                within_days: None,
-                region: None,
-                energy_source: None,
-                interconnect: None,
-                max_price_cents: None,
-                min_reliability_bp: None,
-                tier: app::booking::Tier::Firm,
-                delivery: Default::default(),
-                sort: SearchSort::Price,
-                limit: 20,
-                offset: 0,
-            };
+            let q = window_query("H200", 8, 24, base + Duration::days(200));
             let t = Instant::now();
             let page = search::search(&reads, &q, FEE_BP, now).await.unwrap();
             sold_out_ms.push(t.elapsed().as_secs_f64() * 1000.0);
