@@ -843,7 +843,9 @@ class Workload:
         if not b.firm or b.resold or hours < 2 or b.start < time.time() + 2 * HOUR:
             self.give_back(b)
             return
-        start = b.end - rng.randint(1, hours - 1) * HOUR
+        # The listing runs to the booking's end as it is now; once the booking is given back
+        # another worker may extend it before the purchase, so `b.end` is read here.
+        start, end = b.end - rng.randint(1, hours - 1) * HOUR, b.end
         body = {"reservation_id": b.id, "units": b.units, "start": iso(start),
                 "unit_hour_price_cents": rng.randint(100, 3000)}
         r = self.call(rng, "resale", "POST", "/api/v1/resale-listings", b.org, body,
@@ -859,7 +861,7 @@ class Workload:
             if r.status == 201:
                 res = r.json()
                 b.resold = True
-                self.record.purchases[res.get("id")] = (buyer, b.pool, b.units, start, b.end)
+                self.record.purchases[res.get("id")] = (buyer, b.pool, b.units, start, end)
             elif r.status is None or r.status >= 500 or r.status == 408:
                 b.resold = True  # perhaps
                 self.record.purchases_unknown += 1
