@@ -363,6 +363,19 @@ fn window_query(model: &str, gpus: i64, hours: i64, start: chrono::DateTime<Utc>
     }
 }
 
+/// The resale offers the search page shows beside the hits of `q`.
+fn offers_matching(q: &MarketQuery) -> resale::OfferFilter {
+    resale::OfferFilter {
+        pool_id: None,
+        kind: q.kind,
+        gpu_model: q.gpu_model.clone(),
+        region: q.region.clone(),
+        energy_source: None,
+        quantity: q.quantity,
+        limit: 10,
+    }
+}
+
 /// 5,000 sites × 4 pools × 10 units; 5 one-unit reservations per unit = 1,000,000 allocations.
 async fn generate_market(db: &PgPool) {
     let statements = [
@@ -523,16 +536,7 @@ fn main() {
             ..window_query("H100 SXM", 16, 24, base + Duration::days(300))
         };
         search::search(&reads, &warm, FEE_BP, now).await.unwrap();
-        let warm_offers = resale::OfferFilter {
-            pool_id: None,
-            kind: None,
-            gpu_model: warm.gpu_model.clone(),
-            region: None,
-            energy_source: None,
-            quantity: warm.quantity,
-            limit: 10,
-        };
-        resale::offers(&reads, &warm_offers, now).await.unwrap();
+        resale::offers(&reads, &offers_matching(&warm), now).await.unwrap();
         let mut search_ms = Vec::new();
         let mut offers_ms = Vec::new();
         let models = ["H100 SXM", "H200", "B200", "MI300X", "RTX 4090"];
@@ -556,15 +560,7 @@ fn main() {
             search_ms.push(t.elapsed().as_secs_f64() * 1000.0);
             std::hint::black_box(page);
             // The search page's second question: the resale offers matching the same filters.
-            let matching = resale::OfferFilter {
-                pool_id: None,
-                kind: q.kind,
-                gpu_model: q.gpu_model.clone(),
-                region: q.region.clone(),
-                energy_source: None,
-                quantity: q.quantity,
-                limit: 10,
-            };
+            let matching = offers_matching(&q);
             let t = Instant::now();
             let offers = resale::offers(&reads, &matching, now).await.unwrap();
             offers_ms.push(t.elapsed().as_secs_f64() * 1000.0);
