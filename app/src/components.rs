@@ -6,7 +6,7 @@ use leptos::prelude::*;
 
 /// A moment shown in the reader's local time. The server renders UTC (it can't know the
 /// reader's zone); once the page is hydrated the browser rewrites it in local time.
-#[component]
+#[island]
 pub fn LocalTime(at: DateTime<Utc>) -> impl IntoView {
     let text = RwSignal::new(format!("{} UTC", utc_minute(at)));
     Effect::new(move |_| {
@@ -26,7 +26,7 @@ pub fn LocalTime(at: DateTime<Utc>) -> impl IntoView {
 
 /// The time left until `until`, ticking each second in the browser ("12:04 left", then
 /// `ended`). Empty without JavaScript: show the end time beside it.
-#[component]
+#[island]
 pub fn Countdown(until: DateTime<Utc>, #[prop(into)] ended: String) -> impl IntoView {
     let left = RwSignal::new(String::new());
     Effect::new(move |_| {
@@ -92,26 +92,6 @@ pub fn short_month(t: DateTime<Utc>) -> String {
     format!("{} {}", MONTHS[t.month0() as usize], t.year())
 }
 
-/// Marks the document once the page's own view has hydrated (its effects run after it), so
-/// browser tests, and curious users with devtools, can tell a live page from a
-/// server-rendered one. Pages load lazily, so the app shell hydrates before them: the mark
-/// belongs to the page, not the shell.
-pub fn mark_hydrated() {
-    Effect::new(|_| {
-        // The page's suspended parts (its data is already in the document) finish hydrating
-        // in tasks queued behind this effect; mark after them, so a click on a marked page
-        // always reaches a live form.
-        set_timeout(
-            || {
-                if let Some(body) = document().body() {
-                    let _ = body.set_attribute("data-hydrated", "true");
-                }
-            },
-            std::time::Duration::from_millis(0),
-        );
-    });
-}
-
 /// The current time, on the server or in the browser (where the standard library has no
 /// clock, so it asks JavaScript's `Date`).
 pub fn now() -> DateTime<Utc> {
@@ -155,33 +135,16 @@ pub fn escape_html(text: &str) -> String {
 
 /// A fresh key for one form that changes money (reserve, extend, cancel). The form posts it
 /// back as `request_key`; the server's idempotency layer then does the form's action once
-/// per key and replays its answer to a double click, a reload or a resubmitted page.
+/// per key and replays its answer to a double click, a reload or a resubmitted page. A page
+/// renders a fresh one with each form; after a refusal the page asks for another
+/// (`plain_forms`), since the refusal is kept under the key it was sent with.
 #[server(endpoint = "form_key")]
 pub async fn form_key() -> Result<String, AppError> {
     Ok(format!("form-{}", crate::services::token::random_hex(16)))
 }
 
-/// A form's idempotency key that is renewed after each answer to `version`'s action (the
-/// same key with a changed request would be refused), for a hidden field that falls back to
-/// the key made with the page's data. With JavaScript only; the field keeps what the person
-/// typed. The form may be gone by the time a key arrives (its answer navigated away), hence
-/// the `try_` reads and writes.
-pub fn renewed_form_key(version: RwSignal<usize>) -> RwSignal<Option<String>> {
-    let fresh = RwSignal::new(None::<String>);
-    Effect::new(move |_| {
-        if version.try_get().unwrap_or(0) > 0 {
-            leptos::task::spawn_local(async move {
-                if let Ok(k) = form_key().await {
-                    fresh.try_set(Some(k));
-                }
-            });
-        }
-    });
-    fresh
-}
-
 /// The error of a form posted without JavaScript, which the server sends back to the form's
-/// page as `?form_error=` (see the server's `form_errors_back_to_the_page`).
+/// page as `?form_error=` (see the server's `plain_forms_back_to_the_page`).
 #[component]
 pub fn FormErrorFromRedirect() -> impl IntoView {
     let query = leptos_router::hooks::use_query_map();
@@ -198,22 +161,36 @@ pub fn clean_error(s: &str) -> String {
         .to_string()
 }
 
-/// The outcome of a form's last submission: its error, or `ok` when it succeeded.
+/// The outcome of `action`'s last submission: its error, or `ok` when it succeeded. Pages
+/// are server-rendered and their forms post and reload (only islands run in the browser),
+/// so a success arrives as the page again with `?form_done=<the server function's path>`
+/// (see the server's `plain_forms_back_to_the_page`), and errors at the top of the page
+/// (`FormErrorFromRedirect`). Inside an island the action's own answer shows.
 #[component]
-pub fn FormResult<T, F>(value: F, #[prop(optional, into)] ok: Option<String>) -> impl IntoView
+pub fn FormResult<S>(
+    action: ServerAction<S>,
+    #[prop(optional, into)] ok: Option<String>,
+) -> impl IntoView
 where
-    T: Send + Sync + 'static,
-    F: Fn() -> Option<Result<T, AppError>> + Send + Sync + 'static,
+    S: leptos::server_fn::ServerFn<Error = AppError> + Clone + Send + Sync + 'static,
+    S::Output: Clone + Send + Sync + 'static,
 {
-    move || match value() {
+    let query = leptos_router::hooks::use_query_map();
+    let done_here = move || query.read().get("form_done").as_deref() == Some(S::url());
+    move || match action.value().get() {
         Some(Err(e)) => {
             view! { <p class="form-error" role="alert">{clean_error(&e.to_string())}</p> }
                 .into_any()
         }
-        Some(Ok(_)) => match ok.clone() {
-            Some(msg) => view! { <p class="form-ok" role="status">{msg}</p> }.into_any(),
-            None => ().into_any(),
-        },
+        Some(Ok(_)) => ok_message(ok.clone()),
+        None if done_here() => ok_message(ok.clone()),
+        None => ().into_any(),
+    }
+}
+
+fn ok_message(ok: Option<String>) -> AnyView {
+    match ok {
+        Some(msg) => view! { <p class="form-ok" role="status">{msg}</p> }.into_any(),
         None => ().into_any(),
     }
 }

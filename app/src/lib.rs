@@ -22,12 +22,12 @@ pub mod money;
 pub mod operations;
 pub mod orders;
 pub mod pages;
+pub mod plain_forms;
 pub mod power;
 pub mod pricing;
 pub mod request;
 pub mod resale;
 pub mod resource;
-pub mod routes;
 #[cfg(feature = "ssr")]
 pub mod services;
 pub mod session;
@@ -36,13 +36,18 @@ pub mod webhook;
 pub mod window;
 
 use leptos::prelude::*;
+// The document, the router and the pages are rendered by the server only: the browser
+// bundle holds the islands (see `hydrate`).
+#[cfg(not(feature = "hydrate"))]
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
+#[cfg(not(feature = "hydrate"))]
 use leptos_router::{
     components::{Route, Router, Routes, A},
-    path, Lazy, SsrMode,
+    path, SsrMode,
 };
 
 /// The HTML document around the app, rendered by the server.
+#[cfg(not(feature = "hydrate"))]
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     // The page's content security policy is set by the server from the nonce on these
     // scripts (server/src/http.rs, `page_policy`).
@@ -53,7 +58,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <AutoReload options=options.clone()/>
-                <HydrationScripts options/>
+                <HydrationScripts options islands=true/>
                 <MetaTags/>
             </head>
             <body>
@@ -63,6 +68,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+#[cfg(not(feature = "hydrate"))]
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
@@ -102,32 +108,33 @@ pub fn App() -> impl IntoView {
                 // Pages render completely on the server before the first byte (async mode),
                 // so people without JavaScript get the data, not a loading placeholder.
                 <Routes fallback=pages::not_found::NotFound>
-                    <Route path=path!("/") view=routes::HomeRoute ssr=SsrMode::Async/>
-                    <Route path=path!("/login") view={Lazy::<routes::Login>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("/signup") view={Lazy::<routes::Signup>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("/account") view={Lazy::<routes::Account>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("/reservations") view={Lazy::<routes::Reservations>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("/orders") view={Lazy::<routes::Orders>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("/operator") view={Lazy::<routes::Operator>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("/admin") view={Lazy::<routes::Admin>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("/admin/books") view={Lazy::<routes::Books>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("/statement") view={Lazy::<routes::Statement>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("/earnings") view={Lazy::<routes::Earnings>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("/operator/economics") view={Lazy::<routes::Economics>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("/operator/sites/new") view={Lazy::<routes::NewSite>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("/operator/sites/:id") view={Lazy::<routes::OperatorSite>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("/operator/pools/:id") view={Lazy::<routes::OperatorPool>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("/operator/grid-events/:id") view={Lazy::<routes::GridEvent>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("/reservations/:id") view={Lazy::<routes::Reservation>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("/pools/:id") view={Lazy::<routes::Pool>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("/webhooks") view={Lazy::<routes::Webhooks>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("/developers") view={Lazy::<routes::Developers>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("/developers/mail") view={Lazy::<routes::Outbox>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("/forgot") view={Lazy::<routes::Forgot>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("/reset") view={Lazy::<routes::Reset>::new()} ssr=SsrMode::Async/>
-                    <Route path=path!("/verify") view={Lazy::<routes::Verify>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("/") view=pages::home::HomePage ssr=SsrMode::Async/>
+                    <Route path=path!("/login") view=pages::login::LoginPage ssr=SsrMode::Async/>
+                    <Route path=path!("/signup") view=pages::login::SignupPage ssr=SsrMode::Async/>
+                    <Route path=path!("/account") view=pages::account::AccountPage ssr=SsrMode::Async/>
+                    <Route path=path!("/reservations") view=pages::reservations::ReservationsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/orders") view=pages::orders::OrdersPage ssr=SsrMode::Async/>
+                    <Route path=path!("/operator") view=pages::operator::OperatorPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin") view=pages::admin::AdminPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/books") view=pages::books::BooksPage ssr=SsrMode::Async/>
+                    <Route path=path!("/statement") view=pages::statement::StatementPage ssr=SsrMode::Async/>
+                    <Route path=path!("/earnings") view=pages::earnings::EarningsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/operator/economics") view=pages::economics::EconomicsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/operator/sites/new") view=pages::operator_site::NewSitePage ssr=SsrMode::Async/>
+                    <Route path=path!("/operator/sites/:id") view=pages::operator_site::SitePage ssr=SsrMode::Async/>
+                    <Route path=path!("/operator/pools/:id") view=pages::operator_pool::OperatorPoolPage ssr=SsrMode::Async/>
+                    <Route path=path!("/operator/grid-events/:id") view=pages::grid_events::GridEventPage ssr=SsrMode::Async/>
+                    <Route path=path!("/reservations/:id") view=pages::reservations::ReservationPage ssr=SsrMode::Async/>
+                    <Route path=path!("/pools/:id") view=pages::pool::PoolPage ssr=SsrMode::Async/>
+                    <Route path=path!("/webhooks") view=pages::webhooks::WebhooksPage ssr=SsrMode::Async/>
+                    <Route path=path!("/developers") view=pages::developers::DevelopersPage ssr=SsrMode::Async/>
+                    <Route path=path!("/developers/mail") view=pages::outbox::OutboxPage ssr=SsrMode::Async/>
+                    <Route path=path!("/forgot") view=pages::recovery::ForgotPage ssr=SsrMode::Async/>
+                    <Route path=path!("/reset") view=pages::recovery::ResetPage ssr=SsrMode::Async/>
+                    <Route path=path!("/verify") view=pages::recovery::VerifyPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
+            <plain_forms::PlainFormsInPlace/>
             <footer class="footer">
                 <p>"Rigshift — firm AI capacity on converted mining sites. Prices in USD; times in your local time zone."</p>
             </footer>
@@ -137,6 +144,7 @@ pub fn App() -> impl IntoView {
 
 /// The signed-in visitor's links and the sign-out button (a POST, never a link).
 #[component]
+#[cfg(not(feature = "hydrate"))]
 fn UserNav(user: account::CurrentUser, auth: session::Auth) -> impl IntoView {
     view! {
         {user.kind.buys().then(|| view! { <A href="/reservations">"Reservations"</A> <A href="/orders">"Orders"</A> <A href="/statement">"Statement"</A> })}
@@ -157,6 +165,12 @@ pub fn hydrate() {
     // formatting machinery out (they abort on panic anyway).
     #[cfg(debug_assertions)]
     console_error_panic_hook::set_once();
-    // Lazy routes (see `routes`) load their page's chunk before hydrating it.
-    leptos::mount::hydrate_lazy(App);
+    // Only the islands (`#[island]` components) run in the browser; the rest of every page
+    // is the server's HTML, whose forms post and reload as they do without JavaScript.
+    leptos::mount::hydrate_islands();
+    // Browser tests, and curious users with devtools, can tell a live page from a
+    // server-rendered one.
+    if let Some(body) = document().body() {
+        let _ = body.set_attribute("data-hydrated", "true");
+    }
 }

@@ -20,6 +20,7 @@ test("a forgotten password is reset from the sign-in page with the link in the m
   await page.getByRole("button", { name: "Create account" }).click();
   await expect(page.getByTestId("verify-panel")).toBeVisible();
   await page.getByRole("button", { name: "Sign out" }).click();
+  await expect(page).toHaveURL(/\/$/);
 
   await page.goto("/login");
   await hydrated(page);
@@ -70,12 +71,16 @@ test("two-factor authentication is set up on the account page and asked for at s
   await page.getByTestId("begin-2fa").click();
   const secret = base32Decode((await page.getByTestId("2fa-secret").textContent())!.trim());
   expect(secret.length).toBe(20);
+  // The recovery codes are shown while it is set up, and not again once it is on.
+  await expect(page.getByTestId("pending-recovery-codes").locator("li")).toHaveCount(10);
   await page.getByLabel("The six-digit code it shows").fill(totp(secret));
   await page.getByTestId("confirm-2fa").click();
-  await expect(page.getByTestId("recovery-codes").locator("li")).toHaveCount(10);
   await expect(page.getByTestId("second-factor-on")).toBeVisible();
+  await expect(page.getByRole("status").filter({ hasText: "Two-factor authentication is on." })).toBeVisible();
+  await expect(page.getByTestId("pending-recovery-codes")).toHaveCount(0);
 
   await page.getByRole("button", { name: "Sign out" }).click();
+  await expect(page).toHaveURL(/\/$/);
   await page.goto("/login");
   await hydrated(page);
   await page.getByLabel("Email").fill(email);

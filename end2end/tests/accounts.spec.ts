@@ -43,7 +43,10 @@ test.describe("with JavaScript", () => {
     await addForm.getByRole("button", { name: "Add person" }).click();
     const temporary = (await page.getByTestId("new-member-password").textContent())!.trim();
     expect(temporary).toMatch(/^[A-Za-z0-9]{20}$/);
+    // The list is the server's: it shows the new person once the page is read again.
+    await page.getByTestId("members-reload").click();
     await expect(page.getByTestId("members")).toContainText(colleague);
+    await hydrated(page);
     expect(sql(`select role from app_user where email = '${colleague}'`)).toBe("member");
     const loginAsColleague = await request.post("/api/log_in", {
       headers: { "content-type": "application/x-www-form-urlencoded", origin: new URL(page.url()).origin },
@@ -63,6 +66,8 @@ test.describe("with JavaScript", () => {
     await keyForm.getByRole("button", { name: "Create key" }).click();
     const secret = (await page.getByTestId("new-key-secret").textContent())!.trim();
     expect(secret).toMatch(/^rsk_[a-z0-9]{10}_[0-9a-f]{64}$/);
+    await page.getByTestId("keys-reload").click();
+    await hydrated(page);
     const row = page.getByTestId("key-table").locator("tbody tr", { hasText: "e2e-scheduler" });
     await expect(row).toContainText("active");
     // Stored only as a hash.

@@ -120,7 +120,8 @@ for (const js of [true, false]) {
       await walk.getByTestId("walk-away-cancel").click();
       await expect.poll(() => sql(`select state from reservation where id = ${reservation}`)).toBe("cancelled");
       expect(sql(`select refund_cents + credited_cents = total_cents from reservation where id = ${reservation}`)).toBe("t");
-      await buyer.goto(`/reservations/${reservation}`);
+      // The form brings the buyer back to the reservation's page, which now says so.
+      await expect(buyer).toHaveURL(new RegExp(`/reservations/${reservation}\\?form_done=`));
       await expect(buyer.getByTestId("reservation-facts")).toContainText("cancelled");
       await expect(buyer.getByTestId("walk-away")).toHaveCount(0);
     });

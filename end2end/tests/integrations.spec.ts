@@ -44,6 +44,7 @@ test("a webhook registered in the browser receives a signed event and shows its 
     const secret = (await page.getByTestId("new-webhook-secret").textContent())!.trim();
     // A Standard Webhooks secret: `whsec_` and the base64 of 24 random bytes.
     expect(secret).toMatch(/^whsec_[A-Za-z0-9+/]{32}$/);
+    await page.getByTestId("webhooks-reload").click();
     await expect(page.getByTestId("webhook-table")).toContainText(url);
 
     // A reservation made through the API with a key of the same organization.

@@ -130,7 +130,7 @@ test("two customers race for the last units: one wins, the other is shown the ne
   await signUp(pb, "race-b");
   await pa.goto(url);
   await pb.goto(url);
-  // Both pages live (hydrated), so each click goes through the app, not a plain form post.
+  // Both pages live, so each form is sent by the page, which keeps the review on a refusal.
   await expect(pa.locator("body[data-hydrated=true]")).toBeAttached();
   await expect(pb.locator("body[data-hydrated=true]")).toBeAttached();
   await expect(pa.getByTestId("confirm-reserve")).toBeVisible();
@@ -140,7 +140,7 @@ test("two customers race for the last units: one wins, the other is shown the ne
   const won = async (p: Page) => /\/reservations\/\d+$/.test(p.url());
   await expect.poll(async () => (await won(pa)) || (await won(pb))).toBe(true);
   const loser = (await won(pa)) ? pb : pa;
-  await expect(loser.getByTestId("reserve-error")).toContainText("next window that fits starts");
+  await expect(loser.getByTestId("review").getByTestId("form-error-in-place")).toContainText("next window that fits starts");
   expect(sql(`select count(*) from reservation where pool_id = ${pool} and state = 'confirmed'`)).toBe("1");
   await a.close();
   await b.close();

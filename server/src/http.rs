@@ -79,7 +79,7 @@ pub fn router(state: AppState) -> Router {
             crate::ops::record,
         ))
         .layer(middleware::map_response(page_policy))
-        .layer(middleware::from_fn(form_errors_back_to_the_page))
+        .layer(middleware::from_fn(plain_forms_back_to_the_page))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(middleware::from_fn(run_to_completion))
         .layer(TimeoutLayer::with_status_code(
@@ -134,11 +134,14 @@ async fn run_to_completion(req: Request<Body>, next: middleware::Next) -> Respon
     }
 }
 
-/// A form posted without JavaScript that fails gets its page back with the error, rather
-/// than a bare text answer that loses the form: a 303 to the page it came from (its
-/// `Referer`, as a path on this site) with `form_error=<message>`, which the app shows at the
-/// top of the page. Requests with JavaScript ask for JSON and get the error as before.
-async fn form_errors_back_to_the_page(req: Request<Body>, next: middleware::Next) -> Response {
+/// A plain form post (every form outside an island: pages are server-rendered) gets its
+/// page back with what happened, rather than a bare answer that loses the form: a 303 to
+/// the page it came from (its `Referer`, as a path on this site) with
+/// `form_error=<message>` when it failed, which the app shows at the top of the page, or
+/// `form_done=<the server function's path>` when it succeeded and the function did not
+/// send the visitor elsewhere, which the form's `FormResult` confirms. Requests from an
+/// island ask for JSON and get the answer itself.
+async fn plain_forms_back_to_the_page(req: Request<Body>, next: middleware::Next) -> Response {
     let path = req.uri().path();
     let from_plain_form = req.method() == axum::http::Method::POST
         && path.starts_with("/api/")
@@ -148,27 +151,45 @@ async fn form_errors_back_to_the_page(req: Request<Body>, next: middleware::Next
             .get(header::ACCEPT)
             .and_then(|a| a.to_str().ok())
             .is_some_and(|a| a.contains("text/html"));
-    let back = req
+    let referer = req
         .headers()
         .get(header::REFERER)
         .and_then(|r| r.to_str().ok())
-        .and_then(|r| url::Url::parse(r).ok())
-        .map(|u| {
-            let kept: Vec<(String, String)> = u
-                .query_pairs()
-                .filter(|(k, _)| k != "form_error")
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect();
-            (u.path().to_string(), kept)
-        });
+        .and_then(|r| url::Url::parse(r).ok());
+    let back = referer.as_ref().map(|u| {
+        let kept: Vec<(String, String)> = u
+            .query_pairs()
+            .filter(|(k, _)| k != "form_error" && k != "form_done")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        (u.path().to_string(), kept)
+    });
+    let function = path.to_string();
     let res = next.run(req).await;
     let status = res.status();
-    if !from_plain_form || !(status.is_client_error() || status.is_server_error()) {
-        return res;
-    }
-    let Some((page, mut query)) = back else {
+    let Some((page, mut query)) = back.filter(|_| from_plain_form) else {
         return res;
     };
+    // Success: the server function layer sends a plain form back to its `Referer` unless the
+    // function redirected elsewhere itself.
+    if status.is_redirection() {
+        let to = res
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|l| l.to_str().ok());
+        if !referer
+            .as_ref()
+            .zip(to)
+            .is_some_and(|(from, to)| same_page(from, to))
+        {
+            return res;
+        }
+        query.push(("form_done".into(), function));
+        return see_other(&page, &query);
+    }
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
     let (_, body) = res.into_parts();
     let bytes = axum::body::to_bytes(body, 64 * 1024)
         .await
@@ -185,8 +206,23 @@ async fn form_errors_back_to_the_page(req: Request<Body>, next: middleware::Next
         })
         .unwrap_or_else(|| format!("the form could not be sent (HTTP {})", status.as_u16()));
     query.push(("form_error".into(), message.chars().take(500).collect()));
+    see_other(&page, &query)
+}
+
+/// Whether the redirect `to` leads back to the page `from` as it was (the server function
+/// layer appends an empty query when it sends a form back, so the text can differ).
+fn same_page(from: &url::Url, to: &str) -> bool {
+    let Ok(to) = from.join(to) else {
+        return false;
+    };
+    let pairs = |u: &url::Url| u.query_pairs().into_owned().collect::<Vec<_>>();
+    to.origin() == from.origin() && to.path() == from.path() && pairs(&to) == pairs(from)
+}
+
+/// A 303 to `page` with `query`.
+fn see_other(page: &str, query: &[(String, String)]) -> Response {
     let mut to = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in &query {
+    for (k, v) in query {
         to.append_pair(k, v);
     }
     let location = format!("{page}?{}", to.finish());

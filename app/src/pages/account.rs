@@ -168,8 +168,7 @@ fn Account(user: CurrentUser) -> impl IntoView {
 
 #[component]
 fn Members(me: String) -> impl IntoView {
-    let add = ServerAction::<AddMember>::new();
-    let list = crate::resource::load(move || add.version().get(), |_| members());
+    let list = crate::resource::load(|| (), |_| members());
     view! {
         <section aria-labelledby="members-title" class="panel">
             <h2 id="members-title">"People in your organization"</h2>
@@ -186,7 +185,7 @@ fn Members(me: String) -> impl IntoView {
                                     }).collect_view()}
                                 </ul>
                                 {if owner {
-                                    view! { <AddMemberForm add/> }.into_any()
+                                    view! { <AddMemberForm/> }.into_any()
                                 } else {
                                     view! { <p class="muted small">"An owner of your organization adds people."</p> }.into_any()
                                 }}
@@ -200,8 +199,11 @@ fn Members(me: String) -> impl IntoView {
     }
 }
 
-#[component]
-fn AddMemberForm(add: ServerAction<AddMember>) -> impl IntoView {
+/// Adds a person and shows their temporary password once: an island, because the password
+/// exists only in the server function's answer (a plain form's reload would lose it).
+#[island]
+fn AddMemberForm() -> impl IntoView {
+    let add = ServerAction::<AddMember>::new();
     view! {
         <ActionForm action=add attr:class="stack-form" attr:data-testid="add-member-form">
             <h3>"Add a person"</h3>
@@ -219,6 +221,7 @@ fn AddMemberForm(add: ServerAction<AddMember>) -> impl IntoView {
                     <p><strong>{format!("Added {}. Their temporary password is shown only now:", added.email)}</strong></p>
                     <code data-testid="new-member-password">{added.temporary_password}</code>
                     <p class="small">"Hand it over privately; they sign in with it and choose their own on this page."</p>
+                    <p class="small"><a href="/account" data-testid="members-reload">"Done: show the list with them in it"</a></p>
                 </div>
             }.into_any(),
             Some(Err(e)) => view! { <p class="form-error" role="alert">{clean_error(&e.to_string())}</p> }.into_any(),
@@ -229,13 +232,9 @@ fn AddMemberForm(add: ServerAction<AddMember>) -> impl IntoView {
 
 #[component]
 fn ApiKeys(user: CurrentUser) -> impl IntoView {
-    let create = ServerAction::<CreateApiKey>::new();
     let revoke = ServerAction::<RevokeApiKey>::new();
-    let keys = crate::resource::load(
-        move || (create.version().get(), revoke.version().get()),
-        |_| api_keys(),
-    );
-    let kind = user.kind;
+    let keys = crate::resource::load(|| (), |_| api_keys());
+    let (buys, operates) = (user.kind.buys(), user.kind.operates());
     view! {
         <section aria-labelledby="keys-title" class="panel">
             <h2 id="keys-title">"API keys"</h2>
@@ -243,36 +242,8 @@ fn ApiKeys(user: CurrentUser) -> impl IntoView {
                 "Keys let your systems use the Rigshift API as " <strong>{user.organization_name.clone()}</strong>
                 ". Send one as " <code>"Authorization: Bearer rsk_…"</code> ". Each key is shown once, when it is created."
             </p>
-            <ActionForm action=create attr:class="stack-form" attr:data-testid="create-key-form">
-                <label>"Name"
-                    <input type="text" name="name" required maxlength="100" placeholder="e.g. slurm-scheduler"/>
-                </label>
-                <fieldset>
-                    <legend>"Scopes"</legend>
-                    <label class="choice"><input type="checkbox" name="read" checked/>" read: your data and the market"</label>
-                    {kind.buys().then(|| view! {
-                        <label class="choice"><input type="checkbox" name="reserve"/>" reserve: quote, reserve, cancel and extend"</label>
-                    })}
-                    {kind.operates().then(|| view! {
-                        <label class="choice"><input type="checkbox" name="operate"/>" operate: sites, pools, availability and blackouts"</label>
-                    })}
-                </fieldset>
-                <label>"Expires after (days, optional)"
-                    <input type="number" name="expires_in_days" min="1" max="3650" placeholder="never"/>
-                </label>
-                <button type="submit" class="button" disabled=move || create.pending().get()>"Create key"</button>
-            </ActionForm>
-            {move || match create.value().get() {
-                Some(Ok(made)) => view! {
-                    <div class="secret-box" role="status" data-testid="new-key">
-                        <p><strong>"Copy your new key now: it will not be shown again."</strong></p>
-                        <code data-testid="new-key-secret">{made.secret}</code>
-                    </div>
-                }.into_any(),
-                Some(Err(e)) => view! { <p class="form-error" role="alert">{clean_error(&e.to_string())}</p> }.into_any(),
-                None => ().into_any(),
-            }}
-            <FormResult value=move || revoke.value().get() ok="Key revoked; it no longer works."/>
+            <CreateKeyForm buys operates/>
+            <FormResult action=revoke ok="Key revoked; it no longer works."/>
             <Transition fallback=|| view! { <p class="loading">"Loading keys…"</p> }>
                 {move || Suspend::new(async move {
                     match keys.await {
@@ -285,6 +256,45 @@ fn ApiKeys(user: CurrentUser) -> impl IntoView {
                 })}
             </Transition>
         </section>
+    }
+}
+
+/// Creates a key and shows its secret once: an island, because the secret exists only in
+/// the server function's answer (a plain form's reload would lose it).
+#[island]
+fn CreateKeyForm(buys: bool, operates: bool) -> impl IntoView {
+    let create = ServerAction::<CreateApiKey>::new();
+    view! {
+        <ActionForm action=create attr:class="stack-form" attr:data-testid="create-key-form">
+            <label>"Name"
+                <input type="text" name="name" required maxlength="100" placeholder="e.g. slurm-scheduler"/>
+            </label>
+            <fieldset>
+                <legend>"Scopes"</legend>
+                <label class="choice"><input type="checkbox" name="read" checked/>" read: your data and the market"</label>
+                {buys.then(|| view! {
+                    <label class="choice"><input type="checkbox" name="reserve"/>" reserve: quote, reserve, cancel and extend"</label>
+                })}
+                {operates.then(|| view! {
+                    <label class="choice"><input type="checkbox" name="operate"/>" operate: sites, pools, availability and blackouts"</label>
+                })}
+            </fieldset>
+            <label>"Expires after (days, optional)"
+                <input type="number" name="expires_in_days" min="1" max="3650" placeholder="never"/>
+            </label>
+            <button type="submit" class="button" disabled=move || create.pending().get()>"Create key"</button>
+        </ActionForm>
+        {move || match create.value().get() {
+            Some(Ok(made)) => view! {
+                <div class="secret-box" role="status" data-testid="new-key">
+                    <p><strong>"Copy your new key now: it will not be shown again."</strong></p>
+                    <code data-testid="new-key-secret">{made.secret}</code>
+                    <p class="small"><a href="/account" data-testid="keys-reload">"Done: show the list with it"</a></p>
+                </div>
+            }.into_any(),
+            Some(Err(e)) => view! { <p class="form-error" role="alert">{clean_error(&e.to_string())}</p> }.into_any(),
+            None => ().into_any(),
+        }}
     }
 }
 
@@ -346,8 +356,8 @@ fn PasswordForm() -> impl IntoView {
                 <label>"New password again"
                     <input type="password" name="confirm_password" autocomplete="new-password" required minlength="12" maxlength="256"/>
                 </label>
-                <FormResult value=move || action.value().get() ok="Password changed. Your other sessions were signed out."/>
-                <button type="submit" class="button" disabled=move || action.pending().get()>"Change password"</button>
+                <FormResult action=action ok="Password changed. Your other sessions were signed out."/>
+                <button type="submit" class="button">"Change password"</button>
             </ActionForm>
         </section>
     }

@@ -53,7 +53,7 @@ fn Organizations() -> impl IntoView {
         <h1>"Organizations"</h1>
         <p><a href="/admin/books" data-testid="books-link">"The platform's books: fee revenue, payouts, reconciliation →"</a></p>
         <p class="muted">"Suspending an organization signs its people out, stops its API keys and refuses new sign-ins until it is reinstated. Its reservations stay in force."</p>
-        <FormResult value=move || suspend.value().get() ok="Saved."/>
+        <FormResult action=suspend ok="Saved."/>
         <Transition fallback=|| view! { <p class="loading">"Loading organizations…"</p> }>
             {move || Suspend::new(async move {
                 match orgs.await {

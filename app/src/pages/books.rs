@@ -52,7 +52,7 @@ fn BooksView() -> impl IntoView {
     view! {
         <h1>"Books"</h1>
         <p><a href="/admin">"← Organizations"</a></p>
-        <FormResult value=move || pay.value().get() ok="Payout recorded."/>
+        <FormResult action=pay ok="Payout recorded."/>
         <Transition fallback=|| view! { <p class="loading" role="status">"Loading the books…"</p> }>
             {move || Suspend::new(async move {
                 match books.await {

@@ -88,7 +88,6 @@ pub fn GridEventsPanel(
     form_key: String,
 ) -> impl IntoView {
     let record = ServerAction::<RecordGridEvent>::new();
-    let fresh = crate::components::renewed_form_key(record.version());
     let start = crate::window::ceil_hour(crate::components::now()) + Duration::hours(1);
     view! {
         <section class="panel" id="grid-events" aria-labelledby="grid-events-title" data-testid="grid-events">
@@ -103,7 +102,7 @@ pub fn GridEventsPanel(
             <h3>"Record an event"</h3>
             <ActionForm action=record attr:class="stack-form wide" attr:data-testid="grid-event-form">
                 <input type="hidden" name="site_id" value=site_id/>
-                <input type="hidden" name="request_key" value=move || fresh.try_get().flatten().unwrap_or_else(|| form_key.clone())/>
+                <input type="hidden" name="request_key" value=form_key/>
                 <div class="search-grid">
                     <label>"Program" <input type="text" name="program" required maxlength="80" placeholder="ERCOT ERS"/></label>
                     <label>"Starts (UTC)" <input type="datetime-local" name="start" step="3600" required value=input_minute(start)/></label>
@@ -112,8 +111,8 @@ pub fn GridEventsPanel(
                     <label>"Payment (USD per MWh)" <input type="text" name="payment_usd_per_mwh" inputmode="decimal"/>
                         <span class="small muted">"blank if the program pays nothing per MWh"</span></label>
                 </div>
-                <FormResult value=move || record.value().get()/>
-                <p><button type="submit" class="button" disabled=move || record.pending().get()>"Record the event and shed"</button></p>
+                <FormResult action=record/>
+                <p><button type="submit" class="button">"Record the event and shed"</button></p>
             </ActionForm>
         </section>
     }

@@ -58,7 +58,7 @@ pub fn HomePage() -> impl IntoView {
 /// The headline figures and the control that re-reads them from the database.
 /// Without JavaScript the form posts to the server function and the page reloads
 /// with fresh figures; with it, only the figures change.
-#[component]
+#[island]
 fn LiveFigures(initial: LiveTotals) -> impl IntoView {
     let refresh = ServerAction::<LiveCount>::new();
     let totals = move || match refresh.value().get() {

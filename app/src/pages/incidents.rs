@@ -137,7 +137,6 @@ pub fn IncidentsPanel(
     form_key: String,
 ) -> impl IntoView {
     let record = ServerAction::<RecordIncident>::new();
-    let fresh = crate::components::renewed_form_key(record.version());
     let now = crate::components::now();
     view! {
         <section class="panel" id="incidents" aria-labelledby="incidents-title" data-testid="incidents">
@@ -148,12 +147,12 @@ pub fn IncidentsPanel(
             {recorded.map(|id| view! {
                 <p class="form-ok" role="status" data-testid="incident-recorded">"Incident #" {id} " recorded; what it moved and credited is below."</p>
             })}
-            <FormResult value=move || resolve.value().get() ok="Incident resolved: its units are on sale again from the next hour."/>
+            <FormResult action=resolve ok="Incident resolved: its units are on sale again from the next hour."/>
             <IncidentTable incidents resolve/>
             <h3>"Record an incident"</h3>
             <ActionForm action=record attr:class="stack-form wide" attr:data-testid="incident-form">
                 <input type="hidden" name="pool_id" value=pool_id/>
-                <input type="hidden" name="request_key" value=move || fresh.try_get().flatten().unwrap_or_else(|| form_key.clone())/>
+                <input type="hidden" name="request_key" value=form_key/>
                 <div class="search-grid">
                     <label>"Units down"
                         <input type="text" name="units" required maxlength="200" placeholder="e.g. 3 or 1, 4, 6-8"/>
@@ -165,8 +164,8 @@ pub fn IncidentsPanel(
                     <label>"Back by (UTC, optional)" <input type="datetime-local" name="ends_at" step="3600"/>
                         <span class="small muted">"blank: until you resolve it"</span></label>
                 </div>
-                <FormResult value=move || record.value().get()/>
-                <p><button type="submit" class="button danger" disabled=move || record.pending().get()>"Record the incident and heal"</button></p>
+                <FormResult action=record/>
+                <p><button type="submit" class="button danger">"Record the incident and heal"</button></p>
             </ActionForm>
         </section>
     }
@@ -267,7 +266,7 @@ pub fn ReservationIncidents(
                                     <ActionForm action=accept attr:class="inline-form">
                                         <input type="hidden" name="id" value=o.id/>
                                         <input type="hidden" name="request_key" value=accept_key/>
-                                        <button type="submit" class="button" data-testid="accept-offer" disabled=move || accept.pending().get()>{format!("Accept for {total}")}</button>
+                                        <button type="submit" class="button" data-testid="accept-offer">{format!("Accept for {total}")}</button>
                                     </ActionForm>
                                     <ActionForm action=decline attr:class="inline-form">
                                         <input type="hidden" name="id" value=o.id/>
@@ -281,8 +280,8 @@ pub fn ReservationIncidents(
                     </div>
                 }
             }).collect_view()}
-            <FormResult value=move || decline.value().get() ok="Declined; the credit for the lost hours stands."/>
-            <FormResult value=move || accept.value().get() ok="Accepted: the capacity is booked at the other site."/>
+            <FormResult action=decline ok="Declined; the credit for the lost hours stands."/>
+            <FormResult action=accept ok="Accepted: the capacity is booked at the other site."/>
         </section>
     })
 }

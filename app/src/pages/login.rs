@@ -35,8 +35,8 @@ pub fn LoginPage() -> impl IntoView {
                         <label>"Code"
                             <input type="text" name="code" autocomplete="one-time-code" inputmode="numeric" required maxlength="20" autofocus/>
                         </label>
-                        <FormResult value=move || code_action.value().get()/>
-                        <button type="submit" class="button" disabled=move || code_action.pending().get()>"Sign in"</button>
+                        <FormResult action=code_action/>
+                        <button type="submit" class="button">"Sign in"</button>
                     </ActionForm>
                     <p class="muted"><a href="/login">"Start over"</a></p>
                 }.into_any(),
@@ -49,10 +49,8 @@ pub fn LoginPage() -> impl IntoView {
                         <label>"Password"
                             <input type="password" name="password" autocomplete="current-password" required/>
                         </label>
-                        <FormResult value=move || action.value().get()/>
-                        <button type="submit" class="button" disabled=move || action.pending().get()>
-                            {move || if action.pending().get() { "Signing in…" } else { "Sign in" }}
-                        </button>
+                        <FormResult action=action/>
+                        <button type="submit" class="button">"Sign in"</button>
                     </ActionForm>
                     <p class="muted"><a href="/forgot" data-testid="forgot-link">"Forgot your password?"</a></p>
                     <p class="muted">"New to Rigshift? " <a href="/signup">"Create an account"</a></p>
@@ -91,10 +89,8 @@ pub fn SignupPage() -> impl IntoView {
                         aria-describedby="password-hint"/>
                     <span id="password-hint" class="muted small">"At least 12 characters; a few unrelated words work well."</span>
                 </label>
-                <FormResult value=move || action.value().get()/>
-                <button type="submit" class="button" disabled=move || action.pending().get()>
-                    {move || if action.pending().get() { "Creating…" } else { "Create account" }}
-                </button>
+                <FormResult action=action/>
+                <button type="submit" class="button">"Create account"</button>
             </ActionForm>
             <p class="muted">"Already have an account? " <a href="/login">"Sign in"</a></p>
         </section>

@@ -11,7 +11,6 @@ pub fn NotFound() -> impl IntoView {
             resp.set_status(http::StatusCode::NOT_FOUND);
         }
     }
-    crate::components::mark_hydrated();
     view! {
         <Title text="Page not found"/>
         <section class="empty-state" aria-labelledby="nf-title">

@@ -170,7 +170,7 @@ fn Blackouts() -> impl IntoView {
     view! {
         <section aria-labelledby="blackouts-title">
             <h2 id="blackouts-title">"Upcoming maintenance"</h2>
-            <FormResult value=move || remove.value().get() ok="Blackout removed; its units are on sale again."/>
+            <FormResult action=remove ok="Blackout removed; its units are on sale again."/>
             <Transition fallback=|| view! { <p class="loading">"Loading blackouts…"</p> }>
                 {move || Suspend::new(async move {
                     match list.await {

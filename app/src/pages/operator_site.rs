@@ -576,8 +576,8 @@ fn SiteFormView(id: Option<i64>, site: SiteForm) -> impl IntoView {
                 <Field label="Fleet efficiency (J/TH)" name="site[efficiency_j_th]" value=site.efficiency_j_th hint="e.g. 21.5"/>
                 <Field label="Hashprice (USD per PH/s per day)" name="site[hashprice_usd]" value=site.hashprice_usd hint="e.g. 48.50"/>
             </div>
-            <FormResult value=move || save.value().get()/>
-            <p><button type="submit" class="button" disabled=move || save.pending().get()>
+            <FormResult action=save/>
+            <p><button type="submit" class="button">
                 {if id.is_some() { "Save the site" } else { "List the site" }}
             </button></p>
         </ActionForm>
@@ -638,8 +638,8 @@ fn GpuPoolForm(site_id: i64) -> impl IntoView {
                 <Field label="IT power per node (W)" name="gpu[node_power_w]" hint="e.g. 10200" required=true/>
             </div>
             <TermsFields gpu=true/>
-            <FormResult value=move || add.value().get()/>
-            <p><button type="submit" class="button" disabled=move || add.pending().get()>"List the GPU nodes"</button></p>
+            <FormResult action=add/>
+            <p><button type="submit" class="button">"List the GPU nodes"</button></p>
         </ActionForm>
     }
 }
@@ -663,8 +663,8 @@ fn PowerPoolForm(site_id: i64) -> impl IntoView {
                 <Field label="Cooling" name="block_cooling" hint="e.g. direct liquid" required=true/>
             </div>
             <TermsFields gpu=false/>
-            <FormResult value=move || add.value().get()/>
-            <p><button type="submit" class="button" disabled=move || add.pending().get()>"List the power blocks"</button></p>
+            <FormResult action=add/>
+            <p><button type="submit" class="button">"List the power blocks"</button></p>
         </ActionForm>
     }
 }

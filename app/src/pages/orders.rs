@@ -152,7 +152,7 @@ fn Orders() -> impl IntoView {
     let ask = SearchForm::from_query(&query.read_untracked());
     view! {
         <p class="lede">"Leave a search open: every few seconds Rigshift looks for capacity that matches it, and books the first match (cheapest total first) through the same path as any reservation, once. Orders are filled in the order they were left. You hear of it by webhook ("<code>"order.filled"</code>", "<code>"order.expired"</code>") and here."</p>
-        <FormResult value=move || cancel.value().get() ok="Order cancelled."/>
+        <FormResult action=cancel ok="Order cancelled."/>
         <Transition fallback=|| view! { <p class="loading">"Loading orders…"</p> }>
             {move || {
                 let ask = ask.clone();
@@ -215,9 +215,9 @@ fn OrderForm(action: ServerAction<LeaveOrder>, ask: SearchForm, key: String) -> 
                 <label>"Most you'll pay in all ($) " <input type="text" name="order[max_total]" inputmode="decimal" placeholder="No limit"/></label>
             </div>
             <p class="small muted">"The order lasts until its latest start. Starts are whole hours."</p>
-            <button type="submit" class="button" data-testid="leave-order-submit" disabled=move || action.pending().get()>"Leave the order"</button>
+            <button type="submit" class="button" data-testid="leave-order-submit">"Leave the order"</button>
         </ActionForm>
-        <FormResult value=move || action.value().get() ok="Order left. It fills as soon as matching capacity appears."/>
+        <FormResult action=action ok="Order left. It fills as soon as matching capacity appears."/>
     }
 }
 

@@ -44,7 +44,7 @@ pub async fn load_pool(id: i64) -> Result<PoolView, AppError> {
 }
 
 /// The request in the page's URL, as typed.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Ask {
     units: String,
     gpus: String,
@@ -424,8 +424,29 @@ fn AvailabilityChart(
 #[component]
 fn ReserveForm(detail: PoolDetail, ask: Ask) -> impl IntoView {
     let pool_id = detail.listing.pool_id;
+    let review = ask.review.then(|| ask.request(pool_id));
+    view! {
+        <section class="panel" aria-labelledby="reserve-title" id="reserve">
+            <h2 id="reserve-title">"Reserve"</h2>
+            <form method="get" action=format!("/pools/{pool_id}") class="stack-form wide" data-testid="reserve-form">
+                <input type="hidden" name="review" value="1"/>
+                <ReserveFields detail=detail.clone() ask/>
+                <button type="submit" class="button">"Review the exact quote"</button>
+            </form>
+            {review.map(|r| match r {
+                Ok(req) => view! { <Review req detail=detail.clone()/> }.into_any(),
+                Err(m) => view! { <p class="form-error" role="alert">{m}</p> }.into_any(),
+            })}
+        </section>
+    }
+}
+
+/// The request's fields with a price preview that follows what is typed: the one part of
+/// the pool page that runs in the browser (an island). Without JavaScript the review step
+/// prices the request.
+#[island]
+fn ReserveFields(detail: PoolDetail, ask: Ask) -> impl IntoView {
     let is_gpu = detail.listing.kind == PoolKind::Gpu;
-    // Live preview while typing (hydrated); without JavaScript the review step prices it.
     let amount = RwSignal::new(if is_gpu {
         ask.gpus.clone()
     } else {
@@ -463,53 +484,41 @@ fn ReserveForm(detail: PoolDetail, ask: Ask) -> impl IntoView {
         }
     };
     let currency = detail.listing.currency.clone();
-    let review = ask.review.then(|| ask.request(pool_id));
     view! {
-        <section class="panel" aria-labelledby="reserve-title" id="reserve">
-            <h2 id="reserve-title">"Reserve"</h2>
-            <form method="get" action=format!("/pools/{pool_id}") class="stack-form wide" data-testid="reserve-form">
-                <input type="hidden" name="review" value="1"/>
-                <div class="search-grid">
-                    {if is_gpu {
-                        view! { <label>"GPUs" <input type="number" name="gpus" min="1" inputmode="numeric" prop:value=move || amount.get()
-                            on:input=move |ev| amount.set(event_target_value(&ev)) value=ask.gpus.clone() placeholder="rounded up to whole nodes"/></label> }.into_any()
-                    } else {
-                        view! { <label>"kW" <input type="number" name="kw" min="1" inputmode="numeric" prop:value=move || amount.get()
-                            on:input=move |ev| amount.set(event_target_value(&ev)) value=ask.kw.clone() placeholder="rounded up to whole blocks"/></label> }.into_any()
-                    }}
-                    <label>"or whole units"
-                        <input type="number" name="units" min="1" inputmode="numeric" value=ask.units.clone()
-                            on:input=move |ev| units.set(event_target_value(&ev))/>
-                    </label>
-                    <label>"Start (UTC)"
-                        <input type="datetime-local" name="start" step="3600" required value=ask.start.clone()/>
-                    </label>
-                    <label>"Duration (hours)"
-                        <input type="number" name="hours" min="1" max="8760" required value=hours.get_untracked()
-                            on:input=move |ev| hours.set(event_target_value(&ev))/>
-                    </label>
-                </div>
-                <TierChoice listing=detail.listing.clone() tier/>
-                <p class="preview" role="status" aria-live="polite" data-testid="quote-preview">
-                    {move || match preview() {
-                        Ok((u, note, p, h)) => format!(
-                            "{u} units for {h} hours: {} (base {}{}, platform fee {}){}",
-                            format_cents(p.total_cents, &currency),
-                            format_cents(p.base_cents, &currency),
-                            if p.discount_cents > 0 { format!(", term discount −{}", format_cents(p.discount_cents, &currency)) } else { String::new() },
-                            format_cents(p.fee_cents, &currency),
-                            note.map(|n| format!(" — {n}")).unwrap_or_default()
-                        ),
-                        Err(m) => format!("Quote preview: {m}"),
-                    }}
-                </p>
-                <button type="submit" class="button">"Review the exact quote"</button>
-            </form>
-            {review.map(|r| match r {
-                Ok(req) => view! { <Review req detail=detail.clone()/> }.into_any(),
-                Err(m) => view! { <p class="form-error" role="alert">{m}</p> }.into_any(),
-            })}
-        </section>
+        <div class="search-grid">
+            {if is_gpu {
+                view! { <label>"GPUs" <input type="number" name="gpus" min="1" inputmode="numeric" prop:value=move || amount.get()
+                    on:input=move |ev| amount.set(event_target_value(&ev)) value=ask.gpus.clone() placeholder="rounded up to whole nodes"/></label> }.into_any()
+            } else {
+                view! { <label>"kW" <input type="number" name="kw" min="1" inputmode="numeric" prop:value=move || amount.get()
+                    on:input=move |ev| amount.set(event_target_value(&ev)) value=ask.kw.clone() placeholder="rounded up to whole blocks"/></label> }.into_any()
+            }}
+            <label>"or whole units"
+                <input type="number" name="units" min="1" inputmode="numeric" value=ask.units.clone()
+                    on:input=move |ev| units.set(event_target_value(&ev))/>
+            </label>
+            <label>"Start (UTC)"
+                <input type="datetime-local" name="start" step="3600" required value=ask.start.clone()/>
+            </label>
+            <label>"Duration (hours)"
+                <input type="number" name="hours" min="1" max="8760" required value=hours.get_untracked()
+                    on:input=move |ev| hours.set(event_target_value(&ev))/>
+            </label>
+        </div>
+        <TierChoice listing=detail.listing.clone() tier/>
+        <p class="preview" role="status" aria-live="polite" data-testid="quote-preview">
+            {move || match preview() {
+                Ok((u, note, p, h)) => format!(
+                    "{u} units for {h} hours: {} (base {}{}, platform fee {}){}",
+                    format_cents(p.total_cents, &currency),
+                    format_cents(p.base_cents, &currency),
+                    if p.discount_cents > 0 { format!(", term discount −{}", format_cents(p.discount_cents, &currency)) } else { String::new() },
+                    format_cents(p.fee_cents, &currency),
+                    note.map(|n| format!(" — {n}")).unwrap_or_default()
+                ),
+                Err(m) => format!("Quote preview: {m}"),
+            }}
+        </p>
     }
 }
 
@@ -603,7 +612,7 @@ fn Review(req: BookingRequest, detail: PoolDetail) -> impl IntoView {
                                         <div class="review-actions">
                                             <ActionForm action=reserve attr:class="inline-form">
                                                 {fields(key)}
-                                                <button type="submit" class="button" data-testid="confirm-reserve" disabled=move || reserve.pending().get()>
+                                                <button type="submit" class="button" data-testid="confirm-reserve">
                                                     {format!("Reserve for {total}")}
                                                 </button>
                                             </ActionForm>
@@ -611,7 +620,7 @@ fn Review(req: BookingRequest, detail: PoolDetail) -> impl IntoView {
                                                 <ActionForm action=hold attr:class="inline-form">
                                                     {fields(hold_key)}
                                                     <input type="hidden" name="review[hold]" value="1"/>
-                                                    <button type="submit" class="button secondary" data-testid="hold-capacity" disabled=move || hold.pending().get()>
+                                                    <button type="submit" class="button secondary" data-testid="hold-capacity">
                                                         {format!("Hold this price for {DEFAULT_HOLD_MINUTES} minutes")}
                                                     </button>
                                                 </ActionForm>
@@ -625,9 +634,6 @@ fn Review(req: BookingRequest, detail: PoolDetail) -> impl IntoView {
                                         {q.next_start.map(|n| view! { " The next window that fits starts " <LocalTime at=n/> "." })}
                                     </p> }.into_any()
                                 }}
-                                {move || reserve.value().get().and_then(|r| r.err()).or_else(|| hold.value().get().and_then(|r| r.err())).map(|e| view! {
-                                    <p class="form-error" role="alert" data-testid="reserve-error">{clean_error(&e.to_string())}</p>
-                                })}
                             </div>
                         }.into_any(),
                         Err(e) => view! { <p class="form-error" role="alert" data-testid="review-error">{clean_error(&e.to_string())}</p> }.into_any(),

@@ -102,8 +102,8 @@ pub fn ForgotPage() -> impl IntoView {
                         <label>"Email"
                             <input type="email" name="email" autocomplete="username" required maxlength="254"/>
                         </label>
-                        <FormResult value=move || action.value().get()/>
-                        <button type="submit" class="button" disabled=move || action.pending().get()>"Mail me a link"</button>
+                        <FormResult action=action/>
+                        <button type="submit" class="button">"Mail me a link"</button>
                     </ActionForm>
                 }.into_any(),
             }}
@@ -135,8 +135,8 @@ pub fn ResetPage() -> impl IntoView {
                                 <label>"The same again"
                                     <input type="password" name="confirm_password" autocomplete="new-password" required minlength="12" maxlength="256"/>
                                 </label>
-                                <FormResult value=move || action.value().get()/>
-                                <button type="submit" class="button" disabled=move || action.pending().get()>"Set the new password"</button>
+                                <FormResult action=action/>
+                                <button type="submit" class="button">"Set the new password"</button>
                             </ActionForm>
                             <p class="muted small">"Every device signed in to your account is signed out when the password changes."</p>
                         }.into_any(),
@@ -166,8 +166,8 @@ pub fn VerifyPage() -> impl IntoView {
             <p>"Confirm that this address is yours, so Rigshift can reach you about your account."</p>
             <ActionForm action=action attr:class="stack-form" attr:data-testid="verify-form">
                 <input type="hidden" name="token" value=token/>
-                <FormResult value=move || action.value().get()/>
-                <button type="submit" class="button" disabled=move || action.pending().get()>"Confirm my address"</button>
+                <FormResult action=action/>
+                <button type="submit" class="button">"Confirm my address"</button>
             </ActionForm>
         </section>
     }

@@ -3,7 +3,7 @@
 
 use crate::app_error::AppError;
 use crate::booking::Reservation;
-use crate::components::{clean_error, FormResult, LocalTime};
+use crate::components::{FormResult, LocalTime};
 use crate::money::format_cents;
 use crate::resale::{Listing, ListingState, ResaleOffer, RESALE_TERMS};
 use leptos::form::ActionForm;
@@ -106,7 +106,7 @@ pub fn PoolResale(offers: Vec<ResaleOffer>, signed_in: bool, sign_in: String) ->
                                             <label>"Units " <select name="units" data-testid="resale-units">
                                                 {(1..=o.units_left).rev().map(|n| view! { <option value=n>{n} " · " {format_cents(n * each, &currency)}</option> }).collect_view()}
                                             </select></label>
-                                            <button type="submit" class="button" data-testid="buy-resale" disabled=move || buy.pending().get()>"Buy"</button>
+                                            <button type="submit" class="button" data-testid="buy-resale">"Buy"</button>
                                         </ActionForm>
                                     }.into_any()
                                 } else {
@@ -116,9 +116,6 @@ pub fn PoolResale(offers: Vec<ResaleOffer>, signed_in: bool, sign_in: String) ->
                         }
                     }).collect_view()}</tbody>
                 </table></div>
-                {move || buy.value().get().and_then(|r| r.err()).map(|e| view! {
-                    <p class="form-error" role="alert" data-testid="resale-error">{clean_error(&e.to_string())}</p>
-                })}
             </section>
         }
     })
@@ -149,7 +146,7 @@ pub fn SellBack(
                     <label>"Units " <input type="number" name="units" min="1" max=reservation.units value=reservation.units required/></label>
                     <label>"Last hours " <input type="number" name="last_hours" min="1" max=hours_left value=suggested required data-testid="resale-hours"/></label>
                     <label>"Price per unit-hour ($) " <input type="text" name="price" inputmode="decimal" required data-testid="resale-price"/></label>
-                    <button type="submit" class="button secondary" data-testid="list-resale" disabled=move || list.pending().get()>"List for resale"</button>
+                    <button type="submit" class="button secondary" data-testid="list-resale">"List for resale"</button>
                 </ActionForm>
             })}
             {(!listings.is_empty()).then(|| view! {
@@ -176,8 +173,8 @@ pub fn SellBack(
                     }}).collect_view()}</tbody>
                 </table></div>
             })}
-            <FormResult value=move || list.value().get() ok="Listed. It is on sale until its first hour begins."/>
-            <FormResult value=move || withdraw.value().get() ok="Listing withdrawn."/>
+            <FormResult action=list ok="Listed. It is on sale until its first hour begins."/>
+            <FormResult action=withdraw ok="Listing withdrawn."/>
         </section>
     })
 }

@@ -117,7 +117,7 @@ fn List() -> impl IntoView {
     // One fresh key per rendering of the list; each row's form adds its reservation's id.
     let page_key = crate::resource::load(move || cancel.version().get(), |_| form_key());
     view! {
-        <FormResult value=move || cancel.value().get() ok="Reservation cancelled; the refund follows the pool's cancellation policy."/>
+        <FormResult action=cancel ok="Reservation cancelled; the refund follows the pool's cancellation policy."/>
         <Transition fallback=|| view! { <p class="loading">"Loading reservations…"</p> }>
             {move || Suspend::new(async move {
                 let page_key = page_key.await.unwrap_or_default();
@@ -319,7 +319,7 @@ fn Detail(id: i64) -> impl IntoView {
                                             <ActionForm action=confirm attr:class="inline-form">
                                                 <input type="hidden" name="id" value=r.id/>
                                                 <input type="hidden" name="request_key" value=confirm_key/>
-                                                <button type="submit" class="button" data-testid="confirm-hold" disabled=move || confirm.pending().get()>{format!("Confirm for {total}")}</button>
+                                                <button type="submit" class="button" data-testid="confirm-hold">{format!("Confirm for {total}")}</button>
                                             </ActionForm>
                                             <ActionForm action=cancel attr:class="inline-form">
                                                 <input type="hidden" name="id" value=r.id/>
@@ -394,9 +394,9 @@ fn Detail(id: i64) -> impl IntoView {
                 }
             })}
         </Transition>
-        <FormResult value=move || cancel.value().get() ok="Cancelled. The refund follows the pool's policy."/>
-        <FormResult value=move || extend.value().get() ok="Extended."/>
-        <FormResult value=move || confirm.value().get() ok="Confirmed: reserved at the held total."/>
+        <FormResult action=cancel ok="Cancelled. The refund follows the pool's policy."/>
+        <FormResult action=extend ok="Extended."/>
+        <FormResult action=confirm ok="Confirmed: reserved at the held total."/>
     }
 }
 

@@ -108,9 +108,9 @@ pub fn EmailPanel(user: CurrentUser) -> impl IntoView {
                 <p>"We mailed a link to " <strong>{user.email.clone()}</strong>
                    ". Open it to confirm the address is yours; password resets and security notices go there."</p>
                 <ActionForm action=resend attr:class="inline-form">
-                    <button type="submit" class="button secondary small" disabled=move || resend.pending().get()>"Mail the link again"</button>
+                    <button type="submit" class="button secondary small">"Mail the link again"</button>
                 </ActionForm>
-                <FormResult value=move || resend.value().get() ok="Sent. The link works for three days."/>
+                <FormResult action=resend ok="Sent. The link works for three days."/>
             </section>
         }
     })
@@ -174,7 +174,7 @@ pub fn SecondFactorPanel(user: CurrentUser) -> impl IntoView {
                                             <label>"The six-digit code it shows"
                                                 <input type="text" name="code" autocomplete="one-time-code" inputmode="numeric" required maxlength="20"/>
                                             </label>
-                                            <FormResult value=move || confirm.value().get()/>
+                                            <FormResult action=confirm/>
                                             <button type="submit" class="button" data-testid="confirm-2fa">"Turn on"</button>
                                         </ActionForm>
                                     </div>
@@ -184,7 +184,7 @@ pub fn SecondFactorPanel(user: CurrentUser) -> impl IntoView {
                                     <ActionForm action=begin attr:class="inline-form">
                                         <button type="submit" class="button" data-testid="begin-2fa">"Set up two-factor authentication"</button>
                                     </ActionForm>
-                                    <FormResult value=move || begin.value().get()/>
+                                    <FormResult action=begin/>
                                 }.into_any(),
                             }}
                         }.into_any(),
@@ -192,13 +192,8 @@ pub fn SecondFactorPanel(user: CurrentUser) -> impl IntoView {
                     }
                 })}
             </Transition>
-            {move || confirm.value().get().and_then(Result::ok).map(|codes| view! {
-                <div class="secret-box" role="status" data-testid="recovery-codes">
-                    <p><strong>"Two-factor authentication is on. Keep these recovery codes somewhere safe: each signs you in once if you lose your phone. They are not shown again."</strong></p>
-                    <ul class="codes">{codes.into_iter().map(|c| view! { <li><code>{c}</code></li> }).collect_view()}</ul>
-                </div>
-            })}
-            <FormResult value=move || disable.value().get() ok="Two-factor authentication is off."/>
+            <FormResult action=confirm ok="Two-factor authentication is on. Keep the recovery codes shown while you set it up: they are not shown again."/>
+            <FormResult action=disable ok="Two-factor authentication is off."/>
         </section>
     }
 }

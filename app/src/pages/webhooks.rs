@@ -88,20 +88,45 @@ pub fn WebhooksPage() -> impl IntoView {
     }
 }
 
+/// Adds an endpoint and shows its signing secret once: an island, because the secret
+/// exists only in the server function's answer (a plain form's reload would lose it).
+#[island]
+fn NewWebhookForm() -> impl IntoView {
+    let create = ServerAction::<CreateWebhook>::new();
+    view! {
+        <ActionForm action=create attr:class="stack-form" attr:data-testid="webhook-form">
+            <label>"URL"
+                <input type="url" name="url" required maxlength="2000" placeholder="https://example.com/rigshift-events"/>
+            </label>
+            <fieldset>
+                <legend>"Events"</legend>
+                {EVENTS.iter().map(|e| {
+                    let name = format!("events[{}]", field_name(e));
+                    view! { <label class="choice"><input type="checkbox" name=name/>" " <code>{*e}</code></label> }
+                }).collect_view()}
+            </fieldset>
+            <button type="submit" class="button" disabled=move || create.pending().get()>"Add endpoint"</button>
+        </ActionForm>
+        {move || match create.value().get() {
+            Some(Ok(made)) => view! {
+                <div class="secret-box" role="status" data-testid="new-webhook">
+                    <p><strong>"Copy the signing secret now: it will not be shown again."</strong></p>
+                    <code data-testid="new-webhook-secret">{made.secret}</code>
+                    <p class="small"><a href="/webhooks" data-testid="webhooks-reload">"Done: show the list with it"</a></p>
+                </div>
+            }.into_any(),
+            Some(Err(e)) => view! { <p class="form-error" role="alert">{clean_error(&e.to_string())}</p> }.into_any(),
+            None => ().into_any(),
+        }}
+    }
+}
+
 #[component]
 fn Webhooks() -> impl IntoView {
-    let create = ServerAction::<CreateWebhook>::new();
     let delete = ServerAction::<DeleteWebhook>::new();
     let enable = ServerAction::<EnableWebhook>::new();
-    let changes = move || {
-        (
-            create.version().get(),
-            delete.version().get(),
-            enable.version().get(),
-        )
-    };
-    let list = crate::resource::load(changes, |_| webhooks());
-    let deliveries = crate::resource::load(changes, |_| webhook_deliveries());
+    let list = crate::resource::load(|| (), |_| webhooks());
+    let deliveries = crate::resource::load(|| (), |_| webhook_deliveries());
     view! {
         <h1>"Webhooks"</h1>
         <p class="muted">
@@ -114,34 +139,12 @@ fn Webhooks() -> impl IntoView {
         </p>
         <section class="panel" aria-labelledby="new-hook">
             <h2 id="new-hook">"Add an endpoint"</h2>
-            <ActionForm action=create attr:class="stack-form" attr:data-testid="webhook-form">
-                <label>"URL"
-                    <input type="url" name="url" required maxlength="2000" placeholder="https://example.com/rigshift-events"/>
-                </label>
-                <fieldset>
-                    <legend>"Events"</legend>
-                    {EVENTS.iter().map(|e| {
-                        let name = format!("events[{}]", field_name(e));
-                        view! { <label class="choice"><input type="checkbox" name=name/>" " <code>{*e}</code></label> }
-                    }).collect_view()}
-                </fieldset>
-                <button type="submit" class="button" disabled=move || create.pending().get()>"Add endpoint"</button>
-            </ActionForm>
-            {move || match create.value().get() {
-                Some(Ok(made)) => view! {
-                    <div class="secret-box" role="status" data-testid="new-webhook">
-                        <p><strong>"Copy the signing secret now: it will not be shown again."</strong></p>
-                        <code data-testid="new-webhook-secret">{made.secret}</code>
-                    </div>
-                }.into_any(),
-                Some(Err(e)) => view! { <p class="form-error" role="alert">{clean_error(&e.to_string())}</p> }.into_any(),
-                None => ().into_any(),
-            }}
+            <NewWebhookForm/>
         </section>
         <section aria-labelledby="hooks-title">
             <h2 id="hooks-title">"Endpoints"</h2>
-            <FormResult value=move || delete.value().get() ok="Endpoint deleted; its pending deliveries were dropped."/>
-            <FormResult value=move || enable.value().get() ok="Endpoint enabled; its waiting deliveries are on their way."/>
+            <FormResult action=delete ok="Endpoint deleted; its pending deliveries were dropped."/>
+            <FormResult action=enable ok="Endpoint enabled; its waiting deliveries are on their way."/>
             <Transition fallback=|| view! { <p class="loading">"Loading endpoints…"</p> }>
                 {move || Suspend::new(async move {
                     match list.await {

@@ -548,3 +548,56 @@ async fn without_javascript_a_refused_form_comes_back_to_its_page_with_the_error
     let page = app.page("/forgot?sent=1", None).await.1;
     assert!(page.contains("reset-sent"));
 }
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_plain_form_that_succeeds_comes_back_to_its_page_with_its_confirmation(db: PgPool) {
+    server::seed::seed(&db).await.unwrap();
+    let app = TestApp::spawn(db).await;
+    let cookie = app.log_in("ml@helixlabs.example", PW).await;
+    // Sent from a page that still shows an earlier refusal: the refusal goes, the
+    // confirmation comes, and the page's own query stays.
+    let res = app
+        .client
+        .post(app.url("/api/change_password"))
+        .header("origin", app.origin())
+        .header("cookie", &cookie)
+        .header("accept", "text/html,application/xhtml+xml")
+        .header("referer", app.url("/account?tab=1&form_error=too+short"))
+        .form(&[
+            ("current_password", PW),
+            ("new_password", NEW_PW),
+            ("confirm_password", NEW_PW),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let to = res.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(to, "/account?tab=1&form_done=%2Fapi%2Fchange_password");
+    let page = app.page(&to, Some(&cookie)).await.1;
+    assert!(
+        page.contains("Password changed."),
+        "the form's confirmation shows"
+    );
+    assert!(!page.contains("too short"), "the earlier refusal is gone");
+    // Another form's confirmation is not this one's.
+    let page = app
+        .page("/account?form_done=%2Fapi%2Frevoke_api_key", Some(&cookie))
+        .await
+        .1;
+    assert!(!page.contains("Password changed."));
+    assert!(page.contains("Key revoked"));
+    // A server function that sends the visitor elsewhere keeps its own place.
+    let res = app
+        .client
+        .post(app.url("/api/log_out"))
+        .header("origin", app.origin())
+        .header("cookie", &cookie)
+        .header("accept", "text/html,application/xhtml+xml")
+        .header("referer", app.url("/account"))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_redirection());
+    assert_eq!(res.headers()["location"], "/");
+}
