@@ -5,7 +5,7 @@ use chrono::{DateTime, Datelike, Timelike, Utc};
 use leptos::prelude::*;
 
 /// A moment shown in the reader's local time. The server renders UTC (it can't know the
-/// reader's zone); once the page is hydrated the browser rewrites it in local time.
+/// reader's zone); in the browser this island rewrites it in local time.
 #[island]
 pub fn LocalTime(at: DateTime<Utc>) -> impl IntoView {
     let text = RwSignal::new(format!("{} UTC", utc_minute(at)));
@@ -162,9 +162,10 @@ pub fn clean_error(s: &str) -> String {
 }
 
 /// The outcome of `action`'s last submission: its error, or `ok` when it succeeded. Pages
-/// are server-rendered and their forms post and reload (only islands run in the browser),
+/// are server-rendered and their forms are plain forms (only islands run in the browser),
 /// so a success arrives as the page again with `?form_done=<the server function's path>`
-/// (see the server's `plain_forms_back_to_the_page`), and errors at the top of the page
+/// (see the server's `plain_forms_back_to_the_page`, and `plain_forms`). A refusal shows
+/// beside the form with JavaScript (`plain_forms`), at the top of the page without it
 /// (`FormErrorFromRedirect`). Inside an island the action's own answer shows.
 #[component]
 pub fn FormResult<S>(
@@ -192,6 +193,32 @@ fn ok_message(ok: Option<String>) -> AnyView {
     match ok {
         Some(msg) => view! { <p class="form-ok" role="status">{msg}</p> }.into_any(),
         None => ().into_any(),
+    }
+}
+
+/// A secret an island's form just made, shown once, with the way to the list it joined (the
+/// list is the server's HTML: the page is read again).
+#[component]
+pub fn SecretBox(
+    /// What to do with it, in bold above it.
+    #[prop(into)]
+    lead: String,
+    secret: String,
+    testid: &'static str,
+    secret_testid: &'static str,
+    /// The page to read again, and the link's test id.
+    back: (&'static str, &'static str),
+    /// What else to say, below the secret.
+    #[prop(optional, into)]
+    note: Option<String>,
+) -> impl IntoView {
+    view! {
+        <div class="secret-box" role="status" data-testid=testid>
+            <p><strong>{lead}</strong></p>
+            <code data-testid=secret_testid>{secret}</code>
+            {note.map(|n| view! { <p class="small">{n}</p> })}
+            <p class="small"><a href=back.0 data-testid=back.1>"Done: show the list"</a></p>
+        </div>
     }
 }
 

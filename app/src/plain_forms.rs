@@ -25,6 +25,21 @@ pub fn PlainFormsInPlace() -> impl IntoView {
     }
 }
 
+/// What a refused form's answer says, for people: server functions answer with the app's
+/// typed error (`message`), the layers before them with a problem document (`detail`).
+/// Read here for the page and by the server for a plain form's redirect.
+pub fn refusal_reason(body: &[u8], status: u16) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v["message"]
+                .as_str()
+                .or_else(|| v["detail"].as_str())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| format!("the form could not be sent (HTTP {status})"))
+}
+
 #[cfg(feature = "hydrate")]
 mod browser {
     use leptos::prelude::{document, window};
@@ -133,18 +148,10 @@ mod browser {
             .await?
             .as_string()
             .unwrap_or_default();
-        // Server functions answer with the app's typed error (`message`), the layers before
-        // them with a problem document (`detail`).
-        let reason = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| {
-                v["message"]
-                    .as_str()
-                    .or_else(|| v["detail"].as_str())
-                    .map(str::to_string)
-            })
-            .unwrap_or_else(|| format!("the form could not be sent (HTTP {})", response.status()));
-        Ok(Next::Refused(reason))
+        Ok(Next::Refused(super::refusal_reason(
+            text.as_bytes(),
+            response.status(),
+        )))
     }
 
     /// A fresh `request_key` for a form that carries one (see `components::form_key`).

@@ -80,6 +80,7 @@ test.describe("with JavaScript", () => {
 
     // Revoke it: the row says so and the API refuses it.
     await row.getByTestId("revoke-key").click();
+    await expect(page.getByRole("status").filter({ hasText: "Key revoked; it no longer works." })).toBeVisible();
     await expect(row).toContainText("revoked");
     res = await request.get("/api/v1/organization", { headers: { Authorization: `Bearer ${secret}` } });
     expect(res.status()).toBe(401);
@@ -123,6 +124,13 @@ test.describe("without JavaScript", () => {
     await expect(page).toHaveURL(/\/operator$/);
     await expect(page.getByRole("heading", { name: /Lone Star Hash/ })).toBeVisible();
     await expect(page.getByTestId("site-table")).toContainText("Rockdale North");
+    // A key's secret is shown once, by the page's script: without it, no key is made.
+    const keys = sql(`select count(*) from api_key`);
+    await page.goto("/account");
+    await page.getByTestId("create-key-form").getByLabel("Name").fill("no-script");
+    await page.getByTestId("create-key-form").getByRole("button", { name: "Create key" }).click();
+    await expect(page.getByRole("alert")).toContainText("which needs JavaScript");
+    expect(sql(`select count(*) from api_key`)).toBe(keys);
     await page.getByTestId("log-out").click();
     await expect(page).toHaveURL(/\/$/);
     await expect(page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Sign in" })).toBeVisible();

@@ -194,17 +194,7 @@ async fn plain_forms_back_to_the_page(req: Request<Body>, next: middleware::Next
     let bytes = axum::body::to_bytes(body, 64 * 1024)
         .await
         .unwrap_or_default();
-    // Server functions answer with the app's typed error (`message`), the layers before
-    // them with a problem document (`detail`).
-    let message = serde_json::from_slice::<serde_json::Value>(&bytes)
-        .ok()
-        .and_then(|v| {
-            v["message"]
-                .as_str()
-                .or_else(|| v["detail"].as_str())
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| format!("the form could not be sent (HTTP {})", status.as_u16()));
+    let message = app::plain_forms::refusal_reason(&bytes, status.as_u16());
     query.push(("form_error".into(), message.chars().take(500).collect()));
     see_other(&page, &query)
 }

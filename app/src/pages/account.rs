@@ -2,7 +2,7 @@
 
 use crate::account::{ApiKeyView, CreatedApiKey, CurrentUser};
 use crate::app_error::AppError;
-use crate::components::{clean_error, FormResult, LocalTime, SignedIn};
+use crate::components::{clean_error, FormResult, LocalTime, SecretBox, SignedIn};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -60,6 +60,7 @@ pub struct AddedMember {
 pub async fn add_member(email: String, display_name: String) -> Result<AddedMember, AppError> {
     use crate::services::{accounts, web};
     let p = web::principal()?;
+    web::answer_read_by_the_page("A new person's temporary password")?;
     let me = p.person().map_err(web::fail)?;
     let (_, password) =
         accounts::add_member(&web::db()?, me, p.organization_id, &email, &display_name)
@@ -93,6 +94,7 @@ pub async fn create_api_key(
     use crate::account::Scope;
     use crate::services::{api_keys, error::ServiceError, web};
     let p = web::principal()?;
+    web::answer_read_by_the_page("A new key's secret")?;
     let user_id = p.person().map_err(web::fail)?;
     let scopes = [
         (read, Scope::Read),
@@ -217,12 +219,10 @@ fn AddMemberForm() -> impl IntoView {
         </ActionForm>
         {move || match add.value().get() {
             Some(Ok(added)) => view! {
-                <div class="secret-box" role="status" data-testid="new-member">
-                    <p><strong>{format!("Added {}. Their temporary password is shown only now:", added.email)}</strong></p>
-                    <code data-testid="new-member-password">{added.temporary_password}</code>
-                    <p class="small">"Hand it over privately; they sign in with it and choose their own on this page."</p>
-                    <p class="small"><a href="/account" data-testid="members-reload">"Done: show the list with them in it"</a></p>
-                </div>
+                <SecretBox lead=format!("Added {}. Their temporary password is shown only now:", added.email)
+                    secret=added.temporary_password testid="new-member" secret_testid="new-member-password"
+                    back=("/account", "members-reload")
+                    note="Hand it over privately; they sign in with it and choose their own on this page."/>
             }.into_any(),
             Some(Err(e)) => view! { <p class="form-error" role="alert">{clean_error(&e.to_string())}</p> }.into_any(),
             None => ().into_any(),
@@ -286,11 +286,8 @@ fn CreateKeyForm(buys: bool, operates: bool) -> impl IntoView {
         </ActionForm>
         {move || match create.value().get() {
             Some(Ok(made)) => view! {
-                <div class="secret-box" role="status" data-testid="new-key">
-                    <p><strong>"Copy your new key now: it will not be shown again."</strong></p>
-                    <code data-testid="new-key-secret">{made.secret}</code>
-                    <p class="small"><a href="/account" data-testid="keys-reload">"Done: show the list with it"</a></p>
-                </div>
+                <SecretBox lead="Copy your new key now: it will not be shown again." secret=made.secret
+                    testid="new-key" secret_testid="new-key-secret" back=("/account", "keys-reload")/>
             }.into_any(),
             Some(Err(e)) => view! { <p class="form-error" role="alert">{clean_error(&e.to_string())}</p> }.into_any(),
             None => ().into_any(),

@@ -26,6 +26,7 @@ pub async fn create_webhook(
 ) -> Result<CreatedWebhook, AppError> {
     use crate::services::{web, webhooks};
     let p = web::principal()?;
+    web::answer_read_by_the_page("A new endpoint's signing secret")?;
     p.person().map_err(web::fail)?;
     let ticked = events.unwrap_or_default();
     let events: Vec<String> = EVENTS
@@ -109,11 +110,8 @@ fn NewWebhookForm() -> impl IntoView {
         </ActionForm>
         {move || match create.value().get() {
             Some(Ok(made)) => view! {
-                <div class="secret-box" role="status" data-testid="new-webhook">
-                    <p><strong>"Copy the signing secret now: it will not be shown again."</strong></p>
-                    <code data-testid="new-webhook-secret">{made.secret}</code>
-                    <p class="small"><a href="/webhooks" data-testid="webhooks-reload">"Done: show the list with it"</a></p>
-                </div>
+                <crate::components::SecretBox lead="Copy the signing secret now: it will not be shown again." secret=made.secret
+                    testid="new-webhook" secret_testid="new-webhook-secret" back=("/webhooks", "webhooks-reload")/>
             }.into_any(),
             Some(Err(e)) => view! { <p class="form-error" role="alert">{clean_error(&e.to_string())}</p> }.into_any(),
             None => ().into_any(),

@@ -84,6 +84,27 @@ pub fn principal() -> Result<Principal, AppError> {
     })
 }
 
+/// Refuses a plain form post (the browser's, without JavaScript) to a server function whose
+/// answer is a secret shown only once, by the page's island: the browser would reload the
+/// page and lose the secret, leaving a key or endpoint nobody can use. `what` names the
+/// secret (`a new key's secret`).
+pub fn answer_read_by_the_page(what: &str) -> Result<(), AppError> {
+    let plain_form = use_context::<http::request::Parts>().is_some_and(|parts| {
+        parts
+            .headers
+            .get(http::header::ACCEPT)
+            .and_then(|a| a.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"))
+    });
+    if plain_form {
+        return Err(fail(ServiceError::conflict(format!(
+            "{what} is shown once, on this page, which needs JavaScript: turn JavaScript on \
+             and send the form again (nothing was created)"
+        ))));
+    }
+    Ok(())
+}
+
 /// Maps a service error to the response status (and `Retry-After`) and the typed error the
 /// page gets: its kind, a message that is safe to show (the services' messages say what was
 /// wrong and how to fix it) and the fields to fix. The one mapping for every server function.

@@ -601,3 +601,82 @@ async fn a_plain_form_that_succeeds_comes_back_to_its_page_with_its_confirmation
     assert!(res.status().is_redirection());
     assert_eq!(res.headers()["location"], "/");
 }
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_secret_shown_once_is_not_made_by_a_plain_form_that_would_lose_it(db: PgPool) {
+    server::seed::seed(&db).await.unwrap();
+    let app = TestApp::spawn(db.clone()).await;
+    let cookie = app.log_in("ml@helixlabs.example", PW).await;
+    let keys = || async {
+        sqlx::query_scalar::<_, i64>("select count(*) from api_key")
+            .fetch_one(&db)
+            .await
+            .unwrap()
+    };
+    let before = keys().await;
+    let res = app
+        .client
+        .post(app.url("/api/create_api_key"))
+        .header("origin", app.origin())
+        .header("cookie", &cookie)
+        .header("accept", "text/html,application/xhtml+xml")
+        .header("referer", app.url("/account"))
+        .form(&[("name", "no-js"), ("read", "on")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let to = res.headers()["location"].to_str().unwrap().to_string();
+    let page = app.page(&to, Some(&cookie)).await.1;
+    assert!(page.contains("which needs JavaScript"), "{to}");
+    assert_eq!(keys().await, before, "no key nobody could use");
+    // The page's island asks for JSON and gets the secret.
+    let res = app
+        .call(
+            "create_api_key",
+            Some(&cookie),
+            &[("name", "js"), ("read", "on")],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(keys().await, before + 1);
+    // The same for a webhook endpoint's signing secret; the page that lists them still
+    // renders (the refusal is the creating function's alone).
+    let hooks = || async {
+        sqlx::query_scalar::<_, i64>("select count(*) from webhook_endpoint")
+            .fetch_one(&db)
+            .await
+            .unwrap()
+    };
+    let hooks_before = hooks().await;
+    let res = app
+        .client
+        .post(app.url("/api/create_webhook"))
+        .header("origin", app.origin())
+        .header("cookie", &cookie)
+        .header("accept", "text/html,application/xhtml+xml")
+        .header("referer", app.url("/webhooks"))
+        .form(&[("url", "https://example.com/hook")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let to = res.headers()["location"].to_str().unwrap().to_string();
+    let (status, page) = app.page(&to, Some(&cookie)).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("which needs JavaScript"), "{to}");
+    assert_eq!(hooks().await, hooks_before);
+    // As a browser asks for a page (`Accept: text/html`, like a plain form's post).
+    let res = app
+        .client
+        .get(app.url("/webhooks"))
+        .header("cookie", &cookie)
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let page = res.text().await.unwrap();
+    assert!(!page.contains("needs JavaScript"), "listing is not refused");
+    assert!(page.contains("no-webhooks") || page.contains("webhook-table"));
+}
