@@ -514,15 +514,13 @@ async fn the_outbox_keeps_mail_without_smtp_and_the_page_shows_it(db: PgPool) {
 async fn without_javascript_a_refused_form_comes_back_to_its_page_with_the_error(db: PgPool) {
     let app = TestApp::spawn(db).await;
     let res = app
-        .client
-        .post(app.url("/api/request_password_reset"))
-        .header("origin", app.origin())
-        .header("accept", "text/html,application/xhtml+xml")
-        .header("referer", app.url("/forgot?from=login"))
-        .form(&[("email", "not an address")])
-        .send()
-        .await
-        .unwrap();
+        .plain_form(
+            "request_password_reset",
+            None,
+            Some("/forgot?from=login"),
+            &[("email", "not an address")],
+        )
+        .await;
     assert_eq!(res.status(), 303);
     let to = res.headers()["location"].to_str().unwrap().to_string();
     assert!(to.starts_with("/forgot?from=login&form_error="), "{to}");
@@ -534,15 +532,13 @@ async fn without_javascript_a_refused_form_comes_back_to_its_page_with_the_error
     assert!(page.contains("forgot-form"), "and so is the form");
     // A good address: the page that says the mail is on its way.
     let res = app
-        .client
-        .post(app.url("/api/request_password_reset"))
-        .header("origin", app.origin())
-        .header("accept", "text/html,application/xhtml+xml")
-        .header("referer", app.url("/forgot"))
-        .form(&[("email", "someone@example.com")])
-        .send()
-        .await
-        .unwrap();
+        .plain_form(
+            "request_password_reset",
+            None,
+            Some("/forgot"),
+            &[("email", "someone@example.com")],
+        )
+        .await;
     assert!(res.status().is_redirection());
     assert_eq!(res.headers()["location"], "/forgot?sent=1");
     let page = app.page("/forgot?sent=1", None).await.1;
@@ -557,20 +553,17 @@ async fn a_plain_form_that_succeeds_comes_back_to_its_page_with_its_confirmation
     // Sent from a page that still shows an earlier refusal: the refusal goes, the
     // confirmation comes, and the page's own query stays.
     let res = app
-        .client
-        .post(app.url("/api/change_password"))
-        .header("origin", app.origin())
-        .header("cookie", &cookie)
-        .header("accept", "text/html,application/xhtml+xml")
-        .header("referer", app.url("/account?tab=1&form_error=too+short"))
-        .form(&[
-            ("current_password", PW),
-            ("new_password", NEW_PW),
-            ("confirm_password", NEW_PW),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .plain_form(
+            "change_password",
+            Some(&cookie),
+            Some("/account?tab=1&form_error=too+short"),
+            &[
+                ("current_password", PW),
+                ("new_password", NEW_PW),
+                ("confirm_password", NEW_PW),
+            ],
+        )
+        .await;
     assert_eq!(res.status(), 303);
     let to = res.headers()["location"].to_str().unwrap().to_string();
     assert_eq!(to, "/account?tab=1&form_done=%2Fapi%2Fchange_password");
@@ -589,15 +582,8 @@ async fn a_plain_form_that_succeeds_comes_back_to_its_page_with_its_confirmation
     assert!(page.contains("Key revoked"));
     // A server function that sends the visitor elsewhere keeps its own place.
     let res = app
-        .client
-        .post(app.url("/api/log_out"))
-        .header("origin", app.origin())
-        .header("cookie", &cookie)
-        .header("accept", "text/html,application/xhtml+xml")
-        .header("referer", app.url("/account"))
-        .send()
-        .await
-        .unwrap();
+        .plain_form("log_out", Some(&cookie), Some("/account"), &[])
+        .await;
     assert!(res.status().is_redirection());
     assert_eq!(res.headers()["location"], "/");
 }
@@ -615,16 +601,13 @@ async fn a_secret_shown_once_is_not_made_by_a_plain_form_that_would_lose_it(db: 
     };
     let before = keys().await;
     let res = app
-        .client
-        .post(app.url("/api/create_api_key"))
-        .header("origin", app.origin())
-        .header("cookie", &cookie)
-        .header("accept", "text/html,application/xhtml+xml")
-        .header("referer", app.url("/account"))
-        .form(&[("name", "no-js"), ("read", "on")])
-        .send()
-        .await
-        .unwrap();
+        .plain_form(
+            "create_api_key",
+            Some(&cookie),
+            Some("/account"),
+            &[("name", "no-js"), ("read", "on")],
+        )
+        .await;
     assert_eq!(res.status(), 303);
     let to = res.headers()["location"].to_str().unwrap().to_string();
     let page = app.page(&to, Some(&cookie)).await.1;
@@ -650,16 +633,13 @@ async fn a_secret_shown_once_is_not_made_by_a_plain_form_that_would_lose_it(db: 
     };
     let hooks_before = hooks().await;
     let res = app
-        .client
-        .post(app.url("/api/create_webhook"))
-        .header("origin", app.origin())
-        .header("cookie", &cookie)
-        .header("accept", "text/html,application/xhtml+xml")
-        .header("referer", app.url("/webhooks"))
-        .form(&[("url", "https://example.com/hook")])
-        .send()
-        .await
-        .unwrap();
+        .plain_form(
+            "create_webhook",
+            Some(&cookie),
+            Some("/webhooks"),
+            &[("url", "https://example.com/hook")],
+        )
+        .await;
     assert_eq!(res.status(), 303);
     let to = res.headers()["location"].to_str().unwrap().to_string();
     let (status, page) = app.page(&to, Some(&cookie)).await;

@@ -72,16 +72,7 @@ async fn a_resubmitted_reserve_form_books_once(db: PgPool) {
     ];
     let mut places = Vec::new();
     for _ in 0..2 {
-        let res = app
-            .client
-            .post(app.url("/api/reserve"))
-            .header("origin", app.origin())
-            .header("accept", "text/html,application/xhtml+xml")
-            .header("cookie", &cookie)
-            .form(&form)
-            .send()
-            .await
-            .unwrap();
+        let res = app.plain_form("reserve", Some(&cookie), None, &form).await;
         assert!(res.status().is_redirection(), "{}", res.status());
         places.push(res.headers()["location"].to_str().unwrap().to_string());
     }
@@ -145,16 +136,13 @@ async fn a_resubmitted_reserve_form_books_once(db: PgPool) {
     let mut answers = Vec::new();
     for _ in 0..2 {
         let res = app
-            .client
-            .post(app.url("/api/extend_reservation"))
-            .header("origin", app.origin())
-            .header("accept", "text/html,application/xhtml+xml")
-            .header("referer", app.url(&format!("/reservations/{id}")))
-            .header("cookie", &cookie)
-            .form(&extend)
-            .send()
-            .await
-            .unwrap();
+            .plain_form(
+                "extend_reservation",
+                Some(&cookie),
+                Some(&format!("/reservations/{id}")),
+                &extend,
+            )
+            .await;
         answers.push((
             res.status().as_u16(),
             res.headers().get("location").cloned(),

@@ -82,14 +82,48 @@ impl TestApp {
         cookie: Option<&str>,
         form: &[(&str, &str)],
     ) -> reqwest::Response {
+        self.post_form(function, "application/json", cookie, None, form)
+            .await
+    }
+
+    /// Posts `form` to a server function as a browser does without JavaScript: a plain form
+    /// on the page `from` (its `Referer`, if given), asking for HTML.
+    pub async fn plain_form(
+        &self,
+        function: &str,
+        cookie: Option<&str>,
+        from: Option<&str>,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.post_form(
+            function,
+            "text/html,application/xhtml+xml",
+            cookie,
+            from,
+            form,
+        )
+        .await
+    }
+
+    async fn post_form(
+        &self,
+        function: &str,
+        accept: &str,
+        cookie: Option<&str>,
+        from: Option<&str>,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
         let mut req = self
             .client
             .post(self.url(&format!("/api/{function}")))
             .header("origin", self.origin())
-            .header("accept", "application/json")
+            .header("accept", accept)
             .form(form);
         if let Some(c) = cookie {
             req = req.header("cookie", c);
+        }
+        if let Some(page) = from {
+            req = req.header("referer", self.url(page));
         }
         req.send().await.unwrap()
     }
