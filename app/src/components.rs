@@ -161,39 +161,22 @@ pub fn clean_error(s: &str) -> String {
         .to_string()
 }
 
-/// The outcome of `action`'s last submission: its error, or `ok` when it succeeded. Pages
-/// are server-rendered and their forms are plain forms (only islands run in the browser),
-/// so a success arrives as the page again with `?form_done=<the server function's path>`
-/// (see the server's `plain_forms_back_to_the_page`, and `plain_forms`). A refusal shows
-/// beside the form with JavaScript (`plain_forms`), at the top of the page without it
-/// (`FormErrorFromRedirect`). Inside an island the action's own answer shows.
+/// The confirmation `ok` of `action`, on the page its plain form came back to with
+/// `?form_done=<the server function's path>` (see the server's `plain_forms_back_to_the_page`
+/// and `plain_forms`, which send every form outside an island). A refusal shows beside the
+/// form with JavaScript (`plain_forms`) and at the top of the page without it
+/// (`FormErrorFromRedirect`). Not for islands: they have no router, and read their action.
 #[component]
-pub fn FormResult<S>(
-    action: ServerAction<S>,
-    #[prop(optional, into)] ok: Option<String>,
-) -> impl IntoView
+pub fn FormResult<S>(action: ServerAction<S>, #[prop(into)] ok: String) -> impl IntoView
 where
-    S: leptos::server_fn::ServerFn<Error = AppError> + Clone + Send + Sync + 'static,
-    S::Output: Clone + Send + Sync + 'static,
+    S: leptos::server_fn::ServerFn + Clone + Send + Sync + 'static,
+    S::Output: Send + Sync + 'static,
+    S::Error: Send + Sync + 'static,
 {
+    let _ = action; // names the server function whose confirmation this is
     let query = leptos_router::hooks::use_query_map();
-    let done_here = move || query.read().get("form_done").as_deref() == Some(S::url());
-    move || match action.value().get() {
-        Some(Err(e)) => {
-            view! { <p class="form-error" role="alert">{clean_error(&e.to_string())}</p> }
-                .into_any()
-        }
-        Some(Ok(_)) => ok_message(ok.clone()),
-        None if done_here() => ok_message(ok.clone()),
-        None => ().into_any(),
-    }
-}
-
-fn ok_message(ok: Option<String>) -> AnyView {
-    match ok {
-        Some(msg) => view! { <p class="form-ok" role="status">{msg}</p> }.into_any(),
-        None => ().into_any(),
-    }
+    let done_here = query.read_untracked().get("form_done").as_deref() == Some(S::url());
+    done_here.then(|| view! { <p class="form-ok" role="status">{ok}</p> })
 }
 
 /// A secret an island's form just made, shown once, with the way to the list it joined (the

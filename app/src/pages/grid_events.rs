@@ -3,7 +3,7 @@
 //! interruptible units it took.
 
 use crate::app_error::AppError;
-use crate::components::{clean_error, input_minute, FormResult, LocalTime, SignedIn};
+use crate::components::{clean_error, input_minute, LocalTime, SignedIn};
 use crate::grid::{GridEvent, GridEventDetail};
 use crate::money::format_cents;
 use crate::utilization::format_watts;
@@ -111,7 +111,6 @@ pub fn GridEventsPanel(
                     <label>"Payment (USD per MWh)" <input type="text" name="payment_usd_per_mwh" inputmode="decimal"/>
                         <span class="small muted">"blank if the program pays nothing per MWh"</span></label>
                 </div>
-                <FormResult action=record/>
                 <p><button type="submit" class="button">"Record the event and shed"</button></p>
             </ActionForm>
         </section>

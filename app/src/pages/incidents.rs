@@ -164,7 +164,6 @@ pub fn IncidentsPanel(
                     <label>"Back by (UTC, optional)" <input type="datetime-local" name="ends_at" step="3600"/>
                         <span class="small muted">"blank: until you resolve it"</span></label>
                 </div>
-                <FormResult action=record/>
                 <p><button type="submit" class="button danger">"Record the incident and heal"</button></p>
             </ActionForm>
         </section>

@@ -1,6 +1,5 @@
 //! Sign in and sign up.
 
-use crate::components::FormResult;
 use crate::session::{safe_next, use_auth, LogIn, LogInCode, SignUp};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
@@ -35,7 +34,6 @@ pub fn LoginPage() -> impl IntoView {
                         <label>"Code"
                             <input type="text" name="code" autocomplete="one-time-code" inputmode="numeric" required maxlength="20" autofocus/>
                         </label>
-                        <FormResult action=code_action/>
                         <button type="submit" class="button">"Sign in"</button>
                     </ActionForm>
                     <p class="muted"><a href="/login">"Start over"</a></p>
@@ -49,7 +47,6 @@ pub fn LoginPage() -> impl IntoView {
                         <label>"Password"
                             <input type="password" name="password" autocomplete="current-password" required/>
                         </label>
-                        <FormResult action=action/>
                         <button type="submit" class="button">"Sign in"</button>
                     </ActionForm>
                     <p class="muted"><a href="/forgot" data-testid="forgot-link">"Forgot your password?"</a></p>
@@ -89,7 +86,6 @@ pub fn SignupPage() -> impl IntoView {
                         aria-describedby="password-hint"/>
                     <span id="password-hint" class="muted small">"At least 12 characters; a few unrelated words work well."</span>
                 </label>
-                <FormResult action=action/>
                 <button type="submit" class="button">"Create account"</button>
             </ActionForm>
             <p class="muted">"Already have an account? " <a href="/login">"Sign in"</a></p>

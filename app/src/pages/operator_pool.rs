@@ -422,7 +422,6 @@ fn BlackoutForm(pool_id: i64, unit_count: i64) -> impl IntoView {
                 <label>"Until (UTC)" <input type="datetime-local" name="end" step="3600" required value=input_minute(start + Duration::hours(8))/></label>
                 <label>"Reason" <input type="text" name="reason" placeholder="maintenance" maxlength="500"/></label>
             </div>
-            <FormResult action=add/>
             <p><button type="submit" class="button">"Add the blackout"</button></p>
         </ActionForm>
     }
@@ -438,7 +437,6 @@ fn WindowForm(pool_id: i64) -> impl IntoView {
                 <label>"From (UTC)" <input type="datetime-local" name="start" step="3600" required/></label>
                 <label>"Until (UTC)" <input type="datetime-local" name="end" step="3600" required/></label>
             </div>
-            <FormResult action=open/>
             <p><button type="submit" class="button secondary">"Open a sale window"</button></p>
         </ActionForm>
     }
@@ -482,7 +480,6 @@ fn TermsEditForm(pool_id: i64, terms: PoolTermsForm, gpu: bool) -> impl IntoView
             </div>
             <p class="small muted">"Interruptible capacity is cheaper: a firm booking may take its units after the notice, and the customer is credited for every hour lost."</p>
             <p class="small muted">"New prices and terms apply to new reservations; those already made keep what they were sold at."</p>
-            <FormResult action=save/>
             <p><button type="submit" class="button">"Save price and terms"</button></p>
         </ActionForm>
     }

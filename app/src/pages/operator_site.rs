@@ -4,7 +4,7 @@
 //! booked revenue ahead, its pools, and the forms that list new GPU or power-block pools.
 
 use crate::app_error::AppError;
-use crate::components::{clean_error, FormResult, LocalTime, NotOperator, SignedIn};
+use crate::components::{clean_error, LocalTime, NotOperator, SignedIn};
 use crate::grid::GridEvent;
 use crate::listing_form::SiteForm;
 use crate::money::format_cents;
@@ -576,7 +576,6 @@ fn SiteFormView(id: Option<i64>, site: SiteForm) -> impl IntoView {
                 <Field label="Fleet efficiency (J/TH)" name="site[efficiency_j_th]" value=site.efficiency_j_th hint="e.g. 21.5"/>
                 <Field label="Hashprice (USD per PH/s per day)" name="site[hashprice_usd]" value=site.hashprice_usd hint="e.g. 48.50"/>
             </div>
-            <FormResult action=save/>
             <p><button type="submit" class="button">
                 {if id.is_some() { "Save the site" } else { "List the site" }}
             </button></p>
@@ -638,7 +637,6 @@ fn GpuPoolForm(site_id: i64) -> impl IntoView {
                 <Field label="IT power per node (W)" name="gpu[node_power_w]" hint="e.g. 10200" required=true/>
             </div>
             <TermsFields gpu=true/>
-            <FormResult action=add/>
             <p><button type="submit" class="button">"List the GPU nodes"</button></p>
         </ActionForm>
     }
@@ -663,7 +661,6 @@ fn PowerPoolForm(site_id: i64) -> impl IntoView {
                 <Field label="Cooling" name="block_cooling" hint="e.g. direct liquid" required=true/>
             </div>
             <TermsFields gpu=false/>
-            <FormResult action=add/>
             <p><button type="submit" class="button">"List the power blocks"</button></p>
         </ActionForm>
     }

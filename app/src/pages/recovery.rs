@@ -2,7 +2,7 @@
 //! it; and confirm an email address with the link mailed at sign-up.
 
 use crate::app_error::AppError;
-use crate::components::{clean_error, FormResult};
+use crate::components::clean_error;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -102,7 +102,6 @@ pub fn ForgotPage() -> impl IntoView {
                         <label>"Email"
                             <input type="email" name="email" autocomplete="username" required maxlength="254"/>
                         </label>
-                        <FormResult action=action/>
                         <button type="submit" class="button">"Mail me a link"</button>
                     </ActionForm>
                 }.into_any(),
@@ -135,7 +134,6 @@ pub fn ResetPage() -> impl IntoView {
                                 <label>"The same again"
                                     <input type="password" name="confirm_password" autocomplete="new-password" required minlength="12" maxlength="256"/>
                                 </label>
-                                <FormResult action=action/>
                                 <button type="submit" class="button">"Set the new password"</button>
                             </ActionForm>
                             <p class="muted small">"Every device signed in to your account is signed out when the password changes."</p>
@@ -166,7 +164,6 @@ pub fn VerifyPage() -> impl IntoView {
             <p>"Confirm that this address is yours, so Rigshift can reach you about your account."</p>
             <ActionForm action=action attr:class="stack-form" attr:data-testid="verify-form">
                 <input type="hidden" name="token" value=token/>
-                <FormResult action=action/>
                 <button type="submit" class="button">"Confirm my address"</button>
             </ActionForm>
         </section>

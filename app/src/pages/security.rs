@@ -174,7 +174,6 @@ pub fn SecondFactorPanel(user: CurrentUser) -> impl IntoView {
                                             <label>"The six-digit code it shows"
                                                 <input type="text" name="code" autocomplete="one-time-code" inputmode="numeric" required maxlength="20"/>
                                             </label>
-                                            <FormResult action=confirm/>
                                             <button type="submit" class="button" data-testid="confirm-2fa">"Turn on"</button>
                                         </ActionForm>
                                     </div>
@@ -184,7 +183,6 @@ pub fn SecondFactorPanel(user: CurrentUser) -> impl IntoView {
                                     <ActionForm action=begin attr:class="inline-form">
                                         <button type="submit" class="button" data-testid="begin-2fa">"Set up two-factor authentication"</button>
                                     </ActionForm>
-                                    <FormResult action=begin/>
                                 }.into_any(),
                             }}
                         }.into_any(),
