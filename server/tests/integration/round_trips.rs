@@ -19,7 +19,9 @@ use crate::fixtures::{market, req, FEE_BP};
 use crate::preemption::{ask, flexible_market, org};
 
 /// The statements of one firm booking with free units (the common path): read the pool,
-/// then the one statement that books (`reservations::book`), committed on its own.
+/// then the one statement that books (`reservations::book`), committed on its own. A booking
+/// alone is its own group (`reservations::together`); the group's worker runs on the same
+/// thread in this test's runtime, so its statement is counted.
 const BUDGET: usize = 2;
 
 /// The statements of one firm booking that takes its units partly free and partly from an

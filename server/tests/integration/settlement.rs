@@ -482,3 +482,96 @@ async fn a_booking_in_a_lock_cycle_gives_way_within_its_bound_and_then_books(db:
     assert_eq!(res.units, 2);
     assert_eq!(allocations(&db, res.id).await, 2);
 }
+
+/// Concurrent bookings are written by shared statements (`reservations::together`): each is
+/// still whole, on its own units, in the books and the audit trail, and bookings of one
+/// window never take the same unit even when they wait together.
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn concurrent_bookings_commit_together_each_whole_and_in_the_books(db: PgPool) {
+    let m = market(&db, 40).await;
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let db = db.clone();
+        // 32 windows of their own, then 8 bookings of one window.
+        let from = if i < 32 { 5 + 24 * i } else { 5 };
+        let r = req(&m, 8, from, 24);
+        let (customer, now) = (m.customer, m.now);
+        tasks.push(tokio::spawn(async move {
+            reservations::reserve(&db, customer, &r, FEE_BP, now).await
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap().expect("every booking fits").id);
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 40);
+    let (allocations, units_of_one_window, charges, audited, together): (i64, i64, i64, i64, i64) =
+        sqlx::query_as(
+            "select (select count(*) from allocation),
+                    (select count(distinct unit_id) from allocation where lower(during) = $1),
+                    (select count(*) from ledger_transaction where kind = 'charge'),
+                    (select count(*) from audit_event where action = 'reservation.created'),
+                    (select count(*) from (select xmin::text from reservation group by 1
+                                            having count(*) > 1) shared)",
+        )
+        .bind(hour(m.now, 5))
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(allocations, 40, "one node each, nothing partial");
+    assert_eq!(
+        units_of_one_window, 9,
+        "the first window's booking and the 8 others on different nodes"
+    );
+    assert_eq!((charges, audited), (40, 40));
+    assert!(together >= 1, "some bookings committed in one transaction");
+    crate::fixtures::assert_books_reconcile(&db, m.now).await;
+}
+
+/// A group whose statement fails (here: two bookings under one request key) writes
+/// nothing; each of its bookings is then booked alone, and the key still books once.
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_failed_group_books_each_booking_alone_and_a_key_still_books_once(db: PgPool) {
+    let m = market(&db, 40).await;
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let db = db.clone();
+        let r = req(&m, 8, 5 + 24 * i, 24);
+        let key = if i % 2 == 0 {
+            "same-key".to_string()
+        } else {
+            format!("key-{i}")
+        };
+        let (customer, now) = (m.customer, m.now);
+        tasks.push(tokio::spawn(async move {
+            (
+                key.clone(),
+                reservations::reserve_once(&db, customer, &r, &key, FEE_BP, now).await,
+            )
+        }));
+    }
+    let mut same = Vec::new();
+    for t in tasks {
+        let (key, made) = t.await.unwrap();
+        let made = made.expect("every booking is answered with its reservation");
+        if key == "same-key" {
+            same.push(made.id);
+        }
+    }
+    same.dedup();
+    assert_eq!(
+        same.len(),
+        1,
+        "one reservation for the key, given to every request with it"
+    );
+    let (reservations, allocations): (i64, i64) = sqlx::query_as(
+        "select (select count(*) from reservation), (select count(*) from allocation)",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!((reservations, allocations), (17, 17));
+    crate::fixtures::assert_books_reconcile(&db, m.now).await;
+}

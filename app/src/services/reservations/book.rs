@@ -7,6 +7,7 @@
 //! never a partial reservation.
 
 use super::read::{self, Row};
+use super::together::{self, Failed};
 use super::{raw, retrying};
 use crate::booking::{
     BookingRequest, HoldRequest, Preemption, Quote, Reservation, Tier, DEFAULT_HOLD_MINUTES,
@@ -19,6 +20,7 @@ use crate::services::pools::{self, PoolInfo};
 use crate::services::settlement::{self, AllocateError, AllocationOwner};
 use crate::window::HourWindow;
 use chrono::{DateTime, Utc};
+use sqlx::postgres::types::PgRange;
 use sqlx::{PgConnection, PgPool};
 
 /// What a booking writes: a confirmed reservation, or a hold of its units for `minutes`
@@ -245,29 +247,41 @@ async fn reserve_keyed(
     fee_bp: i64,
     now: DateTime<Utc>,
 ) -> Result<Reservation, ServiceError> {
-    let c = {
+    let (c, p) = {
         let mut conn = db.acquire().await?;
         let c = check_request(&mut conn, req, now).await?;
         let p = agreed_price(&c, req, fee_bp)?;
-        let whole = Write {
-            kind,
-            key,
-            units: Units::All,
-        };
-        match book(&mut conn, &c, &p, customer_id, whole, now).await {
-            Ok(Some(b)) if b.allocated == c.units => return booked(c, p, customer_id, b),
-            Ok(Some(_)) => {} // unreachable: with Units::All it writes every unit or nothing
-            // Too few units to take at once wrote nothing (nor does an organization that may
-            // not reserve; the exact path tells the two apart).
-            Ok(None) => {}
-            Err(e) => match key_taken(&e, key) {
-                Some(key) => return already_made(db, customer_id, key, now).await,
-                None if is_partial_or_raced(&e) => {}
-                None => return Err(e.into()),
-            },
-        }
-        c
+        (c, p)
     };
+    // The connection goes back to the pool before waiting: the booking is written by the
+    // group this request joins, on the group's connection.
+    let whole = Write {
+        kind,
+        key,
+        units: Units::All,
+    };
+    let row = BookRow::new(&c, &p, customer_id, whole, now);
+    let attempt = match together::join(db, row).await {
+        Err(Failed::Group(row)) => {
+            // Another booking of the group failed the statement: this one is booked alone.
+            let mut conn = db.acquire().await?;
+            book(&mut conn, &[&row]).await.map(|mut b| b.remove(0))
+        }
+        Err(Failed::Own(e)) => Err(e),
+        Ok(b) => Ok(b),
+    };
+    match attempt {
+        Ok(Some(b)) if b.allocated == c.units => return booked(c, p, customer_id, b),
+        Ok(Some(_)) => {} // unreachable: with Units::All it writes every unit or nothing
+        // Too few units to take at once wrote nothing (nor does an organization that may
+        // not reserve; the exact path tells the two apart).
+        Ok(None) => {}
+        Err(e) => match key_taken(&e, key) {
+            Some(key) => return already_made(db, customer_id, key, now).await,
+            None if is_partial_or_raced(&e) => {}
+            None => return Err(e.into()),
+        },
+    }
     // The first exact attempt books against the pool just read: reading it again inside
     // the transaction would lock nothing, so it would be no fresher. A retry reads it anew.
     let mut checked = Some(c);
@@ -346,7 +360,7 @@ fn price_of(c: &Checked, fee_bp: i64) -> PriceBreakdown {
 }
 
 /// What [`book`] wrote.
-struct Booked {
+pub(super) struct Booked {
     id: i64,
     created_at: DateTime<Utc>,
     allocated: i64,
@@ -377,9 +391,78 @@ enum Units {
     Some,
 }
 
-/// Inserts the reservation and, in the same statement, allocates the free units the
+/// One booking for [`book`], owned so that it can be booked together with others
+/// ([`super::together`]): the checked request, its price, the buyer, the actor of this
+/// request (for the audit event) and what to write.
+pub(super) struct BookRow {
+    site_id: i64,
+    pub(super) pool_id: i64,
+    customer_id: i64,
+    units: i32,
+    pub(super) start: DateTime<Utc>,
+    pub(super) end: DateTime<Utc>,
+    currency: String,
+    unit_price_cents: i64,
+    base_cents: i64,
+    discount_cents: i64,
+    fee_cents: i64,
+    total_cents: i64,
+    fee_bp: i32,
+    request_key: Option<String>,
+    actor_user: Option<i64>,
+    actor_key: Option<i64>,
+    tier: &'static str,
+    state: &'static str,
+    hold_minutes: Option<i32>,
+    action: &'static str,
+    now: DateTime<Utc>,
+    whole: bool,
+}
+
+impl BookRow {
+    fn new(
+        c: &Checked,
+        p: &PriceBreakdown,
+        customer_id: i64,
+        w: Write<'_>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let (state, action, hold_minutes) = match w.kind {
+            Kind::Book => ("confirmed", "reservation.created", None),
+            Kind::Hold { minutes } => ("held", "reservation.held", Some(minutes as i32)),
+        };
+        let (actor_user, actor_key) = crate::services::audit::current_ids();
+        Self {
+            site_id: c.pool.site_id,
+            pool_id: c.pool.id,
+            customer_id,
+            units: c.units as i32,
+            start: c.window.start(),
+            end: c.window.end(),
+            currency: c.pool.currency.clone(),
+            unit_price_cents: c.unit_price_cents,
+            base_cents: p.base_cents,
+            discount_cents: p.discount_cents,
+            fee_cents: p.fee_cents,
+            total_cents: p.total_cents,
+            fee_bp: p.fee_bp as i32,
+            request_key: w.key.map(str::to_owned),
+            actor_user,
+            actor_key,
+            tier: c.tier.as_str(),
+            state,
+            hold_minutes,
+            action,
+            now,
+            whole: w.units == Units::All,
+        }
+    }
+}
+
+/// Inserts each row's reservation and, in the same statement, allocates the free units the
 /// database's one rule chooses (`choose_free_units`, as [`settlement::allocate`] does),
-/// passing over units another booking has locked at this moment.
+/// passing over units another booking has locked at this moment. The answer has one entry
+/// per row, in order.
 ///
 /// The lock is what keeps concurrent bookings apart. Without it two bookings of
 /// overlapping windows may pick the same unit; an exclusion constraint enters each row in
@@ -388,100 +471,121 @@ enum Units {
 /// clients collapsed throughput. With `skip locked` they take different units,
 /// or the later one comes up short and settles on the exact path. A unit taken by a
 /// transaction that committed after this statement's snapshot still fails the exclusion
-/// constraint (23P01), which also goes to the exact path. `None` when the organization may
-/// not reserve (only buyers of capacity may), or with [`Units::All`] when too few units could
-/// be taken.
+/// constraint (23P01), which also goes to the exact path. Rows of one statement choose with
+/// one snapshot and do not see each other's units, so two rows of one pool must not
+/// overlap in time (the caller's rule, [`super::together`]). An entry is `None` when the
+/// organization may not reserve (only buyers of capacity may), or with [`Units::All`] when
+/// too few units could be taken.
 ///
 /// A hold's end is the database's clock (this transaction's start plus its minutes), the
 /// clock its confirm and its release read.
-async fn book(
+pub(super) async fn book(
     conn: &mut PgConnection,
-    c: &Checked,
-    p: &PriceBreakdown,
-    customer_id: i64,
-    w: Write<'_>,
-    now: DateTime<Utc>,
-) -> Result<Option<Booked>, sqlx::Error> {
-    let range = pools::to_range(&c.window);
-    let (state, action, hold_minutes) = match w.kind {
-        Kind::Book => ("confirmed", "reservation.created", None),
-        Kind::Hold { minutes } => ("held", "reservation.held", Some(minutes as i32)),
-    };
-    // The audit event is written by the same statement: the booking commits with it or not.
-    let (actor_user, actor_key) = crate::services::audit::current_ids();
-    let row = sqlx::query!(
+    rows: &[&BookRow],
+) -> Result<Vec<Option<Booked>>, sqlx::Error> {
+    fn col<T>(rows: &[&BookRow], f: impl Fn(&BookRow) -> T) -> Vec<T> {
+        rows.iter().map(|r| f(r)).collect()
+    }
+    // The reservation's id is drawn before the insert so that the allocations, the audit
+    // events and the answer can be matched to their row (`returning` gives no source column).
+    let written = sqlx::query!(
         r#"
-        with chosen as (
-            select * from choose_free_units($2, $5, $12, false)
+        with req as (
+            select *
+              from unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::int[], $5::tstzrange[],
+                          $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[],
+                          $11::bigint[], $12::int[], $13::text[], $14::bigint[], $15::bigint[],
+                          $16::text[], $17::text[], $18::int[], $19::text[], $20::timestamptz[],
+                          $21::bool[])
+                   with ordinality
+                   as r (site_id, pool_id, customer_id, units, during, currency, unit_price_cents,
+                         base_cents, discount_cents, fee_cents, total_cents, fee_bp, request_key,
+                         actor_user, actor_key, tier, state, hold_minutes, action, asked_at, whole, n)
+        ),
+        chosen as (
+            select r.n, c.unit_id, c.site_id, c.pool_id
+              from req r cross join lateral choose_free_units(r.pool_id, r.during, r.units, false) c
+        ),
+        written as (
+            select r.*, nextval(pg_get_serial_sequence('reservation', 'id')) as id
+              from req r
+             where exists (select 1 from organization o where o.id = r.customer_id and o.kind <> 'operator')
+               and (not r.whole or (select count(*) from chosen c where c.n = r.n) = r.units)
         ),
         res as (
-            insert into reservation (site_id, pool_id, customer_id, unit_count, during, state, currency,
+            insert into reservation (id, site_id, pool_id, customer_id, unit_count, during, state, currency,
                                      unit_price_cents, base_cents, discount_cents, fee_cents, total_cents, fee_bp,
                                      request_key, tier, held_until)
-            select $1, $2, $3, $4, $5, $19, $6, $7, $8, $9, $10, $11, $13, $14, $18,
-                   now() + make_interval(mins => $20::int)
-            where exists (select 1 from organization where id = $3 and kind <> 'operator')
-              and (not $22 or (select count(*) from chosen) = $12)
+            overriding system value
+            select id, site_id, pool_id, customer_id, units, during, state, currency, unit_price_cents,
+                   base_cents, discount_cents, fee_cents, total_cents, fee_bp, request_key, tier,
+                   now() + make_interval(mins => hold_minutes)
+              from written
             returning id, created_at, held_until, forward_delivery_at, forward_late_credit_bp,
                       forward_late_credit_cents_per_unit_day, forward_walk_away_at
         ),
         taken as (
             insert into allocation (site_id, pool_id, unit_id, reservation_id, during)
-            select chosen.site_id, chosen.pool_id, chosen.unit_id, res.id, $5 from chosen cross join res
-            returning 1
+            select c.site_id, c.pool_id, c.unit_id, w.id, w.during from chosen c join written w on w.n = c.n
+            returning reservation_id
         ),
         audited as (
             insert into audit_event (organization_id, actor_user_id, actor_key_id, actor_label,
                                      action, object_type, object_id, detail)
-            select $3, $15, $16, audit_actor_label($15, $16), $21, 'reservation', res.id,
-                   jsonb_build_object('pool_id', $2::bigint, 'units', $4::int, 'start', lower($5::tstzrange),
-                                      'end', upper($5::tstzrange), 'total_cents', $11::bigint)
-            from res
+            select w.customer_id, w.actor_user, w.actor_key, audit_actor_label(w.actor_user, w.actor_key),
+                   w.action, 'reservation', w.id,
+                   jsonb_build_object('pool_id', w.pool_id, 'units', w.units, 'start', lower(w.during),
+                                      'end', upper(w.during), 'total_cents', w.total_cents)
+              from written w
         )
-        select res.id, res.created_at, res.held_until, res.forward_delivery_at, res.forward_late_credit_bp,
-               res.forward_late_credit_cents_per_unit_day, res.forward_walk_away_at,
-               (select count(*) from taken) as "allocated!",
-               reservation_state_at($19, $5, $17) as "shown_state!"
-          from res
+        select w.n as "n!", res.id, res.created_at, res.held_until, res.forward_delivery_at,
+               res.forward_late_credit_bp, res.forward_late_credit_cents_per_unit_day, res.forward_walk_away_at,
+               (select count(*) from taken t where t.reservation_id = res.id) as "allocated!",
+               reservation_state_at(w.state, w.during, w.asked_at) as "shown_state!"
+          from written w join res on res.id = w.id
         "#,
-        c.pool.site_id,
-        c.pool.id,
-        customer_id,
-        c.units as i32,
-        range,
-        c.pool.currency,
-        c.unit_price_cents,
-        p.base_cents,
-        p.discount_cents,
-        p.fee_cents,
-        p.total_cents,
-        c.units,
-        p.fee_bp as i32,
-        w.key,
-        actor_user,
-        actor_key,
-        now,
-        c.tier.as_str(),
-        state,
-        hold_minutes,
-        action,
-        w.units == Units::All,
+        &col(rows, |r| r.site_id),
+        &col(rows, |r| r.pool_id),
+        &col(rows, |r| r.customer_id),
+        &col(rows, |r| r.units),
+        &col(rows, |r| PgRange::from(r.start..r.end)),
+        &col(rows, |r| r.currency.clone()),
+        &col(rows, |r| r.unit_price_cents),
+        &col(rows, |r| r.base_cents),
+        &col(rows, |r| r.discount_cents),
+        &col(rows, |r| r.fee_cents),
+        &col(rows, |r| r.total_cents),
+        &col(rows, |r| r.fee_bp),
+        &col(rows, |r| r.request_key.clone()) as &[Option<String>],
+        &col(rows, |r| r.actor_user) as &[Option<i64>],
+        &col(rows, |r| r.actor_key) as &[Option<i64>],
+        &col(rows, |r| r.tier.to_owned()),
+        &col(rows, |r| r.state.to_owned()),
+        &col(rows, |r| r.hold_minutes) as &[Option<i32>],
+        &col(rows, |r| r.action.to_owned()),
+        &col(rows, |r| r.now),
+        &col(rows, |r| r.whole),
     )
-    .fetch_optional(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(row.map(|r| Booked {
-        id: r.id,
-        created_at: r.created_at,
-        allocated: r.allocated,
-        shown_state: r.shown_state,
-        held_until: r.held_until,
-        forward: crate::forward::ForwardTerms::from_columns(
-            r.forward_delivery_at,
-            r.forward_late_credit_bp,
-            r.forward_late_credit_cents_per_unit_day,
-            r.forward_walk_away_at,
-        ),
-    }))
+    let mut answer: Vec<Option<Booked>> = rows.iter().map(|_| None).collect();
+    for r in written {
+        // `with ordinality` counts from 1.
+        answer[(r.n - 1) as usize] = Some(Booked {
+            id: r.id,
+            created_at: r.created_at,
+            allocated: r.allocated,
+            shown_state: r.shown_state,
+            held_until: r.held_until,
+            forward: crate::forward::ForwardTerms::from_columns(
+                r.forward_delivery_at,
+                r.forward_late_credit_bp,
+                r.forward_late_credit_cents_per_unit_day,
+                r.forward_walk_away_at,
+            ),
+        });
+    }
+    Ok(answer)
 }
 
 /// The reservation just committed for a checked request, without reading it back: the
@@ -554,7 +658,8 @@ async fn try_reserve(
     settlement::open_exact(&mut tx, c.pool.id)
         .await
         .map_err(raw)?;
-    let booking = match book(&mut tx, &c, &p, customer_id, w, now).await {
+    let row = BookRow::new(&c, &p, customer_id, w, now);
+    let booking = match book(&mut tx, &[&row]).await.map(|mut b| b.remove(0)) {
         Err(e) => match key_taken(&e, w.key) {
             Some(key) => {
                 tx.rollback().await.map_err(raw)?;

@@ -6,6 +6,7 @@ mod book;
 mod change;
 mod read;
 pub mod reallocation;
+mod together;
 
 pub use book::{hold, quote, reserve, reserve_once};
 pub use change::{cancel, cancel_preview, confirm, extend};

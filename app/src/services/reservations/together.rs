@@ -1,0 +1,215 @@
+//! Bookings committed together: the one-statement bookings this process has waiting at the
+//! same moment share one statement and one commit.
+//!
+//! Why: most of a booking statement's database time is the statement's own, not its row's:
+//! starting the executor, the reservation's CHECK expressions read for each statement, the
+//! triggers' set-up. Measured on the settlement benchmark's database, a booking alone took
+//! about 1.9 ms of database time, about 0.65 ms each in a statement of eight and 0.53 ms
+//! each in one of 32 (BENCHMARKS.md, 2026-12-05). Nothing per booking is shared: each still writes its own
+//! reservation, allocations, ledger posting, events and audit row, and every trigger and
+//! deferred check runs for each row as before.
+//!
+//! How: a request queues its row and, while fewer than [`WORKERS`] are busy, starts a
+//! worker. A worker takes up to [`GROUP`] waiting rows, books them with [`book`], answers
+//! each, and goes on while rows wait. Nothing waits to fill a group: a group is whatever
+//! queued while the previous statements ran, so a booking alone is booked at once. Rows of
+//! one pool whose windows overlap never share a group (they would choose with one snapshot
+//! and pick the same units); the later one waits for the next. A group commits all or
+//! nothing: when its statement fails, each of its bookings is sent back to be booked alone
+//! ([`Failed::Group`]), where it meets its own error, if any, as it would have without
+//! the group.
+
+use super::book::{book, BookRow, Booked};
+use sqlx::pool::PoolConnection;
+use sqlx::{PgPool, Postgres};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+/// Statements in flight per database at once, and the most bookings in one statement.
+/// Settlement-only runs of the benchmark (32 clients, two cores, 10 s each, 2026-12-05),
+/// bookings per second by (workers, group): (2, 16) 2,252 and 2,120; (2, 24) 1,988;
+/// (2, 32) 2,063; (3, 12) 1,825; (4, 8) 1,806 and 1,709; (1, 32) 1,848; (8, 4) 1,329.
+/// Two keep both cores busy (one statement runs while the other commits); more make
+/// smaller groups, and a larger group holds its units' locks long enough that the other
+/// group's choices walk further.
+const WORKERS: usize = 2;
+const GROUP: usize = 16;
+
+/// Why [`book`] gave no answer for a row.
+pub(super) enum Failed {
+    /// Another booking made the group's statement fail: this one was not written, and is
+    /// handed back to be booked alone.
+    Group(BookRow),
+    /// The row was booked alone and this is its own error.
+    Own(sqlx::Error),
+}
+
+struct Job {
+    row: BookRow,
+    answer: oneshot::Sender<Result<Option<Booked>, Failed>>,
+}
+
+#[derive(Default)]
+struct Queue {
+    waiting: VecDeque<Job>,
+    workers: usize,
+}
+
+/// One queue per database pool: its connection options' address, which a pool keeps for
+/// its whole life (tests run many pools in one process, each on its own runtime).
+type Queues = HashMap<usize, Queue>;
+
+fn queues() -> &'static Mutex<Queues> {
+    static QUEUES: std::sync::OnceLock<Mutex<Queues>> = std::sync::OnceLock::new();
+    QUEUES.get_or_init(Default::default)
+}
+
+fn pool_key(db: &PgPool) -> usize {
+    Arc::as_ptr(&db.connect_options()) as usize
+}
+
+fn lock() -> std::sync::MutexGuard<'static, Queues> {
+    // A worker that panicked while holding the lock left the queue consistent: every change
+    // under it is a single push, pop or count.
+    queues().lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Books `row` (written whole or not at all, committed before the answer) in a group with
+/// whatever else is waiting. `Ok(None)` as [`book`] says it.
+pub(super) async fn join(db: &PgPool, row: BookRow) -> Result<Option<Booked>, Failed> {
+    let (answer, answered) = oneshot::channel();
+    let key = pool_key(db);
+    let start_worker = {
+        let mut queues = lock();
+        let queue = queues.entry(key).or_default();
+        queue.waiting.push_back(Job { row, answer });
+        let start = queue.workers < WORKERS;
+        if start {
+            queue.workers += 1;
+        }
+        start
+    };
+    if start_worker {
+        tokio::spawn(work(key, db.clone()));
+    }
+    // The worker was stopped with the runtime: whether the group committed is unknown, so
+    // this is not retried here (a request key makes the caller's retry safe).
+    answered
+        .await
+        .unwrap_or(Err(Failed::Own(sqlx::Error::WorkerCrashed)))
+}
+
+/// Counts a worker out when it stops for any reason other than an empty queue (its task
+/// dropped with its runtime, or a panic), so that the queue starts another.
+struct Slot {
+    key: usize,
+    done: bool,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if !self.done {
+            if let Some(queue) = lock().get_mut(&self.key) {
+                queue.workers -= 1;
+            }
+        }
+    }
+}
+
+async fn work(key: usize, db: PgPool) {
+    let mut slot = Slot { key, done: false };
+    let mut conn = None;
+    loop {
+        let jobs = {
+            let mut queues = lock();
+            let Some(queue) = queues.get_mut(&key) else {
+                slot.done = true;
+                return;
+            };
+            let jobs = take_group(&mut queue.waiting);
+            if jobs.is_empty() {
+                // Counted out under the same lock a request queues under: no row is left
+                // waiting without a worker.
+                queue.workers -= 1;
+                if queue.workers == 0 {
+                    queues.remove(&key);
+                }
+                slot.done = true;
+                return;
+            }
+            jobs
+        };
+        let rows: Vec<&BookRow> = jobs.iter().map(|j| &j.row).collect();
+        let written = book_on(&db, &mut conn, &rows).await;
+        drop(rows);
+        match written {
+            Ok(written) => {
+                for (job, b) in jobs.into_iter().zip(written) {
+                    // A request that stopped waiting (its client left) has its booking all
+                    // the same, as it would have had it booked alone.
+                    let _ = job.answer.send(Ok(b));
+                }
+            }
+            Err(e) if jobs.len() == 1 => {
+                let job = jobs.into_iter().next().expect("one job");
+                let _ = job.answer.send(Err(Failed::Own(e)));
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, bookings = jobs.len(), "a group of bookings failed; each is booked alone");
+                for job in jobs {
+                    let _ = job.answer.send(Err(Failed::Group(job.row)));
+                }
+            }
+        }
+    }
+}
+
+/// Books `rows` on the worker's connection, taken from the pool the first time. The worker
+/// keeps it while groups follow each other: the pool checks each connection it hands out
+/// with a round trip of its own. A connection whose statement failed is given back, in
+/// case the failure was the connection's.
+async fn book_on(
+    db: &PgPool,
+    conn: &mut Option<PoolConnection<Postgres>>,
+    rows: &[&BookRow],
+) -> Result<Vec<Option<Booked>>, sqlx::Error> {
+    let c = match conn {
+        Some(c) => c,
+        None => conn.insert(db.acquire().await?),
+    };
+    let written = book(c, rows).await;
+    if written.is_err() {
+        *conn = None;
+    }
+    written
+}
+
+/// Up to [`GROUP`] waiting rows, first come first taken, leaving a row whose pool and
+/// window overlap one already taken (and rows whose request stopped waiting are dropped
+/// unbooked: nobody would hear the answer).
+fn take_group(waiting: &mut VecDeque<Job>) -> Vec<Job> {
+    let mut taken: Vec<Job> = Vec::new();
+    let mut left = VecDeque::new();
+    while let Some(job) = waiting.pop_front() {
+        if taken.len() == GROUP {
+            left.push_back(job);
+            continue;
+        }
+        if job.answer.is_closed() {
+            continue;
+        }
+        let clashes = taken.iter().any(|t| {
+            t.row.pool_id == job.row.pool_id
+                && t.row.start < job.row.end
+                && job.row.start < t.row.end
+        });
+        if clashes {
+            left.push_back(job);
+        } else {
+            taken.push(job);
+        }
+    }
+    *waiting = left;
+    taken
+}
