@@ -159,7 +159,8 @@ async fn require_customer(conn: &mut PgConnection, org_id: i64) -> Result<(), Se
 /// Reserves the request for `customer_id`, all or nothing, at the price of this moment.
 ///
 /// The common case takes two round trips: read the pool, then one statement ([`book`])
-/// committed on its own. When that statement cannot take every unit (some are free but
+/// committed on its own, which also writes the other bookings this process has waiting at
+/// that moment ([`together`]). When that statement cannot take every unit (some are free but
 /// held by unfinished transactions, or there are too few) it writes nothing, and
 /// [`try_reserve`] settles the request exactly, waiting for held units, preempting
 /// interruptible ones for a firm booking, and naming the next window that fits.
