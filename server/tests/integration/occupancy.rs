@@ -197,3 +197,52 @@ async fn the_summary_agrees_with_the_allocations_and_search_with_the_free_units(
         }
     }
 }
+
+/// One statement that allocates in stretches of time months apart (a group of bookings
+/// committed together) records one change per stretch, so the next refresh reads the
+/// allocations of those stretches and not of every month between them.
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn one_statement_allocating_months_apart_records_a_change_per_stretch(db: PgPool) {
+    let m = market(&db, 2).await;
+    let booked = reservations::reserve(&db, m.customer, &req(&m, 8, 10, 24), FEE_BP, m.now)
+        .await
+        .unwrap();
+    refresh(&db).await;
+    let mut tx = db.begin().await.unwrap();
+    sqlx::query("delete from pool_occupancy_change")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    // The booking's allocations again, 100 hours later and 1,000 hours later, in one
+    // statement; the other node, so only the deferred whole-reservation check (never
+    // reached: rolled back) would object.
+    sqlx::query(
+        "insert into allocation (site_id, pool_id, unit_id, reservation_id, during)
+         select a.site_id, a.pool_id, other.id, a.reservation_id,
+                tstzrange(lower(a.during) + shift, upper(a.during) + shift)
+           from allocation a
+           join capacity_unit other on other.pool_id = a.pool_id and other.id <> a.unit_id
+          cross join (values (interval '100 hours'), (interval '1000 hours')) s(shift)
+          where a.reservation_id = $1",
+    )
+    .bind(booked.id)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let changes: Vec<(DateTime<Utc>, DateTime<Utc>, bool)> = sqlx::query_as(
+        "select lower(during), upper(during), freed from pool_occupancy_change
+          where pool_id = $1 order by lower(during)",
+    )
+    .bind(m.pool)
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(
+        changes,
+        vec![
+            (hour(m.now, 110), hour(m.now, 134), false),
+            (hour(m.now, 1010), hour(m.now, 1034), false),
+        ]
+    );
+    tx.rollback().await.unwrap();
+}
