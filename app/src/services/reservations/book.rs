@@ -458,6 +458,35 @@ impl BookRow {
             whole: w.units == Units::All,
         }
     }
+
+    /// A one-unit booking of `pool_id` for tests that never reach a database.
+    #[cfg(test)]
+    pub(super) fn for_pool(pool_id: i64, start: DateTime<Utc>, end: DateTime<Utc>) -> Self {
+        Self {
+            site_id: 1,
+            pool_id,
+            customer_id: 1,
+            units: 1,
+            start,
+            end,
+            currency: "USD".into(),
+            unit_price_cents: 100,
+            base_cents: 100,
+            discount_cents: 0,
+            fee_cents: 0,
+            total_cents: 100,
+            fee_bp: 0,
+            request_key: None,
+            actor_user: None,
+            actor_key: None,
+            tier: "firm",
+            state: "confirmed",
+            hold_minutes: None,
+            action: "reservation.created",
+            now: start,
+            whole: true,
+        }
+    }
 }
 
 /// Inserts each row's reservation and, in the same statement, allocates the free units the

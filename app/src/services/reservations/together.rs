@@ -101,24 +101,55 @@ pub(super) async fn join(db: &PgPool, row: BookRow) -> Result<Option<Booked>, Fa
 }
 
 /// Counts a worker out when it stops for any reason other than an empty queue (its task
-/// dropped with its runtime, or a panic), so that the queue starts another.
+/// dropped with its runtime, or a panic), so that the queue starts another. After a panic
+/// it starts the replacement itself when rows are waiting: they queued while this worker
+/// was counted in, so no request of theirs started one, and they would otherwise wait for
+/// the next booking to arrive. (A task dropped with its runtime has no runtime to start
+/// one on, and its waiting requests are dropped with it.)
 struct Slot {
     key: usize,
+    db: PgPool,
     done: bool,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        if !self.done {
-            if let Some(queue) = lock().get_mut(&self.key) {
-                queue.workers -= 1;
+        if self.done {
+            return;
+        }
+        let restart = {
+            let mut queues = lock();
+            let Some(queue) = queues.get_mut(&self.key) else {
+                return;
+            };
+            queue.workers -= 1;
+            let restart = std::thread::panicking() && !queue.waiting.is_empty();
+            if restart {
+                queue.workers += 1;
+            }
+            restart
+        };
+        if restart {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(work(self.key, self.db.clone()));
+                }
+                Err(_) => {
+                    if let Some(queue) = lock().get_mut(&self.key) {
+                        queue.workers -= 1;
+                    }
+                }
             }
         }
     }
 }
 
 async fn work(key: usize, db: PgPool) {
-    let mut slot = Slot { key, done: false };
+    let mut slot = Slot {
+        key,
+        db: db.clone(),
+        done: false,
+    };
     let mut conn = None;
     loop {
         let jobs = {
@@ -212,4 +243,65 @@ fn take_group(waiting: &mut VecDeque<Job>) -> Vec<Job> {
     }
     *waiting = left;
     taken
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, Utc};
+    use std::time::Duration as StdDuration;
+
+    /// A worker that panics while rows wait starts its replacement, which answers them; before,
+    /// they waited for the next booking to arrive and start a worker.
+    #[tokio::test]
+    async fn rows_waiting_when_a_worker_panics_are_answered() {
+        // A database that refuses every connection: the replacement's answer is that error.
+        let db = sqlx::postgres::PgPoolOptions::new()
+            .acquire_timeout(StdDuration::from_millis(200))
+            .connect_lazy("postgres://nobody@127.0.0.1:1/nothing")
+            .unwrap();
+        let key = pool_key(&db);
+        let start = Utc::now();
+        let (answer, answered) = oneshot::channel();
+        {
+            // As join leaves it when every worker is busy: the row queued, no worker started.
+            let mut queues = lock();
+            let queue = queues.entry(key).or_default();
+            queue.workers = WORKERS;
+            let row = BookRow::for_pool(7, start, start + Duration::hours(4));
+            queue.waiting.push_back(Job { row, answer });
+        }
+        for _ in 0..WORKERS - 1 {
+            // The other busy workers finish their groups and leave as they would.
+            let mut queues = lock();
+            queues.get_mut(&key).unwrap().workers -= 1;
+        }
+        let dying = tokio::spawn({
+            let db = db.clone();
+            async move {
+                let _slot = Slot {
+                    key,
+                    db,
+                    done: false,
+                };
+                panic!("a bug in a worker");
+            }
+        });
+        assert!(dying.await.unwrap_err().is_panic());
+        let got = tokio::time::timeout(StdDuration::from_secs(10), answered)
+            .await
+            .expect("the waiting row is answered, not left waiting")
+            .expect("by a worker, not dropped");
+        assert!(matches!(got, Err(Failed::Own(_))));
+        // The replacement leaves once the queue is empty (just after answering).
+        let mut left = false;
+        for _ in 0..100 {
+            left = !lock().contains_key(&key);
+            if left {
+                break;
+            }
+            tokio::time::sleep(StdDuration::from_millis(10)).await;
+        }
+        assert!(left, "the replacement left when the queue emptied");
+    }
 }
