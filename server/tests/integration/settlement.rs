@@ -575,3 +575,92 @@ async fn a_failed_group_books_each_booking_alone_and_a_key_still_books_once(db: 
     assert_eq!((reservations, allocations), (17, 17));
     crate::fixtures::assert_books_reconcile(&db, m.now).await;
 }
+
+/// The pids of booking statements waiting for a lock, oldest first.
+async fn waiting_bookings(db: &PgPool) -> Vec<i32> {
+    sqlx::query_scalar(
+        "select pid from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock'
+            and query like '%with req as%'
+          order by query_start",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap()
+}
+
+async fn until_waiting(db: &PgPool, what: impl Fn(&[i32]) -> bool) -> Vec<i32> {
+    for _ in 0..500 {
+        let pids = waiting_bookings(db).await;
+        if what(&pids) {
+            return pids;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the booking statements never reached the expected wait");
+}
+
+/// A group of bookings whose connection breaks may have committed with its answer lost, so
+/// none of its bookings is booked again: each is answered that its outcome is unknown (and
+/// nothing was in fact written). A statement the database refuses is the other case: its
+/// bookings are booked alone (the test above).
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_group_whose_connection_breaks_is_not_booked_again(db: PgPool) {
+    let m = market(&db, 8).await;
+    // Every booking of the customer waits for this lock (the reservation's foreign key).
+    let mut blocker = db.begin().await.unwrap();
+    sqlx::query("select 1 from organization where id = $1 for update")
+        .bind(m.customer)
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let book = |i: i64| {
+        let (db, r, customer, now) = (db.clone(), req(&m, 8, 5 + 24 * i, 24), m.customer, m.now);
+        tokio::spawn(async move { reservations::reserve(&db, customer, &r, FEE_BP, now).await })
+    };
+    // The two workers each take one booking and wait; the next two queue as one group.
+    let first = book(0);
+    let pids = until_waiting(&db, |p| p.len() == 1).await;
+    let second = book(1);
+    until_waiting(&db, |p| p.len() == 2).await;
+    let grouped = [book(2), book(3)];
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The first worker's connection ends: its booking alone is answered with the error, and
+    // the worker takes the group of two on a new connection, which waits in turn.
+    sqlx::query("select pg_terminate_backend($1)")
+        .bind(pids[0])
+        .execute(&db)
+        .await
+        .unwrap();
+    let first = first.await.unwrap();
+    assert!(
+        matches!(first, Err(ServiceError::Unavailable(_))),
+        "{first:?}"
+    );
+    let now_waiting = until_waiting(&db, |p| p.len() == 2 && !p.contains(&pids[0])).await;
+    let group_pid = *now_waiting.last().unwrap();
+    sqlx::query("select pg_terminate_backend($1)")
+        .bind(group_pid)
+        .execute(&db)
+        .await
+        .unwrap();
+    // Released before the group's answers are read: a booking sent to be booked alone would
+    // now go through.
+    blocker.rollback().await.unwrap();
+    for g in grouped {
+        let got = g.await.unwrap();
+        match got {
+            Err(e) => assert!(e.may_have_taken_effect(), "{e:?}"),
+            Ok(r) => panic!("a booking of the broken group was booked again: {}", r.id),
+        }
+    }
+    let second = second
+        .await
+        .unwrap()
+        .expect("the other worker's booking goes through");
+    let ids: Vec<i64> = sqlx::query_scalar("select id from reservation")
+        .fetch_all(&db)
+        .await
+        .unwrap();
+    assert_eq!(ids, vec![second.id]);
+}

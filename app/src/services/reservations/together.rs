@@ -15,11 +15,13 @@
 //! queued while the previous statements ran, so a booking alone is booked at once. Rows of
 //! one pool whose windows overlap never share a group (they would choose with one snapshot
 //! and pick the same units); the later one waits for the next. A group commits all or
-//! nothing: when its statement fails, each of its bookings is sent back to be booked alone
-//! ([`Failed::Group`]), where it meets its own error, if any, as it would have without
-//! the group.
+//! nothing: when the database refuses its statement, each of its bookings is sent back to
+//! be booked alone ([`Failed::Group`]), where it meets its own error, if any, as it would
+//! have without the group. When the connection breaks instead, the group may have committed
+//! unheard, so none is booked again: each gets the error a booking alone would have.
 
 use super::book::{book, BookRow, Booked};
+use crate::services::error::may_have_taken_effect;
 use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres};
 use std::collections::{HashMap, VecDeque};
@@ -186,7 +188,19 @@ async fn work(key: usize, db: PgPool) {
                 let job = jobs.into_iter().next().expect("one job");
                 let _ = job.answer.send(Err(Failed::Own(e)));
             }
+            Err(e) if may_have_taken_effect(&e) => {
+                // The connection broke: the group may have committed with its answer lost.
+                // Booking each alone could book it twice, so each hears that its outcome
+                // is unknown, as a booking alone would (a request key makes a retry safe).
+                tracing::warn!(error = %e, bookings = jobs.len(), "a group of bookings lost its connection");
+                for job in jobs {
+                    let unknown =
+                        std::io::Error::other(format!("the group's connection broke: {e}"));
+                    let _ = job.answer.send(Err(Failed::Own(sqlx::Error::Io(unknown))));
+                }
+            }
             Err(e) => {
+                // The database refused the statement, so it wrote nothing.
                 tracing::debug!(error = %e, bookings = jobs.len(), "a group of bookings failed; each is booked alone");
                 for job in jobs {
                     let _ = job.answer.send(Err(Failed::Group(job.row)));
