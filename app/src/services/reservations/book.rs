@@ -264,7 +264,8 @@ async fn reserve_keyed(
     let row = BookRow::new(&c, &p, customer_id, whole, now);
     let attempt = match together::join(db, row).await {
         Err(Failed::Group(row)) => {
-            // Another booking of the group failed the statement: this one is booked alone.
+            // The database refused the group's statement (for this booking or another) and
+            // it wrote nothing: this one is booked alone and meets its own error, if any.
             let mut conn = db.acquire().await?;
             book(&mut conn, &[&row]).await.map(|mut b| b.remove(0))
         }

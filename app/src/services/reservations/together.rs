@@ -40,10 +40,11 @@ const GROUP: usize = 16;
 
 /// Why [`book`] gave no answer for a row.
 pub(super) enum Failed {
-    /// Another booking made the group's statement fail: this one was not written, and is
-    /// handed back to be booked alone.
+    /// The database refused the statement of a group of several: this row was not
+    /// written, and is handed back to be booked alone.
     Group(BookRow),
-    /// The row was booked alone and this is its own error.
+    /// This row's own error: it was booked alone, or its group's connection broke (then
+    /// whether it was written is unknown, and the error says so).
     Own(sqlx::Error),
 }
 
