@@ -105,10 +105,11 @@ pub(super) async fn join(db: &PgPool, row: BookRow) -> Result<Option<Booked>, Fa
 
 /// Counts a worker out when it stops for any reason other than an empty queue (its task
 /// dropped with its runtime, or a panic), so that the queue starts another. After a panic
-/// it starts the replacement itself when rows are waiting: they queued while this worker
-/// was counted in, so no request of theirs started one, and they would otherwise wait for
-/// the next booking to arrive. (A task dropped with its runtime has no runtime to start
-/// one on, and its waiting requests are dropped with it.)
+/// it starts the replacement itself when rows are waiting: a request starts a worker only
+/// while fewer than [`WORKERS`] are counted in, and a worker that goes on normally takes
+/// what waits, so rows that queued while every worker was busy would, if those workers all
+/// panicked, wait for the next booking to arrive. (A task dropped with its runtime has no
+/// runtime to start one on, and its waiting requests are dropped with it.)
 struct Slot {
     key: usize,
     db: PgPool,
@@ -120,28 +121,16 @@ impl Drop for Slot {
         if self.done {
             return;
         }
-        let restart = {
-            let mut queues = lock();
-            let Some(queue) = queues.get_mut(&self.key) else {
-                return;
-            };
-            queue.workers -= 1;
-            let restart = std::thread::panicking() && !queue.waiting.is_empty();
-            if restart {
-                queue.workers += 1;
-            }
-            restart
+        let mut queues = lock();
+        let Some(queue) = queues.get_mut(&self.key) else {
+            return;
         };
-        if restart {
-            match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => {
-                    runtime.spawn(work(self.key, self.db.clone()));
-                }
-                Err(_) => {
-                    if let Some(queue) = lock().get_mut(&self.key) {
-                        queue.workers -= 1;
-                    }
-                }
+        queue.workers -= 1;
+        if std::thread::panicking() && !queue.waiting.is_empty() {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                // The replacement runs later, on the runtime: spawning does not take the lock.
+                queue.workers += 1;
+                runtime.spawn(work(self.key, self.db.clone()));
             }
         }
     }
@@ -266,8 +255,8 @@ mod tests {
     use chrono::{Duration, Utc};
     use std::time::Duration as StdDuration;
 
-    /// A worker that panics while rows wait starts its replacement, which answers them; before,
-    /// they waited for the next booking to arrive and start a worker.
+    /// Workers that panic while rows wait start their replacement, which answers them; before,
+    /// the rows waited for the next booking to arrive and start a worker.
     #[tokio::test]
     async fn rows_waiting_when_a_worker_panics_are_answered() {
         // A database that refuses every connection: the replacement's answer is that error.
@@ -286,23 +275,23 @@ mod tests {
             let row = BookRow::for_pool(7, start, start + Duration::hours(4));
             queue.waiting.push_back(Job { row, answer });
         }
-        for _ in 0..WORKERS - 1 {
-            // The other busy workers finish their groups and leave as they would.
-            let mut queues = lock();
-            queues.get_mut(&key).unwrap().workers -= 1;
+        // Every busy worker panics (the same bug met by each), before taking the row.
+        let dying: Vec<_> = (0..WORKERS)
+            .map(|_| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    let _slot = Slot {
+                        key,
+                        db,
+                        done: false,
+                    };
+                    panic!("a bug in a worker");
+                })
+            })
+            .collect();
+        for d in dying {
+            assert!(d.await.unwrap_err().is_panic());
         }
-        let dying = tokio::spawn({
-            let db = db.clone();
-            async move {
-                let _slot = Slot {
-                    key,
-                    db,
-                    done: false,
-                };
-                panic!("a bug in a worker");
-            }
-        });
-        assert!(dying.await.unwrap_err().is_panic());
         let got = tokio::time::timeout(StdDuration::from_secs(10), answered)
             .await
             .expect("the waiting row is answered, not left waiting")
