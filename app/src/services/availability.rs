@@ -21,13 +21,9 @@ pub async fn free_units(
         return Ok(0);
     }
     let range = pools::to_range(w);
-    let busy = sqlx::query_scalar!(
-        r#"select count(distinct unit_id) as "n!" from allocation where pool_id = $1 and during && $2"#,
-        pool.id,
-        range
-    )
-    .fetch_one(&mut *conn)
-    .await?;
+    let busy = sqlx::query_scalar!(r#"select pool_busy_units($1, $2) as "n!""#, pool.id, range)
+        .fetch_one(&mut *conn)
+        .await?;
     Ok((pool.unit_count - busy).max(0))
 }
 

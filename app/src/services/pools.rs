@@ -116,22 +116,47 @@ pub async fn load(
     Ok(fetch(conn, pool_id, lock, None).await?.0)
 }
 
-/// Loads a pool and, in the same round trip, whether its availability covers `w`.
+/// A pool as read for one window: whether its availability covers the window and, for a
+/// pool that sells interruptible hours (where a firm booking may have to preempt), how many
+/// of its units are free over all of it.
+pub struct WindowRead {
+    pub pool: PoolInfo,
+    pub open: bool,
+    /// Units free over the whole window (0 when it is not on sale then), counted only for a
+    /// pool that sells interruptible hours: `None` for the others.
+    pub free_units: Option<i64>,
+}
+
+/// Loads a pool and, in the same round trip, whether its availability covers `w` and (see
+/// [`WindowRead::free_units`]) how many of its units are free over it.
 pub async fn load_with_window(
     conn: &mut PgConnection,
     pool_id: i64,
     w: &HourWindow,
-) -> Result<(PoolInfo, bool), ServiceError> {
-    let (pool, open) = fetch(conn, pool_id, false, Some(to_range(w))).await?;
-    Ok((pool, open.unwrap_or(false)))
+) -> Result<WindowRead, ServiceError> {
+    let (pool, open, busy) = fetch(conn, pool_id, false, Some(to_range(w))).await?;
+    let open = open.unwrap_or(false);
+    let free_units = busy.map(|busy| {
+        if open {
+            (pool.unit_count - busy).max(0)
+        } else {
+            0
+        }
+    });
+    Ok(WindowRead {
+        pool,
+        open,
+        free_units,
+    })
 }
 
+/// The pool; with a window, whether it is open over it and (when counted) its busy units.
 async fn fetch(
     conn: &mut PgConnection,
     pool_id: i64,
     lock: bool,
     window: Option<PgRange<DateTime<Utc>>>,
-) -> Result<(PoolInfo, Option<bool>), ServiceError> {
+) -> Result<(PoolInfo, Option<bool>, Option<i64>), ServiceError> {
     if lock {
         sqlx::query_scalar!(
             "select id from capacity_pool where id = $1 for no key update",
@@ -155,7 +180,9 @@ async fn fetch(
                       exists (select 1 from availability_window aw where aw.pool_id = p.id and aw.during @> $2::tstzrange)
                       or (select coalesce(range_agg(aw.during) @> $2::tstzrange, false)
                           from availability_window aw where aw.pool_id = p.id)
-                  ) end as "open?"
+                  ) end as "open?",
+                  case when $2::tstzrange is not null and p.interruptible_price_cents is not null
+                       then pool_busy_units(p.id, $2::tstzrange) end as "busy_units?"
            from capacity_pool p
            join site s on s.id = p.site_id
            left join lateral (
@@ -233,7 +260,7 @@ async fn fetch(
             r.walk_away_at,
         ),
     };
-    Ok((pool, r.open))
+    Ok((pool, r.open, r.busy_units))
 }
 
 /// Whether the pool's availability windows (together) cover the whole window.

@@ -25,12 +25,13 @@ use crate::preemption::{ask, flexible_market, org};
 const BUDGET: usize = 2;
 
 /// The statements of one firm booking that takes its units partly free and partly from an
-/// interruptible booking: the common path's two (which find too few free units and write
-/// nothing), then the exact path's transaction on the pool the common path read: release
-/// expired holds, book what is free, allocate the rest waiting for held units (one call of
-/// the database's rule), preempt into the reservation, commit. (sqlx does not report its
+/// interruptible booking: read the pool, whose count of free units shows the booking must
+/// preempt, so the one-statement booking (which never preempts) is not tried; then the exact
+/// path's transaction on the pool just read: release expired holds, book what is free
+/// waiting for units held by unfinished transactions (one statement, one call of the
+/// database's rule), preempt into the reservation, commit. (sqlx does not report its
 /// `BEGIN` as a statement.)
-const PREEMPTING_BUDGET: usize = 7;
+const PREEMPTING_BUDGET: usize = 5;
 
 /// Each statement sqlx sent: (its summary, seconds).
 #[derive(Clone, Default)]
@@ -143,4 +144,52 @@ async fn one_preempting_booking_takes_a_counted_number_of_round_trips(db: PgPool
         statements.iter().any(|(s, _)| s.contains("preempt_into")),
         "the booking did not preempt: {statements:#?}"
     );
+    // The booking statement is sent once, by the exact path: the one-statement booking,
+    // which cannot preempt, was not tried first.
+    let books = statements
+        .iter()
+        .filter(|(s, _)| s.trim_start().starts_with("with req"))
+        .count();
+    assert_eq!(books, 1, "the booking statements sent: {statements:#?}");
+}
+
+/// On a pool that sells interruptible hours, a firm booking that finds enough units free
+/// takes the common path (the pool read counts them): the count sends the booking to the
+/// exact path only when it must preempt.
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_firm_booking_with_free_units_on_a_flexible_pool_takes_the_common_path(db: PgPool) {
+    let m = flexible_market(&db, 2, 0).await;
+    let flex = org(&db, "Flex").await;
+    // One of the two nodes held interruptibly over hours 2-30, one free; a first booking
+    // warms the statement cache.
+    reservations::reserve(
+        &db,
+        flex,
+        &ask(&m, 1, 2, 28, Tier::Interruptible),
+        FEE_BP,
+        m.now,
+    )
+    .await
+    .unwrap();
+    reservations::reserve(
+        &db,
+        m.customer,
+        &ask(&m, 1, 40, 4, Tier::Firm),
+        FEE_BP,
+        m.now,
+    )
+    .await
+    .unwrap();
+    let firm = ask(&m, 1, 10, 4, Tier::Firm);
+    let booking = reservations::reserve(&db, m.customer, &firm, FEE_BP, m.now);
+    let statements = counted(BUDGET, booking).await;
+    assert!(
+        !statements.iter().any(|(s, _)| s.contains("preempt_into")),
+        "the booking preempted although a node was free: {statements:#?}"
+    );
+    let cuts: i64 = sqlx::query_scalar("select count(*) from allocation_cut")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(cuts, 0, "nothing was preempted");
 }

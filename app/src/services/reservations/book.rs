@@ -17,7 +17,7 @@ use crate::pricing::{self, PriceBreakdown};
 use crate::services::availability::{self, DEFAULT_HORIZON_DAYS};
 use crate::services::error::{self, Refusal, ServiceError};
 use crate::services::pools::{self, PoolInfo};
-use crate::services::settlement::{self, AllocateError, AllocationOwner};
+use crate::services::settlement;
 use crate::window::HourWindow;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::types::PgRange;
@@ -40,6 +40,20 @@ struct Checked {
     note: Option<String>,
     tier: Tier,
     unit_price_cents: i64,
+    /// Units free over the window when the pool was read, counted only where a firm booking
+    /// may preempt (see [`pools::WindowRead::free_units`]).
+    free_units: Option<i64>,
+}
+
+impl Checked {
+    /// Whether booking this request must preempt, by the count read with the pool: a firm
+    /// booking that finds too few units free on a pool selling interruptible hours.
+    fn must_preempt(&self, kind: Kind) -> bool {
+        kind == Kind::Book
+            && self.tier == Tier::Firm
+            && self.pool.interruptible.is_some()
+            && self.free_units.is_some_and(|free| free < self.units)
+    }
 }
 
 async fn check_request(
@@ -48,7 +62,11 @@ async fn check_request(
     now: DateTime<Utc>,
 ) -> Result<Checked, ServiceError> {
     let window = HourWindow::new(req.start, req.end)?;
-    let (pool, open) = pools::load_with_window(conn, req.pool_id, &window).await?;
+    let pools::WindowRead {
+        pool,
+        open,
+        free_units,
+    } = pools::load_with_window(conn, req.pool_id, &window).await?;
     if !pool.listed {
         return Err(ServiceError::NotFound("pool"));
     }
@@ -84,6 +102,7 @@ async fn check_request(
         note: need.note,
         tier: req.tier,
         unit_price_cents,
+        free_units,
     })
 }
 
@@ -97,7 +116,11 @@ pub async fn quote(
     let mut conn = db.acquire().await?;
     let c = check_request(&mut conn, req, now).await?;
     let price = price_of(&c, fee_bp);
-    let free_units = availability::free_units(&mut conn, &c.pool, &c.window).await?;
+    // Counted with the pool where it sells interruptible hours; counted here otherwise.
+    let free_units = match c.free_units {
+        Some(free) => free,
+        None => availability::free_units(&mut conn, &c.pool, &c.window).await?,
+    };
     // A firm request that finds too few free units may fit by preempting interruptible ones.
     let preemption =
         if free_units < c.units && c.tier == Tier::Firm && c.pool.interruptible.is_some() {
@@ -163,7 +186,9 @@ async fn require_customer(conn: &mut PgConnection, org_id: i64) -> Result<(), Se
 /// that moment ([`together`]). When that statement cannot take every unit (some are free but
 /// held by unfinished transactions, or there are too few) it writes nothing, and
 /// [`try_reserve`] settles the request exactly, waiting for held units, preempting
-/// interruptible ones for a firm booking, and naming the next window that fits.
+/// interruptible ones for a firm booking, and naming the next window that fits. A firm
+/// booking that the pool read already shows short of free units on a pool that sells
+/// interruptible hours goes to the exact path at once (see [`Checked::must_preempt`]).
 pub async fn reserve(
     db: &PgPool,
     customer_id: i64,
@@ -254,6 +279,36 @@ async fn reserve_keyed(
         let p = agreed_price(&c, req, fee_bp)?;
         (c, p)
     };
+    // A booking that must preempt goes straight to the exact path: the group's statement
+    // never preempts, so it would find too few units and write nothing.
+    if !c.must_preempt(kind) {
+        if let Some(made) = book_together(db, &c, &p, customer_id, kind, key, now).await? {
+            return Ok(made);
+        }
+    }
+    // The first exact attempt books against the pool just read: reading it again inside
+    // the transaction would lock nothing, so it would be no fresher. A retry reads it anew.
+    let mut checked = Some(c);
+    let exact = Write {
+        kind,
+        key,
+        units: Units::Some,
+    };
+    retrying(|| try_reserve(db, customer_id, req, checked.take(), exact, fee_bp, now)).await
+}
+
+/// The common path: the booking, all or nothing, in the one statement of the group this
+/// request joins ([`together`]). `None` when it wrote nothing for want of units or after a
+/// race, and the exact path must settle it.
+async fn book_together(
+    db: &PgPool,
+    c: &Checked,
+    p: &PriceBreakdown,
+    customer_id: i64,
+    kind: Kind,
+    key: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Option<Reservation>, ServiceError> {
     // The connection goes back to the pool before waiting: the booking is written by the
     // group this request joins, on the group's connection.
     let whole = Write {
@@ -261,7 +316,7 @@ async fn reserve_keyed(
         key,
         units: Units::All,
     };
-    let row = BookRow::new(&c, &p, customer_id, whole, now);
+    let row = BookRow::new(c, p, customer_id, whole, now);
     let attempt = match together::join(db, row).await {
         Err(Failed::Group(row)) => {
             // The database refused the group's statement (for this booking or another) and
@@ -273,26 +328,17 @@ async fn reserve_keyed(
         Ok(b) => Ok(b),
     };
     match attempt {
-        Ok(Some(b)) if b.allocated == c.units => return booked(c, p, customer_id, b),
-        Ok(Some(_)) => {} // unreachable: with Units::All it writes every unit or nothing
+        Ok(Some(b)) if b.allocated == c.units => booked(c, p, customer_id, b).map(Some),
+        Ok(Some(_)) => Ok(None), // unreachable: with Units::All it writes every unit or nothing
         // Too few units to take at once wrote nothing (nor does an organization that may
         // not reserve; the exact path tells the two apart).
-        Ok(None) => {}
+        Ok(None) => Ok(None),
         Err(e) => match key_taken(&e, key) {
-            Some(key) => return already_made(db, customer_id, key, now).await,
-            None if is_partial_or_raced(&e) => {}
-            None => return Err(e.into()),
+            Some(key) => already_made(db, customer_id, key, now).await.map(Some),
+            None if is_partial_or_raced(&e) => Ok(None),
+            None => Err(e.into()),
         },
     }
-    // The first exact attempt books against the pool just read: reading it again inside
-    // the transaction would lock nothing, so it would be no fresher. A retry reads it anew.
-    let mut checked = Some(c);
-    let exact = Write {
-        kind,
-        key,
-        units: Units::Some,
-    };
-    retrying(|| try_reserve(db, customer_id, req, checked.take(), exact, fee_bp, now)).await
 }
 
 /// The reservation an earlier request with `key` made, if one did.
@@ -389,7 +435,9 @@ enum Units {
     /// can be taken at once, nothing is written (the reservation, its charge in the ledger
     /// and its events would only be rolled back) and the exact path takes over.
     All,
-    /// As many as can be taken now; the caller's transaction allocates the rest.
+    /// As many as can be taken, waiting for units other transactions hold (as
+    /// [`settlement::allocate`] does): the exact path, whose transaction then preempts for
+    /// the rest or rolls back.
     Some,
 }
 
@@ -491,9 +539,10 @@ impl BookRow {
 }
 
 /// Inserts each row's reservation and, in the same statement, allocates the free units the
-/// database's one rule chooses (`choose_free_units`, as [`settlement::allocate`] does),
-/// passing over units another booking has locked at this moment. The answer has one entry
-/// per row, in order.
+/// database's one rule chooses (`choose_free_units`, as [`settlement::allocate`] does). A
+/// row booked whole ([`Units::All`]) passes over units another booking has locked at this
+/// moment; a row of the exact path ([`Units::Some`]) then waits for those it still needs,
+/// bounded by the exact path's lock timeout. The answer has one entry per row, in order.
 ///
 /// The lock is what keeps concurrent bookings apart. Without it two bookings of
 /// overlapping windows may pick the same unit; an exclusion constraint enters each row in
@@ -535,7 +584,7 @@ pub(super) async fn book(
         ),
         chosen as (
             select r.n, c.unit_id, c.site_id, c.pool_id
-              from req r cross join lateral choose_free_units(r.pool_id, r.during, r.units, false) c
+              from req r cross join lateral choose_free_units(r.pool_id, r.during, r.units, not r.whole) c
         ),
         written as (
             select r.*, nextval(pg_get_serial_sequence('reservation', 'id')) as id
@@ -622,8 +671,8 @@ pub(super) async fn book(
 /// The reservation just committed for a checked request, without reading it back: the
 /// row the booking statement wrote, in the shape every read has.
 fn booked(
-    c: Checked,
-    p: PriceBreakdown,
+    c: &Checked,
+    p: &PriceBreakdown,
     customer_id: i64,
     b: Booked,
 ) -> Result<Reservation, ServiceError> {
@@ -633,14 +682,14 @@ fn booked(
     Row {
         id: b.id,
         pool_id: c.pool.id,
-        pool_name: c.pool.name,
+        pool_name: c.pool.name.clone(),
         site_id: c.pool.site_id,
         customer_id,
         unit_count: c.units as i32,
         during: pools::to_range(&c.window),
         shown_state: b.shown_state,
         tier: c.tier.as_str().to_string(),
-        currency: c.pool.currency,
+        currency: c.pool.currency.clone(),
         unit_price_cents: c.unit_price_cents,
         base_cents: p.base_cents,
         discount_cents: p.discount_cents,
@@ -665,9 +714,9 @@ fn is_partial_or_raced(e: &sqlx::Error) -> bool {
     error::is_retryable(e) || error::refusal(e) == Some(Refusal::PartialBooking)
 }
 
-/// The exact path, in one transaction: release the pool's expired holds, book what is free
-/// now, then wait for units other transactions hold; too few in the end is a conflict that
-/// names the next window. `checked` is the request as the common path checked it, for the
+/// The exact path, in one transaction: release the pool's expired holds, then book what is
+/// free, waiting for units other transactions hold (one statement), and preempt for the
+/// rest when the booking may; too few in the end is a conflict that names the next window. `checked` is the request as the common path checked it, for the
 /// first attempt; a retry checks it again.
 async fn try_reserve(
     db: &PgPool,
@@ -708,37 +757,24 @@ async fn try_reserve(
             "the organization changed while booking; please try again",
         ));
     };
+    // The statement took every unit that is free, having waited for those held by
+    // unfinished transactions; what is still short is preempted or the booking fails.
     if b.allocated < c.units {
         let range = pools::to_range(&c.window);
-        let rest = c.units - b.allocated;
-        match settlement::allocate(
-            &mut tx,
-            c.pool.id,
-            &range,
-            rest,
-            AllocationOwner::Reservation(b.id),
-        )
-        .await
-        {
-            Ok(()) => {}
-            Err(AllocateError::Insufficient { free, .. }) => {
-                let short = rest - free;
-                let preempts = w.kind == Kind::Book && c.tier == Tier::Firm;
-                let taken = if preempts && c.pool.interruptible.is_some() {
-                    preempt_and_allocate(&mut tx, &c, &range, short, b.id, now).await?
-                } else {
-                    false
-                };
-                if !taken {
-                    tx.rollback().await.map_err(raw)?;
-                    return Err(not_enough(db, &c, b.allocated + free, now).await);
-                }
-            }
-            Err(AllocateError::Db(e)) => return Err(raw(e)),
+        let short = c.units - b.allocated;
+        let preempts = w.kind == Kind::Book && c.tier == Tier::Firm;
+        let taken = if preempts && c.pool.interruptible.is_some() {
+            preempt_and_allocate(&mut tx, &c, &range, short, b.id, now).await?
+        } else {
+            false
+        };
+        if !taken {
+            tx.rollback().await.map_err(raw)?;
+            return Err(not_enough(db, &c, b.allocated, now).await);
         }
     }
     tx.commit().await.map_err(raw)?;
-    booked(c, p, customer_id, b)
+    booked(&c, &p, customer_id, b)
 }
 
 /// A firm booking short of `short` units takes them from interruptible reservations and
