@@ -716,8 +716,9 @@ fn is_partial_or_raced(e: &sqlx::Error) -> bool {
 
 /// The exact path, in one transaction: release the pool's expired holds, then book what is
 /// free, waiting for units other transactions hold (one statement), and preempt for the
-/// rest when the booking may; too few in the end is a conflict that names the next window. `checked` is the request as the common path checked it, for the
-/// first attempt; a retry checks it again.
+/// rest when the booking may; too few in the end is a conflict that names the next window.
+/// `checked` is the request as the common path checked it, for the first attempt; a retry
+/// checks it again.
 async fn try_reserve(
     db: &PgPool,
     customer_id: i64,
