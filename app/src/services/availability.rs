@@ -17,14 +17,17 @@ pub async fn free_units(
     pool: &PoolInfo,
     w: &HourWindow,
 ) -> Result<i64, ServiceError> {
-    if !pools::is_open(conn, pool.id, w).await? {
-        return Ok(0);
-    }
-    let range = pools::to_range(w);
-    let busy = sqlx::query_scalar!(r#"select pool_busy_units($1, $2) as "n!""#, pool.id, range)
-        .fetch_one(&mut *conn)
-        .await?;
-    Ok((pool.unit_count - busy).max(0))
+    let open = pools::is_open(conn, pool.id, w).await?;
+    // A closed window has nothing free, whatever is booked in it: skip the count.
+    let busy = if open {
+        let range = pools::to_range(w);
+        sqlx::query_scalar!(r#"select pool_busy_units($1, $2) as "n!""#, pool.id, range)
+            .fetch_one(&mut *conn)
+            .await?
+    } else {
+        0
+    };
+    Ok(pool.free_units(open, busy))
 }
 
 /// The free-units step function of the pool over `range`, ready to draw.

@@ -36,6 +36,16 @@ pub struct PoolInfo {
 }
 
 impl PoolInfo {
+    /// Units free over a window, given whether the pool is on sale over all of it and how
+    /// many of its units are busy then: none when it is not, otherwise those not busy.
+    pub fn free_units(&self, open: bool, busy: i64) -> i64 {
+        if open {
+            (self.unit_count - busy).max(0)
+        } else {
+            0
+        }
+    }
+
     /// Whether a booking of `window` may be sold now: a pool on a live site always; on a site
     /// still being built, only forward, from the committed delivery on. PostgreSQL keeps
     /// the same rule (`reservation_forward_terms`); this says it with the date.
@@ -136,13 +146,7 @@ pub async fn load_with_window(
 ) -> Result<WindowRead, ServiceError> {
     let (pool, open, busy) = fetch(conn, pool_id, false, Some(to_range(w))).await?;
     let open = open.unwrap_or(false);
-    let free_units = busy.map(|busy| {
-        if open {
-            (pool.unit_count - busy).max(0)
-        } else {
-            0
-        }
-    });
+    let free_units = busy.map(|busy| pool.free_units(open, busy));
     Ok(WindowRead {
         pool,
         open,

@@ -105,6 +105,54 @@ pub async fn preempt_into(
     Ok(i64::from(taken))
 }
 
+/// One firm reservation's preemption for [`preempt_each`]: as the arguments of
+/// [`preempt_into`].
+pub struct Preempt {
+    pub pool_id: i64,
+    pub during: PgRange<DateTime<Utc>>,
+    pub wanted: i64,
+    pub from: DateTime<Utc>,
+    pub reservation_id: i64,
+}
+
+/// [`preempt_into`] for each of `wants`, in one statement: in order of pool and start, so
+/// that two transactions preempting for several reservations lock the holders of a pool's
+/// hours in the same order. Returns how many units each took, in the order of `wants`.
+pub async fn preempt_each(
+    tx: &mut Transaction<'_, Postgres>,
+    wants: &[Preempt],
+) -> Result<Vec<i64>, sqlx::Error> {
+    fn col<T>(wants: &[Preempt], f: impl Fn(&Preempt) -> T) -> Vec<T> {
+        wants.iter().map(f).collect()
+    }
+    if wants.is_empty() {
+        return Ok(Vec::new());
+    }
+    let conn: &mut PgConnection = tx;
+    // The fence (offset 0) keeps the order: the calls run as the sorted rows come.
+    let rows = sqlx::query!(
+        r#"select preempt_into(p.pool, p.span, p.wanted, p.cut_from, p.res) as "taken!", p.n as "n!"
+             from (select * from unnest($1::bigint[], $2::tstzrange[], $3::bigint[],
+                                        $4::timestamptz[], $5::bigint[])
+                          with ordinality as w (pool, span, wanted, cut_from, res, n)
+                    order by pool, lower(span), n
+                   offset 0) p"#,
+        &col(wants, |w| w.pool_id),
+        &col(wants, |w| w.during.clone()),
+        &col(wants, |w| w.wanted),
+        &col(wants, |w| w.from),
+        &col(wants, |w| w.reservation_id),
+    )
+    .fetch_all(conn)
+    .await?;
+    let mut taken = vec![0; wants.len()];
+    for r in rows {
+        // `with ordinality` counts from 1.
+        taken[(r.n - 1) as usize] = i64::from(r.taken);
+    }
+    Ok(taken)
+}
+
 /// How many units of `pool_id` a firm booking over `during` could take from interruptible
 /// reservations from `from` on (read only: what a quote says).
 pub async fn preemptable(

@@ -557,3 +557,67 @@ async fn a_preemption_whose_holders_leave_a_gap_keeps_the_unit_from_a_booking_of
     assert_eq!(holds(&db, &m, flex, r.id).await, vec![(1, 1, 3)]);
     assert_books_reconcile(&db, m.now).await;
 }
+
+/// Concurrent firm bookings that must preempt share transactions (the preempting lane of
+/// `reservations::together`): each still takes its unit from an interruptible holder with
+/// its credit (a cut ends the holder's unit from that hour on), and the books reconcile.
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn concurrent_preempting_bookings_commit_together_each_whole_and_credited(db: PgPool) {
+    let m = flexible_market(&db, 2, 0).await;
+    let flex = org(&db, "Flex").await;
+    let firm = org(&db, "Firm").await;
+    // Both nodes held interruptible over hours 5..125.
+    reservations::reserve(
+        &db,
+        flex,
+        &ask(&m, 2, 5, 120, Tier::Interruptible),
+        FEE_BP,
+        m.now,
+    )
+    .await
+    .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let db = db.clone();
+        // 24 windows of 4 hours each on the interruptible hours.
+        let request = ask(&m, 1, 5 + 4 * i, 4, Tier::Firm);
+        let now = m.now;
+        tasks.push(tokio::spawn(async move {
+            reservations::reserve(&db, firm, &request, FEE_BP, now).await
+        }));
+    }
+    let mut booked = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        match t.await.unwrap() {
+            Ok(r) => booked.push(r.id),
+            other => panic!("booking {i}: {other:?}"),
+        }
+    }
+    assert_eq!(booked.len(), 24);
+    let (preempted, together): (i64, i64) = sqlx::query_as(
+        "select (select count(*) from allocation_cut where reason = 'preempted'),
+                (select count(*) from (select xmin::text from reservation where id = any($1)
+                                        group by 1 having count(*) > 1) shared)",
+    )
+    .bind(&booked)
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    // A preemption ends the holder's unit from its hour on, so the later windows find it
+    // free: at least one cut, never more than one per booking.
+    assert!((1..=24).contains(&preempted), "{preempted} cuts");
+    assert!(
+        together >= 1,
+        "some preempting bookings committed in one transaction"
+    );
+    for id in &booked {
+        let units: i64 =
+            sqlx::query_scalar("select count(*) from allocation where reservation_id = $1")
+                .bind(id)
+                .fetch_one(&db)
+                .await
+                .unwrap();
+        assert_eq!(units, 1);
+    }
+    assert_books_reconcile(&db, m.now).await;
+}

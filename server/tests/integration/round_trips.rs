@@ -26,11 +26,11 @@ const BUDGET: usize = 2;
 
 /// The statements of one firm booking that takes its units partly free and partly from an
 /// interruptible booking: read the pool, whose count of free units shows the booking must
-/// preempt, so the one-statement booking (which never preempts) is not tried; then the exact
-/// path's transaction on the pool just read: release expired holds, book what is free
-/// waiting for units held by unfinished transactions (one statement, one call of the
-/// database's rule), preempt into the reservation, commit. (sqlx does not report its
-/// `BEGIN` as a statement.)
+/// preempt, so the one-statement booking (which never preempts) is not tried; then the
+/// preempting lane's transaction (a booking alone is its own group): release expired holds,
+/// book what is free waiting for units held by unfinished transactions (one statement, one
+/// call of the database's rule), preempt into the reservation (`preempt_each`), commit.
+/// (sqlx does not report its `BEGIN` as a statement.)
 const PREEMPTING_BUDGET: usize = 5;
 
 /// Each statement sqlx sent: (its summary, seconds).

@@ -7,7 +7,7 @@
 //! never a partial reservation.
 
 use super::read::{self, Row};
-use super::together::{self, Failed};
+use super::together::{self, Failed, Lane};
 use super::{raw, retrying};
 use crate::booking::{
     BookingRequest, HoldRequest, Preemption, Quote, Reservation, Tier, DEFAULT_HOLD_MINUTES,
@@ -21,7 +21,7 @@ use crate::services::settlement;
 use crate::window::HourWindow;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::types::PgRange;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{Connection, PgConnection, PgPool};
 
 /// What a booking writes: a confirmed reservation, or a hold of its units for `minutes`
 /// (state `held`, confirmed later at the same total, or released when it expires).
@@ -279,12 +279,15 @@ async fn reserve_keyed(
         let p = agreed_price(&c, req, fee_bp)?;
         (c, p)
     };
-    // A booking that must preempt goes straight to the exact path: the group's statement
+    // A booking that must preempt joins the preempting lane: the one-statement booking
     // never preempts, so it would find too few units and write nothing.
-    if !c.must_preempt(kind) {
-        if let Some(made) = book_together(db, &c, &p, customer_id, kind, key, now).await? {
-            return Ok(made);
-        }
+    let lane = if c.must_preempt(kind) {
+        Lane::Preempting
+    } else {
+        Lane::Whole
+    };
+    if let Some(made) = book_together(db, &c, &p, customer_id, kind, key, lane, now).await? {
+        return Ok(made);
     }
     // The first exact attempt books against the pool just read: reading it again inside
     // the transaction would lock nothing, so it would be no fresher. A retry reads it anew.
@@ -297,9 +300,10 @@ async fn reserve_keyed(
     retrying(|| try_reserve(db, customer_id, req, checked.take(), exact, fee_bp, now)).await
 }
 
-/// The common path: the booking, all or nothing, in the one statement of the group this
-/// request joins ([`together`]). `None` when it wrote nothing for want of units or after a
-/// race, and the exact path must settle it.
+/// The common path: the booking, all or nothing, in the group of `lane` this request joins
+/// ([`together`]). `None` when it wrote nothing for want of units or after a race, and the
+/// exact path must settle it.
+#[allow(clippy::too_many_arguments)]
 async fn book_together(
     db: &PgPool,
     c: &Checked,
@@ -307,29 +311,32 @@ async fn book_together(
     customer_id: i64,
     kind: Kind,
     key: Option<&str>,
+    lane: Lane,
     now: DateTime<Utc>,
 ) -> Result<Option<Reservation>, ServiceError> {
     // The connection goes back to the pool before waiting: the booking is written by the
     // group this request joins, on the group's connection.
-    let whole = Write {
-        kind,
-        key,
-        units: Units::All,
+    let units = match lane {
+        Lane::Whole => Units::All,
+        Lane::Preempting => Units::Some,
     };
-    let row = BookRow::new(c, p, customer_id, whole, now);
-    let attempt = match together::join(db, row).await {
-        Err(Failed::Group(row)) => {
+    let row = BookRow::new(c, p, customer_id, Write { kind, key, units }, now);
+    let attempt = match together::join(db, lane, row).await {
+        Err(Failed::Group(row)) if lane == Lane::Whole => {
             // The database refused the group's statement (for this booking or another) and
             // it wrote nothing: this one is booked alone and meets its own error, if any.
             let mut conn = db.acquire().await?;
             book(&mut conn, &[&row]).await.map(|mut b| b.remove(0))
         }
+        // A preempting booking handed back is settled by the exact path, alone.
+        Err(Failed::Group(_)) => Ok(None),
         Err(Failed::Own(e)) => Err(e),
         Ok(b) => Ok(b),
     };
     match attempt {
         Ok(Some(b)) if b.allocated == c.units => booked(c, p, customer_id, b).map(Some),
-        Ok(Some(_)) => Ok(None), // unreachable: with Units::All it writes every unit or nothing
+        // Unreachable: either lane commits a booking only with every unit.
+        Ok(Some(_)) => Ok(None),
         // Too few units to take at once wrote nothing (nor does an organization that may
         // not reserve; the exact path tells the two apart).
         Ok(None) => Ok(None),
@@ -467,6 +474,9 @@ pub(super) struct BookRow {
     action: &'static str,
     now: DateTime<Utc>,
     whole: bool,
+    /// For a firm booking on a pool that sells interruptible hours: the first hour it may
+    /// take from interruptible reservations ([`PoolInfo::preemption_from`]).
+    preempt_from: Option<DateTime<Utc>>,
 }
 
 impl BookRow {
@@ -505,6 +515,10 @@ impl BookRow {
             action,
             now,
             whole: w.units == Units::All,
+            preempt_from: (w.kind == Kind::Book
+                && c.tier == Tier::Firm
+                && c.pool.interruptible.is_some())
+            .then(|| c.pool.preemption_from(now)),
         }
     }
 
@@ -534,6 +548,7 @@ impl BookRow {
             action: "reservation.created",
             now: start,
             whole: true,
+            preempt_from: None,
         }
     }
 }
@@ -668,6 +683,62 @@ pub(super) async fn book(
     Ok(answer)
 }
 
+/// Books `rows`, firm bookings short of free units on pools that sell interruptible hours,
+/// in one transaction: the exact path for all of them at once. One statement takes the
+/// units that are free, waiting for those held by unfinished transactions ([`book`] with
+/// [`Units::Some`]); a second preempts for what each row still lacks, rows in order of pool
+/// and start ([`settlement::preempt_each`]); the transaction commits only when every row
+/// has all its units. The locks are taken in the exact path's order, units first, then
+/// each row's interruptible holders, and under its bound ([`settlement::open_exact`]).
+///
+/// `None`: a row could not have all its units (too few could be taken, or its
+/// organization may not reserve), and nothing was written; each row is then booked alone,
+/// where it meets its own answer. Rows of one pool must not overlap in time, as for [`book`].
+pub(super) async fn book_preempting(
+    conn: &mut PgConnection,
+    rows: &[&BookRow],
+) -> Result<Option<Vec<Option<Booked>>>, sqlx::Error> {
+    let mut tx = conn.begin().await?;
+    let mut pools: Vec<i64> = rows.iter().map(|r| r.pool_id).collect();
+    pools.sort_unstable();
+    pools.dedup();
+    for pool in pools {
+        settlement::open_exact(&mut tx, pool).await?;
+    }
+    let written: Option<Vec<Booked>> = book(&mut tx, rows).await?.into_iter().collect();
+    let Some(mut written) = written else {
+        tx.rollback().await?;
+        return Ok(None);
+    };
+    let mut wants = Vec::new();
+    for (r, b) in rows.iter().zip(&written) {
+        let short = i64::from(r.units) - b.allocated;
+        if short > 0 {
+            let Some(from) = r.preempt_from else {
+                tx.rollback().await?;
+                return Ok(None);
+            };
+            wants.push(settlement::Preempt {
+                pool_id: r.pool_id,
+                during: PgRange::from(r.start..r.end),
+                wanted: short,
+                from,
+                reservation_id: b.id,
+            });
+        }
+    }
+    let taken = settlement::preempt_each(&mut tx, &wants).await?;
+    if taken.iter().zip(&wants).any(|(t, w)| *t < w.wanted) {
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    tx.commit().await?;
+    for (r, b) in rows.iter().zip(&mut written) {
+        b.allocated = i64::from(r.units);
+    }
+    Ok(Some(written.into_iter().map(Some).collect()))
+}
+
 /// The reservation just committed for a checked request, without reading it back: the
 /// row the booking statement wrote, in the shape every read has.
 fn booked(
@@ -761,13 +832,16 @@ async fn try_reserve(
     // The statement took every unit that is free, having waited for those held by
     // unfinished transactions; what is still short is preempted or the booking fails.
     if b.allocated < c.units {
-        let range = pools::to_range(&c.window);
         let short = c.units - b.allocated;
-        let preempts = w.kind == Kind::Book && c.tier == Tier::Firm;
-        let taken = if preempts && c.pool.interruptible.is_some() {
-            preempt_and_allocate(&mut tx, &c, &range, short, b.id, now).await?
-        } else {
-            false
+        let taken = match row.preempt_from {
+            Some(from) => {
+                let range = pools::to_range(&c.window);
+                settlement::preempt_into(&mut tx, c.pool.id, &range, short, from, b.id)
+                    .await
+                    .map_err(raw)?
+                    == short
+            }
+            None => false,
         };
         if !taken {
             tx.rollback().await.map_err(raw)?;
@@ -776,24 +850,6 @@ async fn try_reserve(
     }
     tx.commit().await.map_err(raw)?;
     booked(&c, &p, customer_id, b)
-}
-
-/// A firm booking short of `short` units takes them from interruptible reservations and
-/// allocates them to reservation `id` (see [`settlement::preempt_into`]). `false` when too
-/// few can be taken; the caller then rolls back, preemptions included.
-async fn preempt_and_allocate(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    c: &Checked,
-    range: &sqlx::postgres::types::PgRange<DateTime<Utc>>,
-    short: i64,
-    id: i64,
-    now: DateTime<Utc>,
-) -> Result<bool, ServiceError> {
-    let from = c.pool.preemption_from(now);
-    let taken = settlement::preempt_into(tx, c.pool.id, range, short, from, id)
-        .await
-        .map_err(raw)?;
-    Ok(taken == short)
 }
 
 /// The conflict for a request that found only `free` units, with the next window that fits.

@@ -1,5 +1,5 @@
-//! Bookings committed together: the one-statement bookings this process has waiting at the
-//! same moment share one statement and one commit.
+//! Bookings committed together: the bookings this process has waiting at the same moment
+//! share their statements and one commit.
 //!
 //! Why: most of a booking statement's database time is the statement's own, not its row's:
 //! starting the executor, the reservation's CHECK expressions read for each statement, the
@@ -9,18 +9,22 @@
 //! reservation, allocations, ledger posting, events and audit row, and every trigger and
 //! deferred check runs for each row as before.
 //!
+//! Two lanes, each with its own queue ([`Lane`]): the one-statement bookings, and the firm
+//! bookings that must preempt, which one transaction books and preempts for together.
+//!
 //! How: a request queues its row and, while fewer than [`WORKERS`] are busy, starts a
-//! worker. A worker takes up to [`GROUP`] waiting rows, books them with [`book`], answers
-//! each, and goes on while rows wait. Nothing waits to fill a group: a group is whatever
-//! queued while the previous statements ran, so a booking alone is booked at once. Rows of
-//! one pool whose windows overlap never share a group (they would choose with one snapshot
-//! and pick the same units); the later one waits for the next. A group commits all or
-//! nothing: when the database refuses its statement, each of its bookings is sent back to
-//! be booked alone ([`Failed::Group`]), where it meets its own error, if any, as it would
-//! have without the group. When the connection breaks instead, the group may have committed
-//! unheard, so none is booked again: each gets the error a booking alone would have.
+//! worker. A worker takes up to [`GROUP`] waiting rows, books them with [`book`] (or
+//! [`book_preempting`]), answers each, and goes on while rows wait. Nothing waits to fill a
+//! group: a group is whatever queued while the previous statements ran, so a booking alone
+//! is booked at once. Rows of one pool whose windows overlap never share a group (they
+//! would choose with one snapshot and pick the same units); the later one waits for the
+//! next. A group commits all or nothing: when the database refuses it, each of its bookings
+//! is sent back to be booked alone ([`Failed::Group`]), where it meets its own error, if
+//! any, as it would have without the group. When the connection breaks instead, the group
+//! may have committed unheard, so none is booked again: each gets the error a booking alone
+//! would have.
 
-use super::book::{book, BookRow, Booked};
+use super::book::{book, book_preempting, BookRow, Booked};
 use crate::services::error::may_have_taken_effect;
 use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres};
@@ -35,14 +39,33 @@ use tokio::sync::oneshot;
 /// Two keep both cores busy (one statement runs while the other commits); more make
 /// smaller groups, and a larger group holds its units' locks long enough that the other
 /// group's choices walk further.
+/// The preempting lane keeps the same two: a pgbench replay of its transaction (16
+/// preempting bookings each, 2026-12-05) committed 1,014 bookings/s with two clients, 920
+/// with three and 738 with four.
 const WORKERS: usize = 2;
 const GROUP: usize = 16;
 
+/// Which bookings a group holds, and so what its worker sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) enum Lane {
+    /// Bookings written whole or not at all by one statement, committed on its own
+    /// ([`book`]).
+    Whole,
+    /// Firm bookings the pool read showed short of free units: booked, and preempted for,
+    /// in one transaction ([`book_preempting`]). Measured with pgbench on the settlement
+    /// benchmark's database, such a booking alone took about 4.5 ms of database CPU with
+    /// 32 clients; 16 in one transaction about 1.9 ms each (BENCHMARKS.md, 2026-12-05). A
+    /// row that finds no other waiting is booked the same way, alone: the worker stays
+    /// busy with it, so that the rows arriving meanwhile queue for the next group.
+    Preempting,
+}
+
 /// Why [`book`] gave no answer for a row.
 pub(super) enum Failed {
-    /// The database refused the statement of a group of several: this row was not
+    /// The database refused the statements of a group of several (or, in the preempting
+    /// lane, some row of the group could not have all its units): this row was not
     /// written, and is handed back to be booked alone.
-    Group(BookRow),
+    Group(Box<BookRow>),
     /// This row's own error: it was booked alone, or its group's connection broke (then
     /// whether it was written is unknown, and the error says so).
     Own(sqlx::Error),
@@ -59,17 +82,18 @@ struct Queue {
     workers: usize,
 }
 
-/// One queue per database pool: its connection options' address, which a pool keeps for
-/// its whole life (tests run many pools in one process, each on its own runtime).
-type Queues = HashMap<usize, Queue>;
+/// One queue per database pool and lane. A pool is known by its connection options'
+/// address, which it keeps for its whole life (tests run many pools in one process, each
+/// on its own runtime).
+type Queues = HashMap<(usize, Lane), Queue>;
 
 fn queues() -> &'static Mutex<Queues> {
     static QUEUES: std::sync::OnceLock<Mutex<Queues>> = std::sync::OnceLock::new();
     QUEUES.get_or_init(Default::default)
 }
 
-fn pool_key(db: &PgPool) -> usize {
-    Arc::as_ptr(&db.connect_options()) as usize
+fn pool_key(db: &PgPool, lane: Lane) -> (usize, Lane) {
+    (Arc::as_ptr(&db.connect_options()) as usize, lane)
 }
 
 fn lock() -> std::sync::MutexGuard<'static, Queues> {
@@ -78,11 +102,11 @@ fn lock() -> std::sync::MutexGuard<'static, Queues> {
     queues().lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Books `row` (written whole or not at all, committed before the answer) in a group with
-/// whatever else is waiting. `Ok(None)` as [`book`] says it.
-pub(super) async fn join(db: &PgPool, row: BookRow) -> Result<Option<Booked>, Failed> {
+/// Books `row` (written whole or not at all, committed before the answer) in a group of
+/// `lane` with whatever else is waiting. `Ok(None)` as [`book`] says it.
+pub(super) async fn join(db: &PgPool, lane: Lane, row: BookRow) -> Result<Option<Booked>, Failed> {
     let (answer, answered) = oneshot::channel();
-    let key = pool_key(db);
+    let key = pool_key(db, lane);
     let start_worker = {
         let mut queues = lock();
         let queue = queues.entry(key).or_default();
@@ -111,7 +135,7 @@ pub(super) async fn join(db: &PgPool, row: BookRow) -> Result<Option<Booked>, Fa
 /// panicked, wait for the next booking to arrive. (A task dropped with its runtime has no
 /// runtime to start one on, and its waiting requests are dropped with it.)
 struct Slot {
-    key: usize,
+    key: (usize, Lane),
     db: PgPool,
     done: bool,
 }
@@ -136,7 +160,7 @@ impl Drop for Slot {
     }
 }
 
-async fn work(key: usize, db: PgPool) {
+async fn work(key: (usize, Lane), db: PgPool) {
     let mut slot = Slot {
         key,
         db: db.clone(),
@@ -164,10 +188,16 @@ async fn work(key: usize, db: PgPool) {
             jobs
         };
         let rows: Vec<&BookRow> = jobs.iter().map(|j| &j.row).collect();
-        let written = book_on(&db, &mut conn, &rows).await;
+        let written = book_on(&db, key.1, &mut conn, &rows).await;
         drop(rows);
         match written {
-            Ok(written) => {
+            Ok(None) => {
+                // Some booking could not have all its units: the transaction was rolled back.
+                for job in jobs {
+                    let _ = job.answer.send(Err(Failed::Group(Box::new(job.row))));
+                }
+            }
+            Ok(Some(written)) => {
                 for (job, b) in jobs.into_iter().zip(written) {
                     // A request that stopped waiting (its client left) has its booking all
                     // the same, as it would have had it booked alone.
@@ -193,27 +223,32 @@ async fn work(key: usize, db: PgPool) {
                 // The database refused the statement, so it wrote nothing.
                 tracing::debug!(error = %e, bookings = jobs.len(), "a group of bookings failed; each is booked alone");
                 for job in jobs {
-                    let _ = job.answer.send(Err(Failed::Group(job.row)));
+                    let _ = job.answer.send(Err(Failed::Group(Box::new(job.row))));
                 }
             }
         }
     }
 }
 
-/// Books `rows` on the worker's connection, taken from the pool the first time. The worker
-/// keeps it while groups follow each other: the pool checks each connection it hands out
-/// with a round trip of its own. A connection whose statement failed is given back, in
-/// case the failure was the connection's.
+/// Books `rows` of `lane` on the worker's connection, taken from the pool the first time.
+/// The worker keeps it while groups follow each other: the pool checks each connection it
+/// hands out with a round trip of its own. A connection whose statement failed is given
+/// back, in case the failure was the connection's. `None`: the preempting lane's
+/// transaction could not give every row all its units, and wrote nothing.
 async fn book_on(
     db: &PgPool,
+    lane: Lane,
     conn: &mut Option<PoolConnection<Postgres>>,
     rows: &[&BookRow],
-) -> Result<Vec<Option<Booked>>, sqlx::Error> {
+) -> Result<Option<Vec<Option<Booked>>>, sqlx::Error> {
     let c = match conn {
         Some(c) => c,
         None => conn.insert(db.acquire().await?),
     };
-    let written = book(c, rows).await;
+    let written = match lane {
+        Lane::Whole => book(c, rows).await.map(Some),
+        Lane::Preempting => book_preempting(c, rows).await,
+    };
     if written.is_err() {
         *conn = None;
     }
@@ -264,7 +299,7 @@ mod tests {
             .acquire_timeout(StdDuration::from_millis(200))
             .connect_lazy("postgres://nobody@127.0.0.1:1/nothing")
             .unwrap();
-        let key = pool_key(&db);
+        let key = pool_key(&db, Lane::Whole);
         let start = Utc::now();
         let (answer, answered) = oneshot::channel();
         {
