@@ -54,6 +54,12 @@ pub fn db_from_context() -> Result<PgPool, AppError> {
     })
 }
 
+/// One field of every row, as the array bound to a statement that acts on many rows at
+/// once (`unnest($1::bigint[], $2::tstzrange[], …)`).
+pub(crate) fn column<R, T>(rows: &[R], field: impl Fn(&R) -> T) -> Vec<T> {
+    rows.iter().map(field).collect()
+}
+
 /// Logs a database failure and returns an error that is safe to show to anyone.
 pub fn unavailable(err: sqlx::Error) -> AppError {
     web::fail(error::ServiceError::from(err))

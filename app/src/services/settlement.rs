@@ -2,6 +2,7 @@
 //! or none. PostgreSQL's exclusion constraint on `allocation` is the final word; this
 //! module picks free units and reports when there are not enough.
 
+use crate::services::column;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::types::PgRange;
 use sqlx::{PgConnection, Postgres, Transaction};
@@ -122,9 +123,6 @@ pub async fn preempt_each(
     tx: &mut Transaction<'_, Postgres>,
     wants: &[Preempt],
 ) -> Result<Vec<i64>, sqlx::Error> {
-    fn col<T>(wants: &[Preempt], f: impl Fn(&Preempt) -> T) -> Vec<T> {
-        wants.iter().map(f).collect()
-    }
     if wants.is_empty() {
         return Ok(Vec::new());
     }
@@ -137,11 +135,11 @@ pub async fn preempt_each(
                           with ordinality as w (pool, span, wanted, cut_from, res, n)
                     order by pool, lower(span), n
                    offset 0) p"#,
-        &col(wants, |w| w.pool_id),
-        &col(wants, |w| w.during.clone()),
-        &col(wants, |w| w.wanted),
-        &col(wants, |w| w.from),
-        &col(wants, |w| w.reservation_id),
+        &column(wants, |w| w.pool_id),
+        &column(wants, |w| w.during.clone()),
+        &column(wants, |w| w.wanted),
+        &column(wants, |w| w.from),
+        &column(wants, |w| w.reservation_id),
     )
     .fetch_all(conn)
     .await?;

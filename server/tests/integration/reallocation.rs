@@ -154,6 +154,14 @@ async fn the_database_keeps_every_reservation_whole_whatever_writes_the_rows(db:
             units[0],
         ),
         (
+            // The cut's own check leaves a reservation written in the transaction to the
+            // reservation's check at commit, which must still see the double count.
+            "the same cut in a transaction that also updates the reservation",
+            "with touched as (update reservation set updated_at = now() where id = $1)
+             insert into allocation_cut (reservation_id, unit_id, during, reason) select id, $2, during, 'incident' from reservation where id = $1",
+            units[0],
+        ),
+        (
             "a piece moved outside the term",
             "update allocation set during = tstzrange(lower(during) + interval '1 hour', upper(during) + interval '1 hour') where reservation_id = $1 and unit_id = $2",
             units[1],

@@ -15,6 +15,7 @@ use crate::booking::{
 };
 use crate::pricing::{self, PriceBreakdown};
 use crate::services::availability::{self, DEFAULT_HORIZON_DAYS};
+use crate::services::column;
 use crate::services::error::{self, Refusal, ServiceError};
 use crate::services::pools::{self, PoolInfo};
 use crate::services::settlement;
@@ -578,9 +579,6 @@ pub(super) async fn book(
     conn: &mut PgConnection,
     rows: &[&BookRow],
 ) -> Result<Vec<Option<Booked>>, sqlx::Error> {
-    fn col<T>(rows: &[&BookRow], f: impl Fn(&BookRow) -> T) -> Vec<T> {
-        rows.iter().map(|r| f(r)).collect()
-    }
     // The reservation's id is drawn before the insert so that the allocations, the audit
     // events and the answer can be matched to their row (`returning` gives no source column).
     let written = sqlx::query!(
@@ -639,27 +637,27 @@ pub(super) async fn book(
                reservation_state_at(w.state, w.during, w.asked_at) as "shown_state!"
           from written w join res on res.id = w.id
         "#,
-        &col(rows, |r| r.site_id),
-        &col(rows, |r| r.pool_id),
-        &col(rows, |r| r.customer_id),
-        &col(rows, |r| r.units),
-        &col(rows, |r| PgRange::from(r.start..r.end)),
-        &col(rows, |r| r.currency.clone()),
-        &col(rows, |r| r.unit_price_cents),
-        &col(rows, |r| r.base_cents),
-        &col(rows, |r| r.discount_cents),
-        &col(rows, |r| r.fee_cents),
-        &col(rows, |r| r.total_cents),
-        &col(rows, |r| r.fee_bp),
-        &col(rows, |r| r.request_key.clone()) as &[Option<String>],
-        &col(rows, |r| r.actor_user) as &[Option<i64>],
-        &col(rows, |r| r.actor_key) as &[Option<i64>],
-        &col(rows, |r| r.tier.to_owned()),
-        &col(rows, |r| r.state.to_owned()),
-        &col(rows, |r| r.hold_minutes) as &[Option<i32>],
-        &col(rows, |r| r.action.to_owned()),
-        &col(rows, |r| r.now),
-        &col(rows, |r| r.whole),
+        &column(rows, |r| r.site_id),
+        &column(rows, |r| r.pool_id),
+        &column(rows, |r| r.customer_id),
+        &column(rows, |r| r.units),
+        &column(rows, |r| PgRange::from(r.start..r.end)),
+        &column(rows, |r| r.currency.clone()),
+        &column(rows, |r| r.unit_price_cents),
+        &column(rows, |r| r.base_cents),
+        &column(rows, |r| r.discount_cents),
+        &column(rows, |r| r.fee_cents),
+        &column(rows, |r| r.total_cents),
+        &column(rows, |r| r.fee_bp),
+        &column(rows, |r| r.request_key.clone()) as &[Option<String>],
+        &column(rows, |r| r.actor_user) as &[Option<i64>],
+        &column(rows, |r| r.actor_key) as &[Option<i64>],
+        &column(rows, |r| r.tier.to_owned()),
+        &column(rows, |r| r.state.to_owned()),
+        &column(rows, |r| r.hold_minutes) as &[Option<i32>],
+        &column(rows, |r| r.action.to_owned()),
+        &column(rows, |r| r.now),
+        &column(rows, |r| r.whole),
     )
     .fetch_all(&mut *conn)
     .await?;
