@@ -162,17 +162,7 @@ impl Auth {
         let log_in_code = ServerAction::<LogInCode>::new();
         let log_out = ServerAction::<LogOut>::new();
         let sign_up = ServerAction::<SignUp>::new();
-        let user = crate::resource::load(
-            move || {
-                (
-                    log_in.version().get(),
-                    log_in_code.version().get(),
-                    log_out.version().get(),
-                    sign_up.version().get(),
-                )
-            },
-            |_| who_am_i(),
-        );
+        let user = crate::resource::load(|| (), |_| who_am_i());
         let auth = Self {
             log_in,
             log_in_code,

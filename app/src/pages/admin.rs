@@ -48,7 +48,7 @@ pub fn AdminPage() -> impl IntoView {
 #[component]
 fn Organizations() -> impl IntoView {
     let suspend = ServerAction::<SetSuspended>::new();
-    let orgs = crate::resource::load(move || suspend.version().get(), |_| admin_organizations());
+    let orgs = crate::resource::load(|| (), |_| admin_organizations());
     view! {
         <h1>"Organizations"</h1>
         <p><a href="/admin/books" data-testid="books-link">"The platform's books: fee revenue, payouts, reconciliation →"</a></p>

@@ -166,7 +166,7 @@ fn Sites() -> impl IntoView {
 #[component]
 fn Blackouts() -> impl IntoView {
     let remove = ServerAction::<RemoveBlackout>::new();
-    let list = crate::resource::load(move || remove.version().get(), |_| operator_blackouts());
+    let list = crate::resource::load(|| (), |_| operator_blackouts());
     view! {
         <section aria-labelledby="blackouts-title">
             <h2 id="blackouts-title">"Upcoming maintenance"</h2>

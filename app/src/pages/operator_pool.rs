@@ -16,7 +16,7 @@ use chrono::{DateTime, Duration, Utc};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::{use_location, use_query_map};
+use leptos_router::hooks::use_query_map;
 use serde::{Deserialize, Serialize};
 
 /// Weeks the chart covers: one behind, the rest ahead.
@@ -169,15 +169,11 @@ pub fn OperatorPoolPage() -> impl IntoView {
             if !u.kind.operates() {
                 return view! { <NotOperator>"This page shows how an operator's pool is used."</NotOperator> }.into_any();
             }
-            // Refetched when a form's redirect changes the query (`?blackout=N`) or a
-            // blackout is removed, so the page always shows what was just done.
-            let location = use_location();
+            // A form's answer comes back as this page rendered afresh (`?blackout=N`), with
+            // what was just done.
             let remove = ServerAction::<RemoveBlackout>::new();
             let resolve = ServerAction::<ResolveIncident>::new();
-            let data = crate::resource::load(
-                move || (id(), location.search.get(), remove.version().get(), resolve.version().get()),
-                |(id, _, _, _)| load_pool_admin(id),
-            );
+            let data = crate::resource::load(id, load_pool_admin);
             view! {
                 <Transition fallback=|| view! { <p class="loading" role="status">"Loading the pool…"</p> }>
                     {move || Suspend::new(async move {

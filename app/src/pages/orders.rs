@@ -145,9 +145,8 @@ pub fn OrdersPage() -> impl IntoView {
 fn Orders() -> impl IntoView {
     let leave = ServerAction::<LeaveOrder>::new();
     let cancel = ServerAction::<CancelOrder>::new();
-    let versions = move || (leave.version().get(), cancel.version().get());
-    let list = crate::resource::load(versions, |_| my_orders());
-    let keys = crate::resource::load(versions, |_| async { (form_key().await, form_key().await) });
+    let list = crate::resource::load(|| (), |_| my_orders());
+    let keys = crate::resource::load(|| (), |_| async { (form_key().await, form_key().await) });
     let query = use_query_map();
     let ask = SearchForm::from_query(&query.read_untracked());
     view! {

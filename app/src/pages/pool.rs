@@ -528,10 +528,11 @@ fn Review(req: BookingRequest, detail: PoolDetail) -> impl IntoView {
     let quote = crate::resource::load(move || req, quote_request);
     let reserve = ServerAction::<Reserve>::new();
     let hold = ServerAction::<Reserve>::new();
-    // A fresh key per form for each review and after each answer (a refused request may be
-    // changed and sent again; the same key with another request would be refused).
+    // A fresh key per form for each review: each answer comes back as a page rendered
+    // afresh (a refused request may be changed and sent again; the same key with another
+    // request would be refused).
     let form_keys = crate::resource::load(
-        move || (req, reserve.version().get(), hold.version().get()),
+        move || req,
         |_| async {
             (
                 crate::components::form_key().await,

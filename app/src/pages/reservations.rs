@@ -113,9 +113,9 @@ pub fn ReservationsPage() -> impl IntoView {
 #[component]
 fn List() -> impl IntoView {
     let cancel = ServerAction::<CancelReservation>::new();
-    let list = crate::resource::load(move || cancel.version().get(), |_| my_reservations(None));
+    let list = crate::resource::load(|| (), |_| my_reservations(None));
     // One fresh key per rendering of the list; each row's form adds its reservation's id.
-    let page_key = crate::resource::load(move || cancel.version().get(), |_| form_key());
+    let page_key = crate::resource::load(|| (), |_| form_key());
     view! {
         <FormResult action=cancel ok="Reservation cancelled; the refund follows the pool's cancellation policy."/>
         <Transition fallback=|| view! { <p class="loading">"Loading reservations…"</p> }>
@@ -231,27 +231,19 @@ fn Detail(id: i64) -> impl IntoView {
     let withdraw = ServerAction::<crate::pages::resale::WithdrawListing>::new();
     let accept = ServerAction::<crate::pages::incidents::AcceptIncidentOffer>::new();
     let decline = ServerAction::<crate::pages::incidents::DeclineIncidentOffer>::new();
-    let versions = move || {
-        (
-            cancel.version().get(),
-            extend.version().get(),
-            confirm.version().get(),
-            list.version().get(),
-            withdraw.version().get(),
-            accept.version().get(),
-            decline.version().get(),
-        )
-    };
-    let r = crate::resource::load(versions, move |_| get_reservation(id));
-    let preview = crate::resource::load(versions, move |_| cancel_preview(id));
-    let keys = crate::resource::load(versions, |_| async {
-        (
-            form_key().await,
-            form_key().await,
-            form_key().await,
-            form_key().await,
-        )
-    });
+    let r = crate::resource::load(|| (), move |_| get_reservation(id));
+    let preview = crate::resource::load(|| (), move |_| cancel_preview(id));
+    let keys = crate::resource::load(
+        || (),
+        |_| async {
+            (
+                form_key().await,
+                form_key().await,
+                form_key().await,
+                form_key().await,
+            )
+        },
+    );
     view! {
         <p class="crumbs"><a href="/reservations">"Your reservations"</a> " › #" {id}</p>
         <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>

@@ -121,16 +121,7 @@ pub fn SecondFactorPanel(user: CurrentUser) -> impl IntoView {
     let begin = ServerAction::<BeginSecondFactor>::new();
     let confirm = ServerAction::<ConfirmSecondFactor>::new();
     let disable = ServerAction::<DisableSecondFactor>::new();
-    let status = crate::resource::load(
-        move || {
-            (
-                begin.version().get(),
-                confirm.version().get(),
-                disable.version().get(),
-            )
-        },
-        |_| second_factor_status(),
-    );
+    let status = crate::resource::load(|| (), |_| second_factor_status());
     let must = user.platform_admin;
     view! {
         <section class="panel" aria-labelledby="2fa-title" data-testid="second-factor">
