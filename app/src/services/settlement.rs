@@ -78,36 +78,11 @@ pub async fn allocate(
     Ok(())
 }
 
-/// Takes up to `wanted` units of `pool_id` over `during` from interruptible reservations
-/// for the firm reservation `reservation_id` and allocates them to it (the database's
-/// `preempt_into`: lowest price paid first, then the latest booked; never before `from`,
-/// never a firm reservation's unit), crediting their customers, inside the caller's
-/// transaction. Returns how many it allocated; fewer than `wanted` means the caller must
-/// roll back.
-pub async fn preempt_into(
-    tx: &mut Transaction<'_, Postgres>,
-    pool_id: i64,
-    during: &PgRange<DateTime<Utc>>,
-    wanted: i64,
-    from: DateTime<Utc>,
-    reservation_id: i64,
-) -> Result<i64, sqlx::Error> {
-    let conn: &mut PgConnection = tx;
-    let taken = sqlx::query_scalar!(
-        r#"select preempt_into($1, $2, $3, $4, $5) as "taken!""#,
-        pool_id,
-        during,
-        wanted,
-        from,
-        reservation_id
-    )
-    .fetch_one(conn)
-    .await?;
-    Ok(i64::from(taken))
-}
-
-/// One firm reservation's preemption for [`preempt_each`]: as the arguments of
-/// [`preempt_into`].
+/// One firm reservation's preemption for [`preempt_each`]: take up to `wanted` units of
+/// `pool_id` over `during` from interruptible reservations and allocate them to
+/// `reservation_id` (the database's `preempt_into`: lowest price paid first, then the
+/// latest booked; never before `from`, never a firm reservation's unit), crediting their
+/// customers.
 pub struct Preempt {
     pub pool_id: i64,
     pub during: PgRange<DateTime<Utc>>,
@@ -116,9 +91,10 @@ pub struct Preempt {
     pub reservation_id: i64,
 }
 
-/// [`preempt_into`] for each of `wants`, in one statement: in order of pool and start, so
-/// that two transactions preempting for several reservations lock the holders of a pool's
-/// hours in the same order. Returns how many units each took, in the order of `wants`.
+/// Each of `wants`, in one statement inside the caller's transaction: in order of pool and
+/// start, so that two transactions preempting for several reservations lock the holders of
+/// a pool's hours in the same order. Returns how many units each took, in the order of
+/// `wants`; fewer than wanted means the caller must roll back.
 pub async fn preempt_each(
     tx: &mut Transaction<'_, Postgres>,
     wants: &[Preempt],

@@ -481,6 +481,18 @@ pub(super) struct BookRow {
 }
 
 impl BookRow {
+    /// What reservation `reservation_id`, written for this row `short` units short, may
+    /// take from interruptible reservations: `None` when this row may not preempt.
+    fn preemption(&self, short: i64, reservation_id: i64) -> Option<settlement::Preempt> {
+        self.preempt_from.map(|from| settlement::Preempt {
+            pool_id: self.pool_id,
+            during: PgRange::from(self.start..self.end),
+            wanted: short,
+            from,
+            reservation_id,
+        })
+    }
+
     fn new(
         c: &Checked,
         p: &PriceBreakdown,
@@ -712,17 +724,11 @@ pub(super) async fn book_preempting(
     for (r, b) in rows.iter().zip(&written) {
         let short = i64::from(r.units) - b.allocated;
         if short > 0 {
-            let Some(from) = r.preempt_from else {
+            let Some(want) = r.preemption(short, b.id) else {
                 tx.rollback().await?;
                 return Ok(None);
             };
-            wants.push(settlement::Preempt {
-                pool_id: r.pool_id,
-                during: PgRange::from(r.start..r.end),
-                wanted: short,
-                from,
-                reservation_id: b.id,
-            });
+            wants.push(want);
         }
     }
     let taken = settlement::preempt_each(&mut tx, &wants).await?;
@@ -831,12 +837,11 @@ async fn try_reserve(
     // unfinished transactions; what is still short is preempted or the booking fails.
     if b.allocated < c.units {
         let short = c.units - b.allocated;
-        let taken = match row.preempt_from {
-            Some(from) => {
-                let range = pools::to_range(&c.window);
-                settlement::preempt_into(&mut tx, c.pool.id, &range, short, from, b.id)
+        let taken = match row.preemption(short, b.id) {
+            Some(want) => {
+                settlement::preempt_each(&mut tx, &[want])
                     .await
-                    .map_err(raw)?
+                    .map_err(raw)?[0]
                     == short
             }
             None => false,
