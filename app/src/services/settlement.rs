@@ -91,10 +91,11 @@ pub struct Preempt {
     pub reservation_id: i64,
 }
 
-/// Each of `wants`, in one statement inside the caller's transaction: in order of pool and
-/// start, so that two transactions preempting for several reservations lock the holders of
-/// a pool's hours in the same order. Returns how many units each took, in the order of
-/// `wants`; fewer than wanted means the caller must roll back.
+/// Each of `wants`, in one statement inside the caller's transaction (the database's
+/// `preempt_group`: set-based for the whole group, the units to preempt locked first, then
+/// every holder in reservation order; what it cannot take set-based goes through
+/// `preempt_into` one want at a time, in order of pool and start). Returns how many units
+/// each took, in the order of `wants`; fewer than wanted means the caller must roll back.
 pub async fn preempt_each(
     tx: &mut Transaction<'_, Postgres>,
     wants: &[Preempt],
@@ -103,14 +104,10 @@ pub async fn preempt_each(
         return Ok(Vec::new());
     }
     let conn: &mut PgConnection = tx;
-    // The fence (offset 0) keeps the order: the calls run as the sorted rows come.
     let rows = sqlx::query!(
-        r#"select preempt_into(p.pool, p.span, p.wanted, p.cut_from, p.res) as "taken!", p.n as "n!"
-             from (select * from unnest($1::bigint[], $2::tstzrange[], $3::bigint[],
-                                        $4::timestamptz[], $5::bigint[])
-                          with ordinality as w (pool, span, wanted, cut_from, res, n)
-                    order by pool, lower(span), n
-                   offset 0) p"#,
+        r#"select preempt_group.n as "n!", preempt_group.taken as "taken!"
+             from preempt_group($1::bigint[], $2::tstzrange[], $3::bigint[],
+                                $4::timestamptz[], $5::bigint[])"#,
         &column(wants, |w| w.pool_id),
         &column(wants, |w| w.during.clone()),
         &column(wants, |w| w.wanted),

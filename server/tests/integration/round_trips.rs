@@ -141,7 +141,7 @@ async fn one_preempting_booking_takes_a_counted_number_of_round_trips(db: PgPool
     let booking = reservations::reserve(&db, m.customer, &firm, FEE_BP, m.now);
     let statements = counted(PREEMPTING_BUDGET, booking).await;
     assert!(
-        statements.iter().any(|(s, _)| s.contains("preempt_into")),
+        statements.iter().any(|(s, _)| s.contains("preempt_group")),
         "the booking did not preempt: {statements:#?}"
     );
     // The booking statement is sent once, by the exact path: the one-statement booking,
@@ -184,7 +184,7 @@ async fn a_firm_booking_with_free_units_on_a_flexible_pool_takes_the_common_path
     let booking = reservations::reserve(&db, m.customer, &firm, FEE_BP, m.now);
     let statements = counted(BUDGET, booking).await;
     assert!(
-        !statements.iter().any(|(s, _)| s.contains("preempt_into")),
+        !statements.iter().any(|(s, _)| s.contains("preempt_group")),
         "the booking preempted although a node was free: {statements:#?}"
     );
     let cuts: i64 = sqlx::query_scalar("select count(*) from allocation_cut")
