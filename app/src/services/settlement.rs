@@ -80,9 +80,9 @@ pub async fn allocate(
 
 /// One firm reservation's preemption for [`preempt_each`]: take up to `wanted` units of
 /// `pool_id` over `during` from interruptible reservations and allocate them to
-/// `reservation_id` (the database's `preempt_into`: lowest price paid first, then the
-/// latest booked; never before `from`, never a firm reservation's unit), crediting their
-/// customers.
+/// `reservation_id` by the database's rule (`preempt_into`, `preempt_group`: lowest price
+/// paid first, then the latest booked; never before `from`, never a firm reservation's
+/// unit), crediting their customers.
 pub struct Preempt {
     pub pool_id: i64,
     pub during: PgRange<DateTime<Utc>>,

@@ -3,9 +3,9 @@
 //! pool and start) leaves, from the same pool: the same units taken for each want, the same
 //! allocations cut, the same cuts recorded, the same credits to the cent, the same credited
 //! totals, the same events with the same payloads and the same ledger balances. Random
-//! pools of interruptible and firm holders (one and two units, several prices, booked at
-//! different times, some leaving gaps), random wants (overlapping, short of candidates,
-//! several for one long holder, a notice that protects hours).
+//! pools of interruptible and firm holders (one and two units, several prices, a platform
+//! fee, booked at different times, some leaving gaps), random wants (overlapping, short of
+//! candidates, several for one long holder, a notice that protects hours).
 
 use proptest::prelude::*;
 use sqlx::{Acquire, PgConnection};
@@ -139,14 +139,15 @@ async fn set_up(conn: &mut PgConnection, holders: &[Holder]) -> i64 {
     .unwrap();
     for h in holders {
         // A holder that would overlap one already placed on its units is left out.
-        let placed: Option<i64> = sqlx::query_scalar(
+        sqlx::query(
             r#"with r as (
                    insert into reservation (site_id, pool_id, customer_id, unit_count, during, state, currency,
                                             unit_price_cents, base_cents, discount_cents, fee_cents,
                                             total_cents, tier, created_at)
                    select p.site_id, p.id, (select id from organization where kind = 'customer'), $3,
                           tstzrange(t0 + make_interval(hours => $4), t0 + make_interval(hours => $4 + $5)),
-                          'confirmed', 'USD', $6, $6 * 8 * $3 * $5, 0, 0, $6 * 8 * $3 * $5,
+                          'confirmed', 'USD', $6, $6 * 8 * $3 * $5, 0, $6 * 8 * $3 * $5 * 7 / 100,
+                          $6 * 8 * $3 * $5 + $6 * 8 * $3 * $5 * 7 / 100,
                           case when $7 then 'interruptible' else 'firm' end,
                           now() - make_interval(mins => $8)
                      from capacity_pool p, t0
@@ -159,8 +160,7 @@ async fn set_up(conn: &mut PgConnection, holders: &[Holder]) -> i64 {
                    returning *)
                insert into allocation (site_id, pool_id, unit_id, reservation_id, during)
                select r.site_id, r.pool_id, u.id, r.id, r.during
-                 from r join capacity_unit u on u.pool_id = r.pool_id and u.ordinal between $2 + 1 and $2 + $3
-               returning reservation_id"#,
+                 from r join capacity_unit u on u.pool_id = r.pool_id and u.ordinal between $2 + 1 and $2 + $3"#,
         )
         .bind(pool)
         .bind(h.unit as i32)
@@ -171,16 +171,14 @@ async fn set_up(conn: &mut PgConnection, holders: &[Holder]) -> i64 {
         .bind(h.interruptible)
         .bind(h.age as i32)
         .bind(UNITS as i32)
-        .fetch_optional(&mut *conn)
+        .execute(&mut *conn)
         .await
         .unwrap();
-        let _ = placed;
     }
     pool
 }
 
-/// The firm reservations the wants preempt for (their own units are what preemption gives
-/// them), and the statement's arguments.
+/// The firm reservations the wants preempt for, without units: preemption gives them theirs.
 async fn firm_reservations(conn: &mut PgConnection, pool: i64, wants: &[Want]) -> Vec<i64> {
     let mut ids = Vec::new();
     for w in wants {
