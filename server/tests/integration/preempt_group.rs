@@ -203,15 +203,35 @@ async fn firm_reservations(conn: &mut PgConnection, pool: i64, wants: &[Want]) -
     ids
 }
 
-/// Runs `function` (preempt_group or preempt_one_by_one) for `wants` inside a savepoint and
-/// returns what it answered (or its SQLSTATE) and what it left, then rolls the savepoint back.
+/// What one of the two functions did: its answer (or its SQLSTATE), what it left, and how
+/// many times it called `preempt_into`.
+struct Outcome {
+    answer: Result<Vec<(i64, i32)>, String>,
+    state: Vec<String>,
+    one_by_one_calls: i64,
+}
+
+/// `preempt_into`'s calls so far in this transaction (`track_functions` is on).
+async fn preempt_into_calls(conn: &mut PgConnection) -> i64 {
+    sqlx::query_scalar(
+        "select coalesce(pg_stat_get_xact_function_calls(
+                    'preempt_into(bigint, tstzrange, bigint, timestamptz, bigint)'::regprocedure), 0)",
+    )
+    .fetch_one(conn)
+    .await
+    .unwrap()
+}
+
+/// Runs `function` (preempt_group or preempt_one_by_one) for `wants` inside a savepoint,
+/// then rolls the savepoint back.
 async fn outcome(
     conn: &mut PgConnection,
     function: &str,
     pool: i64,
     wants: &[Want],
     ids: &[i64],
-) -> (Result<Vec<(i64, i32)>, String>, Vec<String>) {
+) -> Outcome {
+    let calls_before = preempt_into_calls(conn).await;
     let mut sp = conn.begin().await.unwrap();
     let answer = sqlx::query_as::<_, (i64, i32)>(sqlx::AssertSqlSafe(format!(
         r#"select g.n, g.taken
@@ -247,7 +267,11 @@ async fn outcome(
         Vec::new()
     };
     sp.rollback().await.unwrap();
-    (answer, state)
+    Outcome {
+        answer,
+        state,
+        one_by_one_calls: preempt_into_calls(conn).await - calls_before,
+    }
 }
 
 #[test]
@@ -258,10 +282,15 @@ fn the_set_based_preemption_leaves_what_preempting_one_by_one_leaves() {
         prop::collection::vec(want(), 1..5),
     );
     let preempted = AtomicUsize::new(0);
+    let set_based = AtomicUsize::new(0);
     let result = runner.run(&cases, |(holders, wants)| {
         let (group, one_by_one) = rt.block_on(async {
             let mut conn = db.acquire().await.unwrap();
             let mut tx = conn.begin().await.unwrap();
+            sqlx::query("set local track_functions = 'all'")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
             let pool = set_up(&mut tx, &holders).await;
             let ids = firm_reservations(&mut tx, pool, &wants).await;
             let group = outcome(&mut tx, "preempt_group", pool, &wants, &ids).await;
@@ -269,20 +298,28 @@ fn the_set_based_preemption_leaves_what_preempting_one_by_one_leaves() {
             tx.rollback().await.unwrap();
             (group, one_by_one)
         });
-        prop_assert_eq!(&group.0, &one_by_one.0);
-        prop_assert_eq!(&group.1, &one_by_one.1);
+        prop_assert_eq!(&group.answer, &one_by_one.answer);
+        prop_assert_eq!(&group.state, &one_by_one.state);
         if group
-            .0
+            .answer
             .as_ref()
             .is_ok_and(|t| t.iter().any(|(_, n)| *n > 0))
         {
             preempted.fetch_add(1, Ordering::Relaxed);
+            if group.one_by_one_calls == 0 {
+                set_based.fetch_add(1, Ordering::Relaxed);
+            }
         }
         Ok(())
     });
     rt.block_on(drop_database(db, &name));
     result.unwrap();
-    // The cases must have preempted, or the comparison says little.
-    let preempted = preempted.into_inner();
+    // The cases must have preempted, and many of them set-based (without falling back to
+    // preempt_into), or the comparison says little.
+    let (preempted, set_based) = (preempted.into_inner(), set_based.into_inner());
     assert!(preempted >= 16, "only {preempted} of 64 cases preempted");
+    assert!(
+        set_based >= 8,
+        "only {set_based} of the {preempted} cases that preempted did so set-based"
+    );
 }
