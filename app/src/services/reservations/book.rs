@@ -292,13 +292,37 @@ async fn reserve_keyed(
     }
     // The first exact attempt books against the pool just read: reading it again inside
     // the transaction would lock nothing, so it would be no fresher. A retry reads it anew.
+    let start = c.window.start();
     let mut checked = Some(c);
     let exact = Write {
         kind,
         key,
         units: Units::Some,
     };
-    retrying(|| try_reserve(db, customer_id, req, checked.take(), exact, fee_bp, now)).await
+    let mut freed = 0;
+    loop {
+        match retrying(|| try_reserve(db, customer_id, req, checked.take(), exact, fee_bp, now))
+            .await
+        {
+            Err(e) if freed_since_read(&e, start) && freed < MAX_FREED_RETRIES => freed += 1,
+            other => return other,
+        }
+    }
+}
+
+/// How many times the exact path is tried again after a conflict whose own next window is
+/// the one asked for. Each retry follows a commit that freed units; the bound stops a
+/// booking from chasing a pool that is freed and taken again without end.
+const MAX_FREED_RETRIES: u32 = 3;
+
+/// Whether `e` is a conflict that the units freed since the booking read them would
+/// answer: the next window that fits, counted after the rollback, starts where the request
+/// does. The booking statement reads the pool in its own snapshot, and the preemption that
+/// follows reads a later one; a unit freed between the two (its interruptible holder cut
+/// by a preemption that committed meanwhile) is busy to the first and free, so not
+/// preemptable, to the second: neither takes it. That is a race lost, not a full pool.
+fn freed_since_read(e: &ServiceError, start: DateTime<Utc>) -> bool {
+    matches!(e, ServiceError::Conflict { next_start: Some(t), .. } if *t == start)
 }
 
 /// The common path: the booking, all or nothing, in the group of `lane` this request joins
