@@ -355,28 +355,35 @@ fn want_of(start: i64, len: i64, wanted: i64) -> Want {
     }
 }
 
+/// One case on a database of its own: the two functions must leave the same answer and
+/// the same state; `preempt_group`'s outcome for the case's own checks.
+fn the_two_agree(label: &str, holders: &[Holder], wants: &[Want]) -> Outcome {
+    let (rt, db, name, _) = property_setup(label, 1);
+    let (group, one_by_one) = rt.block_on(both(&db, holders, wants));
+    rt.block_on(drop_database(db, &name));
+    assert_eq!(group.answer, one_by_one.answer);
+    assert_eq!(group.state, one_by_one.state);
+    group
+}
+
 /// A case the property test once found: one want takes two units from which one
 /// two-unit holder loses the same hour. Its credits run over its pieces in the order the
 /// units were chosen (the candidates' order, here not the units' ids), so the first
 /// piece's event carries the credited total after one credit and the second's after two.
 #[test]
 fn a_holder_cut_on_two_units_at_one_hour_is_credited_in_the_order_the_units_were_chosen() {
-    let (rt, db, name, _) = property_setup("preempt_group_order", 1);
     let holders = [
         interruptible(3, 1, 2, 1, 100, 0),
         interruptible(2, 2, 8, 1, 100, 0),
         interruptible(1, 2, 1, 6, 120, 1),
         interruptible(0, 1, 12, 2, 100, 0),
     ];
-    let (group, one_by_one) = rt.block_on(both(&db, &holders, &[want_of(4, 5, 2)]));
-    rt.block_on(drop_database(db, &name));
+    let group = the_two_agree("preempt_group_order", &holders, &[want_of(4, 5, 2)]);
     assert_eq!(group.answer, Ok(vec![(1, 2)]));
     assert_eq!(
         group.one_by_one_calls, 0,
         "the case fell back to preempt_into"
     );
-    assert_eq!(group.answer, one_by_one.answer);
-    assert_eq!(group.state, one_by_one.state);
 }
 
 /// A case the property test once found: the first want's cut runs to the end of a holder's
@@ -385,18 +392,14 @@ fn a_holder_cut_on_two_units_at_one_hour_is_credited_in_the_order_the_units_were
 /// state before any cut, it would have taken another unit.
 #[test]
 fn a_cut_reaching_a_later_wants_hours_is_seen_by_that_want() {
-    let (rt, db, name, _) = property_setup("preempt_group_reach", 1);
     let holders = [
         interruptible(2, 2, 14, 5, 100, 0),
         interruptible(0, 2, 7, 12, 120, 0),
         interruptible(0, 1, 19, 1, 100, 0),
     ];
     let wants = [want_of(3, 5, 1), want_of(14, 6, 1)];
-    let (group, one_by_one) = rt.block_on(both(&db, &holders, &wants));
-    rt.block_on(drop_database(db, &name));
+    let group = the_two_agree("preempt_group_reach", &holders, &wants);
     assert_eq!(group.answer, Ok(vec![(1, 1), (2, 1)]));
-    assert_eq!(group.answer, one_by_one.answer);
-    assert_eq!(group.state, one_by_one.state);
     // The second want took the unit the first cut (ordinal 1), from its holder of hour 19.
     assert!(
         group
