@@ -402,3 +402,81 @@ fn months_of_statements_are_utc_calendar_months() {
     let m = Month::of(t);
     assert!(m.start() <= t && t < m.next().start());
 }
+
+/// The charges of a statement that inserts several reservations (a group of bookings) are
+/// posted together: one charge per confirmed reservation with a total, in reservation
+/// order, with its fee rate and memo; nothing for a hold; then a reservation inserted in
+/// another state, settled by the row rule (here: cancelled at once, so charged, refunded
+/// and retained). Checked inside the transaction, which is then rolled back (the
+/// reservations hold no units, so the coverage check would refuse its commit).
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn one_statements_bookings_are_charged_each_in_reservation_order(db: PgPool) {
+    let m = market(&db, 4).await;
+    let mut tx = db.begin().await.unwrap();
+    let ids: Vec<i64> = sqlx::query_scalar(
+        r#"insert into reservation (site_id, pool_id, customer_id, unit_count, during, state, currency,
+                                    unit_price_cents, base_cents, discount_cents, fee_cents, total_cents,
+                                    fee_bp, held_until, refund_cents, cancelled_at)
+           select $1, $2, $3, 1, tstzrange($4 + interval '1 hour' * k, $4 + interval '1 hour' * (k + 1)),
+                  s.state, 'USD', 1600, 1600, 0, s.fee, 1600 + s.fee, 300,
+                  case when s.state = 'held' then now() + interval '15 minutes' end,
+                  case when s.state = 'cancelled' then 800 end,
+                  case when s.state = 'cancelled' then now() end
+             from (values (1, 'confirmed', 48), (2, 'held', 48), (3, 'confirmed', 60),
+                          (4, 'cancelled', 48)) s (k, state, fee)
+            order by s.k
+           returning id"#,
+    )
+    .bind(m.site)
+    .bind(m.pool)
+    .bind(m.customer)
+    .bind(hour(m.now, 2))
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    let posted: Vec<(i64, String, Option<i32>, String, i64)> = sqlx::query_as(
+        "select t.reservation_id, t.kind, t.fee_bp, t.memo, e.amount_cents
+           from ledger_transaction t
+           join ledger_entry e on e.transaction_id = t.id
+           join ledger_account a on a.id = e.account_id and a.kind = 'customer_receivable'
+          where t.reservation_id = any($1) order by t.id",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    let booked = |i: usize, total: i64| {
+        (
+            ids[i],
+            "charge".to_string(),
+            Some(300),
+            format!("reservation {} booked", ids[i]),
+            total,
+        )
+    };
+    assert_eq!(
+        posted,
+        vec![
+            booked(0, 1_648),
+            booked(2, 1_660),
+            booked(3, 1_648),
+            (
+                ids[3],
+                "refund".into(),
+                Some(300),
+                format!("reservation {} cancelled: refund", ids[3]),
+                -800
+            ),
+        ]
+    );
+    let (sum,): (Option<i64>,) = sqlx::query_as(
+        "select sum(e.amount_cents)::bigint from ledger_entry e
+           join ledger_transaction t on t.id = e.transaction_id where t.reservation_id = any($1)",
+    )
+    .bind(&ids)
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(sum, Some(0));
+    tx.rollback().await.unwrap();
+}
