@@ -407,10 +407,12 @@ fn months_of_statements_are_utc_calendar_months() {
 /// posted together: one charge per confirmed reservation with a total, in reservation
 /// order, with its fee rate and memo; nothing for a hold; then a reservation inserted in
 /// another state, settled by the row rule (here: cancelled at once, so charged, refunded
-/// and retained). Checked inside the transaction, which is then rolled back (the
-/// reservations hold no units, so the coverage check would refuse its commit).
+/// and retained). Their `reservation.created` events too: one for the customer, then one
+/// for the operator, per confirmed reservation, in reservation order. Checked inside the
+/// transaction, which is then rolled back (the reservations hold no units, so the coverage
+/// check would refuse its commit).
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
-async fn one_statements_bookings_are_charged_each_in_reservation_order(db: PgPool) {
+async fn one_statements_bookings_are_charged_and_announced_each_in_reservation_order(db: PgPool) {
     let m = market(&db, 4).await;
     let mut tx = db.begin().await.unwrap();
     let ids: Vec<i64> = sqlx::query_scalar(
@@ -478,5 +480,31 @@ async fn one_statements_bookings_are_charged_each_in_reservation_order(db: PgPoo
     .await
     .unwrap();
     assert_eq!(sum, Some(0));
+    let events: Vec<(i64, String, i64, String, i64)> = sqlx::query_as(
+        "select organization_id, kind, (payload->>'reservation_id')::bigint, payload->>'state',
+                (payload->>'total_cents')::bigint
+           from event_outbox where kind like 'reservation.%' order by id",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    let created = |org: i64, i: usize, total: i64| {
+        (
+            org,
+            "reservation.created".to_string(),
+            ids[i],
+            "confirmed".to_string(),
+            total,
+        )
+    };
+    assert_eq!(
+        events,
+        vec![
+            created(m.customer, 0, 1_648),
+            created(m.operator, 0, 1_648),
+            created(m.customer, 2, 1_660),
+            created(m.operator, 2, 1_660),
+        ]
+    );
     tx.rollback().await.unwrap();
 }
