@@ -5,7 +5,7 @@
 
 use crate::fixtures::{assert_books_reconcile, gpu_pool, hour, market, unit_ids, Market, FEE_BP};
 use crate::helpers::Gate;
-use app::booking::{BookingRequest, Tier};
+use app::booking::{BookingRequest, HoldRequest, Tier};
 use app::market::InterruptibleOffer;
 use app::pricing::Quantity;
 use app::services::catalog::{self, PoolInput};
@@ -638,4 +638,74 @@ async fn concurrent_preempting_bookings_commit_together_each_whole_and_credited(
         "some bookings committed in one transaction in one of three rounds"
     );
     assert_books_reconcile(&db, m.now).await;
+}
+
+/// The preempting lane takes no free unit for a booking whose pool read found the pool full,
+/// but a hold that expired before the booking is released by the booking's own transaction:
+/// its unit is free, and taken, before any interruptible unit is preempted.
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_firm_booking_takes_the_unit_of_an_expired_hold_before_preempting(db: PgPool) {
+    let m = flexible_market(&db, 2, 0).await;
+    let (holder, flex) = (org(&db, "Holder").await, org(&db, "Flex").await);
+    let held = reservations::hold(
+        &db,
+        holder,
+        &HoldRequest {
+            request: ask(&m, 1, 10, 4, Tier::Firm),
+            minutes: Some(5),
+        },
+        None,
+        FEE_BP,
+        m.now,
+    )
+    .await
+    .unwrap();
+    let interruptible = reservations::reserve(
+        &db,
+        flex,
+        &ask(&m, 1, 10, 4, Tier::Interruptible),
+        FEE_BP,
+        m.now,
+    )
+    .await
+    .unwrap();
+    sqlx::query("update reservation set held_until = now() - interval '1 second' where id = $1")
+        .bind(held.id)
+        .execute(&db)
+        .await
+        .unwrap();
+    assert_eq!(holds(&db, &m, holder, held.id).await, vec![(1, 10, 14)]);
+    assert_eq!(
+        holds(&db, &m, flex, interruptible.id).await,
+        vec![(2, 10, 14)]
+    );
+
+    // The pool reads full (the expired hold still has its unit), so the booking joins the
+    // preempting lane; its transaction releases the hold and takes that unit.
+    let firm = reservations::reserve(
+        &db,
+        m.customer,
+        &ask(&m, 1, 10, 4, Tier::Firm),
+        FEE_BP,
+        m.now,
+    )
+    .await
+    .unwrap();
+    assert_eq!(holds(&db, &m, m.customer, firm.id).await, vec![(1, 10, 14)]);
+    let state: String = sqlx::query_scalar("select state from reservation where id = $1")
+        .bind(held.id)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(state, "cancelled");
+    assert_eq!(
+        holds(&db, &m, flex, interruptible.id).await,
+        vec![(2, 10, 14)],
+        "the interruptible booking keeps its hours"
+    );
+    let after = reservations::get(&db, flex, interruptible.id, m.now)
+        .await
+        .unwrap();
+    assert_eq!(after.credited_cents, 0);
+    assert_books_reconcile(&db, chrono::Utc::now()).await;
 }

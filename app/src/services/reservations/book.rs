@@ -502,6 +502,10 @@ pub(super) struct BookRow {
     /// For a firm booking on a pool that sells interruptible hours: the first hour it may
     /// take from interruptible reservations ([`PoolInfo::preemption_from`]).
     preempt_from: Option<DateTime<Utc>>,
+    /// The pool read found no unit free over the window ([`Checked::free_units`]): the
+    /// preempting lane then takes every unit from interruptible reservations without
+    /// looking for free ones again ([`book_preempting`]).
+    none_free_at_read: bool,
 }
 
 impl BookRow {
@@ -556,6 +560,7 @@ impl BookRow {
                 && c.tier == Tier::Firm
                 && c.pool.interruptible.is_some())
             .then(|| c.pool.preemption_from(now)),
+            none_free_at_read: c.free_units == Some(0),
         }
     }
 
@@ -586,6 +591,7 @@ impl BookRow {
             now: start,
             whole: true,
             preempt_from: None,
+            none_free_at_read: false,
         }
     }
 }
@@ -615,6 +621,18 @@ pub(super) async fn book(
     conn: &mut PgConnection,
     rows: &[&BookRow],
 ) -> Result<Vec<Option<Booked>>, sqlx::Error> {
+    book_seeking(conn, rows, |_| true).await
+}
+
+/// [`book`], looking for free units only for the rows `seek_free` picks: the others are
+/// written with none, and their caller preempts for all of their units. The walk over the
+/// pool's units that finds a unit free costs as much when it finds none (all of them are
+/// probed), which is what it finds for a row the pool read found full.
+async fn book_seeking(
+    conn: &mut PgConnection,
+    rows: &[&BookRow],
+    seek_free: impl Fn(&BookRow) -> bool,
+) -> Result<Vec<Option<Booked>>, sqlx::Error> {
     // The reservation's id is drawn before the insert so that the allocations, the audit
     // events and the answer can be matched to their row (`returning` gives no source column).
     let written = sqlx::query!(
@@ -625,15 +643,17 @@ pub(super) async fn book(
                           $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[],
                           $11::bigint[], $12::int[], $13::text[], $14::bigint[], $15::bigint[],
                           $16::text[], $17::text[], $18::int[], $19::text[], $20::timestamptz[],
-                          $21::bool[])
+                          $21::bool[], $22::int[])
                    with ordinality
                    as r (site_id, pool_id, customer_id, units, during, currency, unit_price_cents,
                          base_cents, discount_cents, fee_cents, total_cents, fee_bp, request_key,
-                         actor_user, actor_key, tier, state, hold_minutes, action, asked_at, whole, n)
+                         actor_user, actor_key, tier, state, hold_minutes, action, asked_at, whole,
+                         seek, n)
         ),
         chosen as (
             select r.n, c.unit_id, c.site_id, c.pool_id
-              from req r cross join lateral choose_free_units(r.pool_id, r.during, r.units, not r.whole) c
+              from req r cross join lateral choose_free_units(r.pool_id, r.during, r.seek, not r.whole) c
+             where r.seek > 0
         ),
         written as (
             select r.*, nextval(pg_get_serial_sequence('reservation', 'id')) as id
@@ -694,6 +714,7 @@ pub(super) async fn book(
         &column(rows, |r| r.action.to_owned()),
         &column(rows, |r| r.now),
         &column(rows, |r| r.whole),
+        &column(rows, |r| if seek_free(r) { r.units } else { 0 }),
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -720,7 +741,8 @@ pub(super) async fn book(
 /// Books `rows`, firm bookings short of free units on pools that sell interruptible hours,
 /// in one transaction: the exact path for all of them at once. One statement takes the
 /// units that are free, waiting for those held by unfinished transactions ([`book`] with
-/// [`Units::Some`]); a second preempts for what each row still lacks, rows in order of pool
+/// [`Units::Some`]), except for rows the pool read found with none free; a second preempts
+/// for what each row still lacks, rows in order of pool
 /// and start ([`settlement::preempt_each`]); the transaction commits only when every row
 /// has all its units. The locks are taken in the exact path's order, units first, then
 /// each row's interruptible holders, and under its bound ([`settlement::open_exact`]).
@@ -736,10 +758,23 @@ pub(super) async fn book_preempting(
     let mut pools: Vec<i64> = rows.iter().map(|r| r.pool_id).collect();
     pools.sort_unstable();
     pools.dedup();
+    let mut released_in = Vec::new();
     for pool in pools {
-        settlement::open_exact(&mut tx, pool).await?;
+        if settlement::open_exact(&mut tx, pool).await? > 0 {
+            released_in.push(pool);
+        }
     }
-    let written: Option<Vec<Booked>> = book(&mut tx, rows).await?.into_iter().collect();
+    // A row the pool read found full has no free unit to take: every unit had an
+    // allocation over its window. A unit freed since then by another transaction is
+    // missed, as one freed after the booking statement's snapshot always was (a race either
+    // way, which a free unit a moment later cannot tell apart); a hold expired and released
+    // just now, in this transaction, is not, so that pool's rows look again.
+    let written: Option<Vec<Booked>> = book_seeking(&mut tx, rows, |r| {
+        !r.none_free_at_read || released_in.contains(&r.pool_id)
+    })
+    .await?
+    .into_iter()
+    .collect();
     let Some(mut written) = written else {
         tx.rollback().await?;
         return Ok(None);
