@@ -625,9 +625,9 @@ pub(super) async fn book(
 }
 
 /// [`book`], looking for free units only for the rows `seek_free` picks: the others are
-/// written with none, and their caller preempts for all of their units. The walk over the
-/// pool's units that finds a unit free costs as much when it finds none (all of them are
-/// probed), which is what it finds for a row the pool read found full.
+/// written with none, and their caller preempts for all of their units. Why: the walk that
+/// looks for free units probes every unit of the pool when it finds none, which is what it
+/// finds for a row the pool read found full.
 async fn book_seeking(
     conn: &mut PgConnection,
     rows: &[&BookRow],
@@ -742,9 +742,9 @@ async fn book_seeking(
 /// in one transaction: the exact path for all of them at once. One statement takes the
 /// units that are free, waiting for those held by unfinished transactions ([`book`] with
 /// [`Units::Some`]), except for rows the pool read found with none free; a second preempts
-/// for what each row still lacks, rows in order of pool
-/// and start ([`settlement::preempt_each`]); the transaction commits only when every row
-/// has all its units. The locks are taken in the exact path's order, units first, then
+/// for what each row still lacks, rows in order of pool and start
+/// ([`settlement::preempt_each`]); the transaction commits only when every row has all its
+/// units. The locks are taken in the exact path's order, units first, then
 /// each row's interruptible holders, and under its bound ([`settlement::open_exact`]).
 ///
 /// `None`: a row could not have all its units (too few could be taken, or its
