@@ -1,0 +1,158 @@
+-- A reservation's charge is posted by one rule.
+--
+-- Since 20261220000100 the charge (Dr the customer's receivable, Cr unearned, the total,
+-- one ledger transaction of kind 'charge' per reservation) was written twice:
+-- set-based in reservation_ledger_inserted, for the confirmed reservations a booking
+-- statement inserts, and for one row in ledger_settle_reservation, for a hold confirmed and
+-- for any other inserted reservation the row rule settles. The two gave the same postings,
+-- and a change to one would have had to be made to the other. Both now call
+-- ledger_post_charges, which posts the charges of any number of reservations, set-based, in
+-- reservation order. Nothing posted changes:
+-- - a reservation with a total of zero posts nothing (ledger_post skipped an all-zero
+--   transaction, the set-based rule filtered it out);
+-- - a charge takes effect when the reservation was created, or when given (a hold confirmed
+--   is charged when it is confirmed);
+-- - the fee rate and the memo are as before.
+
+create function ledger_post_charges(rs reservation[], effective_at timestamptz)
+returns void
+language plpgsql as $$
+begin
+    with charge as materialized (
+        select n.id, n.currency, n.total_cents, coalesce(ledger_post_charges.effective_at, n.created_at) as at,
+               coalesce(n.fee_bp, ledger_fee_bp(n.fee_cents, n.base_cents - n.discount_cents)) as bp,
+               ledger_account_for(n.customer_id, 'customer_receivable', n.currency) as receivable,
+               ledger_account_for(null, 'platform_unearned', n.currency) as unearned,
+               nextval(pg_get_serial_sequence('ledger_transaction', 'id')) as tx
+          from (select * from unnest(rs) n where n.total_cents <> 0 order by n.id) n
+    ), tx as (
+        insert into ledger_transaction (id, kind, reservation_id, organization_id, currency, fee_bp, memo,
+                                        external_ref, effective_at)
+        overriding system value
+        select c.tx, 'charge', c.id, null, c.currency, c.bp, format('reservation %s booked', c.id), null, c.at
+          from charge c
+         order by c.id
+    )
+    insert into ledger_entry (transaction_id, account_id, currency, amount_cents)
+    select c.tx, e.account, c.currency, e.amount
+      from charge c
+     cross join lateral (values (1, c.receivable, c.total_cents),
+                                (2, c.unearned, -c.total_cents)) as e (k, account, amount)
+     order by c.id, e.k;
+end
+$$;
+
+-- A booking statement's confirmed reservations, charged together; then any other
+-- reservation it inserted, by the row rule (as in 20261220000100).
+create or replace function reservation_ledger_inserted() returns trigger
+language plpgsql as $$
+begin
+    perform ledger_post_charges(array(select n::reservation from added n
+                                       where n.resale_listing_id is null and n.state = 'confirmed'
+                                       order by n.id),
+                                null);
+    perform ledger_settle_reservation(null, n)
+       from added n
+      where n.resale_listing_id is null and n.state not in ('held', 'confirmed')
+      order by n.id;
+    return null;
+end
+$$;
+
+-- The rule for one reservation's settlement (as in 20261202000600), its charge posted by
+-- ledger_post_charges.
+create or replace function ledger_settle_reservation(o reservation, n reservation) returns void
+language plpgsql as $$
+declare
+    operator bigint;
+    payable bigint;
+    bp integer;
+    inserted boolean := o.id is null;
+    recognised boolean := false;
+    d bigint;
+    d_operator bigint;
+    d_fee bigint;
+    refund bigint;
+    retained bigint;
+    fee_kept bigint;
+begin
+    if not inserted then
+        if o.state = 'cancelled'
+           and (n.state, n.customer_id, n.currency, n.base_cents, n.discount_cents, n.fee_cents, n.total_cents,
+                n.refund_cents, n.credited_cents)
+               is distinct from
+               (o.state, o.customer_id, o.currency, o.base_cents, o.discount_cents, o.fee_cents, o.total_cents,
+                o.refund_cents, o.credited_cents) then
+            raise exception 'reservation % is cancelled and settled; its state and amounts cannot change', n.id
+                using errcode = 'restrict_violation';
+        end if;
+        if o.state = 'confirmed' and n.state = 'held' then
+            raise exception 'reservation % is confirmed and charged; it cannot return to held', n.id
+                using errcode = 'restrict_violation';
+        end if;
+        if o.state <> 'held' and (n.customer_id, n.currency) is distinct from (o.customer_id, o.currency) then
+            raise exception 'reservation % is charged; its customer and currency cannot change', n.id
+                using errcode = 'restrict_violation';
+        end if;
+        if o.state = 'confirmed' then
+            recognised := exists (select 1 from ledger_transaction t
+                                   where t.reservation_id = n.id and t.kind = 'recognition');
+        end if;
+        if recognised and n.state = 'cancelled' then
+            raise exception 'reservation % was recognised as completed; it cannot be cancelled', n.id
+                using errcode = 'restrict_violation';
+        end if;
+    end if;
+
+    bp := coalesce(n.fee_bp, ledger_fee_bp(n.fee_cents, n.base_cents - n.discount_cents));
+
+    if (inserted and n.state <> 'held') or (not inserted and o.state = 'held' and n.state = 'confirmed') then
+        perform ledger_post_charges(array[n], case when inserted then null else now() end);
+    elsif o.state = 'confirmed' then
+        d := n.total_cents - o.total_cents;
+        d_operator := (n.base_cents - n.discount_cents) - (o.base_cents - o.discount_cents);
+        d_fee := n.fee_cents - o.fee_cents;
+        if not recognised and d <> 0 then
+            perform ledger_post('extension', n.id, null, n.currency, bp,
+                                format('reservation %s repriced from %s to %s', n.id, o.total_cents, n.total_cents),
+                                null, now(),
+                                array[ledger_account_for(n.customer_id, 'customer_receivable', n.currency),
+                                      ledger_account_for(null, 'platform_unearned', n.currency)],
+                                array[d, -d]);
+        elsif recognised and (d <> 0 or d_operator <> 0) then
+            select s.operator_id into operator from site s where s.id = n.site_id;
+            payable := ledger_account_for(operator, 'operator_payable', n.currency);
+            perform 1 from ledger_account a where a.id = payable for update;
+            perform ledger_post('extension', n.id, null, n.currency, bp,
+                                format('reservation %s repriced from %s to %s after completion', n.id,
+                                       o.total_cents, n.total_cents),
+                                null, now(),
+                                array[ledger_account_for(n.customer_id, 'customer_receivable', n.currency),
+                                      payable,
+                                      ledger_account_for(null, 'platform_fee_revenue', n.currency)],
+                                array[d, -d_operator, -d_fee]);
+        end if;
+    end if;
+
+    if n.state = 'cancelled' and (inserted or o.state = 'confirmed') then
+        refund := coalesce(n.refund_cents, 0);
+        retained := n.total_cents - n.credited_cents - refund;
+        fee_kept := ledger_fee_part(n.fee_cents, n.total_cents, retained);
+        select s.operator_id into operator from site s where s.id = n.site_id;
+        perform ledger_post('refund', n.id, null, n.currency, bp,
+                            format('reservation %s cancelled: refund', n.id), null,
+                            coalesce(n.cancelled_at, now()),
+                            array[ledger_account_for(null, 'platform_unearned', n.currency),
+                                  ledger_account_for(n.customer_id, 'customer_receivable', n.currency)],
+                            array[refund, -refund]);
+        perform ledger_post('recognition', n.id, null, n.currency, bp,
+                            format('reservation %s cancelled: retained', n.id), null,
+                            coalesce(n.cancelled_at, now()),
+                            array[ledger_account_for(null, 'platform_unearned', n.currency),
+                                  ledger_account_for(operator, 'operator_payable', n.currency),
+                                  ledger_account_for(null, 'platform_fee_revenue', n.currency)],
+                            array[retained, -(retained - fee_kept), -fee_kept]);
+    end if;
+end
+$$;
+
