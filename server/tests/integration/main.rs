@@ -32,6 +32,7 @@ mod occupancy;
 mod operator;
 mod ops;
 mod orders;
+mod plans;
 mod preempt_group;
 mod preemption;
 mod reallocation;
