@@ -21,7 +21,7 @@ use crate::preemption::{ask, flexible_market, org};
 async fn the_coverage_check_reads_cuts_by_key_when_planned_on_an_empty_table(db: PgPool) {
     let m = flexible_market(&db, 2, 0).await;
     let flex = org(&db, "Flex").await;
-    let held = reservations::reserve(
+    let interruptible = reservations::reserve(
         &db,
         flex,
         &ask(&m, 2, 2, 28, Tier::Interruptible),
@@ -40,7 +40,7 @@ async fn the_coverage_check_reads_cuts_by_key_when_planned_on_an_empty_table(db:
         .unwrap();
     let mut tx = conn.begin().await.unwrap();
     sqlx::query("select reservation_check_coverage($1)")
-        .bind(held.id)
+        .bind(interruptible.id)
         .execute(&mut *tx)
         .await
         .unwrap();
