@@ -90,8 +90,8 @@ pub async fn add(
         Ok(()) => {}
         Err(AllocateError::Insufficient { free, .. }) => {
             let in_the_way = sqlx::query_scalar!(
-                r#"select distinct reservation_id as "id!" from allocation
-                   where pool_id = $1 and during && $2 and reservation_id is not null
+                r#"select distinct reservation_id as "id!" from pool_allocations($1, $2)
+                   where reservation_id is not null
                    order by 1"#,
                 pool.id,
                 range

@@ -283,7 +283,7 @@ pub async fn search(
             exists (select 1 from availability_window aw where aw.pool_id = c.id and aw.during @> $9::tstzrange)
             or (select coalesce(range_agg(aw.during) @> $9::tstzrange, false) from availability_window aw where aw.pool_id = c.id)
         ) and c.unit_count - (
-            select count(distinct a.unit_id) from allocation a where a.pool_id = c.id and a.during && $9::tstzrange
+            select count(distinct a.unit_id) from pool_allocations(c.id, $9::tstzrange) a
         ) >= c.need
         limit $8 offset $14
         "#,

@@ -36,12 +36,11 @@ pub async fn pool(
         r#"select cu.ordinal::bigint as "ordinal!",
                   greatest(lower(a.during), $2) as "start!", least(upper(a.during), $3) as "end!",
                   a.reservation_id, o.name as "customer?", a.blackout_id, b.reason as "reason?"
-           from allocation a
+           from pool_allocations($1, tstzrange($2, $3)) a
            join capacity_unit cu on cu.id = a.unit_id
            left join reservation r on r.id = a.reservation_id
            left join organization o on o.id = r.customer_id
            left join blackout b on b.id = a.blackout_id
-           where a.pool_id = $1 and a.during && tstzrange($2, $3)
            order by cu.ordinal, lower(a.during)"#,
         pool_id,
         from,

@@ -11,7 +11,7 @@ use app::booking::Tier;
 use app::services::reservations;
 use sqlx::{Connection, PgConnection, PgPool};
 
-use crate::fixtures::FEE_BP;
+use crate::fixtures::{hour, FEE_BP};
 use crate::preemption::{ask, flexible_market, org};
 
 /// The coverage check (run at commit for every reservation a transaction wrote) reads a
@@ -56,4 +56,66 @@ async fn the_coverage_check_reads_cuts_by_key_when_planned_on_an_empty_table(db:
         seq, 0,
         "the check scanned every cut to find this reservation's"
     );
+}
+
+/// A pool's allocations over a window (the pool read's busy count, the preemption choice)
+/// are read through the two indexes split by length (20261222000100), not the one in which
+/// long allocations widen the pages every window opens; and the two together miss no
+/// allocation: one of exactly a week (short), one an hour longer (long) and one of 4 hours.
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_pools_window_is_read_by_allocation_length_and_misses_none(db: PgPool) {
+    let m = flexible_market(&db, 4, 0).await;
+    let flex = org(&db, "Flex").await;
+    for (hours, tier) in [
+        (168, Tier::Firm),
+        (169, Tier::Firm),
+        (4, Tier::Interruptible),
+    ] {
+        let customer = if tier == Tier::Firm { m.customer } else { flex };
+        reservations::reserve(&db, customer, &ask(&m, 1, 10, hours, tier), FEE_BP, m.now)
+            .await
+            .unwrap();
+    }
+    let mut conn = PgConnection::connect_with(&db.connect_options())
+        .await
+        .unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    // The table is a few rows; on a market's it would not be scanned whole either.
+    sqlx::query("set local enable_seqscan = off")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let (busy, candidates): (i64, i64) = sqlx::query_as(
+        "select pool_busy_units($1, tstzrange($2, $2 + interval '2 hours')), \
+                (select count(*) from preemption_candidates($1, tstzrange($2, $2 + interval '2 hours'), $2))",
+    )
+    .bind(m.pool)
+    .bind(hour(m.now, 11))
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    // Every index of allocation the two read, with how often.
+    let scans: Vec<(String, i64)> = sqlx::query_as(
+        "select i.indexrelid::regclass::text, pg_stat_get_xact_numscans(i.indexrelid) \
+           from pg_index i \
+          where i.indrelid = 'allocation'::regclass and pg_stat_get_xact_numscans(i.indexrelid) > 0 \
+          order by 1",
+    )
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(busy, 3, "a unit's allocation was missed by the count");
+    assert_eq!(
+        candidates, 1,
+        "only the interruptible unit may be preempted"
+    );
+    let read: Vec<&str> = scans.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        read,
+        ["allocation_pool_long_idx", "allocation_pool_short_idx"],
+        "{scans:?}"
+    );
+    // Both functions asked both indexes.
+    assert!(scans.iter().all(|(_, n)| *n >= 2), "{scans:?}");
 }
