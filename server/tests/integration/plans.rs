@@ -59,9 +59,9 @@ async fn the_coverage_check_reads_cuts_by_key_when_planned_on_an_empty_table(db:
 }
 
 /// A pool's allocations over a window (the pool read's busy count, the preemption choice)
-/// are read through the two indexes split by length (20261222000100), not the one in which
-/// long allocations widen the pages every window opens; and the two together miss no
-/// allocation: one of exactly a week (short), one an hour longer (long) and one of 4 hours.
+/// are read through the two indexes split by length (20261222000100) and no other, so that
+/// long allocations do not widen the pages a short window opens; and the two together miss
+/// no allocation: one of exactly a week (short), one an hour longer (long), one of 4 hours.
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn a_pools_window_is_read_by_allocation_length_and_misses_none(db: PgPool) {
     let m = flexible_market(&db, 4, 0).await;
