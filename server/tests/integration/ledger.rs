@@ -508,3 +508,61 @@ async fn one_statements_bookings_are_charged_and_announced_each_in_reservation_o
     );
     tx.rollback().await.unwrap();
 }
+
+/// A reservation written without its fee rate (as rows from before the rate was recorded
+/// on the reservation) is posted at the rate its amounts imply by every posting: its
+/// charge, a cancellation's refund and retained part, and its recognition at completion.
+/// One rule (`reservation_fee_bp`) serves the three posting functions. Checked inside the
+/// transaction, which is then rolled back (the reservations hold no units, so the coverage
+/// check would refuse its commit).
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_reservation_without_its_fee_rate_is_posted_at_the_rate_its_amounts_imply(db: PgPool) {
+    let m = market(&db, 4).await;
+    let mut tx = db.begin().await.unwrap();
+    // $20.00 less a $4.00 discount, and a $0.40 fee: 250 basis points of $16.00.
+    let ids: Vec<i64> = sqlx::query_scalar(
+        r#"insert into reservation (site_id, pool_id, customer_id, unit_count, during, state, currency,
+                                    unit_price_cents, base_cents, discount_cents, fee_cents, total_cents,
+                                    fee_bp, refund_cents, cancelled_at)
+           select $1, $2, $3, 1, tstzrange($4 + interval '1 hour' * k, $4 + interval '1 hour' * (k + 1)),
+                  s.state, 'USD', 2000, 2000, 400, 40, 1640, null,
+                  case when s.state = 'cancelled' then 800 end,
+                  case when s.state = 'cancelled' then now() end
+             from (values (1, 'confirmed'), (2, 'cancelled')) s (k, state)
+            order by s.k
+           returning id"#,
+    )
+    .bind(m.site)
+    .bind(m.pool)
+    .bind(m.customer)
+    .bind(hour(m.now, 2))
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    let recognised: i32 = sqlx::query_scalar("select ledger_recognize_completed($1)")
+        .bind(hour(m.now, 10))
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(recognised, 1);
+    let posted: Vec<(i64, String, Option<i32>)> = sqlx::query_as(
+        "select reservation_id, kind, fee_bp from ledger_transaction
+          where reservation_id = any($1) order by id",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    let at_250 = |i: usize, kind: &str| (ids[i], kind.to_string(), Some(250));
+    assert_eq!(
+        posted,
+        vec![
+            at_250(0, "charge"),
+            at_250(1, "charge"),
+            at_250(1, "refund"),
+            at_250(1, "recognition"),
+            at_250(0, "recognition"),
+        ]
+    );
+    tx.rollback().await.unwrap();
+}
