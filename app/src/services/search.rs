@@ -282,9 +282,7 @@ pub async fn search(
         where $9::tstzrange is null or (
             exists (select 1 from availability_window aw where aw.pool_id = c.id and aw.during @> $9::tstzrange)
             or (select coalesce(range_agg(aw.during) @> $9::tstzrange, false) from availability_window aw where aw.pool_id = c.id)
-        ) and c.unit_count - (
-            select count(distinct a.unit_id) from pool_allocations(c.id, $9::tstzrange) a
-        ) >= c.need
+        ) and c.unit_count - (select b.units from pool_busy(c.id, $9::tstzrange) b) >= c.need
         limit $8 offset $14
         "#,
     )
