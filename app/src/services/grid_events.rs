@@ -108,7 +108,8 @@ async fn site_load(
 
 /// Every allocation on the site's units over the event's hours, with its load: the
 /// interruptible reservations' (locked first, as a cancellation locks them, so their
-/// allocations stay as read) and the firm load beside them.
+/// allocations stay as read) and the firm load beside them. Read pool by pool through
+/// `pool_allocations`, the one read of a pool's window and its indexes.
 async fn holdings(
     conn: &mut PgConnection,
     site_id: i64,
@@ -126,16 +127,16 @@ async fn holdings(
     .fetch_all(&mut *conn)
     .await?;
     let rows = sqlx::query!(
-        r#"select a.reservation_id as "reservation_id!", a.unit_id,
+        r#"select a.reservation_id as "reservation_id!", a.unit_id as "unit_id!",
                   r.tier = 'interruptible' and r.state = 'confirmed' as "interruptible!",
                   r.unit_price_cents, r.created_at,
                   greatest(lower(a.during), lower($2::tstzrange)) as "start!",
                   least(upper(a.during), upper($2::tstzrange)) as "end!",
                   p.kind, p.node_power_w, p.block_kw
-           from allocation a
+           from capacity_pool p
+           cross join lateral pool_allocations(p.id, $2) a
            join reservation r on r.id = a.reservation_id
-           join capacity_pool p on p.id = a.pool_id
-           where a.site_id = $1 and a.during && $2 and a.reservation_id is not null"#,
+           where p.site_id = $1 and a.reservation_id is not null"#,
         site_id,
         range
     )
