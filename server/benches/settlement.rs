@@ -433,7 +433,8 @@ async fn generate_market(db: &PgPool) {
         "alter table reservation disable trigger reservation_fully_allocated",
         "alter table reservation disable trigger reservation_outbox",
         "alter table reservation disable trigger reservation_ledger",
-        "alter table capacity_pool disable trigger capacity_pool_outbox",
+        "alter table capacity_pool disable trigger capacity_pool_listed_outbox",
+        "alter table capacity_pool disable trigger capacity_pool_changed_outbox",
         "alter table availability_window disable trigger availability_window_outbox",
     ] {
         sqlx::query(sql).execute(&mut *tx).await.unwrap();
@@ -448,7 +449,8 @@ async fn generate_market(db: &PgPool) {
         "alter table reservation enable trigger reservation_fully_allocated",
         "alter table reservation enable trigger reservation_outbox",
         "alter table reservation enable trigger reservation_ledger",
-        "alter table capacity_pool enable trigger capacity_pool_outbox",
+        "alter table capacity_pool enable trigger capacity_pool_listed_outbox",
+        "alter table capacity_pool enable trigger capacity_pool_changed_outbox",
         "alter table availability_window enable trigger availability_window_outbox",
     ] {
         sqlx::query(sql).execute(&mut *tx).await.unwrap();

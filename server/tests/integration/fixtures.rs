@@ -339,3 +339,15 @@ pub async fn unit_ids(db: &PgPool, pool: i64) -> Vec<i64> {
         .await
         .unwrap()
 }
+
+/// Whether a backend other than the caller's is waiting for a lock in this database.
+pub async fn someone_waits_for_a_lock(db: &PgPool) -> bool {
+    sqlx::query_scalar(
+        "select exists (select 1 from pg_stat_activity
+                         where datname = current_database() and pid <> pg_backend_pid()
+                           and wait_event_type = 'Lock')",
+    )
+    .fetch_one(db)
+    .await
+    .unwrap()
+}

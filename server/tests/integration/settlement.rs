@@ -2,7 +2,9 @@
 //! extensions and blackouts. Listing limits, availability and search are in
 //! `settlement_listing`; the market they run on is in `fixtures`.
 
-use crate::fixtures::{hour, lock_unit, market, org, req, unit_ids, FEE_BP};
+use crate::fixtures::{
+    hour, lock_unit, market, org, req, someone_waits_for_a_lock, unit_ids, FEE_BP,
+};
 use app::booking::ExtendTo;
 use app::pricing::{self, Quantity, TermDiscount};
 use app::services::blackouts::{self, BlackoutUnits};
@@ -428,18 +430,6 @@ async fn a_node_held_by_an_unfinished_booking_is_waited_for_not_refused(db: PgPo
     let res = both.await.unwrap().unwrap();
     assert_eq!(res.units, 2);
     assert_eq!(allocations(&db, res.id).await, 2);
-}
-
-/// Whether a backend other than the caller's is waiting for a lock in this database.
-async fn someone_waits_for_a_lock(db: &PgPool) -> bool {
-    sqlx::query_scalar(
-        "select exists (select 1 from pg_stat_activity
-                         where datname = current_database() and pid <> pg_backend_pid()
-                           and wait_event_type = 'Lock')",
-    )
-    .fetch_one(db)
-    .await
-    .unwrap()
 }
 
 #[sqlx::test(migrator = "server::db::MIGRATOR")]

@@ -1,7 +1,9 @@
 //! Listing and finding capacity through the services, against PostgreSQL: the interconnect
 //! limit on what a site lists, availability timelines and free slots, and market search.
 
-use crate::fixtures::{gpu_pool, hour, market, org, req, site_input, FEE_BP};
+use crate::fixtures::{
+    gpu_pool, hour, market, org, req, site_input, someone_waits_for_a_lock, FEE_BP,
+};
 use app::booking::BookingRequest;
 use app::pricing::{Quantity, TermDiscount};
 use app::services::catalog::{self, PoolInput, SiteInput};
@@ -392,4 +394,155 @@ async fn window_search_pages_through_the_database_and_sorts_by_total(db: PgPool)
     assert_eq!(by_total.hits[0].price.discount_bp, 5_000);
     let totals: Vec<i64> = by_total.hits.iter().map(|h| h.price.total_cents).collect();
     assert!(totals.windows(2).all(|w| w[0] <= w[1]), "{totals:?}");
+}
+
+/// Search's sort by total reads each pool's best term discount from the pool's row
+/// (`pool_term_discount_bp`), which the tier triggers keep. For any term it must give
+/// pricing's answer, through every way the tiers change, and keeping it must not announce
+/// the pool as changed to webhook subscribers.
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_pools_best_term_discount_is_kept_on_its_row_by_pricings_rule(db: PgPool) {
+    let m = market(&db, 1).await;
+    let tier = |min_hours, discount_bp| TermDiscount {
+        min_hours,
+        discount_bp,
+    };
+    let mut p = gpu_pool("tiered", 1);
+    // A longer term given a smaller discount: the best one reached still applies.
+    p.discounts = vec![tier(24, 3_000), tier(72, 1_000), tier(168, 5_000)];
+    let pool = catalog::create_pool(&db, m.operator, m.site, &p, None)
+        .await
+        .unwrap();
+    assert_discounts_read_from_the_row(&db, pool, &p.discounts).await;
+
+    // The operator's edit replaces the tiers (a delete, then an insert per tier). It is
+    // announced as often as an edit that leaves the tiers as they were: the pool's own
+    // updates are, the rewrite of its discount arrays is not.
+    let before = pool_changes_announced(&db, pool).await;
+    catalog::update_pool(&db, m.operator, pool, &p)
+        .await
+        .unwrap();
+    let per_edit = pool_changes_announced(&db, pool).await - before;
+    assert!(per_edit >= 1);
+    p.discounts = vec![tier(48, 2_000), tier(12, 500)];
+    catalog::update_pool(&db, m.operator, pool, &p)
+        .await
+        .unwrap();
+    assert_discounts_read_from_the_row(&db, pool, &p.discounts).await;
+    let announced_before = pool_changes_announced(&db, pool).await;
+    assert_eq!(announced_before, before + 2 * per_edit);
+
+    // A tier changed in place, and one removed, outside the operator's form.
+    sqlx::query(
+        "update pool_term_discount set discount_bp = 700 where pool_id = $1 and min_hours = 12",
+    )
+    .bind(pool)
+    .execute(&db)
+    .await
+    .unwrap();
+    p.discounts = vec![tier(48, 2_000), tier(12, 700)];
+    assert_discounts_read_from_the_row(&db, pool, &p.discounts).await;
+    sqlx::query("delete from pool_term_discount where pool_id = $1 and min_hours = 48")
+        .bind(pool)
+        .execute(&db)
+        .await
+        .unwrap();
+    p.discounts = vec![tier(12, 700)];
+    assert_discounts_read_from_the_row(&db, pool, &p.discounts).await;
+    assert_eq!(pool_changes_announced(&db, pool).await, announced_before);
+
+    // No tiers left: no discount for any term.
+    p.discounts = vec![];
+    catalog::update_pool(&db, m.operator, pool, &p)
+        .await
+        .unwrap();
+    assert_discounts_read_from_the_row(&db, pool, &[]).await;
+    assert_eq!(
+        pool_changes_announced(&db, pool).await,
+        announced_before + per_edit
+    );
+}
+
+/// Two edits of one pool's tiers at once: the second, which waited for the first, writes
+/// arrays that hold both (read after the wait, not from what it saw when it began).
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn concurrent_tier_edits_leave_the_pools_discounts_whole(db: PgPool) {
+    let m = market(&db, 1).await;
+    let insert_tier = "insert into pool_term_discount (site_id, pool_id, min_hours, discount_bp)
+                       values ($1, $2, $3, $4)";
+    let mut first = db.begin().await.unwrap();
+    sqlx::query(insert_tier)
+        .bind(m.site)
+        .bind(m.pool)
+        .bind(24)
+        .bind(1_000)
+        .execute(&mut *first)
+        .await
+        .unwrap();
+    let (db2, site, pool) = (db.clone(), m.site, m.pool);
+    let second = tokio::spawn(async move {
+        let mut tx = db2.begin().await.unwrap();
+        sqlx::query(insert_tier)
+            .bind(site)
+            .bind(pool)
+            .bind(72)
+            .bind(2_500)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    });
+    let started = std::time::Instant::now();
+    while !someone_waits_for_a_lock(&db).await {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "the second edit never waited for the first"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    first.commit().await.unwrap();
+    second.await.unwrap();
+    let both = [
+        TermDiscount {
+            min_hours: 24,
+            discount_bp: 1_000,
+        },
+        TermDiscount {
+            min_hours: 72,
+            discount_bp: 2_500,
+        },
+    ];
+    assert_discounts_read_from_the_row(&db, m.pool, &both).await;
+}
+
+async fn assert_discounts_read_from_the_row(db: &PgPool, pool: i64, tiers: &[TermDiscount]) {
+    for hours in [
+        1_i32, 11, 12, 13, 23, 24, 47, 48, 71, 72, 100, 167, 168, 8_760,
+    ] {
+        let read: i32 = sqlx::query_scalar(
+            "select pool_term_discount_bp(p, $2) from capacity_pool p where p.id = $1",
+        )
+        .bind(pool)
+        .bind(hours)
+        .fetch_one(db)
+        .await
+        .unwrap();
+        assert_eq!(
+            i64::from(read),
+            app::pricing::discount_bp_for(i64::from(hours), tiers),
+            "{hours} hours with {tiers:?}"
+        );
+    }
+}
+
+async fn pool_changes_announced(db: &PgPool, pool: i64) -> i64 {
+    sqlx::query_scalar(
+        "select count(*) from event_outbox
+          where kind = 'capacity.changed' and payload->>'change' = 'capacity_pool.update'
+            and (payload->>'pool_id')::bigint = $1",
+    )
+    .bind(pool)
+    .fetch_one(db)
+    .await
+    .unwrap()
 }
