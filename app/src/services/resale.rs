@@ -402,24 +402,28 @@ pub async fn offers(
     // pool one by one (BENCHMARKS.md, 2026-12-04: p95 35-39 ms over 20,000 listings, 7-8 ms
     // planned each time). The tests run it with every filter.
     let rows: Vec<OfferRow> = sqlx::query_as(
-        r#"select l.id, l.pool_id, p.name as pool_name, s.name as site_name, s.region, p.kind,
-                  p.gpu_model, coalesce(p.gpus_per_node, p.block_kw, 1)::bigint as unit_size,
-                  (l.unit_count - l.units_sold)::bigint as units_left, l.during,
-                  l.unit_hour_price_cents, l.currency
+        r#"select l.id, l.pool_id, p.name as pool_name, s.name as site_name, s.region, l.kind,
+                  l.gpu_model, l.unit_size, (l.unit_count - l.units_sold)::bigint as units_left,
+                  l.during, l.unit_hour_price_cents, l.currency
              from resale_listing l
              join capacity_pool p on p.id = l.pool_id
              join site s on s.id = p.site_id
             where l.state = 'open' and lower(l.during) > $1 and p.listed and s.status = 'live'
               and ($2::bigint is null or l.pool_id = $2)
-              and ($3::text is null or p.kind = $3)
-              and ($4::text is null or lower(p.gpu_model) = $4)
+              -- The pool's hardware as the listing carries it (migration 20261224000200):
+              -- with no place asked for, the model's open listings are read in order from
+              -- its index, not every open listing hashed against the model's pools.
+              and ($3::text is null or l.kind = $3)
+              and ($4::text is null or lower(l.gpu_model) = $4)
               and ($5::text is null or lower(s.country) = $5 or lower(s.region) = $5 or lower(s.grid_region) = $5)
               and ($6::text is null or strpos(lower(s.energy_source), $6) > 0)
-              and l.unit_count - l.units_sold >= (case
-                    when $7 = 'units' then $8::bigint
-                    when $7 = 'gpus' and p.kind = 'gpu' then ($8::bigint + p.gpus_per_node - 1) / p.gpus_per_node
-                    when $7 = 'kw' and p.kind = 'power' then ($8::bigint + p.block_kw - 1) / p.block_kw
-                  end)
+              -- Enough left: the units left, in what was asked for, reach the amount (k units
+              -- of n GPUs serve g GPUs exactly when k ≥ ⌈g / n⌉, that is when k × n ≥ g).
+              and (l.unit_count - l.units_sold) * (case
+                    when $7 = 'units' then 1
+                    when $7 = 'gpus' and l.kind = 'gpu' then l.unit_size
+                    when $7 = 'kw' and l.kind = 'power' then l.unit_size
+                  end) >= $8::bigint
             order by lower(l.during), l.unit_hour_price_cents, l.id
             limit $9"#,
     )

@@ -249,6 +249,87 @@ async fn a_resale_moves_the_hours_and_the_money_once_and_the_operator_is_unaffec
     assert_books_reconcile(&db, chrono::Utc::now()).await;
 }
 
+/// Offers are found by the hardware a listing carries (migration 20261224000200). It is the
+/// pool's, whatever the insert said, and it follows the pool should its hardware change.
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_listing_carries_its_pools_hardware_and_is_found_by_it(db: PgPool) {
+    let m = market(&db, 2).await;
+    let app = TestApp::spawn(db.clone()).await;
+    let (seller, buyer) = (
+        customer_key(&db, m.customer).await,
+        customer_key(&db, m.other_customer).await,
+    );
+    let res = book(&app, &seller, &m, 2, 10, 96).await;
+    let (status, listing) = list(&app, &seller, res, 2, hour(m.now, 58), 1_500).await;
+    assert_eq!(status, 201, "{listing}");
+    let id = listing["id"].as_i64().unwrap();
+    let carried = |db: PgPool| async move {
+        sqlx::query_as::<_, (String, Option<String>, i64)>(
+            "select kind, gpu_model, unit_size from resale_listing where id = $1",
+        )
+        .bind(id)
+        .fetch_one(&db)
+        .await
+        .unwrap()
+    };
+    assert_eq!(
+        carried(db.clone()).await,
+        ("gpu".into(), Some("H100 SXM".into()), 8)
+    );
+
+    // An insert that says otherwise is written with the pool's hardware. (Rolled back: the
+    // reservation is on sale already.)
+    let mut tx = db.begin().await.unwrap();
+    sqlx::query("update resale_listing set state = 'withdrawn', closed_at = now() where id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("update reservation set resale_listing_id = null where id = $1")
+        .bind(res)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let written: (String, Option<String>, i64) = sqlx::query_as(
+        "insert into resale_listing (seller_id, reservation_id, site_id, pool_id, unit_count, during,
+                                     unit_hour_price_cents, currency, kind, gpu_model, unit_size)
+         select customer_id, id, site_id, pool_id, 1, during, 100, currency, 'power', 'B200', 1000
+           from reservation where id = $1
+         returning kind, gpu_model, unit_size",
+    )
+    .bind(res)
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    assert_eq!(written, ("gpu".into(), Some("H100 SXM".into()), 8));
+    tx.rollback().await.unwrap();
+
+    // The pool's hardware changed behind the operator's form: the open listing follows, and
+    // is found by the new model and node size only.
+    sqlx::query("update capacity_pool set gpu_model = 'B200', gpus_per_node = 4 where id = $1")
+        .bind(m.pool)
+        .execute(&db)
+        .await
+        .unwrap();
+    assert_eq!(
+        carried(db.clone()).await,
+        ("gpu".into(), Some("B200".into()), 4)
+    );
+    for (filter, found) in [
+        ("gpu_model=b200&gpus=8", true),
+        ("gpu_model=b200&gpus=9", false),
+        ("gpu_model=h100%20sxm", false),
+    ] {
+        let (status, offers) = get(&app, &buyer, &format!("/resale-listings?{filter}")).await;
+        assert_eq!(status, 200, "{filter}: {offers}");
+        assert_eq!(
+            offers.as_array().unwrap().len(),
+            usize::from(found),
+            "{filter}"
+        );
+    }
+}
+
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn two_buyers_for_one_listing_get_it_once(db: PgPool) {
     let m = market(&db, 1).await;
