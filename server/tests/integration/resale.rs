@@ -49,6 +49,14 @@ async fn list(
     .await
 }
 
+/// API keys of the market's two customers: the one that sells, the one that buys.
+async fn seller_and_buyer(db: &PgPool, m: &Market) -> (String, String) {
+    (
+        customer_key(db, m.customer).await,
+        customer_key(db, m.other_customer).await,
+    )
+}
+
 /// Units the reservation holds over [from, to).
 async fn held_over(
     db: &PgPool,
@@ -71,10 +79,7 @@ async fn held_over(
 async fn a_resale_moves_the_hours_and_the_money_once_and_the_operator_is_unaffected(db: PgPool) {
     let m = market(&db, 2).await;
     let app = TestApp::spawn(db.clone()).await;
-    let (seller, buyer) = (
-        customer_key(&db, m.customer).await,
-        customer_key(&db, m.other_customer).await,
-    );
+    let (seller, buyer) = seller_and_buyer(&db, &m).await;
     let res = book(&app, &seller, &m, 2, 10, 96).await;
     let before = books(&db, res).await;
     // The last 48 hours of both nodes, at $15.00 per node-hour.
@@ -255,10 +260,7 @@ async fn a_resale_moves_the_hours_and_the_money_once_and_the_operator_is_unaffec
 async fn a_listing_carries_its_pools_hardware_and_is_found_by_it(db: PgPool) {
     let m = market(&db, 2).await;
     let app = TestApp::spawn(db.clone()).await;
-    let (seller, buyer) = (
-        customer_key(&db, m.customer).await,
-        customer_key(&db, m.other_customer).await,
-    );
+    let (seller, buyer) = seller_and_buyer(&db, &m).await;
     let res = book(&app, &seller, &m, 2, 10, 96).await;
     let (status, listing) = list(&app, &seller, res, 2, hour(m.now, 58), 1_500).await;
     assert_eq!(status, 201, "{listing}");
@@ -372,10 +374,7 @@ async fn two_buyers_for_one_listing_get_it_once(db: PgPool) {
 async fn a_seller_withdrawing_while_a_buyer_buys_ends_one_way(db: PgPool) {
     let m = market(&db, 1).await;
     let app = TestApp::spawn(db.clone()).await;
-    let (seller, buyer) = (
-        customer_key(&db, m.customer).await,
-        customer_key(&db, m.other_customer).await,
-    );
+    let (seller, buyer) = seller_and_buyer(&db, &m).await;
     let mut outcomes = std::collections::BTreeMap::<&str, u32>::new();
     for i in 0..8 {
         let from = 10 + i * 30;
@@ -422,10 +421,7 @@ async fn a_seller_withdrawing_while_a_buyer_buys_ends_one_way(db: PgPool) {
 async fn what_cannot_be_resold_is_refused_and_writes_nothing(db: PgPool) {
     let m = market(&db, 2).await;
     let app = TestApp::spawn(db.clone()).await;
-    let (seller, other) = (
-        customer_key(&db, m.customer).await,
-        customer_key(&db, m.other_customer).await,
-    );
+    let (seller, other) = seller_and_buyer(&db, &m).await;
     let res = book(&app, &seller, &m, 1, 10, 48).await;
     let half_hour = hour(m.now, 20) + chrono::Duration::minutes(30);
     for (units, start, price, status, field) in [
