@@ -2,7 +2,9 @@
 //! under concurrency, requests cut off by the client or the database, cursor pagination
 //! under concurrent inserts, and rate limits per key.
 
-use crate::fixtures::{bookable, count, json_of, key, key_for_northwind};
+use crate::fixtures::{
+    bookable, count, json_of, key, key_for_northwind, until_someone_waits_for_a_lock,
+};
 use crate::helpers::TestApp;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -113,18 +115,7 @@ async fn a_client_that_hangs_up_mid_reservation_still_gets_its_answer_kept(db: P
     );
     client.write_all(request.as_bytes()).await.unwrap();
     // The booking is waiting for the lock; now the client goes away.
-    let waiting = poll(|| async {
-        sqlx::query_scalar::<_, i64>(
-            "select count(*) from pg_stat_activity
-             where datname = current_database() and wait_event_type = 'Lock'",
-        )
-        .fetch_one(&db)
-        .await
-        .unwrap()
-            > 0
-    })
-    .await;
-    assert!(waiting, "the reservation never reached the database");
+    until_someone_waits_for_a_lock(&db, "the reservation never reached the database").await;
     drop(client);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     blocker.rollback().await.unwrap();
@@ -197,10 +188,7 @@ async fn cut_off_mid_request(
     .await
     .unwrap();
     let answer = tokio::spawn(request.send());
-    assert!(
-        some_request_waits_for_a_lock(db).await,
-        "the request never reached the database"
-    );
+    until_someone_waits_for_a_lock(db, "the request never reached the database").await;
     assert_eq!(cut_off_waiting_requests(db).await, 1);
     blocker.rollback().await.unwrap();
     let res = answer.await.unwrap().unwrap();
@@ -226,20 +214,6 @@ async fn cut_off_waiting_requests(db: &PgPool) -> i64 {
     .fetch_one(db)
     .await
     .unwrap()
-}
-
-async fn some_request_waits_for_a_lock(db: &PgPool) -> bool {
-    poll(|| async {
-        sqlx::query_scalar::<_, i64>(
-            "select count(*) from pg_stat_activity
-             where datname = current_database() and wait_event_type = 'Lock'",
-        )
-        .fetch_one(db)
-        .await
-        .unwrap()
-            > 0
-    })
-    .await
 }
 
 /// A keyed reservation whose database session is cut off mid-booking answers 503, and the

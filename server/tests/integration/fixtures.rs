@@ -340,14 +340,26 @@ pub async fn unit_ids(db: &PgPool, pool: i64) -> Vec<i64> {
         .unwrap()
 }
 
-/// Whether a backend other than the caller's is waiting for a lock in this database.
-pub async fn someone_waits_for_a_lock(db: &PgPool) -> bool {
-    sqlx::query_scalar(
-        "select exists (select 1 from pg_stat_activity
-                         where datname = current_database() and pid <> pg_backend_pid()
-                           and wait_event_type = 'Lock')",
-    )
-    .fetch_one(db)
-    .await
-    .unwrap()
+/// Returns once a backend other than the caller's waits for a lock in this database;
+/// fails the test with `never` if none does within 5 s.
+pub async fn until_someone_waits_for_a_lock(db: &PgPool, never: &str) {
+    let started = std::time::Instant::now();
+    loop {
+        let waits: bool = sqlx::query_scalar(
+            "select exists (select 1 from pg_stat_activity
+                             where datname = current_database() and pid <> pg_backend_pid()
+                               and wait_event_type = 'Lock')",
+        )
+        .fetch_one(db)
+        .await
+        .unwrap();
+        if waits {
+            return;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{never}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
 }

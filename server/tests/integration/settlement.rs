@@ -3,7 +3,7 @@
 //! `settlement_listing`; the market they run on is in `fixtures`.
 
 use crate::fixtures::{
-    hour, lock_unit, market, org, req, someone_waits_for_a_lock, unit_ids, FEE_BP,
+    hour, lock_unit, market, org, req, unit_ids, until_someone_waits_for_a_lock, FEE_BP,
 };
 use app::booking::ExtendTo;
 use app::pricing::{self, Quantity, TermDiscount};
@@ -443,14 +443,7 @@ async fn a_booking_in_a_lock_cycle_gives_way_within_its_bound_and_then_books(db:
     let (db2, r, customer, now) = (db.clone(), req(&m, 16, 10, 4), m.customer, m.now);
     let booking =
         tokio::spawn(async move { reservations::reserve(&db2, customer, &r, FEE_BP, now).await });
-    let started = std::time::Instant::now();
-    while !someone_waits_for_a_lock(&db).await {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(5),
-            "the booking never waited for node 2"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    until_someone_waits_for_a_lock(&db, "the booking never waited for node 2").await;
     // Now the other writer wants node 1, which the booking holds: a cycle. PostgreSQL would
     // break it only after deadlock_timeout (1 s), aborting one of the two; the booking's
     // bounded wait gives it up first, so the other writer gets node 1 well within that.

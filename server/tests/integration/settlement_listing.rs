@@ -2,7 +2,7 @@
 //! limit on what a site lists, availability timelines and free slots, and market search.
 
 use crate::fixtures::{
-    gpu_pool, hour, market, org, req, site_input, someone_waits_for_a_lock, FEE_BP,
+    gpu_pool, hour, market, org, req, site_input, until_someone_waits_for_a_lock, FEE_BP,
 };
 use app::booking::BookingRequest;
 use app::pricing::{Quantity, TermDiscount};
@@ -492,14 +492,7 @@ async fn concurrent_tier_edits_leave_the_pools_discounts_whole(db: PgPool) {
             .unwrap();
         tx.commit().await.unwrap();
     });
-    let started = std::time::Instant::now();
-    while !someone_waits_for_a_lock(&db).await {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(5),
-            "the second edit never waited for the first"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    until_someone_waits_for_a_lock(&db, "the second edit never waited for the first").await;
     first.commit().await.unwrap();
     second.await.unwrap();
     let both = [
